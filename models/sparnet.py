@@ -1,0 +1,61 @@
+"""The SPARNet generator (and SPARNetHD, the same network with HD settings and spectral norm)."""
+import math
+
+from torch import nn
+
+from .blocks import ConvLayer, ResidualBlock
+
+HD_SETTINGS = dict(min_ch=32, max_ch=512, in_size=512, out_size=512, min_feat_size=32)
+
+
+class SPARNet(nn.Module):
+    """Encoder of down-scaling FAUs, residual FAUs at `min_feat_size`, decoder of up-scaling FAUs.
+
+    The hourglass of each block gets shallower as the feature map shrinks, so the attention
+    bottleneck stays near `bottleneck_size` pixels. The output is not squashed: callers clamp.
+    """
+
+    def __init__(self, min_ch=32, max_ch=128, in_size=128, out_size=128, min_feat_size=16,
+                 res_depth=10, relu_type='leakyrelu', norm_type='bn', att_name='spar',
+                 bottleneck_size=4):
+        super().__init__()
+        kwargs = {'norm_type': norm_type, 'relu_type': relu_type, 'att_name': att_name}
+
+        def clip(c):
+            return max(min_ch, min(c, max_ch))
+
+        down_steps = int(math.log2(in_size // min_feat_size))
+        up_steps = int(math.log2(out_size // min_feat_size))
+        n_ch = clip(max_ch // (down_steps + 1))
+        hg_depth = int(math.log2(64 / bottleneck_size))
+
+        encoder = [ConvLayer(3, n_ch)]
+        for _ in range(down_steps):
+            encoder.append(ResidualBlock(clip(n_ch), clip(n_ch * 2), 'down', hg_depth, **kwargs))
+            n_ch *= 2
+            hg_depth -= 1
+        self.encoder = nn.Sequential(*encoder)
+
+        hg_depth += 1
+        self.res_layers = nn.Sequential(*[
+            ResidualBlock(clip(n_ch), clip(n_ch), 'none', hg_depth, **kwargs)
+            for _ in range(res_depth + 3 - down_steps)])
+
+        decoder = []
+        for _ in range(up_steps):
+            hg_depth += 1
+            decoder.append(ResidualBlock(clip(n_ch), clip(n_ch // 2), 'up', hg_depth, **kwargs))
+            n_ch //= 2
+        self.decoder = nn.Sequential(*decoder)
+        self.out_conv = ConvLayer(clip(n_ch), 3)
+
+    def forward(self, x):
+        return self.out_conv(self.decoder(self.res_layers(self.encoder(x))))
+
+
+def add_spectral_norm(net):
+    """Spectral-normalise every Conv2d, giving the released `weight_orig/_u/_v` keys."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.utils.spectral_norm(module)
+    return net
