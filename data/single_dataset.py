@@ -1,0 +1,62 @@
+"""The images of a test folder (subfolders too), resized to `--load_size` as the released models expect."""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from utils.cli import UserError
+from utils.image_io import ImageReadError, is_image_file, read_rgb
+from utils.tensor_image import uint8_to_tensor
+
+
+def _walk_files(root):
+    """Relative paths of the visible files below `root`, sorted."""
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        found += [os.path.relpath(os.path.join(folder, f), root) for f in files if not f.startswith('.')]
+    return sorted(found)
+
+
+class SingleDataset(torch.utils.data.Dataset):
+    """LR images only: RGB, PIL bicubic resize to load_size x load_size, scaled to [-1, 1]."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    def __init__(self, opt):
+        if not opt.dataroot or not os.path.isdir(opt.dataroot):
+            raise UserError(f"--dataroot {opt.dataroot!r}: no such folder; give the folder of input images")
+        self.root = opt.dataroot
+        self.load_size = opt.load_size
+        files = _walk_files(self.root)
+        self.paths = [f for f in files if is_image_file(f)]
+        self.non_images = [f for f in files if not is_image_file(f)]
+        if opt.ntest < len(self.paths):
+            self.paths = self.paths[:int(opt.ntest)]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        rel_path = self.paths[index]
+        try:
+            img = read_rgb(os.path.join(self.root, rel_path))
+        except ImageReadError as err:
+            return {'LR': None, 'LR_paths': rel_path, 'error': str(err)}
+        if img.size != (self.load_size, self.load_size):
+            img = img.resize((self.load_size, self.load_size), Image.BICUBIC)
+        return {'LR': uint8_to_tensor(np.asarray(img)), 'LR_paths': rel_path}
+
+    @staticmethod
+    def collate(samples):
+        """Stack the readable samples; list the unreadable ones as (path, message)."""
+        good = [s for s in samples if s['LR'] is not None]
+        return {'LR': torch.stack([s['LR'] for s in good]) if good else None,
+                'LR_paths': [s['LR_paths'] for s in good],
+                'errors': [(s['LR_paths'], s['error']) for s in samples if s['LR'] is None]}
+
+
+DATASET_CLASS = SingleDataset

@@ -1,0 +1,21 @@
+"""Entry-point wrapper: user errors become one line on stderr and a non-zero exit, not a traceback."""
+import logging
+import sys
+
+
+class UserError(Exception):
+    """Bad input (missing file, wrong weights, bad flag value): shown as one line, exit code 2."""
+
+
+def run(main):
+    """Call `main()` and exit with its return code (0 when it returns None)."""
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    try:
+        code = main()
+    except UserError as err:
+        print(f'error: {err}', file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        code = 130
+    sys.exit(code or 0)

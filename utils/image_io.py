@@ -1,0 +1,71 @@
+"""Reading any image PIL can open as 8-bit RGB, and finding images in folders."""
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+
+
+class ImageReadError(Exception):
+    """An input file could not be read as an image; the message names the file."""
+
+
+def is_image_file(path):
+    return path.lower().endswith(IMG_EXTENSIONS)
+
+
+def list_images(root):
+    """All image files below `root` (subfolders too), sorted, as paths relative to `root`."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no such folder")
+    found = []
+    for folder, _, files in os.walk(root, followlinks=True):
+        for name in files:
+            if is_image_file(name):
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(found)
+
+
+def _to_rgb(img):
+    """8-bit RGB from any mode: 16-bit and float scaled, alpha composited over white."""
+    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith('I;16') or arr.max() > 255:
+            arr = arr / 257.0
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).convert('RGB')
+    if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
+        rgba = img.convert('RGBA')
+        background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert('RGB')
+    return img.convert('RGB')
+
+
+def read_rgb(path):
+    """Open `path` as an upright (EXIF-rotated) 8-bit RGB PIL image, or raise ImageReadError."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            return _to_rgb(img)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"{path}: not a readable image ({err})") from err
+
+
+def read_rgb_array(path):
+    """`read_rgb` as an HxWx3 uint8 array."""
+    return np.asarray(read_rgb(path))
+
+
+def save_rgb(array, path, jpeg_quality=75):
+    """Write an HxWx3 uint8 array; through a temporary file, so an interrupted run leaves no half image."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    if image_format is None:
+        raise ValueError(f"{path}: unknown image extension")
+    options = {'quality': jpeg_quality} if image_format == 'JPEG' else {}
+    tmp_path = f'{path}.part'
+    Image.fromarray(array).save(tmp_path, format=image_format, **options)
+    os.replace(tmp_path, path)
