@@ -1,0 +1,51 @@
+"""Shared test helpers: the repo on sys.path, released-format checkpoints with random weights."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from models.networks import GeneratorSpec  # noqa: E402
+
+RELEASED_SPECS = {
+    'sparnet_attn2d': GeneratorSpec('sparnet', 10, 'spar', 'bn'),
+    'sparnet_light_attn3d': GeneratorSpec('sparnet', 1, 'spar3d', 'bn'),
+    'sparnethd_attn2d': GeneratorSpec('sparnethd', 10, 'spar', 'in'),
+    'sparnethd_attn3d': GeneratorSpec('sparnethd', 10, 'spar3d', 'in'),
+}
+
+
+def random_generator(spec, seed=0):
+    """A network of `spec` with random weights and non-trivial norm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    net = spec.build()
+    with torch.no_grad():
+        for name, buffer in net.named_buffers():
+            if name.endswith('running_mean'):
+                buffer.normal_(0, 0.1)
+            elif name.endswith('running_var'):
+                buffer.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope='session')
+def released_checkpoint(tmp_path_factory):
+    """released_checkpoint(name) -> path of a random-weight file in that model's released format."""
+    folder = tmp_path_factory.mktemp('released')
+    cache = {}
+
+    def make(name):
+        if name not in cache:
+            cache[name] = str(folder / f'{name}.pth')
+            torch.save(random_generator(RELEASED_SPECS[name]).state_dict(), cache[name])
+        return cache[name]
+    return make
+
+
+def run_script(*args, cwd=ROOT):
+    """Run a top-level script of the repo with the test interpreter; returns CompletedProcess."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900)

@@ -1,0 +1,109 @@
+"""test.py end to end with the original flags and released-format checkpoints (random weights)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import RELEASED_SPECS, run_script
+from models.weights import read_state_dict
+from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
+
+ORIGINAL_FLAGS = {
+    'sparnet_attn2d': ['--model', 'sparnet', '--name', 'SPARNet_S16_V4_Attn2D', '--load_size', '128'],
+    'sparnet_light_attn3d': ['--model', 'sparnet', '--name', 'SPARNet_S16_V4_Attn3D', '--res_depth', '1',
+                             '--att_name', 'spar3d', '--load_size', '128'],
+    'sparnethd_attn2d': ['--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
+                         '--att_name', 'spar', '--Gnorm', "'in'", '--load_size', '512'],
+    'sparnethd_attn3d': ['--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn3D', '--res_depth', '10',
+                         '--att_name', 'spar3d', '--Gnorm', "'in'", '--load_size', '512'],
+}
+
+
+def rgb(size, seed):
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def expected_output(name, checkpoint, lr_path, load_size):
+    """The reference module on the PIL-bicubic-resized input, truncated as the published code saves."""
+    net = RELEASED_SPECS[name].build()
+    net.load_state_dict(read_state_dict(checkpoint))
+    img = Image.open(lr_path).convert('RGB').resize((load_size, load_size), Image.BICUBIC)
+    with torch.no_grad():
+        out = net.eval()(uint8_to_tensor(np.asarray(img))[None]).clamp(-1, 1)
+    return tensor_to_uint8(out)[0]
+
+
+def run_test(checkpoint, dataroot, out, *extra, flags=ORIGINAL_FLAGS['sparnet_attn2d']):
+    return run_script('test.py', '--gpus', '1', *flags, '--dataset_name', 'single', '--dataroot', str(dataroot),
+                      '--pretrain_model_path', checkpoint, '--save_as_dir', str(out), *extra)
+
+
+@pytest.fixture
+def lr_folder(tmp_path):
+    """16x16 LR faces in all the image modes users bring, a subfolder, a broken file and a text file."""
+    root = tmp_path / 'LR'
+    (root / 'sub').mkdir(parents=True)
+    Image.fromarray(rgb(16, 0)).save(root / 'rgb.png')
+    Image.fromarray(rgb(16, 1)).save(root / 'sub' / 'photo.jpg', quality=95)
+    Image.fromarray(rgb(16, 2)[..., 0]).save(root / 'gray.png')
+    Image.fromarray(np.dstack([rgb(16, 3), np.full((16, 16), 128, np.uint8)])).save(root / 'rgba.png')
+    Image.fromarray(rgb(16, 4)).convert('P').save(root / 'palette.png')
+    Image.fromarray((rgb(16, 5)[..., 0].astype(np.uint16) * 257)).save(root / 'deep16.png')
+    (root / 'broken.png').write_bytes(b'\x89PNG not really')
+    (root / 'notes.txt').write_text('not an image')
+    return root
+
+
+def test_folder_with_every_mode_broken_and_non_image_files(released_checkpoint, lr_folder, tmp_path):
+    checkpoint = released_checkpoint('sparnet_attn2d')
+    out = tmp_path / 'out'
+    result = run_test(checkpoint, lr_folder, out, '--batch_size', '4', '--reference_impl')
+    assert result.returncode == 1, result.stderr
+    assert '6 done, 1 skipped (not images), 1 failed' in result.stdout
+    assert 'broken.png: not a readable image' in result.stderr and 'notes.txt: not an image file' in result.stderr
+    written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
+    assert written == ['deep16.png', 'gray.png', 'palette.png', 'rgb.png', 'rgba.png', 'sub/photo.jpg']
+    saved = np.asarray(Image.open(out / 'rgb.png'))
+    assert saved.shape == (128, 128, 3)
+    np.testing.assert_array_equal(saved, expected_output('sparnet_attn2d', checkpoint, lr_folder / 'rgb.png', 128))
+    gray = np.asarray(Image.open(out / 'gray.png'))
+    assert gray.shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize('name', ['sparnet_light_attn3d', 'sparnethd_attn2d', 'sparnethd_attn3d'])
+def test_released_formats_run_with_original_flags(released_checkpoint, tmp_path, name):
+    checkpoint = released_checkpoint(name)
+    load_size = 512 if 'hd' in name else 128
+    root = tmp_path / 'LR'
+    root.mkdir()
+    Image.fromarray(rgb(load_size // 4, 7)).save(root / 'face.png')
+    result = run_test(checkpoint, root, tmp_path / 'out', '--reference_impl', flags=ORIGINAL_FLAGS[name])
+    assert result.returncode == 0, result.stderr
+    assert '1 done, 0 skipped (not images), 0 failed' in result.stdout
+    saved = np.asarray(Image.open(tmp_path / 'out' / 'face.png'))
+    np.testing.assert_array_equal(saved, expected_output(name, checkpoint, root / 'face.png', load_size))
+
+
+@pytest.mark.parametrize('given, flags, hint', [
+    ('sparnet_light_attn3d', ORIGINAL_FLAGS['sparnet_attn2d'], '--att_name spar3d'),
+    ('sparnet_attn2d', ORIGINAL_FLAGS['sparnet_light_attn3d'], '--res_depth 10 --att_name spar '),
+])
+def test_wrong_attention_fails_clearly_and_writes_nothing(released_checkpoint, lr_folder, tmp_path,
+                                                          given, flags, hint):
+    out = tmp_path / 'out'
+    result = run_test(released_checkpoint(given), lr_folder, out, flags=flags)
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    assert len(error_lines) == 1 and hint in error_lines[0] and 'Nothing was loaded' in error_lines[0]
+    assert not out.exists()
+
+
+def test_missing_dataroot_and_empty_folder(released_checkpoint, tmp_path):
+    checkpoint = released_checkpoint('sparnet_attn2d')
+    result = run_test(checkpoint, tmp_path / 'nowhere', tmp_path / 'out')
+    assert result.returncode == 2 and 'no such folder' in result.stderr
+    (tmp_path / 'empty').mkdir()
+    result = run_test(checkpoint, tmp_path / 'empty', tmp_path / 'out')
+    assert result.returncode == 2 and 'no images found' in result.stderr

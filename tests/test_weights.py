@@ -1,0 +1,109 @@
+"""Strict, safe loading of generator weights, and the diagnosis when a file doesn't fit."""
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import RELEASED_SPECS, random_generator
+from models.networks import GeneratorSpec
+from models.weights import (WeightsError, infer_spec, load_generator_weights, mismatch_message,
+                            read_state_dict)
+
+HERE = os.path.dirname(__file__)
+SMALL_2D = GeneratorSpec('sparnet', 1, 'spar', 'bn')
+SMALL_3D = GeneratorSpec('sparnet', 1, 'spar3d', 'bn')
+
+
+def manifest_state_dict(name):
+    with open(os.path.join(HERE, 'manifests', f'{name}.json')) as f:
+        keys = json.load(f)['keys']
+    return {k: torch.empty(shape, device='meta') for k, shape in keys.items()}
+
+
+@pytest.mark.parametrize('name', sorted(RELEASED_SPECS))
+def test_infer_spec_from_released_shapes(name):
+    assert infer_spec(manifest_state_dict(name)) == RELEASED_SPECS[name]
+
+
+def test_loads_exactly(tmp_path):
+    source = random_generator(SMALL_3D, seed=1)
+    path = tmp_path / 'w.pth'
+    torch.save(source.state_dict(), path)
+    target = load_generator_weights(SMALL_3D.build(), str(path), SMALL_3D)
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, target.state_dict()[key]), key
+
+
+@pytest.mark.parametrize('wrap', ['module', 'compiled', 'state_dict'])
+def test_accepts_wrapped_files(tmp_path, wrap):
+    state = random_generator(SMALL_2D, seed=2).state_dict()
+    if wrap == 'module':
+        saved = {f'module.{k}': v for k, v in state.items()}
+    elif wrap == 'compiled':
+        saved = {f'_orig_mod.{k}': v for k, v in state.items()}
+    else:
+        saved = {'state_dict': state, 'epoch': 3}
+    torch.save(saved, tmp_path / 'w.pth')
+    net = load_generator_weights(SMALL_2D.build(), str(tmp_path / 'w.pth'), SMALL_2D)
+    assert torch.equal(net.state_dict()['out_conv.conv2d.weight'], state['out_conv.conv2d.weight'])
+
+
+@pytest.mark.parametrize('given, wanted, hint', [
+    (SMALL_3D, SMALL_2D, '--att_name spar3d'),
+    (SMALL_2D, SMALL_3D, '--att_name spar '),
+    (GeneratorSpec('sparnet', 3, 'spar', 'bn'), SMALL_2D, '--res_depth 3'),
+    (GeneratorSpec('sparnet', 1, 'spar', 'in'), SMALL_2D, '--Gnorm in'),
+])
+def test_mismatch_names_fitting_flags_and_loads_nothing(tmp_path, given, wanted, hint):
+    path = tmp_path / 'w.pth'
+    torch.save(random_generator(given).state_dict(), path)
+    net = wanted.build()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(WeightsError) as err:
+        load_generator_weights(net, str(path), wanted)
+    message = str(err.value)
+    assert str(path) in message and wanted.flags() in message
+    assert f'the file fits {given.flags()}' in message and hint in message
+    assert '\n' not in message and 'Nothing was loaded' in message
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_spectral_norm_file_given_to_sparnet_points_to_sparnethd():
+    state = manifest_state_dict('sparnethd_attn3d')
+    spec = RELEASED_SPECS['sparnet_attn2d']
+    message = mismatch_message('hd.pth', spec, state, spec.shapes())
+    assert f"the file fits {RELEASED_SPECS['sparnethd_attn3d'].flags()}" in message
+    assert 'spectral-normalised convs' in message and 'plain convs' in message
+
+
+def test_half_spectral_norm_file_fits_nothing():
+    state = manifest_state_dict('sparnethd_attn2d')
+    state['encoder.0.conv2d.weight'] = state.pop('encoder.0.conv2d.weight_orig')
+    assert infer_spec(state) is None
+    spec = RELEASED_SPECS['sparnethd_attn2d']
+    message = mismatch_message('odd.pth', spec, state, spec.shapes())
+    assert 'fits none of the' in message and '1 missing keys (encoder.0.conv2d.weight_orig)' in message
+
+
+def test_refuses_files_that_run_code(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ('echo pwned',))
+    path = tmp_path / 'evil.pth'
+    torch.save({'w': torch.zeros(1), 'x': Payload()}, path)
+    with pytest.raises(WeightsError, match='refused'):
+        read_state_dict(str(path))
+
+
+def test_missing_and_truncated_files(tmp_path):
+    with pytest.raises(WeightsError, match='no such weights file.*releases'):
+        read_state_dict(str(tmp_path / 'SPARNet-V16-S4-epoch20.pth'))
+    path = tmp_path / 'cut.pth'
+    torch.save(random_generator(SMALL_2D).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match='not a readable PyTorch weights file'):
+        read_state_dict(str(path))
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(WeightsError, match='expected a state dict'):
+        read_state_dict(str(path))
