@@ -1,0 +1,270 @@
+"""The SPARNetHD degradation steps, their random plan and the composed pipeline (data/degradations.py)."""
+import argparse
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import scipy.ndimage
+import skimage.data
+
+from data.degradations import (BLUR_KINDS, INTERPOLATIONS, Blur, DegradationConfig, add_degradation_options,
+                               add_gaussian_noise, apply_blur, box_blur, config_from_options, degrade,
+                               degrade_pair, gaussian_blur, jpeg_compress, median_blur, motion_blur,
+                               motion_kernel, resize, sample_plan, to_grayscale)
+from utils.cli import UserError
+
+NO_STEPS = DegradationConfig(gray_prob=0.0, blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0)
+ALL_STEPS = DegradationConfig(gray_prob=1.0, blur_prob=1.0, noise_prob=1.0, jpeg_prob=1.0)
+
+
+@pytest.fixture(scope='module')
+def face():
+    """A real 128x128 face (the astronaut photo, area-downscaled)."""
+    return cv2.resize(skimage.data.astronaut(), (128, 128), interpolation=cv2.INTER_AREA)
+
+
+def high_frequency_energy(img):
+    """Mean squared Laplacian of the luma: what blurring removes."""
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return float(np.mean(cv2.Laplacian(gray, cv2.CV_64F) ** 2))
+
+
+def vertical_stripes(period, height=20, width=60):
+    """Columns 0, 50, 100, ... repeating every `period` columns, same in all channels."""
+    row = (np.arange(width) % period) * 50
+    return np.repeat(np.tile(row, (height, 1))[:, :, None], 3, axis=2).astype(np.uint8)
+
+
+def test_grayscale_is_bt601_luma_in_every_channel(face):
+    gray = to_grayscale(face)
+    assert gray.shape == face.shape and gray.dtype == np.uint8
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 0], gray[..., 2])
+    expected = face.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(gray[..., 0] - expected).max() <= 1.0
+    assert np.array_equal(to_grayscale(gray), gray)
+
+
+@pytest.mark.parametrize('blur', [Blur('gaussian', 3.0), Blur('box', 4), Blur('median', 5), Blur('motion', 7, 30.0)])
+def test_blur_keeps_shape_dtype_and_flat_areas(face, blur):
+    out = apply_blur(face, blur)
+    assert out.shape == face.shape and out.dtype == np.uint8
+    flat = np.full((40, 30, 3), 77, np.uint8)
+    assert np.array_equal(apply_blur(flat, blur), flat)
+
+
+@pytest.mark.parametrize('kind,small,large', [('gaussian', 1.0, 4.0), ('box', 3, 9), ('median', 3, 9),
+                                              ('motion', 5, 15)])
+def test_blur_removes_high_frequencies_more_when_larger(face, kind, small, large):
+    energies = [high_frequency_energy(face)] + [high_frequency_energy(apply_blur(face, Blur(kind, size, 20.0)))
+                                                for size in (small, large)]
+    assert energies[0] > energies[1] > energies[2]
+    assert energies[2] < 0.5 * energies[0]
+
+
+def test_gaussian_blur_matches_scipy(face):
+    ours = gaussian_blur(face, 3.0).astype(np.float64)
+    reference = scipy.ndimage.gaussian_filter(face.astype(np.float64), sigma=(3.0, 3.0, 0), mode='mirror',
+                                              truncate=3.0)
+    error = np.abs(ours - reference)
+    assert error.max() < 1.5 and error.mean() < 0.3  # rounding plus OpenCV's 8-bit fixed point
+
+
+def test_box_blur_matches_scipy(face):
+    ours = box_blur(face, 5).astype(np.float64)
+    reference = scipy.ndimage.uniform_filter(face.astype(np.float64), size=(5, 5, 1), mode='mirror')
+    assert np.abs(ours - reference).max() <= 0.5 + 1e-6
+
+
+def test_median_blur_matches_scipy(face):
+    ours = median_blur(face, 5)
+    reference = scipy.ndimage.median_filter(face, size=(5, 5, 1), mode='nearest')
+    assert np.array_equal(ours, reference)
+
+
+@pytest.mark.parametrize('step', [lambda img: median_blur(img, 4), lambda img: motion_blur(img, 6, 0.0)])
+def test_even_kernel_is_refused_where_a_centre_is_needed(face, step):
+    with pytest.raises(ValueError, match='odd kernel size'):
+        step(face)
+
+
+def test_motion_kernel_is_a_normalised_line_through_the_centre():
+    horizontal = motion_kernel(7, 0.0)
+    assert np.allclose(horizontal[3], 1 / 7) and np.allclose(np.delete(horizontal, 3, axis=0), 0)
+    vertical = motion_kernel(7, 90.0)
+    assert np.allclose(vertical[:, 3], 1 / 7, atol=1e-6) and np.allclose(np.delete(vertical, 3, axis=1), 0, atol=1e-6)
+    diagonal = motion_kernel(9, 45.0)
+    assert diagonal.sum() == pytest.approx(1.0)
+    assert np.allclose(diagonal, diagonal[::-1, ::-1], atol=1e-6)
+    anti_diagonal = np.fliplr(np.eye(9, dtype=bool))
+    assert diagonal[anti_diagonal].sum() > 0.5 and diagonal[np.eye(9, dtype=bool)].sum() < 0.2
+
+
+def test_motion_blur_smears_along_its_angle_only():
+    stripes = vertical_stripes(period=5)
+    assert np.array_equal(motion_blur(stripes, 5, 90.0), stripes)
+    across = motion_blur(stripes, 5, 0.0)
+    assert np.all(across[:, 2:-2] == 100)
+
+
+def test_resize_nearest_and_area_by_hand():
+    img = np.random.default_rng(0).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    assert np.array_equal(resize(img, 32, 24, 'nearest'), img[::2, ::2])
+    block_means = img.reshape(16, 4, 12, 4, 3).mean(axis=(1, 3))
+    assert np.array_equal(resize(img, 16, 12, 'area'), np.rint(block_means).astype(np.uint8))
+
+
+@pytest.mark.parametrize('interpolation', INTERPOLATIONS)
+def test_resize_gives_requested_size_and_keeps_same_size_input(face, interpolation):
+    out = resize(face, 37, 53, interpolation)
+    assert out.shape == (37, 53, 3) and out.dtype == np.uint8
+    assert np.array_equal(resize(face, 128, 128, interpolation), face)
+
+
+@pytest.mark.parametrize('per_channel', [True, False])
+def test_noise_has_the_requested_std(per_channel):
+    flat = np.full((256, 256, 3), 128, np.uint8)
+    out = add_gaussian_noise(flat, 10.0, per_channel, np.random.default_rng(1))
+    assert out.shape == flat.shape and out.dtype == np.uint8
+    residual = out.astype(np.float64) - 128
+    assert residual.std() == pytest.approx(10.0, rel=0.03)
+    assert abs(residual.mean()) < 0.1
+    correlation = np.corrcoef(residual[..., 0].ravel(), residual[..., 1].ravel())[0, 1]
+    if per_channel:
+        assert abs(correlation) < 0.02
+    else:
+        assert np.array_equal(residual[..., 0], residual[..., 1]) and np.array_equal(residual[..., 0],
+                                                                                     residual[..., 2])
+
+
+def test_noise_clips_to_uint8_and_zero_sigma_changes_nothing(face):
+    white = np.full((64, 64, 3), 250, np.uint8)
+    out = add_gaussian_noise(white, 25.5, True, np.random.default_rng(2))
+    assert out.max() == 255 and 100 < out.min() < 250
+    assert np.mean(out == 255) == pytest.approx(0.43, abs=0.03)  # P(noise > 4.5) for sigma 25.5
+    assert np.array_equal(add_gaussian_noise(face, 0.0, True, np.random.default_rng(2)), face)
+
+
+def test_jpeg_loses_more_at_lower_quality(face):
+    errors = {}
+    for quality in (35, 90, 100):
+        out = jpeg_compress(face, quality)
+        assert out.shape == face.shape and out.dtype == np.uint8
+        errors[quality] = np.abs(out.astype(np.float64) - face).mean()
+    assert errors[35] > errors[90] > errors[100] > 0
+    assert errors[35] > 2 * errors[90]
+
+
+def test_jpeg_keeps_rgb_order():
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 200
+    out = jpeg_compress(red, 90).astype(np.int64)
+    assert np.abs(out - red).max() <= 6
+
+
+def test_plan_frequencies_follow_the_recipe():
+    rng = np.random.default_rng(3)
+    plans = [sample_plan(rng) for _ in range(4000)]
+    assert np.mean([p.grayscale for p in plans]) == pytest.approx(0.3, abs=0.03)
+    blurs = [p.blur for p in plans if p.blur]
+    assert len(blurs) / len(plans) == pytest.approx(0.5, abs=0.03)
+    for kind in BLUR_KINDS:
+        assert np.mean([b.kind == kind for b in blurs]) == pytest.approx(0.25, abs=0.04)
+    noisy = [p for p in plans if p.noise_sigma is not None]
+    assert len(noisy) / len(plans) == pytest.approx(0.2, abs=0.03)
+    assert np.mean([p.noise_per_channel for p in noisy]) == pytest.approx(0.5, abs=0.07)
+    assert np.mean([p.jpeg_quality is not None for p in plans]) == pytest.approx(0.7, abs=0.03)
+    for interpolation in INTERPOLATIONS:
+        assert np.mean([p.lr_interpolation == interpolation for p in plans]) == pytest.approx(0.25, abs=0.03)
+
+
+def test_plan_values_stay_in_their_ranges():
+    rng = np.random.default_rng(4)
+    plans = [sample_plan(rng, ALL_STEPS) for _ in range(3000)]
+    sizes = {p.lr_size for p in plans}
+    assert min(sizes) == 32 and max(sizes) == 127
+    qualities = {p.jpeg_quality for p in plans}
+    assert min(qualities) == 35 and max(qualities) == 90
+    sigmas = [p.noise_sigma for p in plans]
+    assert 0 <= min(sigmas) < 1 and 24.5 < max(sigmas) <= 25.5
+    by_kind = {kind: [p.blur for p in plans if p.blur.kind == kind] for kind in BLUR_KINDS}
+    assert all(3 <= b.size <= 15 for b in by_kind['gaussian'])
+    assert {b.size for b in by_kind['box']} == set(range(3, 16))
+    assert {b.size for b in by_kind['median']} == set(range(3, 16, 2))
+    assert {b.size for b in by_kind['motion']} == set(range(5, 26, 2))
+    angles = [b.angle for b in by_kind['motion']]
+    assert 0 <= min(angles) < 5 and 175 < max(angles) < 180
+
+
+def test_probability_zero_never_runs_and_one_always_runs():
+    rng = np.random.default_rng(5)
+    for plan in (sample_plan(rng, NO_STEPS) for _ in range(300)):
+        assert not plan.grayscale and plan.blur is None and plan.noise_sigma is None and plan.jpeg_quality is None
+    for plan in (sample_plan(rng, ALL_STEPS) for _ in range(300)):
+        assert plan.grayscale and plan.blur and plan.noise_sigma is not None and plan.jpeg_quality is not None
+    config = DegradationConfig(blur_prob=1.0, blur_kinds=('median',), noise_prob=1.0, noise_per_channel_prob=0.0)
+    for plan in (sample_plan(rng, config) for _ in range(300)):
+        assert plan.blur.kind == 'median' and not plan.noise_per_channel
+
+
+@pytest.mark.parametrize('interpolation', INTERPOLATIONS)
+def test_pipeline_with_every_step_off_returns_the_input(face, interpolation):
+    config = dataclasses.replace(NO_STEPS, lr_size=(128, 128), lr_interpolations=(interpolation,))
+    assert np.array_equal(degrade(face, np.random.default_rng(6), config), face)
+
+
+def test_gray_target_goes_with_gray_lr(face):
+    config = dataclasses.replace(NO_STEPS, gray_prob=1.0)
+    target, lr = degrade_pair(face, np.random.default_rng(7), config)
+    assert np.array_equal(target, to_grayscale(face))
+    assert np.array_equal(lr[..., 0], lr[..., 1]) and np.array_equal(lr[..., 0], lr[..., 2])
+    target, _ = degrade_pair(face, np.random.default_rng(7), NO_STEPS)
+    assert target is face
+
+
+@pytest.mark.parametrize('shape', [(512, 512, 3), (96, 80, 3)])
+def test_pipeline_output_is_uint8_of_the_input_shape(shape):
+    hr = cv2.resize(skimage.data.astronaut(), shape[1::-1], interpolation=cv2.INTER_AREA)
+    for seed in range(12):
+        lr = degrade(hr, np.random.default_rng(seed), ALL_STEPS if seed % 2 else DegradationConfig())
+        assert lr.shape == shape and lr.dtype == np.uint8
+    assert high_frequency_energy(degrade(hr, np.random.default_rng(0), ALL_STEPS)) < high_frequency_energy(hr)
+
+
+def test_same_seed_same_output_and_different_seeds_differ(face):
+    first = [degrade(face, np.random.default_rng(8), ALL_STEPS) for _ in range(2)]
+    assert np.array_equal(first[0], first[1])
+    outputs = [degrade(face, np.random.default_rng(seed), ALL_STEPS) for seed in (9, 10, 11)]
+    assert not np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[1], outputs[2])
+
+
+@pytest.mark.parametrize('bad', [np.zeros((16, 16), np.uint8), np.zeros((16, 16, 3), np.float32),
+                                 np.zeros((16, 16, 4), np.uint8)])
+def test_pipeline_rejects_non_rgb_uint8(bad):
+    with pytest.raises(ValueError, match='expected an HxWx3 uint8 RGB array'):
+        degrade(bad, np.random.default_rng(0))
+
+
+def parse(*args):
+    return add_degradation_options(argparse.ArgumentParser()).parse_args(list(args))
+
+
+def test_options_default_to_the_recipe():
+    assert config_from_options(parse()) == DegradationConfig()
+    config = config_from_options(parse('--deg_blur_prob', '0.9', '--deg_lr_size', '16', '64',
+                                       '--deg_blur_kinds', 'box', 'motion', '--deg_noise_sigma', '1', '5'))
+    assert config == DegradationConfig(blur_prob=0.9, lr_size=(16, 64), blur_kinds=('box', 'motion'),
+                                       noise_sigma=(1.0, 5.0))
+    assert config_from_options(parse()).noise_sigma == pytest.approx((0.0, 25.5))
+
+
+@pytest.mark.parametrize('args,message', [
+    (('--deg_blur_prob', '1.5'), '--deg_blur_prob must be a probability between 0 and 1, got 1.5'),
+    (('--deg_jpeg_quality', '90', '35'), '--deg_jpeg_quality must be two values LOW HIGH with LOW <= HIGH'),
+    (('--deg_jpeg_quality', '0', '90'), '--deg_jpeg_quality values must be >= 1 and <= 100'),
+    (('--deg_blur_gaussian_sigma', '0', '2'), '--deg_blur_gaussian_sigma values must be > 0.0'),
+])
+def test_bad_option_values_give_one_clear_line(args, message):
+    with pytest.raises(UserError) as info:
+        config_from_options(parse(*args))
+    assert str(info.value).startswith(message) and '\n' not in str(info.value)
