@@ -30,6 +30,10 @@ class TestOptions(BaseOptions):
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
         parser.add_argument('--detect_max_size', type=int, default=1600,
-                            help='photos with a longer side run face detection on a copy downscaled to it')
+                            help='photos with a longer side run face detection on a copy downscaled to it; '
+                                 'photos at most half of it are searched upsampled 2x, as the published script')
+        parser.add_argument('--detect_min_score', type=float, default=None,
+                            help='lowest detection score kept (default: 0 for cnn, 0.3 for hog, which else '
+                                 'takes badges and patterns for faces)')
         parser.add_argument('--face_batch_size', type=int, default=4, help='aligned faces enhanced per batch')
         return parser

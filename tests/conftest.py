@@ -11,6 +11,12 @@ sys.path.insert(0, ROOT)
 
 from models.networks import GeneratorSpec  # noqa: E402
 
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: runs a full-size network on the CPU (tens of seconds)')
+
+
 RELEASED_SPECS = {
     'sparnet_attn2d': GeneratorSpec('sparnet', 10, 'spar', 'bn'),
     'sparnet_light_attn3d': GeneratorSpec('sparnet', 1, 'spar3d', 'bn'),

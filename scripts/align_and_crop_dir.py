@@ -1,0 +1,103 @@
+"""Folder of photos -> FFHQ-aligned face crops (512x512), the input SPARNetHD expects.
+
+    python scripts/align_and_crop_dir.py --input_dir photos --output_dir aligned [--detector hog]
+
+Each face found becomes one crop, under the photo's relative path: `name.ext` for a photo with
+one face, `name_K.ext` (K = 0, 1, ... left to right) for several. Photos without a face or
+that cannot be read are listed at the end; exit code 1 when any photo failed or no crop was
+written, 2 on bad input.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tqdm import tqdm  # noqa: E402
+from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
+
+from utils.cli import UserError, run  # noqa: E402
+from utils.face_align import FACE_SIZE, align_face  # noqa: E402
+from utils.face_detect import DEFAULT_DETECT_MAX_SIZE, DETECTORS, FaceDetector  # noqa: E402
+from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb  # noqa: E402
+
+log = logging.getLogger('face_crops')
+
+
+def add_folder_arguments(parser, detector_default='cnn'):
+    """Flags shared by the scripts that crop faces out of a folder of photos."""
+    parser.add_argument('--input_dir', required=True, help='folder of photos (subfolders too)')
+    parser.add_argument('--output_dir', required=True, help='crops are written here, keeping relative paths')
+    parser.add_argument('--detector', default=detector_default, choices=DETECTORS,
+                        help='dlib face detector: cnn (mmod, more robust) or hog (much faster on a CPU)')
+    parser.add_argument('--detect_max_size', type=int, default=DEFAULT_DETECT_MAX_SIZE,
+                        help='photos with a longer side are searched on a copy downscaled to it')
+    parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
+                        help='format of the crops (default: that of each photo)')
+    parser.add_argument('--jpeg_quality', type=int, default=95, help='quality of JPEG crops')
+    return parser
+
+
+def face_file_names(rel_path, count, ext=''):
+    """Output names of `count` crops of a photo: `name.ext` for one, `name_K.ext` for several."""
+    stem, photo_ext = os.path.splitext(rel_path)
+    suffix = f'.{ext}' if ext else photo_ext
+    if count == 1:
+        return [stem + suffix]
+    return [f'{stem}_{index}{suffix}' for index in range(count)]
+
+
+def crop_folder(args, crop_face, desc):
+    """Write `crop_face(photo, face)` (an array, or None to drop the face) for every face of every photo.
+
+    Returns the exit code: 1 when a photo failed or no crop was written at all.
+    """
+    if not os.path.isdir(args.input_dir):
+        raise UserError(f'--input_dir {args.input_dir!r}: no such folder')
+    photos = list_images(args.input_dir)
+    if not photos:
+        raise UserError(f"--input_dir {args.input_dir}: no images found (looked for {' '.join(IMG_EXTENSIONS)})")
+    detector = FaceDetector(args.detector, args.detect_max_size)
+    written, dropped, without_face, failed = 0, 0, [], []
+    with logging_redirect_tqdm():
+        for rel_path in tqdm(photos, desc=desc, unit='photo'):
+            try:
+                photo = read_rgb_array(os.path.join(args.input_dir, rel_path))
+            except ImageReadError as err:
+                log.error('%s (skipped)', err)
+                failed.append(rel_path)
+                continue
+            faces = detector(photo)
+            if not faces:
+                log.warning('%s: no face found (skipped)', os.path.join(args.input_dir, rel_path))
+                without_face.append(rel_path)
+                continue
+            crops = [crop for crop in (crop_face(photo, face) for face in faces) if crop is not None]
+            dropped += len(faces) - len(crops)
+            try:
+                for name, crop in zip(face_file_names(rel_path, len(crops), args.ext), crops):
+                    save_rgb(crop, os.path.join(args.output_dir, name), args.jpeg_quality)
+                    written += 1
+            except (OSError, ValueError) as err:
+                log.error('%s: could not write its crops (%s)', os.path.join(args.input_dir, rel_path), err)
+                failed.append(rel_path)
+    print(f'{len(photos)} photos: {written} crops written, {dropped} faces dropped, '
+          f'{len(without_face)} photos without a face, {len(failed)} failed; results in {args.output_dir}')
+    for title, paths in (('without a face', without_face), ('failed', failed)):
+        if paths:
+            print(f'{title}:\n' + '\n'.join(f'  {path}' for path in paths))
+    return 1 if failed or written == 0 else 0
+
+
+def main(argv=None):
+    parser = add_folder_arguments(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
+    parser.add_argument('--size', type=int, default=FACE_SIZE, help='side of the aligned crops in pixels')
+    args = parser.parse_args(argv)
+    if args.size < 16:
+        raise UserError(f'--size must be at least 16 pixels, got {args.size}')
+    return crop_folder(args, lambda photo, face: align_face(photo, face.landmarks, args.size)[0], 'align')
+
+
+if __name__ == '__main__':
+    run(main)

@@ -1,0 +1,87 @@
+"""HR folder -> LR test folder with PIL's bicubic filter, the form of the Helen test set.
+
+    python scripts/make_lr.py --input_dir HR --output_dir LR [--scale 8] [--upsampled_dir LR_up]
+
+128x128 HR faces give 16x16 LR faces (--scale 8), under the same relative names. test.py
+enlarges LR inputs to --load_size itself (PIL bicubic), so the 16x16 folder is all it needs;
+--upsampled_dir also writes those LR faces enlarged back to the HR size, the 128x128 images
+SPARNet actually consumes. Exit code 1 when an image failed, 2 on bad input.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
+
+from utils.cli import UserError, run  # noqa: E402
+from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb, save_rgb  # noqa: E402
+
+log = logging.getLogger('make_lr')
+
+
+def downscaled_size(width, height, scale):
+    """LR size: each side divided by `scale`, rounded, at least 1 pixel."""
+    return max(1, round(width / scale)), max(1, round(height / scale))
+
+
+def make_lr(hr, scale):
+    """The HR PIL image shrunk `scale` times with PIL's bicubic filter."""
+    return hr.resize(downscaled_size(*hr.size, scale), Image.BICUBIC)
+
+
+def output_name(rel_path, ext):
+    return os.path.splitext(rel_path)[0] + f'.{ext}' if ext else rel_path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--input_dir', required=True, help='folder of HR images (subfolders too)')
+    parser.add_argument('--output_dir', required=True, help='LR images are written here under the same names')
+    parser.add_argument('--scale', type=float, default=8, help='downscaling factor (8: 128x128 -> 16x16)')
+    parser.add_argument('--upsampled_dir', default='',
+                        help='also write the LR images enlarged back to the HR size here (bicubic)')
+    parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
+                        help='format of the outputs (default: that of each input; png keeps LR lossless)')
+    parser.add_argument('--jpeg_quality', type=int, default=95, help='quality of JPEG outputs')
+    args = parser.parse_args(argv)
+    if args.scale <= 0:
+        raise UserError(f'--scale must be positive, got {args.scale}')
+    if not os.path.isdir(args.input_dir):
+        raise UserError(f'--input_dir {args.input_dir!r}: no such folder')
+    images = list_images(args.input_dir)
+    if not images:
+        raise UserError(f"--input_dir {args.input_dir}: no images found (looked for {' '.join(IMG_EXTENSIONS)})")
+    failed = []
+    with logging_redirect_tqdm():
+        for rel_path in tqdm(images, desc='make LR', unit='image'):
+            try:
+                hr = read_rgb(os.path.join(args.input_dir, rel_path))
+                if hr.width % args.scale or hr.height % args.scale:
+                    log.warning('%s: %dx%d is not a multiple of %g; the LR size is rounded',
+                                os.path.join(args.input_dir, rel_path), hr.width, hr.height, args.scale)
+                lr = make_lr(hr, args.scale)
+                name = output_name(rel_path, args.ext)
+                save_rgb(np.asarray(lr), os.path.join(args.output_dir, name), args.jpeg_quality)
+                if args.upsampled_dir:
+                    upsampled = lr.resize(hr.size, Image.BICUBIC)
+                    save_rgb(np.asarray(upsampled), os.path.join(args.upsampled_dir, name), args.jpeg_quality)
+            except ImageReadError as err:
+                log.error('%s (skipped)', err)
+                failed.append(rel_path)
+            except (OSError, ValueError) as err:
+                log.error('%s: could not write its LR image (%s)', os.path.join(args.input_dir, rel_path), err)
+                failed.append(rel_path)
+    print(f'{len(images) - len(failed)} LR images written, {len(failed)} failed; results in {args.output_dir}')
+    if failed:
+        print('failed:\n' + '\n'.join(f'  {path}' for path in failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    run(main)

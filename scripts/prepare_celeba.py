@@ -1,0 +1,61 @@
+"""CelebA (or any) photos -> SPARNet training crops: square face crops resized to 128x128.
+
+    python scripts/prepare_celeba.py --input_dir img_celeba --output_dir celeba_crops
+
+As the released SPARNet was trained: each face box found by dlib is enlarged (--enlarge),
+made square, kept when at least --min_size pixels wide in the photo, and resized to --size
+with PIL's bicubic filter. No alignment. Use CelebA's in-the-wild photos (`img_celeba`): faces
+in the 178x218 aligned release are too small for the 128 px minimum. Names follow
+align_and_crop_dir.py (`name.ext`, `name_K.ext` for several faces).
+"""
+import argparse
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from scripts.align_and_crop_dir import add_folder_arguments, crop_folder  # noqa: E402
+from utils.cli import UserError, run  # noqa: E402
+
+
+def square_box(box, enlarge, height, width):
+    """Integer (left, top, side) of a square around `box` enlarged `enlarge` times, moved inside the photo.
+
+    The side is cut to the photo's shorter side when the square cannot fit.
+    """
+    left, top, right, bottom = box
+    side = min(math.floor(enlarge * max(right - left + 1, bottom - top + 1) + 0.5), height, width)
+    left = min(max(math.floor((left + right - side + 1) / 2.0), 0), width - side)
+    top = min(max(math.floor((top + bottom - side + 1) / 2.0), 0), height - side)
+    return left, top, side
+
+
+def face_crop(photo, box, enlarge, min_size, size):
+    """size x size crop of the enlarged square face box, or None when that square is under min_size."""
+    left, top, side = square_box(box, enlarge, *photo.shape[:2])
+    if side < min_size:
+        return None
+    square = Image.fromarray(photo[top:top + side, left:left + side])
+    return np.asarray(square.resize((size, size), Image.BICUBIC))
+
+
+def main(argv=None):
+    parser = add_folder_arguments(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
+    parser.add_argument('--enlarge', type=float, default=1.3,
+                        help='side of the square crop over the longer side of the detected face box')
+    parser.add_argument('--min_size', type=int, default=128, help='faces whose square is smaller are dropped')
+    parser.add_argument('--size', type=int, default=128, help='side of the output crops in pixels')
+    args = parser.parse_args(argv)
+    if args.enlarge <= 0 or args.min_size < 1 or args.size < 1:
+        raise UserError(f'--enlarge, --min_size and --size must be positive, '
+                        f'got {args.enlarge}, {args.min_size}, {args.size}')
+    return crop_folder(args, lambda photo, face: face_crop(photo, face.box, args.enlarge, args.min_size, args.size),
+                       'crop')
+
+
+if __name__ == '__main__':
+    run(main)

@@ -1,0 +1,153 @@
+"""test_enhance_single_unalign.py: outputs, folders, failures; end to end with a released-format SPARNetHD."""
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from conftest import ROOT, run_script
+from utils.cli import UserError
+from utils.psnr_ssim import psnr
+
+
+def load_script():
+    """The top-level script as a module (this test file has the same name, so no plain import)."""
+    path = os.path.join(ROOT, 'test_enhance_single_unalign.py')
+    spec = importlib.util.spec_from_file_location('enhance_script', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = load_script()
+
+HD_FLAGS = ['--gpus', '0', '--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
+            '--att_name', 'spar', '--Gnorm', 'in']
+
+
+class IdentityEnhancer:
+    """Stands in for the network: returns the aligned faces unchanged, recording the batches."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, faces):
+        self.batches.append(len(faces))
+        return faces.copy()
+
+
+@pytest.fixture
+def enhancer(monkeypatch):
+    identity = IdentityEnhancer()
+    monkeypatch.setattr(script.Enhancer, 'from_options', classmethod(lambda cls, opt: identity))
+    return identity
+
+
+def run_main(photo_path, results_dir, *extra):
+    return script.main([*HD_FLAGS, '--pretrain_model_path', 'unused.pth', '--detector', 'hog',
+                        '--test_img_path', str(photo_path), '--results_dir', str(results_dir), *extra])
+
+
+def read(path):
+    return np.asarray(Image.open(path).convert('RGB'))
+
+
+def files_below(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob('*') if path.is_file())
+
+
+def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer):
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / 'astronaut.png')
+    out = tmp_path / 'out'
+    assert run_main(tmp_path / 'astronaut.png', out, '--ext', 'png', '--test_upscale', '2') == 0
+    assert files_below(out) == ['HQ/000.png', 'LQ_faces/000.png', 'hq_final.png']
+    np.testing.assert_array_equal(read(out / 'HQ' / '000.png'), read(out / 'LQ_faces' / '000.png'))
+    final = read(out / 'hq_final.png')
+    assert final.shape == (1024, 1024, 3)
+    assert psnr(final, cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC), 'rgb') > 45
+
+
+def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enhancer, capsys):
+    photos = tmp_path / 'photos'
+    (photos / 'sub').mkdir(parents=True)
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(photos / 'astronaut.jpg', quality=95)
+    pair = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+    Image.fromarray(np.dstack([pair, np.full(pair.shape[:2], 255, np.uint8)])).save(photos / 'sub' / 'pair.png')
+    Image.fromarray(data.chelsea()).save(photos / 'cat.jpg')
+    (photos / 'broken.jpg').write_bytes(b'\xff\xd8 not a jpeg')
+    out = tmp_path / 'out'
+    assert run_main(photos, out, '--face_batch_size', '1') == 1  # the broken file failed
+    assert files_below(out) == ['astronaut/HQ/000.jpg', 'astronaut/LQ_faces/000.jpg', 'astronaut/hq_final.jpg',
+                                'sub/pair/HQ/000.jpg', 'sub/pair/HQ/001.jpg', 'sub/pair/LQ_faces/000.jpg',
+                                'sub/pair/LQ_faces/001.jpg', 'sub/pair/hq_final.jpg']
+    assert enhancer.batches == [1, 1, 1]
+    assert read(out / 'sub' / 'pair' / 'hq_final.jpg').shape == (512, 1024, 3)
+    printed = capsys.readouterr().out
+    assert '2 photo(s) enhanced (3 faces), 1 without a face, 1 failed' in printed
+    without, failed = printed.split('without a face:')[1].split('failed:')
+    assert 'cat.jpg' in without and 'broken.jpg' in failed
+
+
+def test_folder_where_no_photo_has_a_face_fails(tmp_path, enhancer):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(data.chelsea()).save(photos / 'cat.jpg')
+    assert run_main(photos, tmp_path / 'out') == 1
+    assert not (tmp_path / 'out').exists()
+
+
+def test_results_folders_of_photos_sharing_a_name(tmp_path):
+    (tmp_path / 'x.y').mkdir()
+    for name in ('a.jpg', 'a.png', 'b.png', 'x.y/c.png'):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name)
+    jobs = script.photo_jobs(str(tmp_path), 'out')
+    assert [folder for _, folder in jobs] == ['out/a_jpg', 'out/a_png', 'out/b', 'out/x.y/c']
+    assert [photo for photo, _ in jobs][-1] == str(tmp_path / 'x.y' / 'c.png')
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda path: Image.fromarray(data.chelsea()).save(path), 'no face found'),
+    (lambda path: path.write_bytes(b'\xff\xd8 not a jpeg'), 'not a readable image'),
+    (lambda path: None, 'no such file or folder'),
+], ids=['no_face', 'unreadable', 'missing'])
+def test_single_photo_problems_raise_one_clear_error(tmp_path, enhancer, make, message):
+    make(tmp_path / 'photo.jpg')
+    with pytest.raises(UserError, match=message) as error:
+        run_main(tmp_path / 'photo.jpg', tmp_path / 'out')
+    assert str(tmp_path / 'photo.jpg') in str(error.value) and '\n' not in str(error.value)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_no_face_exits_non_zero_with_one_line(tmp_path, released_checkpoint):
+    Image.fromarray(data.chelsea()).save(tmp_path / 'cat.jpg')
+    proc = run_script('test_enhance_single_unalign.py', *HD_FLAGS, '--detector', 'hog',
+                      '--pretrain_model_path', released_checkpoint('sparnethd_attn2d'),
+                      '--test_img_path', str(tmp_path / 'cat.jpg'), '--results_dir', str(tmp_path / 'out'))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'cat.jpg'}: no face found")
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_original_flags(tmp_path, released_checkpoint):
+    """One run of the full SPARNetHD (random weights, released format) on CPU, flags as published."""
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / 'photo.jpg', quality=95)
+    out = tmp_path / 'out'
+    proc = run_script('test_enhance_single_unalign.py', *HD_FLAGS,
+                      '--pretrain_model_path', released_checkpoint('sparnethd_attn2d'),
+                      '--test_img_path', str(tmp_path / 'photo.jpg'), '--results_dir', str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert files_below(out) == ['HQ/000.jpg', 'LQ_faces/000.jpg', 'hq_final.jpg']
+    lq, hq, final = read(out / 'LQ_faces' / '000.jpg'), read(out / 'HQ' / '000.jpg'), read(out / 'hq_final.jpg')
+    assert lq.shape == hq.shape == (512, 512, 3) and final.shape == photo.shape
+    assert psnr(hq, lq, 'rgb') < 20  # the random network changed the face
+    change = cv2.blur(np.abs(final.astype(np.float32) - read(tmp_path / 'photo.jpg')).mean(axis=2), (9, 9))
+    rows, cols = np.nonzero(change > 20)
+    assert change[126, 222] > 20  # the face's centre
+    assert rows.max() < 280 and 100 < cols.min() and cols.max() < 350  # around the face only
+    assert psnr(final[300:], photo[300:], 'rgb') > 30

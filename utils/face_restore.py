@@ -1,0 +1,69 @@
+"""The whole-photo pipeline: find the faces, align them, enhance them in batches, paste them back."""
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from .face_align import FACE_SIZE, align_face, paste_faces
+
+
+class NoFaceFound(Exception):
+    """The detector found no face in the photo."""
+
+
+@dataclass
+class RestoredPhoto:
+    """What the pipeline made of one photo: aligned inputs, enhanced faces, and the blended photo.
+
+    `matrices[i]` is the 2x3 map from photo pixels to the pixels of `lq_faces[i]`.
+    """
+    faces: list
+    matrices: list
+    lq_faces: np.ndarray
+    hq_faces: np.ndarray
+    final: np.ndarray
+
+
+class FaceRestorer:
+    """Callable: HxWx3 uint8 RGB photo -> `RestoredPhoto`.
+
+    `find_faces(photo)` returns objects with `.landmarks` (5, 2) (e.g. `FaceDetector`);
+    `enhance(faces)` maps (N, S, S, 3) uint8 aligned faces to enhanced ones of the same shape.
+    """
+
+    def __init__(self, find_faces, enhance, face_size=FACE_SIZE, batch_size=4, upscale=1, progress=True):
+        if batch_size < 1:
+            raise ValueError(f'the face batch size must be at least 1, got {batch_size}')
+        if upscale < 1:
+            raise ValueError(f'the upscale factor must be at least 1, got {upscale}')
+        self.find_faces = find_faces
+        self.enhance = enhance
+        self.face_size = face_size
+        self.batch_size = batch_size
+        self.upscale = upscale
+        self.progress = progress
+
+    def enhance_faces(self, lq_faces):
+        """Run `enhance` over the aligned faces `batch_size` at a time, with a progress bar over faces."""
+        enhanced = []
+        with tqdm(total=len(lq_faces), desc='faces', unit='face', leave=False, disable=not self.progress) as bar:
+            for start in range(0, len(lq_faces), self.batch_size):
+                batch = lq_faces[start:start + self.batch_size]
+                result = np.asarray(self.enhance(batch))
+                if result.shape != batch.shape or result.dtype != np.uint8:
+                    raise ValueError(f'the enhancer returned {result.dtype} {result.shape} '
+                                     f'for uint8 {batch.shape} faces')
+                enhanced.append(result)
+                bar.update(len(batch))
+        return np.concatenate(enhanced)
+
+    def __call__(self, photo):
+        faces = self.find_faces(photo)
+        if not faces:
+            raise NoFaceFound('no face found')
+        aligned = [align_face(photo, face.landmarks, self.face_size) for face in faces]
+        lq_faces = np.stack([crop for crop, _ in aligned])
+        hq_faces = self.enhance_faces(lq_faces)
+        matrices = [matrix for _, matrix in aligned]
+        final = paste_faces(photo, hq_faces, matrices, self.upscale)
+        return RestoredPhoto(faces, matrices, lq_faces, hq_faces, final)
