@@ -36,8 +36,9 @@ def _strip_prefixes(state_dict):
 def read_state_dict(path):
     """Tensors of a `.pth` file, loaded without running any code the file may carry."""
     if not os.path.isfile(path):
-        raise WeightsError(f"{path}: no such weights file. The released weights are on {RELEASE_PAGE}; "
-                           "put them in ./pretrain_models/ or pass their path with --pretrain_model_path")
+        folder, name = os.path.split(path)
+        raise WeightsError(f"{path}: no such weights file. Download {name} (released weights: {RELEASE_PAGE}) "
+                           f"into {folder or '.'}/, or pass another path with --pretrain_model_path")
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
