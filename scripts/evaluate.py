@@ -1,0 +1,91 @@
+"""Evaluate a results folder against its ground truth: PSNR, SSIM, FID, identity similarity.
+
+    python scripts/evaluate.py --results_dir R --gt_dir G --metrics psnr,ssim,fid,id --save_json m.json
+
+Results and ground truths are paired by file name (without extension). Writes a per-pair CSV,
+prints the means as a Markdown table, and saves them as JSON with --save_json. Exit code: 0,
+1 when some images could not be compared (listed in the log and the CSV), 2 on bad input.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
+
+from utils import evaluation  # noqa: E402
+from utils.cli import UserError, run  # noqa: E402
+from utils.devices import select_device  # noqa: E402
+from utils.fid import FIDInception, default_inception_weights_path  # noqa: E402
+from utils.identity import DETECTORS, FaceIdentity  # noqa: E402
+from utils.pairing import pair_folders  # noqa: E402
+from utils.psnr_ssim import PSNR_CHANNELS  # noqa: E402
+
+log = evaluation.log
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--results_dir', required=True, help='folder of super-resolved images')
+    parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
+    parser.add_argument('--metrics', default='psnr,ssim',
+                        help=f"comma-separated, among {','.join(evaluation.METRICS)} (default: psnr,ssim)")
+    parser.add_argument('--psnr_channels', default='y', choices=PSNR_CHANNELS,
+                        help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")
+    parser.add_argument('--skip_unmatched', action='store_true',
+                        help='evaluate the matched pairs when some names are in only one folder')
+    parser.add_argument('--resize_result', action='store_true',
+                        help='resize results to the ground-truth size (bicubic) instead of failing')
+    parser.add_argument('--save_csv', default=None,
+                        help='per-pair CSV (default: <results_dir>/metrics.csv)')
+    parser.add_argument('--save_json', default=None, help='write the means as JSON here')
+    parser.add_argument('--inception_weights', default=None,
+                        help=f"pytorch-fid's Inception weights (default: {default_inception_weights_path()})")
+    parser.add_argument('--fid_batch_size', type=int, default=50, help='images per Inception batch (default: 50)')
+    parser.add_argument('--id_detector', default='hog', choices=DETECTORS,
+                        help='dlib face detector for the identity metric: hog (default, fast) or cnn')
+    parser.add_argument('--gpus', type=int, default=1, help='GPUs for FID (default: 1; 0: the CPU)')
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = evaluation.parse_metrics(args.metrics)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    if args.fid_batch_size < 1:
+        raise UserError(f'--fid_batch_size must be at least 1, got {args.fid_batch_size}')
+    paired = any(name in evaluation.PAIRED_METRICS for name in metrics)
+    pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, log) if paired else []
+    # Models before any long work: missing weights stop the run at once.
+    device = select_device(args.gpus)[0] if 'fid' in metrics else None
+    fid_model = (FIDInception(args.inception_weights or default_inception_weights_path()).to(device)
+                 if 'fid' in metrics else None)
+    identity = FaceIdentity(args.id_detector) if 'id' in metrics else None
+
+    rows, fid_value, fid_counts, fid_errors = [], None, (0, 0), []
+    with logging_redirect_tqdm():
+        if pairs:
+            rows = evaluation.evaluate_pairs(pairs, metrics, args.psnr_channels, args.resize_result, identity)
+            csv_path = args.save_csv or os.path.join(args.results_dir, 'metrics.csv')
+            evaluation.write_csv(rows, csv_path)
+            log.info('per-pair scores written to %s', csv_path)
+        if fid_model is not None:
+            fid_value, fid_counts, fid_errors = evaluation.evaluate_fid(
+                args.results_dir, args.gt_dir, fid_model, device, args.fid_batch_size)
+
+    summary = evaluation.summarize(rows, metrics, fid_value, fid_counts, args.psnr_channels)
+    print(evaluation.markdown_table(summary))
+    if args.save_json:
+        evaluation.write_json(summary, args.save_json)
+        log.info('means written to %s', args.save_json)
+    failures = summary['failed_pairs'] + len(fid_errors)
+    if failures:
+        log.error('%d image(s) could not be evaluated (see above); the means leave them out', failures)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    run(main)
