@@ -1,7 +1,13 @@
 """Datasets by `--dataset_name`, CycleGAN style: `data/<name>_dataset.py` holds `DATASET_CLASS`."""
 import importlib
+import itertools
+import random
+import signal
 
+import numpy as np
 import torch.utils.data
+
+from utils.cli import UserError
 
 DATASET_NAMES = ('single', 'celeba', 'ffhq')
 
@@ -20,3 +26,65 @@ def create_test_dataloader(dataset, opt):
     """In-order batches; unreadable images come out in `errors` instead of stopping the run."""
     return torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=False,
                                        num_workers=opt.num_threads, collate_fn=dataset.collate)
+
+
+class ResumableSampler(torch.utils.data.DistributedSampler):
+    """This process's share of a seeded per-epoch shuffle, able to start part-way through an epoch.
+
+    The order depends only on (--seed, epoch), as DistributedSampler's, so a resumed run skips the
+    batches already trained on and sees the same ones after them.
+    """
+
+    def __init__(self, dataset, num_replicas, rank, seed):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.start = 0
+
+    def set_position(self, epoch, start):
+        self.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self):
+        return super().__len__() - self.start
+
+
+def _init_train_worker(worker_id):
+    """Seed the global RNGs of a loader process from its torch seed; leave Ctrl-C to the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+class TrainLoader:
+    """Batches of one process (`--batch_size` split over the torchrun processes), epoch by epoch."""
+
+    def __init__(self, dataset, opt, rank=0, world_size=1):
+        if opt.batch_size % world_size:
+            raise UserError(f"--batch_size {opt.batch_size} must be a multiple of the {world_size} processes")
+        self.dataset = dataset
+        self.seed = opt.seed
+        self.sampler = ResumableSampler(dataset, world_size, rank, opt.seed)
+        self.batch_size = opt.batch_size // world_size
+        self.batches_per_epoch = self.sampler.num_samples // self.batch_size
+        if self.batches_per_epoch == 0:
+            raise UserError(f"{dataset.root}: {len(dataset)} images are fewer than one batch of "
+                            f"--batch_size {opt.batch_size}; lower --batch_size or add images")
+        self.generator = torch.Generator()
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=self.batch_size, sampler=self.sampler, num_workers=opt.num_threads,
+            collate_fn=dataset.collate, drop_last=True, pin_memory=opt.device.type == 'cuda',
+            worker_init_fn=_init_train_worker, generator=self.generator)
+
+    def epoch(self, epoch, start_batch=0):
+        """Iterator over the batches of `epoch` from `start_batch` on."""
+        self.dataset.set_epoch(epoch)
+        self.generator.manual_seed(self.seed + epoch)
+        self.sampler.set_position(epoch, start_batch * self.batch_size)
+        return iter(self.loader)
+
+
+def create_train_dataloader(dataset, opt, rank=0, world_size=1):
+    return TrainLoader(dataset, opt, rank, world_size)

@@ -1,10 +1,13 @@
-"""What every model shares: building the generator, checkpoint paths, loading weights, inference."""
+"""What every model shares: building the generator, checkpoint paths, loading weights, inference, training."""
 import os
 
 import torch
 
+from utils import distributed
+
+from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
-from .weights import load_generator_weights
+from .weights import WeightsError, load_generator_weights, mismatch_message
 
 
 class BaseModel:
@@ -45,11 +48,80 @@ class BaseModel:
         return self
 
     def set_input(self, batch):
+        """LR batch for `test()`; training batches also carry the HR targets."""
         self.LR = batch['LR'].to(self.device)
-        self.image_paths = batch['LR_paths']
+        self.HR = batch['HR'].to(self.device) if 'HR' in batch else None
+        self.image_paths = batch['LR_paths'] if 'LR_paths' in batch else batch['HR_paths']
 
     def test(self):
         """Super-resolve `self.LR` into `self.SR`, clamped to [-1, 1] like the published code."""
         with torch.inference_mode():
             self.SR = self.inference_net(self.LR).float().clamp_(-1, 1)
         return self.SR
+
+    def setup_training(self, iters_per_epoch):
+        """Generator on the device in train mode (from --pretrain_model_path if given), optimizers, schedulers.
+
+        `train_G` is the generator as run in training: wrapped in DDP or DataParallel on several
+        devices; `netG` stays the plain module whose state dict is saved in the released format.
+        """
+        if self.opt.pretrain_model_path:
+            load_generator_weights(self.netG, self.opt.pretrain_model_path, self.spec)
+        self.netG.to(self.device).train()
+        self.train_G = distributed.wrap(self.netG, self.opt)
+        self.optimizers = self.create_optimizers()
+        self.schedulers = {name: create_scheduler(optimizer, self.opt, iters_per_epoch)
+                           for name, optimizer in self.optimizers.items()}
+        self.losses = {}
+        return self
+
+    def create_optimizers(self):
+        """{name: optimizer}; the name also keys its scheduler and its `lr_<name>` log."""
+        raise NotImplementedError
+
+    def optimize_parameters(self):
+        """One training step on the batch of `set_input`; fills `self.losses` and `self.SR`."""
+        raise NotImplementedError
+
+    def saved_networks(self):
+        """{name: module} saved as `<tag>_net_<name>.pth`, plain state dicts."""
+        return {'G': self.netG}
+
+    def validation_networks(self):
+        return {'G': self.netG}
+
+    def get_current_losses(self):
+        return {name: float(value) for name, value in self.losses.items()}
+
+    def get_current_visuals(self):
+        """Columns of the TensorBoard image grid, NCHW in [-1, 1]."""
+        return {'LR': self.LR, 'SR': self.SR.detach(), 'HR': self.HR}
+
+    def learning_rates(self):
+        return {f'lr_{name}': scheduler.get_last_lr()[0] for name, scheduler in self.schedulers.items()}
+
+    def update_learning_rate(self):
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def training_state(self):
+        """Everything of the model a resume needs: networks, optimizers, schedulers."""
+        return {'networks': {name: net.state_dict() for name, net in self.saved_networks().items()},
+                'optimizers': {name: opt.state_dict() for name, opt in self.optimizers.items()},
+                'schedulers': {name: sched.state_dict() for name, sched in self.schedulers.items()}}
+
+    def load_training_state(self, state, path):
+        """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""
+        for name, net in self.saved_networks().items():
+            saved = state['networks'][name]
+            expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+            if {k: tuple(v.shape) for k, v in saved.items()} != expected:
+                if name in ('G', 'H'):
+                    raise WeightsError(mismatch_message(f'{path} (net {name})', self.spec, saved, expected))
+                raise WeightsError(f"{path}: the saved net {name} does not fit the one of the current flags "
+                                   "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
+            net.load_state_dict(saved)
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state['optimizers'][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state['schedulers'][name])

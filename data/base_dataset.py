@@ -1,0 +1,90 @@
+"""What the training datasets share: HR images of a folder turned into (LR, HR) pairs, repeatably.
+
+Each sample draws its randomness from its own generator seeded with (--seed, epoch, index), so a
+run gives the same pairs whatever the number of loader processes or GPUs, and a resumed run
+gives the pairs the interrupted one would have seen. An unreadable file is replaced by the next
+readable one and reported in the batch (`errors`), so the main process can log it once.
+"""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from utils.cli import UserError
+from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb
+from utils.tensor_image import uint8_to_tensor
+
+
+def center_square(img):
+    """The largest centred square of a PIL image."""
+    width, height = img.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def resize_square(img, size):
+    """Centre square of `img`, PIL-bicubic resized to size x size (untouched when already so)."""
+    img = center_square(img)
+    return img if img.size == (size, size) else img.resize((size, size), Image.BICUBIC)
+
+
+class PairedDataset(torch.utils.data.Dataset):
+    """HR images below `root` -> {'LR', 'HR', 'HR_paths', 'errors'}; subclasses implement `make_pair`."""
+
+    def __init__(self, opt, root=None, augment=True):
+        self.root = root or opt.dataroot
+        self.load_size = opt.load_size
+        self.seed = opt.seed
+        self.augment = augment
+        self.epoch = 0
+        if not self.root or not os.path.isdir(self.root):
+            raise UserError(f"{self.root!r}: no such folder; give the folder of HR training images")
+        self.paths = list_images(self.root)
+        if not self.paths:
+            raise UserError(f"{self.root}: no images found (looked for {' '.join(IMG_EXTENSIONS)}, "
+                            "subfolders too)")
+
+    def make_pair(self, img, rng):
+        """(LR, HR) HxWx3 uint8 arrays from an RGB PIL image."""
+        raise NotImplementedError
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def rng(self, index):
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        errors = []
+        for offset in range(len(self.paths)):
+            rel_path = self.paths[(index + offset) % len(self.paths)]
+            try:
+                img = read_rgb(os.path.join(self.root, rel_path))
+            except ImageReadError as err:
+                errors.append((rel_path, str(err)))
+                continue
+            lr, hr = self.make_pair(img, self.rng(index))
+            return {'LR': uint8_to_tensor(lr), 'HR': uint8_to_tensor(hr), 'HR_paths': rel_path, 'errors': errors}
+        raise UserError(f"{self.root}: none of the {len(self.paths)} images is readable")
+
+    def check_readable(self):
+        """Fail early, with one line, when no image of the folder can be read (reads until one can)."""
+        for rel_path in self.paths:
+            try:
+                read_rgb(os.path.join(self.root, rel_path))
+                return
+            except ImageReadError:
+                continue
+        raise UserError(f"{self.root}: none of the {len(self.paths)} images is readable")
+
+    @staticmethod
+    def collate(samples):
+        return {'LR': torch.stack([s['LR'] for s in samples]),
+                'HR': torch.stack([s['HR'] for s in samples]),
+                'HR_paths': [s['HR_paths'] for s in samples],
+                'errors': [error for s in samples for error in s['errors']]}

@@ -1,0 +1,74 @@
+"""SPARNetHD's multi-scale patch discriminator, spectral-normalised, returning scores and features."""
+from torch import nn
+from torch.nn import functional as F
+
+from utils.cli import UserError
+
+from .blocks import ConvLayer
+from .sparnet import add_spectral_norm
+
+
+class NLayerDiscriminator(nn.Module):
+    """Conv unit 3 -> base_ch (leaky ReLU), `n_layers` stride-2 units doubling up to max_ch, 3x3 score conv.
+
+    The score conv has no padding; the features of every unit feed the feature-matching loss.
+    """
+
+    def __init__(self, n_layers=4, base_ch=64, max_ch=512, norm_type='in'):
+        super().__init__()
+        layers = [ConvLayer(3, base_ch, relu_type='leakyrelu')]
+        channels = base_ch
+        for _ in range(n_layers):
+            out_channels = min(channels * 2, max_ch)
+            layers.append(ConvLayer(channels, out_channels, 'down', norm_type, 'leakyrelu'))
+            channels = out_channels
+        self.model = nn.Sequential(*layers)
+        self.score_out = nn.Conv2d(channels, 1, 3)
+
+    def forward(self, x):
+        features = []
+        for layer in self.model:
+            x = layer(x)
+            features.append(x)
+        return self.score_out(x), features
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """`num_D` discriminators, on the image and on copies bicubically halved scale after scale.
+
+    Returns one `(score map, [features])` per scale, finest first.
+    """
+
+    def __init__(self, num_D=3, n_layers=4, norm_type='in'):
+        super().__init__()
+        self.n_layers = n_layers
+        self.D_pool = nn.ModuleList(NLayerDiscriminator(n_layers, norm_type=norm_type) for _ in range(num_D))
+
+    def forward(self, x):
+        results = []
+        for scale, net in enumerate(self.D_pool):
+            if scale:
+                x = F.interpolate(x, scale_factor=0.5, mode='bicubic', align_corners=False)
+            results.append(net(x))
+        return results
+
+    def coarsest_feature_size(self, size):
+        """Side of the last feature map of the coarsest scale for a size x size input."""
+        for _ in range(len(self.D_pool) - 1):
+            size //= 2
+        for _ in range(self.n_layers):
+            size = (size + 1) // 2
+        return size
+
+
+def define_D(opt):
+    """The discriminator of `--num_D --n_layers_D --Dnorm`, spectral norm on every conv; checks `--load_size`."""
+    if opt.num_D < 1 or opt.n_layers_D < 0:
+        raise UserError(f"--num_D {opt.num_D} --n_layers_D {opt.n_layers_D}: need at least one scale "
+                        "and no negative layer count")
+    net = add_spectral_norm(MultiScaleDiscriminator(opt.num_D, opt.n_layers_D, opt.Dnorm))
+    if net.coarsest_feature_size(opt.load_size) < 3:
+        raise UserError(f"--load_size {opt.load_size} is too small for --num_D {opt.num_D} --n_layers_D "
+                        f"{opt.n_layers_D}: the coarsest discriminator's features would be smaller than its "
+                        "3x3 score conv; use a larger --load_size or a smaller --num_D / --n_layers_D")
+    return net

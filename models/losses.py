@@ -1,0 +1,104 @@
+"""SPARNetHD losses: GAN (hinge, vanilla, lsgan), discriminator feature matching, VGG19 perceptual."""
+import os
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+
+from utils.cli import UserError
+
+from .weights import WeightsError, read_state_dict
+
+GAN_MODES = ('hinge', 'vanilla', 'lsgan')
+VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
+# relu1_2, relu2_2, relu3_4, relu4_4, conv5_4: the published slices [0:3] [3:8] [8:17] [17:26] [26:35],
+# whose outputs the in-place ReLU opening each next slice rectified, cut here after those ReLUs.
+VGG_SLICES = ((0, 4), (4, 9), (9, 18), (18, 27), (27, 35))
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG_MIN_SIZE = 224
+
+
+class GANLoss(nn.Module):
+    """Loss of one discriminator output map: for D (real / fake targets) or for G (fooling D)."""
+
+    def __init__(self, gan_mode='hinge'):
+        super().__init__()
+        if gan_mode not in GAN_MODES:
+            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
+        self.gan_mode = gan_mode
+
+    def forward(self, pred, target_is_real, for_discriminator=True):
+        if self.gan_mode == 'hinge':
+            if not for_discriminator:
+                return -pred.mean()
+            return F.relu(1.0 - pred).mean() if target_is_real else F.relu(1.0 + pred).mean()
+        target = torch.full_like(pred, 1.0 if target_is_real else 0.0)
+        if self.gan_mode == 'vanilla':
+            return F.binary_cross_entropy_with_logits(pred, target)
+        return F.mse_loss(pred, target)
+
+
+def feature_matching_loss(fake_results, real_results):
+    """L1 between D's features of fake and real, summed over layers and averaged over scales.
+
+    Each result is `(score, [features])` of one scale; real features are targets (no gradient).
+    """
+    per_scale = [sum(F.l1_loss(fake, real.detach()) for fake, real in zip(fake_feats, real_feats))
+                 for (_, fake_feats), (_, real_feats) in zip(fake_results, real_results)]
+    return sum(per_scale) / len(per_scale)
+
+
+def load_vgg19_features(path):
+    """torchvision's `vgg19().features[:35]` with the ImageNet weights of `path` (torchvision format)."""
+    if not os.path.isfile(path):
+        raise UserError(f"--vgg_weights {path}: no such file. It is torchvision's ImageNet VGG19 "
+                        f"({VGG19_URL}, the file vgg19(weights='IMAGENET1K_V1') downloads); put it there "
+                        "or pass its path, or train without perceptual loss with --lambda_pcp 0")
+    state_dict = {k[len('features.'):]: v for k, v in read_state_dict(path).items() if k.startswith('features.')}
+    with torch.device('meta'):
+        features = torchvision.models.vgg19(weights=None).features[:VGG_SLICES[-1][1]]
+    expected = {k: tuple(v.shape) for k, v in features.state_dict().items()}
+    if {k: tuple(v.shape) for k, v in state_dict.items()} != expected:
+        raise WeightsError(f"--vgg_weights {path}: not torchvision VGG19 weights (its `features.*` tensors "
+                           f"do not match vgg19); expected the file of {VGG19_URL}")
+    features = features.to_empty(device='cpu')
+    features.load_state_dict(state_dict)
+    return features
+
+
+class VGGPerceptualLoss(nn.Module):
+    """Sum over five VGG19 stages of the L1 between the features of output and target (no weights).
+
+    Images in [-1, 1] are mapped to ImageNet normalisation and bilinearly enlarged to 224 when smaller.
+    """
+
+    def __init__(self, weights_path):
+        super().__init__()
+        features = load_vgg19_features(weights_path)
+        self.slices = nn.ModuleList(nn.Sequential(*features[start:end]) for start, end in VGG_SLICES)
+        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False).eval()
+
+    def train(self, mode=True):
+        """Always in eval mode: the loss network is fixed."""
+        return super().train(False)
+
+    def features(self, x):
+        x = ((x + 1) / 2 - self.mean) / self.std
+        height, width = x.shape[2:]
+        if height < VGG_MIN_SIZE or width < VGG_MIN_SIZE:
+            x = F.interpolate(x, size=(max(height, VGG_MIN_SIZE), max(width, VGG_MIN_SIZE)),
+                              mode='bilinear', align_corners=False)
+        outputs = []
+        for vgg_slice in self.slices:
+            x = vgg_slice(x)
+            outputs.append(x)
+        return outputs
+
+    def forward(self, output, target):
+        with torch.no_grad():
+            target_feats = self.features(target)
+        return sum(F.l1_loss(o, t) for o, t in zip(self.features(output), target_feats))

@@ -1,0 +1,48 @@
+"""Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
+from .base_options import BaseOptions, unquoted, unquoted_lower
+
+LR_POLICIES = ('constant', 'linear', 'step', 'cosine')
+
+
+class TrainOptions(BaseOptions):
+    is_train = True
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        parser.add_argument('--total_epochs', type=int, default=50, help='epochs to train')
+        parser.add_argument('--lr', type=float, default=0.0002, help='generator learning rate of sparnet (Adam)')
+        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1 (beta2 is 0.99)')
+        parser.add_argument('--lr_policy', type=unquoted_lower, default='constant', choices=LR_POLICIES,
+                            help='learning-rate schedule, stepped every iteration. constant: how the released '
+                                 'models were trained (the published loop never stepped its scheduler); '
+                                 'linear: constant, then down to 0 over the last --n_epochs_decay epochs; '
+                                 'step: times --lr_decay_gamma every --lr_decay_iters iterations; '
+                                 'cosine: cosine annealing to 0 over the whole run')
+        parser.add_argument('--n_epochs_decay', type=int, default=10,
+                            help='linear policy: epochs, at the end of the run, over which lr goes to 0')
+        parser.add_argument('--lr_decay_iters', type=int, default=50000,
+                            help='step policy: iterations between two decays')
+        parser.add_argument('--lr_decay_gamma', type=float, default=0.1, help='step policy: decay factor')
+        parser.add_argument('--visual_freq', type=int, default=400,
+                            help='iterations between two image grids (LR | SR | EMA SR | HR) in TensorBoard')
+        parser.add_argument('--print_freq', type=int, default=100,
+                            help='iterations between two console lines and TensorBoard scalars')
+        parser.add_argument('--save_latest_freq', type=int, default=5000,
+                            help='iterations between two saves of the `latest` checkpoint (resumable)')
+        parser.add_argument('--save_iter_freq', type=int, default=10000,
+                            help='iterations between two `iter_N` network snapshots (0: none)')
+        parser.add_argument('--save_epoch_freq', type=int, default=5,
+                            help='epochs between two `epoch_N` network snapshots (the last epoch is always saved)')
+        parser.add_argument('--continue_train', action='store_true',
+                            help='resume from <checkpoints_dir>/<name>/latest exactly where it stopped')
+        parser.add_argument('--log_dir', type=unquoted, default='./train_log',
+                            help='TensorBoard events and the text log go to <log_dir>/<name>/ '
+                                 '(an older one of the same name is archived)')
+        parser.add_argument('--val_dataroot', type=unquoted, default='',
+                            help='folder of HR faces: PSNR/SSIM of G (and EMA H) on it every --val_freq iterations')
+        parser.add_argument('--val_freq', type=int, default=5000, help='iterations between two validations')
+        parser.add_argument('--sync_bn', action='store_true',
+                            help='with torchrun on GPUs: batch norm statistics over all processes')
+        parser.add_argument('--deterministic', action='store_true',
+                            help='deterministic algorithms only (slower on GPU): repeatable runs and resumes')
+        return parser

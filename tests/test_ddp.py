@@ -1,0 +1,59 @@
+"""torchrun with 2 gloo processes on the CPU: ranks stay identical and share out the batch of one process."""
+import os
+import subprocess
+import sys
+
+import torch
+
+from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import ROOT, face_folder, run_training, train_flags
+
+# Runs train.py's Trainer under torchrun; saves this rank's networks, and its Adam moments after step 1.
+RANK_SCRIPT = '''
+import copy
+import sys
+import torch
+sys.path.insert(0, {root!r})
+import train
+from options.train_options import TrainOptions
+trainer = train.Trainer(TrainOptions().parse(sys.argv[2:]))
+model, first_step = trainer.model, []
+optimize_parameters = model.optimize_parameters
+
+def recording_step():
+    optimize_parameters()
+    if not first_step:
+        first_step.append({{name: copy.deepcopy(opt.state_dict()) for name, opt in model.optimizers.items()}})
+model.optimize_parameters = recording_step
+code = trainer.run()
+torch.save({{'nets': {{name: net.state_dict() for name, net in model.saved_networks().items()}},
+             'first_step': first_step[0], 'world_size': trainer.opt.world_size}},
+           f'{{sys.argv[1]}}/rank{{trainer.opt.rank}}.pth')
+sys.exit(code)
+'''
+FLAGS = ['--batch_size', '2', '--lambda_pcp', '0']
+
+
+def test_two_gloo_processes_train_identical_weights_from_the_gradient_of_one_process(tmp_path):
+    face_folder(tmp_path / 'faces', count=2)
+    script = tmp_path / 'rank_script.py'
+    script.write_text(RANK_SCRIPT.format(root=ROOT))
+    flags = train_flags(str(tmp_path), 'sparnethd', 'ddp', *FLAGS, '--total_epochs', '2')
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                             str(script), str(tmp_path), *flags], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f'rank{rank}.pth', weights_only=True) for rank in (0, 1)]
+    assert ranks[0]['world_size'] == ranks[1]['world_size'] == 2
+    for name, state_dict in ranks[0]['nets'].items():
+        assert all(torch.equal(value, ranks[1]['nets'][name][key]) for key, value in state_dict.items()), name
+    assert sorted(os.listdir(tmp_path / 'checkpoints' / 'ddp')) == sorted(
+        f'{tag}_net_{net}.pth' for tag in ('epoch_2', 'latest') for net in 'GHD') + ['latest_train_state.pth']
+
+    # One process on both images: Adam's first moment after one step is (1 - beta1) * gradient.
+    assert run_training(train_flags(str(tmp_path), 'sparnethd', 'single', *FLAGS, '--total_epochs', '1')) == 0
+    single = torch.load(tmp_path / 'checkpoints' / 'single' / 'latest_train_state.pth', weights_only=True)
+    for name, optimizer_state in single['model']['optimizers'].items():
+        for index, values in optimizer_state['state'].items():
+            ddp_moment = ranks[0]['first_step'][name]['state'][index]['exp_avg']
+            assert (ddp_moment - values['exp_avg']).norm() <= 0.05 * values['exp_avg'].norm(), (name, index)

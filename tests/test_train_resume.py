@@ -1,0 +1,64 @@
+"""An interrupted run (Ctrl-C / SIGTERM) resumed with --continue_train equals the uninterrupted run."""
+import os
+import signal
+
+import pytest
+import torch
+
+from models.sparnet_model import SPARNetModel
+from models.sparnethd_model import SPARNetHDModel
+from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import face_folder, read_events, run_training, train_flags, vgg_weights
+from utils.checkpoint import load_train_state
+
+
+def interrupt_after(model_class, calls, signum, monkeypatch):
+    """Make the `calls`-th training step send `signum` to this process, as Ctrl-C or `kill` would."""
+    real_step, done = model_class.optimize_parameters, []
+
+    def step(self):
+        real_step(self)
+        done.append(1)
+        if len(done) == calls:
+            os.kill(os.getpid(), signum)
+    monkeypatch.setattr(model_class, 'optimize_parameters', step)
+
+
+@pytest.mark.parametrize('model, model_class, signum, exit_code, images, batch, stop_at, extra', [
+    ('sparnet', SPARNetModel, signal.SIGINT, 130, 6, 2, 2, ['--lr_policy', 'linear', '--n_epochs_decay', '1']),
+    ('sparnethd', SPARNetHDModel, signal.SIGTERM, 143, 2, 1, 1, ['--lr_policy', 'cosine', '--ema_decay', '0.9']),
+])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, model, model_class, signum, exit_code,
+                                              images, batch, stop_at, extra):
+    face_folder(tmp_path / 'faces', count=images)
+    if model == 'sparnethd':
+        extra = [*extra, '--vgg_weights', vgg_weights(tmp_path / 'vgg19.pth')]
+    common = ['--total_epochs', '2', '--batch_size', str(batch), '--deterministic', *extra]
+    assert run_training(train_flags(tmp_path, model, 'straight', *common)) == 0
+
+    interrupt_after(model_class, stop_at, signum, monkeypatch)
+    assert run_training(train_flags(tmp_path, model, 'resumed', *common)) == exit_code
+    interrupted = load_train_state(str(tmp_path / 'checkpoints' / 'resumed' / 'latest_train_state.pth'))
+    assert (interrupted['iteration'], interrupted['epoch'], interrupted['batch_in_epoch']) == (stop_at, 0, stop_at)
+    monkeypatch.undo()
+    assert run_training(train_flags(tmp_path, model, 'resumed', *common, '--continue_train')) == 0
+
+    straight, _ = read_events(tmp_path / 'logs' / 'straight')
+    resumed, _ = read_events(tmp_path / 'logs' / 'resumed')
+    total = 2 * images // batch
+    assert straight.keys() == resumed.keys() and len(straight['loss/Pix']) == total
+    for tag in straight:
+        if not tag.startswith('time/'):
+            assert resumed[tag] == straight[tag], tag
+    nets = ('G',) if model == 'sparnet' else ('G', 'H', 'D')
+    for net in nets:
+        expected, found = (torch.load(tmp_path / 'checkpoints' / run / f'latest_net_{net}.pth', weights_only=True)
+                           for run in ('straight', 'resumed'))
+        assert all(torch.equal(expected[k], found[k]) for k in expected), net
+    states = [load_train_state(str(tmp_path / 'checkpoints' / run / 'latest_train_state.pth'))
+              for run in ('straight', 'resumed')]
+    for name, optimizer_state in states[0]['model']['optimizers'].items():
+        for index, values in optimizer_state['state'].items():
+            found = states[1]['model']['optimizers'][name]['state'][index]
+            assert all(torch.equal(values[k], found[k]) for k in values)
+    assert states[0]['model']['schedulers'] == states[1]['model']['schedulers']

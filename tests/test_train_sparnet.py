@@ -1,0 +1,113 @@
+"""SPARNet training end to end on the CPU: loss, checkpoints, logs, validation, bad data, non-finite loss."""
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from models.networks import GeneratorSpec
+from models.sparnet_model import SPARNetModel
+from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import check_test_script_output, face_folder, read_events, run_training, train_flags
+from utils import checkpoint
+from utils.checkpoint import load_train_state
+from utils.cli import UserError
+
+
+def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypatch, caplog):
+    face_folder(tmp_path / 'faces', count=6)
+    (tmp_path / 'faces' / 'broken.png').write_bytes(b'\x89PNG not an image')
+    val = face_folder(tmp_path / 'val', count=2, seed=3)
+    flags = train_flags(tmp_path, 'sparnet', 'tiny', '--total_epochs', '9', '--batch_size', '2',
+                        '--save_latest_freq', '10', '--save_iter_freq', '20', '--visual_freq', '15',
+                        '--val_dataroot', val, '--val_freq', '27')
+    with caplog.at_level(logging.INFO):
+        assert run_training(flags) == 0
+
+    scalars, images = read_events(tmp_path / 'logs' / 'tiny')
+    pix = [scalars['loss/Pix'][step] for step in range(1, 28)]  # 7 images, batch 2: 3 iterations per epoch
+    assert np.mean(pix[-5:]) < 0.7 * np.mean(pix[:5])
+    assert list(scalars['lr/lr_G'].values()) == pytest.approx([0.0005] * 27)
+    assert len(scalars['time/seconds_per_iteration']) == 27
+    assert images == {'images/LR-SR-HR': [15]}
+    assert set(scalars) >= {'val/PSNR_G', 'val/SSIM_G'} and list(scalars['val/PSNR_G']) == [27]
+    assert 'epoch 9/9 iter 27 | Pix' in caplog.text and 'ETA 0:00:00' in caplog.text
+    broken = [r for r in caplog.records if 'broken.png' in r.getMessage()]
+    assert len(broken) == 1 and 'skipped' in broken[0].getMessage()
+
+    save_dir = tmp_path / 'checkpoints' / 'tiny'
+    assert sorted(os.listdir(save_dir)) == ['epoch_9_net_G.pth', 'iter_20_net_G.pth', 'latest_net_G.pth',
+                                            'latest_train_state.pth']
+    state = load_train_state(str(save_dir / 'latest_train_state.pth'))
+    assert (state['iteration'], state['epoch'], state['batch_in_epoch']) == (27, 8, 3)
+    for name, value in torch.load(save_dir / 'latest_net_G.pth', weights_only=True).items():
+        assert torch.equal(value, state['model']['networks']['G'][name])
+
+    spec = GeneratorSpec('sparnet', 1, 'spar', 'bn')
+    check_test_script_output(['--model', 'sparnet', '--res_depth', '1', '--name', 'tiny', '--checkpoints_dir',
+                              str(tmp_path / 'checkpoints'), '--epoch', '9'], save_dir / 'epoch_9_net_G.pth', spec,
+                             tmp_path, monkeypatch)
+
+
+def test_new_run_of_same_name_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):
+    face_folder(tmp_path / 'faces', count=2)
+    flags = train_flags(tmp_path, 'sparnet', 'again', '--total_epochs', '1')
+    assert run_training(flags) == 0
+    assert run_training(flags) == 0
+    archived = [d for d in os.listdir(tmp_path / 'logs') if d.startswith('again_archived_')]
+    assert len(archived) == 1 and read_events(tmp_path / 'logs' / archived[0])[0]['loss/Pix']
+    with caplog.at_level(logging.INFO):
+        assert run_training([*flags, '--continue_train']) == 0
+    assert 'has already trained 1 epochs' in caplog.text
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
+    face_folder(tmp_path / 'faces', count=4)
+    real_step = SPARNetModel.optimize_parameters
+    calls = []
+
+    def step_going_nan(self):
+        real_step(self)
+        calls.append(1)
+        if len(calls) == 3:
+            self.losses['Pix'] = torch.tensor(float('nan'))
+    monkeypatch.setattr(SPARNetModel, 'optimize_parameters', step_going_nan)
+    flags = train_flags(tmp_path, 'sparnet', 'nan', '--total_epochs', '3', '--save_latest_freq', '2')
+    assert run_training(flags) == 1
+    assert len(calls) == 3
+    assert 'non-finite loss at iteration 3 (Pix nan)' in caplog.text and '`latest` keeps iteration 2' in caplog.text
+    save_dir = tmp_path / 'checkpoints' / 'nan'
+    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 2
+
+
+def test_crash_while_saving_keeps_the_previous_latest(tmp_path, monkeypatch):
+    face_folder(tmp_path / 'faces', count=4)
+    real_save, saves = checkpoint.torch.save, []
+
+    def save_failing_on_second_state(obj, f):
+        saves.append(f.name)
+        if len([name for name in saves if 'train_state' in name]) == 2:
+            f.write(b'partial')
+            raise OSError('No space left on device')
+        real_save(obj, f)
+    monkeypatch.setattr(checkpoint.torch, 'save', save_failing_on_second_state)
+    flags = train_flags(tmp_path, 'sparnet', 'crash', '--total_epochs', '3', '--save_latest_freq', '2')
+    with pytest.raises(OSError, match='No space left'):
+        run_training(flags)
+    save_dir = tmp_path / 'checkpoints' / 'crash'
+    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 2
+    assert not [f for f in os.listdir(save_dir) if '.tmp' in f]
+    monkeypatch.setattr(checkpoint.torch, 'save', real_save)
+    assert run_training([*flags, '--continue_train']) == 0
+    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 6
+
+
+def test_bad_training_flags_refused(tmp_path):
+    face_folder(tmp_path / 'faces', count=2)
+    with pytest.raises(UserError, match='--dataset_name single holds no HR targets'):
+        run_training(['--gpus', '0', '--dataroot', str(tmp_path / 'faces'), '--dataset_name', 'single'])
+    with pytest.raises(UserError, match='--print_freq must be at least 1'):
+        run_training(train_flags(tmp_path, 'sparnet', 'bad', '--print_freq', '0'))
+    with pytest.raises(UserError, match='no training state to resume from'):
+        run_training(train_flags(tmp_path, 'sparnet', 'never_trained', '--continue_train'))

@@ -1,0 +1,47 @@
+"""SPARNetHD training end to end on the CPU: GAN losses, EMA generator, checkpoints, logs, test.py."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from models.networks import GeneratorSpec
+from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import check_test_script_output, face_folder, read_events, run_training, train_flags
+from utils.cli import UserError
+
+
+def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path, monkeypatch):
+    face_folder(tmp_path / 'faces', count=4)
+    val = face_folder(tmp_path / 'val', count=1, seed=3)
+    flags = train_flags(tmp_path, 'sparnethd', 'tiny_hd', '--total_epochs', '5', '--batch_size', '1',
+                        '--lambda_pcp', '0', '--vgg_weights', str(tmp_path / 'absent.pth'), '--g_lr', '0.0005',
+                        '--visual_freq', '20', '--val_dataroot', val, '--val_freq', '20', '--save_latest_freq', '20')
+    assert run_training(flags) == 0
+
+    scalars, images = read_events(tmp_path / 'logs' / 'tiny_hd')
+    pix = [scalars['loss/Pix'][step] for step in range(1, 21)]
+    assert np.mean(pix[-5:]) < 0.7 * np.mean(pix[:5])
+    expected_tags = {'loss/FM', 'loss/G', 'loss/D', 'lr/lr_G', 'lr/lr_D', 'val/PSNR_G', 'val/PSNR_H', 'val/SSIM_H'}
+    assert expected_tags <= set(scalars)
+    assert 'loss/PCP' not in scalars and scalars['lr/lr_D'][20] == pytest.approx(0.0004)
+    assert images == {'images/LR-SR-SR_EMA-HR': [20]}
+
+    save_dir = tmp_path / 'checkpoints' / 'tiny_hd'
+    assert sorted(os.listdir(save_dir)) == sorted(f'{tag}_net_{net}.pth' for tag in ('epoch_5', 'latest')
+                                                  for net in 'GHD') + ['latest_train_state.pth']
+    G, H = (torch.load(save_dir / f'latest_net_{net}.pth', weights_only=True) for net in 'GH')
+    assert G.keys() == H.keys() and any(k.endswith('weight_orig') for k in H)
+    assert not all(torch.equal(G[k], H[k]) for k in G)
+
+    check_test_script_output(['--model', 'sparnethd', '--res_depth', '1', '--name', 'tiny_hd', '--checkpoints_dir',
+                              str(tmp_path / 'checkpoints')], save_dir / 'latest_net_H.pth',
+                             GeneratorSpec('sparnethd', 1, 'spar', 'in'), tmp_path, monkeypatch)
+
+
+def test_missing_vgg_weights_stop_before_training(tmp_path):
+    face_folder(tmp_path / 'faces', count=2)
+    with pytest.raises(UserError, match='vgg19-dcbb9e9d.pth: no such file') as err:
+        run_training(train_flags(tmp_path, 'sparnethd', 'no_vgg',
+                                 '--vgg_weights', str(tmp_path / 'vgg19-dcbb9e9d.pth')))
+    assert 'download.pytorch.org' in str(err.value) and not os.path.exists(tmp_path / 'checkpoints' / 'no_vgg')

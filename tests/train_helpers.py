@@ -1,0 +1,144 @@
+"""Helpers of the training tests: small real-face folders, tiny training flags, TensorBoard event reading."""
+import glob
+import importlib.util
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torchvision
+from PIL import Image
+from tensorboardX.proto.event_pb2 import Event
+
+import train
+from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The real architectures at their smallest workable input (64 px), fast settings for the CPU.
+TINY_FLAGS = {
+    'sparnet': ['--model', 'sparnet', '--dataset_name', 'celeba', '--res_depth', '1', '--load_size', '64',
+                '--scale_factor', '8', '--lr', '0.0005'],
+    'sparnethd': ['--model', 'sparnethd', '--dataset_name', 'ffhq', '--res_depth', '1', '--load_size', '64',
+                  '--num_D', '2', '--n_layers_D', '2', '--beta1', '0.5', '--g_lr', '0.0002'],
+}
+
+
+def face_images(count, seed=0, size=(88, 80)):
+    """`count` different crops of the astronaut's face (a real photo), as (H, W, 3) uint8 arrays."""
+    photo = skimage.data.astronaut()
+    rng = np.random.default_rng(seed)
+    faces = []
+    for _ in range(count):
+        top, left = rng.integers(20, 60), rng.integers(150, 200)
+        crop = Image.fromarray(photo[top:top + 200, left:left + 180])
+        faces.append(np.asarray(crop.resize((size[1], size[0]), Image.BICUBIC)))
+    return faces
+
+
+def face_folder(folder, count=6, seed=0):
+    os.makedirs(folder, exist_ok=True)
+    for index, face in enumerate(face_images(count, seed)):
+        Image.fromarray(face).save(os.path.join(folder, f'face_{index:02d}.png'))
+    return str(folder)
+
+
+def vgg_weights(path):
+    """Random VGG19 weights in torchvision's format (its `features.*` keys; the classifier is not needed)."""
+    torch.manual_seed(0)
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs['E'])  # vgg19().features
+    torch.save({f'features.{k}': v for k, v in features.state_dict().items()}, path)
+    return str(path)
+
+
+def train_flags(root, model, name='run', *extra):
+    """Flags of a tiny CPU run on the faces of `root/faces`, checkpoints and logs under `root`."""
+    return ['--gpus', '0', '--name', name, *TINY_FLAGS[model], '--dataroot', os.path.join(root, 'faces'),
+            '--batch_size', '2', '--num_threads', '0', '--checkpoints_dir', os.path.join(root, 'checkpoints'),
+            '--log_dir', os.path.join(root, 'logs'), '--print_freq', '1', '--visual_freq', '1000',
+            '--save_latest_freq', '1000', '--save_iter_freq', '0', '--save_epoch_freq', '0', *extra]
+
+
+def run_training(flags):
+    """train.py's main in this process; returns its exit code."""
+    return train.main(flags)
+
+
+def _records(path):
+    """Payloads of a TFRecord file (length, crc, data, crc)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    offset = 0
+    while offset < len(data):
+        (length,) = struct.unpack('<Q', data[offset:offset + 8])
+        yield data[offset + 12:offset + 12 + length]
+        offset += 12 + length + 4
+
+
+def read_events(log_dir):
+    """{tag: {step: value}} of the scalars, and {tag: [steps]} of the images, in all event files of log_dir.
+
+    Files are read oldest first, so a resumed run's values replace the interrupted run's ones.
+    """
+    scalars, images = {}, {}
+    for path in sorted(glob.glob(os.path.join(log_dir, 'events.out.tfevents.*'))):
+        for record in _records(path):
+            event = Event.FromString(record)
+            for value in event.summary.value:
+                if value.HasField('image'):
+                    images.setdefault(value.tag, []).append(event.step)
+                else:
+                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars, images
+
+
+def run_test_script(argv, monkeypatch):
+    """test.py's main in this process, with `argv` as its command line; returns its exit code."""
+    spec = importlib.util.spec_from_file_location('sparnet_test_script', os.path.join(ROOT, 'test.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, 'argv', ['test.py', *argv])
+    return script.main()
+
+
+def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, monkeypatch):
+    """Run test.py on two LR faces with `checkpoint_flags`; its outputs must be those of `spec` with `weights_path`."""
+    lr_dir, out_dir = tmp_path / 'lr', tmp_path / 'sr'
+    lr_dir.mkdir()
+    faces = [np.asarray(Image.fromarray(face).resize((64, 64), Image.BICUBIC)) for face in face_images(2, seed=9)]
+    for index, face in enumerate(faces):
+        Image.fromarray(face).save(lr_dir / f'{index}.png')
+    code = run_test_script(['--gpus', '0', *checkpoint_flags, '--load_size', '64', '--dataset_name', 'single',
+                            '--dataroot', str(lr_dir), '--save_as_dir', str(out_dir), '--num_threads', '0',
+                            '--reference_impl'], monkeypatch)
+    assert code == 0
+    net = spec.build()
+    net.load_state_dict(torch.load(weights_path, weights_only=True))
+    with torch.no_grad():
+        expected = tensor_to_uint8(net.eval()(uint8_to_tensor(np.stack(faces)).contiguous()).clamp(-1, 1))
+    for index, image in enumerate(expected):
+        np.testing.assert_array_equal(np.asarray(Image.open(out_dir / f'{index}.png')), image)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared CPU, OpenMP threads waiting for each other slow small models a lot."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def no_checkpoints_left(request):
+    """Delete the weights a test wrote in its tmp_path (gigabytes for SPARNetHD) once it is done."""
+    yield
+    tmp_path = request.node.funcargs.get('tmp_path')
+    if tmp_path is not None:
+        shutil.rmtree(tmp_path / 'checkpoints', ignore_errors=True)
+        for path in tmp_path.glob('*.pth'):
+            path.unlink()

@@ -1,0 +1,95 @@
+"""Training checkpoints written atomically, and the RNG states they carry.
+
+Every file goes to a temporary name beside its target, is flushed to disk, then renamed over it:
+a crash or Ctrl-C while saving leaves the previous file whole. The training-state file holds
+everything a resume needs (networks included), so a resume never mixes files of two saves.
+Everything is stored as tensors and plain Python values, loadable with `weights_only=True`.
+"""
+import os
+import pickle
+import random
+import zipfile
+
+import numpy as np
+import torch
+
+from .cli import UserError
+
+STATE_NAME = 'train_state'
+
+
+def state_path(save_dir, tag):
+    return os.path.join(save_dir, f'{tag}_{STATE_NAME}.pth')
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj, path):
+    """`torch.save(obj, path)` through `<path>.tmp<pid>` + fsync + rename; the temporary file never stays."""
+    tmp_path = f'{path}.tmp{os.getpid()}'
+    try:
+        with open(tmp_path, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    _fsync_dir(os.path.dirname(path) or '.')
+
+
+def save_checkpoint(save_dir, tag, networks, train_state=None):
+    """`<tag>_net_<name>.pth` for each {name: state dict}, then `<tag>_train_state.pth` if given."""
+    os.makedirs(save_dir, exist_ok=True)
+    for name, state_dict in networks.items():
+        atomic_save(state_dict, os.path.join(save_dir, f'{tag}_net_{name}.pth'))
+    if train_state is not None:
+        atomic_save(train_state, state_path(save_dir, tag))
+
+
+def load_train_state(path):
+    """The dict saved by `save_checkpoint`, read without running code; UserError in one line if unusable."""
+    if not os.path.isfile(path):
+        raise UserError(f"--continue_train: no training state to resume from ({path} is missing); "
+                        "check --checkpoints_dir and --name, or start a new run without --continue_train")
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise UserError(f"{path}: not a readable training state ({str(err).splitlines()[0]})") from err
+    if not isinstance(state, dict) or 'iteration' not in state:
+        raise UserError(f"{path}: not a training state saved by train.py")
+    return state
+
+
+def rng_states():
+    """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, as plain values."""
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {'python': random.getstate(),
+            'numpy': {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(position),
+                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)},
+            'torch': torch.get_rng_state(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states):
+    version, internal, gauss_next = states['python']
+    random.setstate((version, tuple(internal), gauss_next))
+    numpy_state = states['numpy']
+    np.random.set_state(('MT19937', numpy_state['keys'].numpy().astype(np.uint32), numpy_state['pos'],
+                         numpy_state['has_gauss'], numpy_state['cached_gaussian']))
+    torch.set_rng_state(states['torch'])
+    if states['cuda'] and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states['cuda'])
