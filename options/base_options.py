@@ -7,6 +7,7 @@ import torch
 import data
 import models
 from utils.devices import select_device
+from utils.distributed import launched_by_torchrun
 
 NORM_CHOICES = ('bn', 'in', 'gn', 'none')
 
@@ -83,7 +84,10 @@ class BaseOptions:
         if opt.load_size is None:
             opt.load_size = model_class.default_load_size
         opt.num_threads = max(0, min(opt.num_threads, os.cpu_count() or 1))
-        opt.device, opt.gpu_ids = select_device(opt.gpus)
+        if launched_by_torchrun():  # utils.distributed.setup gives each process its own device
+            opt.device, opt.gpu_ids = torch.device('cpu'), []
+        else:
+            opt.device, opt.gpu_ids = select_device(opt.gpus)
         torch.manual_seed(opt.seed)
         self.opt = opt
         return opt
