@@ -13,6 +13,7 @@ from .weights import WeightsError, load_generator_weights, mismatch_message
 class BaseModel:
     default_gnorm = 'bn'
     default_load_size = 128
+    default_train_dataset = 'celeba'
     inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir
 
     @staticmethod

@@ -8,6 +8,7 @@ from .base_model import BaseModel
 class SPARNetModel(BaseModel):
     default_gnorm = 'bn'
     default_load_size = 128
+    default_train_dataset = 'celeba'
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

@@ -14,6 +14,7 @@ from .losses import GAN_MODES, GANLoss, VGGPerceptualLoss, feature_matching_loss
 class SPARNetHDModel(BaseModel):
     default_gnorm = 'in'
     default_load_size = 512
+    default_train_dataset = 'ffhq'
     inference_net_name = 'H'  # the EMA generator, as released
 
     @staticmethod

@@ -51,7 +51,8 @@ class BaseOptions:
         parser.add_argument('--num_D', type=int, default=3, help='scales of the multi-scale discriminator')
         parser.add_argument('--n_layers_D', type=int, default=4, help='stride-2 layers per discriminator')
         parser.add_argument('--dataset_name', type=unquoted_lower, default='single', choices=data.DATASET_NAMES,
-                            help='dataset loader')
+                            help='dataset loader (default: single for testing; for training celeba with '
+                                 'sparnet, ffhq with sparnethd)')
         parser.add_argument('--batch_size', type=int, default=16, help='images per batch')
         parser.add_argument('--load_size', type=int, default=None,
                             help='images are resized to this size (default: 128 sparnet, 512 sparnethd)')
@@ -69,7 +70,10 @@ class BaseOptions:
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)
-        parser = models.get_model_class(known.model).modify_commandline_options(parser, self.is_train)
+        model_class = models.get_model_class(known.model)
+        parser = model_class.modify_commandline_options(parser, self.is_train)
+        if self.is_train:
+            parser.set_defaults(dataset_name=model_class.default_train_dataset)
         known, _ = parser.parse_known_args(args)
         parser = data.get_dataset_class(known.dataset_name).modify_commandline_options(parser, self.is_train)
         self.parser = parser

@@ -53,3 +53,10 @@ def test_gpus_with_most_free_memory_are_chosen(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         assert devices.select_gpu_ids(6) == [1, 3, 2, 0]
     assert 'more GPUs than the 4 present' in caplog.text
+
+
+def test_training_dataset_defaults_follow_the_model():
+    from options.train_options import TrainOptions
+    assert TrainOptions().parse(['--gpus', '0']).dataset_name == 'celeba'
+    assert TrainOptions().parse(['--gpus', '0', '--model', 'sparnethd']).dataset_name == 'ffhq'
+    assert TrainOptions().parse(['--gpus', '0', '--dataset_name', 'ffhq']).dataset_name == 'ffhq'
