@@ -11,6 +11,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset, create_test_dataloader
 from models import create_model
+from models.fast_inference import set_inference_threads
 from options.test_options import TestOptions
 from utils.cli import UserError, run
 from utils.image_io import IMG_EXTENSIONS, save_rgb
@@ -25,6 +26,7 @@ def output_dir(opt):
 
 def main():
     opt = TestOptions().parse()
+    set_inference_threads()
     dataset = create_dataset(opt)
     if len(dataset) == 0:
         raise UserError(f"--dataroot {opt.dataroot}: no images found "

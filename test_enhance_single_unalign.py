@@ -11,6 +11,7 @@ from collections import Counter
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from models.fast_inference import set_inference_threads
 from models.inference import Enhancer
 from options.test_options import TestOptions
 from utils.cli import UserError, run
@@ -84,6 +85,7 @@ def check_options(opt):
 
 def main(args=None):
     opt = TestOptions().parse(args)
+    set_inference_threads()
     check_options(opt)
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)

@@ -4,9 +4,12 @@ import os
 import torch
 
 from utils import distributed
+from utils.cli import UserError
 
+from .fast_inference import prepare_inference_net
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
+from .onnx_inference import OnnxGenerator
 from .weights import WeightsError, load_generator_weights, mismatch_message
 
 
@@ -42,10 +45,28 @@ class BaseModel:
         return self.opt.pretrain_model_path or self.checkpoint_path(self.load_tag(), self.inference_net_name)
 
     def setup_inference(self):
-        """Load the weights strictly and prepare the network that `test()` runs."""
+        """Load the weights strictly and prepare the network that `test()` runs.
+
+        Default: the fast path (norms folded into the convs, same function); `--reference_impl`
+        runs the plain module, `--onnx_model` an exported model with ONNX Runtime.
+        """
+        opt = self.opt
+        if opt.onnx_model:
+            self.inference_net = OnnxGenerator(opt.onnx_model, self.device)
+            onnx_size = list(self.inference_net.input_shape[2:])
+            if onnx_size != [opt.load_size, opt.load_size]:
+                raise UserError(f"{opt.onnx_model}: exported for {onnx_size[0]}x{onnx_size[1]} inputs, but "
+                                f"--load_size is {opt.load_size}; export again with --in_size {opt.load_size}")
+            return self
         load_generator_weights(self.netG, self.inference_weights_path(), self.spec)
         self.netG.to(self.device).eval()
-        self.inference_net = self.netG
+        if opt.reference_impl:
+            self.inference_net = self.netG
+            return self
+        try:
+            self.inference_net = prepare_inference_net(self.netG, self.device, opt.precision)
+        except ValueError as err:
+            raise UserError(f'--precision {opt.precision}: {err}') from err
         return self
 
     def set_input(self, batch):

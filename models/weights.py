@@ -38,7 +38,7 @@ def read_state_dict(path):
     if not os.path.isfile(path):
         folder, name = os.path.split(path)
         raise WeightsError(f"{path}: no such weights file. Download {name} (released weights: {RELEASE_PAGE}) "
-                           f"into {folder or '.'}/, or pass another path with --pretrain_model_path")
+                           f"into {os.path.join(folder or '.', '')}, or pass another path with --pretrain_model_path")
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:

@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import RELEASED_SPECS, run_script
 from models.weights import read_state_dict
+from utils.image_io import read_rgb
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 
 ORIGINAL_FLAGS = {
@@ -29,7 +30,7 @@ def expected_output(name, checkpoint, lr_path, load_size):
     """The reference module on the PIL-bicubic-resized input, truncated as the published code saves."""
     net = RELEASED_SPECS[name].build()
     net.load_state_dict(read_state_dict(checkpoint))
-    img = Image.open(lr_path).convert('RGB').resize((load_size, load_size), Image.BICUBIC)
+    img = read_rgb(lr_path).resize((load_size, load_size), Image.BICUBIC)
     with torch.no_grad():
         out = net.eval()(uint8_to_tensor(np.asarray(img))[None]).clamp(-1, 1)
     return tensor_to_uint8(out)[0]
@@ -107,3 +108,40 @@ def test_missing_dataroot_and_empty_folder(released_checkpoint, tmp_path):
     (tmp_path / 'empty').mkdir()
     result = run_test(checkpoint, tmp_path / 'empty', tmp_path / 'out')
     assert result.returncode == 2 and 'no images found' in result.stderr
+
+
+def assert_within_one_level(saved, expected):
+    """Paths that compute the same function to ~1e-5 may flip a truncated level, nothing more."""
+    diff = np.abs(saved.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+
+
+def test_default_fast_path_matches_reference(released_checkpoint, lr_folder, tmp_path):
+    checkpoint = released_checkpoint('sparnet_attn2d')
+    result = run_test(checkpoint, lr_folder, tmp_path / 'out', '--batch_size', '3')
+    assert result.returncode == 1 and '6 done' in result.stdout  # broken.png fails, as above
+    for name in ('rgb.png', 'rgba.png', 'deep16.png'):
+        assert_within_one_level(np.asarray(Image.open(tmp_path / 'out' / name)),
+                                expected_output('sparnet_attn2d', checkpoint, lr_folder / name, 128))
+
+
+def test_fp16_on_cpu_refused_before_any_output(released_checkpoint, lr_folder, tmp_path):
+    result = run_test(released_checkpoint('sparnet_attn2d'), lr_folder, tmp_path / 'out', '--precision', 'fp16')
+    assert result.returncode == 2 and 'error: --precision fp16: fp16 runs only on a GPU' in result.stderr
+    assert not (tmp_path / 'out').exists()
+
+
+def test_onnx_model_path(released_checkpoint, lr_folder, tmp_path):
+    checkpoint = released_checkpoint('sparnet_light_attn3d')
+    onnx_path = tmp_path / 'light.onnx'
+    exported = run_script('scripts/export_onnx.py', '--res_depth', '1', '--att_name', 'spar3d',
+                          '--pretrain_model_path', checkpoint, '--output', str(onnx_path))
+    assert exported.returncode == 0, exported.stderr
+    flags = ORIGINAL_FLAGS['sparnet_light_attn3d']
+    result = run_test(checkpoint, lr_folder, tmp_path / 'out', '--onnx_model', str(onnx_path), flags=flags)
+    assert result.returncode == 1 and '6 done' in result.stdout
+    assert_within_one_level(np.asarray(Image.open(tmp_path / 'out' / 'rgb.png')),
+                            expected_output('sparnet_light_attn3d', checkpoint, lr_folder / 'rgb.png', 128))
+    result = run_test(checkpoint, lr_folder, tmp_path / 'out2', '--onnx_model', str(onnx_path),
+                      '--load_size', '64', flags=flags)
+    assert result.returncode == 2 and 'exported for 128x128 inputs, but --load_size is 64' in result.stderr

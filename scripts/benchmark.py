@@ -1,0 +1,396 @@
+"""Inference and training-step speed of SPARNet, SPARNet-Light and SPARNetHD on each inference path.
+
+    python scripts/benchmark.py --json benchmark.json
+    python scripts/benchmark.py --models sparnethd --paths reference,fast,bf16 --repeats 1
+
+Paths: `reference` (the plain module), `fast` (the default fp32 path), `bf16` / `fp16` (reduced
+precision, where the device has it natively), `onnx` (ONNX Runtime on the exported graph). For each
+model, batch size and path: seconds per batch (median of --repeats runs, the paths interleaved so that
+load from other processes hits them alike), images/s, GFLOP/s counted on the reference network's
+convolutions (the same count for every path), its share of the peak, the speed-up over `reference`,
+the peak memory a forward adds to the process, and the output's difference from `reference` on a
+real face (skimage's astronaut). Then a SPARNet training step (batch 8, L1, Adam): plain vs fast.
+Without --weights the networks get random weights (batch-norm statistics randomised, spectral norm
+converged), so the PSNRs only show the rounding of each path; pass the released files for real ones.
+"""
+import argparse
+import copy
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data as skimage_data  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from models.fast_inference import check_precision, prepare_inference_net, set_inference_threads  # noqa: E402
+from models.fast_training import channels_last, fused_adam, prepare_training_net  # noqa: E402
+from models.networks import GeneratorSpec  # noqa: E402
+from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
+from models.weights import load_generator_weights  # noqa: E402
+from utils.cli import UserError, run  # noqa: E402
+
+MODELS = {
+    'sparnet': (GeneratorSpec('sparnet', 10, 'spar', 'bn'), (1, 16)),
+    'sparnet_light': (GeneratorSpec('sparnet', 1, 'spar3d', 'bn'), (1, 16)),
+    'sparnethd': (GeneratorSpec('sparnethd', 10, 'spar', 'in'), (1, 2)),
+}
+PATHS = ('reference', 'fast', 'bf16', 'fp16', 'onnx')
+TRAIN_BATCH = 8
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', default=','.join(MODELS), help=f"comma-separated among {','.join(MODELS)}")
+    parser.add_argument('--paths', default='reference,fast,bf16,onnx', help=f"comma-separated among {','.join(PATHS)}")
+    parser.add_argument('--batch_sizes', default=None,
+                        help='comma-separated batch sizes for every model (default: 1,16; 1,2 for sparnethd)')
+    parser.add_argument('--repeats', type=int, default=2, help='timed runs per path after a warm-up run (default: 2)')
+    parser.add_argument('--train_steps', type=int, default=3,
+                        help='timed training steps per path after a warm-up step (default: 3; 0 skips training)')
+    parser.add_argument('--weights', action='append', default=[], metavar='MODEL=PATH',
+                        help='real weights for a model, e.g. sparnet=pretrain_models/SPARNet-V16-S4-epoch20.pth')
+    parser.add_argument('--peak_gflops', type=float, default=None,
+                        help='fp32 peak of the device for the share column (default: measured with a GEMM)')
+    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: one per usable core)')
+    parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
+    parser.add_argument('--json', default=None, help='write all results here')
+    return parser
+
+
+def parse_list(value, allowed, flag):
+    items = [item.strip() for item in value.split(',') if item.strip()]
+    unknown = [item for item in items if item not in allowed]
+    if unknown or not items:
+        raise UserError(f"{flag}: expected names among {','.join(allowed)}, got {value!r}")
+    return items
+
+
+def release_free_memory():
+    """Hand the allocator's free memory back to the OS (glibc), so that RSS starts from live memory."""
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakMemory:
+    """Peak memory a block adds: CUDA allocator peak, or the process RSS sampled every millisecond.
+
+    On the CPU this is what the OS sees, allocator caching included, from a trimmed start.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self.peak_mb = None
+
+    @staticmethod
+    def _rss():
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._rss())
+            time.sleep(0.001)
+
+    def __enter__(self):
+        gc.collect()
+        release_free_memory()
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        elif os.path.exists('/proc/self/statm'):
+            self._base = self._peak = self._rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2 ** 20
+        elif hasattr(self, '_thread'):
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = (max(self._peak, self._rss()) - self._base) / 2 ** 20
+
+
+def timed(fn, x, device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = fn(x)
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, output
+
+
+def gemm_peak_gflops(device, dtype):
+    """Throughput of a 4096^2 matrix product: what the device's BLAS reaches, for the share column."""
+    a = torch.randn(4096, 4096, device=device, dtype=dtype)
+    b = torch.randn(4096, 4096, device=device, dtype=dtype)
+    best = float('inf')
+    for _ in range(4):
+        seconds, _ = timed(lambda m: m @ b, a, device)
+        best = min(best, seconds)
+    return 2 * 4096 ** 3 / best / 1e9
+
+
+def runs(device, precision):
+    try:
+        check_precision(device, precision)
+        return True
+    except ValueError:
+        return False
+
+
+def face(size):
+    """The astronaut's face, size x size RGB uint8 (a real face shipped with scikit-image)."""
+    return np.asarray(Image.fromarray(skimage_data.astronaut()[10:266, 125:381]).resize((size, size), Image.BICUBIC))
+
+
+def to_input(image):
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(127.5).sub(1)
+
+
+def sparnet_pair(image):
+    """(LR, HR) SPARNet pair: 128 HR, LR = bicubic down to 16 and back to 128, as in training."""
+    small = Image.fromarray(image).resize((16, 16), Image.BICUBIC).resize((128, 128), Image.BICUBIC)
+    return to_input(np.asarray(small)), to_input(image)
+
+
+def random_weights(spec, seed=0):
+    """A network of `spec` with random weights, realistic norm statistics and converged spectral norms."""
+    torch.manual_seed(seed)
+    net = spec.build()
+    with torch.no_grad():
+        for name, buffer in net.named_buffers():
+            if name.endswith('running_mean'):
+                buffer.normal_(0, 0.1)
+            elif name.endswith('running_var'):
+                buffer.uniform_(0.5, 1.5)
+        for module in net.modules():
+            if hasattr(module, 'weight_orig'):
+                matrix = module.weight_orig.flatten(1)
+                for _ in range(20):
+                    module.weight_v.copy_(F.normalize(matrix.t() @ module.weight_u, dim=0))
+                    module.weight_u.copy_(F.normalize(matrix @ module.weight_v, dim=0))
+    return net
+
+
+def load_net(name, weights):
+    spec = MODELS[name][0]
+    if name in weights:
+        return load_generator_weights(spec.build(), weights[name], spec), 'released'
+    return random_weights(spec), 'random'
+
+
+def conv_flops(spec, size):
+    """FLOPs (2 x multiply-adds) of one image through the reference network, counted on the meta device."""
+    with torch.device('meta'):
+        net = spec.build().eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.empty(1, 3, size, size, device='meta'))
+    return counter.get_total_flops()
+
+
+def psnr(output, reference):
+    """PSNR (dB) between two [-1, 1] outputs mapped to 8-bit levels, as images are saved."""
+    def to_levels(t):
+        return (t.clamp(-1, 1) + 1) * 127.5
+    mse = (to_levels(output) - to_levels(reference)).pow(2).mean().item()
+    return float('inf') if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+
+
+def build_paths(names, net, device, size, folder):
+    """{path name: callable} for the paths this device can run; prints why the others are skipped."""
+    paths = {}
+    for name in names:
+        try:
+            if name == 'reference':
+                paths[name] = net.to(device).eval()
+            elif name == 'fast':
+                paths[name] = prepare_inference_net(net, device)
+            elif name in ('bf16', 'fp16'):
+                paths[name] = prepare_inference_net(net, device, name)
+            elif name == 'onnx':
+                start = time.perf_counter()
+                path = export_onnx(net.cpu(), os.path.join(folder, 'model.onnx'), size)
+                net.to(device)
+                print(f'  exported ONNX in {time.perf_counter() - start:.1f} s')
+                paths[name] = OnnxGenerator(path, device, torch.get_num_threads())
+        except (ValueError, UserError) as err:
+            print(f'  {name}: skipped ({err})')
+    return paths
+
+
+def benchmark_model(name, args, device, weights, peaks):
+    spec, default_batches = MODELS[name]
+    size = 512 if spec.model == 'sparnethd' else 128
+    net, weight_kind = load_net(name, weights)
+    flops = conv_flops(spec, size)
+    image = face(size)
+    single = sparnet_pair(image)[0] if spec.model == 'sparnet' else to_input(image)
+    batches = [int(b) for b in args.batch_sizes.split(',')] if args.batch_sizes else default_batches
+    print(f'{name}: {flops / 1e9:.1f} GFLOP per image, {weight_kind} weights')
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = build_paths(args.path_list, net, device, size, folder)
+        for batch in batches:
+            x = single.expand(batch, -1, -1, -1).contiguous().to(device)
+            results = {path: {'times': []} for path in paths}
+            for path, fn in paths.items():  # warm-up run: memory and outputs
+                with PeakMemory(device) as memory:
+                    _, output = timed(fn, x, device)
+                results[path].update(peak_mb=memory.peak_mb, output=output.float().cpu())
+            steps = [(r, path) for r in range(args.repeats) for path in paths]
+            for _, path in tqdm(steps, desc=f'{name} batch {batch}', unit='run', leave=False):
+                results[path]['times'].append(timed(paths[path], x, device)[0])
+            rows += summarize(name, batch, flops, weight_kind, results, peaks)
+    return rows
+
+
+def summarize(name, batch, flops, weight_kind, results, peaks):
+    reference = results.get('reference')
+    reference_seconds = statistics.median(reference['times']) if reference and reference['times'] else None
+    rows = []
+    for path, result in results.items():
+        seconds = statistics.median(result['times']) if result['times'] else float('nan')
+        gflops = flops * batch / seconds / 1e9
+        peak = peaks['bf16' if path == 'bf16' else 'fp16' if path == 'fp16' else 'fp32']
+        row = {'model': name, 'batch': batch, 'path': path, 'weights': weight_kind,
+               'seconds_per_batch': seconds, 'times': result['times'], 'images_per_second': batch / seconds,
+               'gflop_per_image': flops / 1e9, 'gflops': gflops, 'peak_share': gflops / peak if peak else None,
+               'speedup': reference_seconds / seconds if reference_seconds else None,
+               'peak_memory_mb': result['peak_mb']}
+        if reference is not None:
+            out, ref = result['output'], reference['output']
+            row['max_rel_diff'] = ((out - ref).abs().max() / ref.abs().max()).item()
+            row['psnr_db'] = psnr(out, ref)
+        rows.append(row)
+    return rows
+
+
+def training_benchmark(steps, device, threads_note):
+    """SPARNet training steps (batch 8, L1, Adam 2e-4, betas 0.9/0.99): plain module vs fast path."""
+    spec = MODELS['sparnet'][0]
+    torch.manual_seed(0)
+    plain = spec.build().to(device).train()
+    fast = prepare_training_net(copy.deepcopy(plain))
+    rng = np.random.default_rng(0)
+    astronaut = skimage_data.astronaut()
+    crops = []
+    for _ in range(TRAIN_BATCH):
+        top, left = rng.integers(0, 512 - 256, size=2)
+        crop = np.asarray(Image.fromarray(astronaut[top:top + 256, left:left + 256]).resize((128, 128), Image.BICUBIC))
+        crops.append(sparnet_pair(crop))
+    lr = torch.stack([c[0] for c in crops]).to(device)
+    hr = torch.stack([c[1] for c in crops]).to(device)
+    setups = {'plain': (plain, torch.optim.Adam(plain.parameters(), 2e-4, betas=(0.9, 0.99)), lr, hr),
+              'fast': (fast, fused_adam(fast.parameters(), 2e-4, (0.9, 0.99)), channels_last(lr), channels_last(hr))}
+    times = {name: [] for name in setups}
+    losses = {name: [] for name in setups}
+    for step in tqdm(range(steps + 1), desc='training steps', unit='step', leave=False):
+        for name, (model, optimizer, inputs, target) in setups.items():
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.l1_loss(model(inputs), target)
+            loss.backward()
+            optimizer.step()
+            losses[name].append(loss.item())
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            if step > 0:
+                times[name].append(time.perf_counter() - start)
+    plain_seconds, fast_seconds = statistics.median(times['plain']), statistics.median(times['fast'])
+    return {'batch': TRAIN_BATCH, 'steps': steps, 'seconds_per_step': {'plain': plain_seconds, 'fast': fast_seconds},
+            'times': times, 'speedup': plain_seconds / fast_seconds, 'losses': losses,
+            'first_step_rel_loss_diff': abs(losses['plain'][0] - losses['fast'][0]) / losses['plain'][0],
+            'max_rel_loss_diff': max(abs(a - b) / abs(a) for a, b in zip(losses['plain'], losses['fast'])),
+            'threads': threads_note}
+
+
+def format_table(rows):
+    lines = ['| model | batch | path | s / batch | images / s | GFLOP/s | % of peak | speed-up | peak MB |'
+             ' max rel. diff | PSNR dB |',
+             '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+
+    def number(value, fmt):
+        return '-' if value is None else format(value, fmt)
+    for row in rows:
+        diff = row.get('max_rel_diff') if row['path'] != 'reference' else None
+        psnr_value = row.get('psnr_db') if row['path'] != 'reference' else None
+        lines.append(f"| {row['model']} | {row['batch']} | {row['path']} | {row['seconds_per_batch']:.3f} | "
+                     f"{row['images_per_second']:.2f} | {row['gflops']:.0f} | "
+                     f"{number(row['peak_share'] and 100 * row['peak_share'], '.0f')} | "
+                     f"{number(row['speedup'], '.2f')} | {number(row['peak_memory_mb'], '.0f')} | "
+                     f"{number(diff, '.1e')} | {number(psnr_value, '.1f')} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    model_names = parse_list(args.models, MODELS, '--models')
+    args.path_list = parse_list(args.paths, PATHS, '--paths')
+    weights = {}
+    for item in args.weights:
+        model, _, path = item.partition('=')
+        if model not in MODELS or not path:
+            raise UserError(f"--weights: expected MODEL=PATH with MODEL among {','.join(MODELS)}, got {item!r}")
+        weights[model] = path
+    if args.repeats < 1:
+        raise UserError(f'--repeats must be at least 1, got {args.repeats}')
+    device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
+    threads = set_inference_threads(args.threads)
+    load_start = os.getloadavg()
+    peaks = {'fp32': args.peak_gflops or gemm_peak_gflops(device, torch.float32)}
+    for name, dtype in (('bf16', torch.bfloat16), ('fp16', torch.float16)):
+        peaks[name] = gemm_peak_gflops(device, dtype) if name in args.path_list and runs(device, name) else None
+    print(f"device {device}, {threads} threads, torch {torch.__version__}, load average {load_start[0]:.2f}; "
+          f"peak GFLOP/s: {', '.join(f'{k} {v:.0f}' for k, v in peaks.items() if v)}")
+    rows = []
+    for name in model_names:
+        rows += benchmark_model(name, args, device, weights, peaks)
+        print(format_table([row for row in rows if row['model'] == name]))
+    training = training_benchmark(args.train_steps, device, threads) if args.train_steps > 0 else None
+    load_end = os.getloadavg()
+    print('\n' + format_table(rows))
+    if training:
+        seconds = training['seconds_per_step']
+        print(f"\ntraining step, SPARNet batch {TRAIN_BATCH}: plain {seconds['plain']:.2f} s, "
+              f"fast {seconds['fast']:.2f} s, speed-up {training['speedup']:.2f}; relative loss difference "
+              f"{training['first_step_rel_loss_diff']:.1e} at the first step (same weights), at most "
+              f"{training['max_rel_loss_diff']:.1e} over {training['steps'] + 1} steps")
+    print(f'load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}')
+    if args.json:
+        report = {'command': ' '.join(sys.argv), 'device': str(device), 'threads': threads,
+                  'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__,
+                  'peak_gflops': peaks, 'load_average': {'start': load_start, 'end': load_end},
+                  'inference': rows, 'training': training}
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=1)
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    run(main)

@@ -1,0 +1,307 @@
+"""The fast inference path computes the reference network's function, for every norm, attention and activation.
+
+Tolerances: fp32 max |fast - reference| / max |reference| <= 1e-4 (the folded weights only change
+rounding, ~1e-6 in practice); bf16 max relative difference <= 5e-2 and SNR over the output range >= 30 dB
+on random weights (it stores 8 mantissa bits).
+"""
+import os
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from models import fast_inference
+from models.fast_inference import (Activation, InputNorm, batch_norm_affine, eval_conv_weight, fill_border,
+                                   native_bf16_cpu, prepare_inference_net, set_inference_threads,
+                                   upsampling_conv_weight)
+from models.sparnet import SPARNet, add_spectral_norm
+
+HERE = os.path.dirname(__file__)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These nets are tiny: one thread is fastest, and 2 OpenMP threads on a busy 2-core machine spin 50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+SMALL = dict(min_ch=8, max_ch=32, in_size=32, out_size=32, min_feat_size=8, res_depth=1, bottleneck_size=16)
+CONFIGS = {
+    'bn_2d': (dict(SMALL), False),
+    'bn_3d_up': (dict(SMALL, out_size=64, att_name='spar3d'), False),
+    'bn_2d_sn': (dict(SMALL, res_depth=2), True),
+    'bn_3d_sn': (dict(SMALL, att_name='spar3d'), True),
+    'in_2d_sn': (dict(SMALL, norm_type='in'), True),
+    'in_3d_sn_hd_like': (dict(SMALL, max_ch=64, in_size=64, out_size=64, min_feat_size=16, norm_type='in',
+                              att_name='spar3d', bottleneck_size=8), True),
+    'in_3d': (dict(SMALL, norm_type='in', att_name='spar3d'), False),
+    'gn_prelu': (dict(SMALL, min_ch=32, max_ch=64, norm_type='gn', relu_type='prelu'), False),
+    'none_relu_3d': (dict(SMALL, norm_type='none', relu_type='relu', att_name='spar3d'), False),
+    'bn_selu_sn': (dict(SMALL, relu_type='selu'), True),
+    'bn_no_attention_level': (dict(SMALL, bottleneck_size=32), False),
+    'in_identity_act': (dict(SMALL, norm_type='in', relu_type='none'), False),
+}
+
+
+def randomize(net, seed=0):
+    """Random weights, norm affines, running statistics and PReLU slopes: nothing folds trivially."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
+            if name.endswith('running_var'):
+                tensor.uniform_(0.5, 1.5)
+            elif name.endswith('running_mean'):
+                tensor.normal_(0, 0.3)
+            elif '.norm.' in name and name.endswith('weight'):
+                tensor.uniform_(0.5, 1.5)
+            elif '.norm.' in name and name.endswith('bias'):
+                tensor.normal_(0, 0.3)
+            elif '.func.weight' in name:
+                tensor.uniform_(0.05, 0.4)
+            elif name.endswith('bias'):
+                tensor.normal_(0, 0.1)
+        for module in net.modules():
+            if hasattr(module, 'weight_orig'):  # power iteration, so that sigma is near the spectral norm
+                matrix = module.weight_orig.flatten(1)
+                for _ in range(10):
+                    module.weight_v.copy_(F.normalize(matrix.t() @ module.weight_u, dim=0))
+                    module.weight_u.copy_(F.normalize(matrix @ module.weight_v, dim=0))
+    return net
+
+
+def build(name, seed=0):
+    config, spectral = CONFIGS[name]
+    net = SPARNet(**config)
+    if spectral:
+        add_spectral_norm(net)
+    return randomize(net, seed)
+
+
+def max_rel_diff(output, reference):
+    return ((output - reference).abs().max() / reference.abs().max()).item()
+
+
+def random_input(net_config, batch=3, seed=1):
+    torch.manual_seed(seed)
+    size = net_config['in_size']
+    return torch.rand(batch, 3, size, size) * 2 - 1
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_fast_path_equals_reference(name):
+    net = build(name)
+    x = random_input(CONFIGS[name][0])
+    with torch.no_grad():
+        reference = net.eval()(x)
+        output = prepare_inference_net(net, 'cpu')(x)
+    assert output.dtype == torch.float32 and output.is_contiguous()
+    assert output.shape == reference.shape
+    assert max_rel_diff(output, reference) <= 1e-4
+
+
+@pytest.mark.parametrize('name', ['small_bn_spar.pt', 'small_bn_spar3d_up.pt', 'small_in_spar3d_sn.pt'])
+def test_fast_path_reproduces_published_outputs(name):
+    golden = torch.load(os.path.join(HERE, 'golden', name), weights_only=True)
+    net = SPARNet(**golden['config'])
+    if golden['spectral_norm']:
+        add_spectral_norm(net)
+    net.load_state_dict(golden['state_dict'])
+    with torch.inference_mode():
+        output = prepare_inference_net(net, 'cpu')(golden['input'])
+    assert max_rel_diff(output, golden['output']) <= 1e-4
+
+
+def test_prepare_leaves_net_untouched_and_ignores_its_mode():
+    net = build('bn_2d_sn').train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fast = prepare_inference_net(net, 'cpu')
+    assert net.training
+    x = random_input(CONFIGS['bn_2d_sn'][0])
+    with torch.no_grad():
+        output = fast(x)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        reference = net.eval()(x)
+    assert max_rel_diff(output, reference) <= 1e-4
+
+
+def test_fast_path_matches_at_batch_one_and_without_no_grad():
+    net = build('in_3d_sn_hd_like')
+    x = random_input(CONFIGS['in_3d_sn_hd_like'][0], batch=1)
+    output = prepare_inference_net(net, 'cpu')(x)
+    with torch.no_grad():
+        reference = net.eval()(x)
+    assert not output.requires_grad
+    assert max_rel_diff(output, reference) <= 1e-4
+
+
+def test_spectral_norm_weight_uses_stored_vectors():
+    """eval_conv_weight == the weight torch's spectral_norm hook computes in eval mode (not the true sigma)."""
+    torch.manual_seed(0)
+    conv = torch.nn.utils.spectral_norm(torch.nn.Conv2d(5, 7, 3))
+    conv.eval()
+    conv(torch.randn(1, 5, 4, 4))
+    weight, bias = eval_conv_weight(conv)
+    assert torch.allclose(weight.float(), conv.weight, rtol=1e-6, atol=1e-7)
+    assert torch.equal(bias.float(), conv.bias)
+    true_sigma = torch.linalg.matrix_norm(conv.weight_orig.flatten(1), ord=2)
+    assert not torch.allclose(weight.float(), conv.weight_orig / true_sigma, rtol=1e-3)
+
+
+def test_batch_norm_fold_matches_eval_batch_norm_where_eps_matters():
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm2d(6, eps=1e-3).eval()
+    with torch.no_grad():
+        norm.running_var.uniform_(1e-4, 1e-2)
+        norm.running_mean.normal_()
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    x = torch.randn(2, 6, 3, 3)
+    scale, shift = batch_norm_affine(norm)
+    with torch.no_grad():
+        assert torch.allclose(x * scale.float().view(1, -1, 1, 1) + shift.float().view(1, -1, 1, 1), norm(x),
+                              rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(5, 6), (2, 3), (8, 8)])
+def test_upsampling_conv_equals_upsample_pad_conv(size):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    weight = torch.randn(3, 4, 3, 3, dtype=torch.float64)
+    reference = F.conv2d(F.pad(F.interpolate(x, scale_factor=2, mode='nearest'), (1, 1, 1, 1), mode='reflect'),
+                         weight)
+    output = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode='replicate'), upsampling_conv_weight(weight),
+                                stride=2, padding=3)
+    assert torch.allclose(output, reference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('mode', ['reflect', 'replicate'])
+def test_fill_border_equals_pad(mode):
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    padded = torch.full((2, 3, 6, 7), float('nan')).contiguous(memory_format=torch.channels_last)
+    padded[:, :, 1:-1, 1:-1] = x
+    assert torch.equal(fill_border(padded, mode), F.pad(x, (1, 1, 1, 1), mode=mode))
+
+
+def test_fill_border_refuses_reflecting_a_single_pixel():
+    with pytest.raises(ValueError, match='2x2'):
+        fill_border(torch.zeros(1, 1, 3, 5), 'reflect')
+
+
+@pytest.mark.parametrize('norm', [torch.nn.InstanceNorm2d(64, affine=True), torch.nn.GroupNorm(32, 64)])
+def test_input_norm_equals_torch_norm_on_strided_maps(norm):
+    """Inputs and outputs may be interiors of padded channels-last maps (strided views) or plain NCHW."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    x = torch.randn(3, 64, 6, 7) * 3 + 2
+    x_padded = F.pad(x, (1, 1, 1, 1)).contiguous(memory_format=torch.channels_last)
+    out_padded = torch.zeros(3, 64, 8, 9).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        reference = norm(x)
+        InputNorm(norm)(x_padded[:, :, 1:-1, 1:-1], out_padded[:, :, 1:-1, 1:-1])
+        assert torch.allclose(InputNorm(norm)(x), reference, atol=1e-5)
+        assert torch.allclose(InputNorm(norm)(x_padded[:, :, 1:-1, 1:-1]), reference, atol=1e-5)
+    assert torch.allclose(out_padded[:, :, 1:-1, 1:-1], reference, atol=1e-5)
+    assert torch.all(out_padded[:, :, 0] == 0)
+
+
+@pytest.mark.parametrize('relu_type', ['leakyrelu', 'relu', 'prelu', 'selu', 'none'])
+def test_activation_in_place_and_into_output(relu_type):
+    from models.blocks import ReluLayer
+    layer = ReluLayer(4, relu_type)
+    if relu_type == 'prelu':
+        torch.nn.init.uniform_(layer.func.weight, 0.1, 0.5)
+    x = torch.randn(2, 4, 3, 3)
+    with torch.no_grad():
+        reference = layer(x)
+        out = torch.empty(2, 4, 5, 5)[:, :, 1:-1, 1:-1]
+        Activation(layer)(x.clone(), out)
+        assert torch.equal(out, reference)
+        assert torch.equal(Activation(layer)(x.clone()), reference)
+
+
+def test_precision_checks():
+    net = build('bn_2d')
+    with pytest.raises(ValueError, match='fp16 runs only on a GPU'):
+        prepare_inference_net(net, 'cpu', 'fp16')
+    with pytest.raises(ValueError, match='precision must be one of'):
+        prepare_inference_net(net, 'cpu', 'int8')
+
+
+def test_bf16_refused_without_native_support(monkeypatch):
+    monkeypatch.setattr(fast_inference, 'native_bf16_cpu', lambda: False)
+    with pytest.raises(ValueError, match='AVX512-BF16'):
+        prepare_inference_net(build('bn_2d'), 'cpu', 'bf16')
+
+
+@pytest.mark.skipif(not native_bf16_cpu(), reason='this CPU has no native bf16 (AVX512-BF16 / AMX)')
+@pytest.mark.parametrize('name', ['bn_2d', 'in_3d_sn_hd_like', 'gn_prelu'])
+def test_bf16_close_to_fp32(name):
+    net = build(name)
+    x = random_input(CONFIGS[name][0])
+    with torch.inference_mode():
+        reference = net.eval()(x)
+        output = prepare_inference_net(net, 'cpu', 'bf16')(x)
+    assert output.dtype == torch.float32
+    snr = 20 * torch.log10((reference.max() - reference.min()) / (output - reference).pow(2).mean().sqrt())
+    assert max_rel_diff(output, reference) <= 5e-2
+    assert snr >= 30
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+@pytest.mark.parametrize('precision, tolerance', [('fp32', 1e-4), ('fp16', 2e-2)])
+def test_gpu_paths(precision, tolerance):
+    if precision == 'fp32':
+        torch.backends.cudnn.allow_tf32 = False
+    net = build('in_3d_sn_hd_like')
+    x = random_input(CONFIGS['in_3d_sn_hd_like'][0])
+    with torch.no_grad():
+        reference = net.eval()(x)
+        output = prepare_inference_net(net, 'cuda', precision)(x.cuda()).cpu()
+    assert max_rel_diff(output, reference) <= tolerance
+
+
+def test_inference_threads_follow_affinity_or_environment(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+        assert set_inference_threads() == len(os.sched_getaffinity(0)) == torch.get_num_threads()
+        monkeypatch.setenv('OMP_NUM_THREADS', '1')
+        assert set_inference_threads() == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize('name', ['bn_3d_up', 'in_3d_sn_hd_like'])
+def test_fast_training_has_same_loss_gradients_and_keys(name):
+    """prepare_training_net: same train-mode loss; gradients as close to float64 as fp32 gets.
+
+    Train-mode batch norm makes some gradients cancellation-prone (the plain fp32 network is
+    ~4e-4 off in relative L2), so both are compared with a float64 run of the plain network.
+    """
+    import copy
+
+    from models.fast_training import UpsamplingConvLayer, channels_last, prepare_training_net
+    plain = build(name).train()
+    exact = copy.deepcopy(plain).double()
+    fast = prepare_training_net(copy.deepcopy(plain))
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    assert type(fast.decoder[-1].conv1) is UpsamplingConvLayer
+    x = random_input(CONFIGS[name][0], batch=2)
+    target = torch.rand(2, 3, CONFIGS[name][0]['out_size'], CONFIGS[name][0]['out_size']) * 2 - 1
+    losses, grads = {}, {}
+    for tag, model, batch in [('plain', plain, x), ('fast', fast, channels_last(x)), ('exact', exact, x.double())]:
+        loss = F.mse_loss(model(batch).double(), target.double())  # smooth: L1 flips signs on rounding
+        loss.backward()
+        losses[tag] = loss.item()
+        grads[tag] = torch.cat([p.grad.double().flatten() for p in model.parameters()])
+    assert losses['fast'] == pytest.approx(losses['exact'], rel=1e-5)
+    for tag in ('plain', 'fast'):
+        assert (grads[tag] - grads['exact']).norm() / grads['exact'].norm() <= 2e-3, tag
+    fast_state = fast.state_dict()
+    for key, value in plain.state_dict().items():  # incl. spectral norm's u, v after one power iteration
+        assert torch.allclose(fast_state[key], value, rtol=1e-4, atol=1e-6), key
