@@ -7,6 +7,7 @@ from utils import distributed
 from utils.cli import UserError
 
 from .fast_inference import prepare_inference_net
+from .fast_training import channels_last, fused_adam, prepare_training_net
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
@@ -30,6 +31,7 @@ class BaseModel:
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.netG = self.spec.build()
         self.inference_net = None
+        self.channels_last_inputs = False
 
     def checkpoint_path(self, tag, net_name):
         """`<checkpoints_dir>/<name>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
@@ -73,6 +75,9 @@ class BaseModel:
         """LR batch for `test()`; training batches also carry the HR targets."""
         self.LR = batch['LR'].to(self.device)
         self.HR = batch['HR'].to(self.device) if 'HR' in batch else None
+        if self.channels_last_inputs:
+            self.LR = channels_last(self.LR)
+            self.HR = channels_last(self.HR) if self.HR is not None else None
         self.image_paths = batch['LR_paths'] if 'LR_paths' in batch else batch['HR_paths']
 
     def test(self):
@@ -90,12 +95,23 @@ class BaseModel:
         if self.opt.pretrain_model_path:
             load_generator_weights(self.netG, self.opt.pretrain_model_path, self.spec)
         self.netG.to(self.device).train()
+        if self.opt.fast_train:
+            if distributed.launched_by_torchrun() or len(self.opt.gpu_ids) > 1:
+                raise UserError('--fast_train runs on one device only (it is not verified with DDP or '
+                                'DataParallel yet); drop it for multi-device training')
+            prepare_training_net(self.netG)
+            self.channels_last_inputs = True
         self.train_G = distributed.wrap(self.netG, self.opt)
         self.optimizers = self.create_optimizers()
         self.schedulers = {name: create_scheduler(optimizer, self.opt, iters_per_epoch)
                            for name, optimizer in self.optimizers.items()}
         self.losses = {}
         return self
+
+    def adam(self, params, lr):
+        """Adam with betas (--beta1, 0.99); its fused kernel with --fast_train."""
+        betas = (self.opt.beta1, 0.99)
+        return fused_adam(params, lr, betas) if self.opt.fast_train else torch.optim.Adam(params, lr, betas=betas)
 
     def create_optimizers(self):
         """{name: optimizer}; the name also keys its scheduler and its `lr_<name>` log."""

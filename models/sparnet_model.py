@@ -1,5 +1,4 @@
 """SPARNet: 16x16 faces, bicubically enlarged to 128x128, super-resolved; trained with L1."""
-import torch
 from torch.nn import functional as F
 
 from .base_model import BaseModel
@@ -17,7 +16,7 @@ class SPARNetModel(BaseModel):
         return parser
 
     def create_optimizers(self):
-        return {'G': torch.optim.Adam(self.netG.parameters(), lr=self.opt.lr, betas=(self.opt.beta1, 0.99))}
+        return {'G': self.adam(self.netG.parameters(), self.opt.lr)}
 
     def optimize_parameters(self):
         self.SR = self.train_G(self.LR)

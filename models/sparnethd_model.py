@@ -47,9 +47,8 @@ class SPARNetHDModel(BaseModel):
         return self
 
     def create_optimizers(self):
-        betas = (self.opt.beta1, 0.99)
-        return {'G': torch.optim.Adam(self.netG.parameters(), lr=self.opt.g_lr, betas=betas),
-                'D': torch.optim.Adam(self.netD.parameters(), lr=self.opt.d_lr, betas=betas)}
+        return {'G': self.adam(self.netG.parameters(), self.opt.g_lr),
+                'D': self.adam(self.netD.parameters(), self.opt.d_lr)}
 
     def saved_networks(self):
         return {'G': self.netG, 'H': self.netH, 'D': self.netD}

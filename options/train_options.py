@@ -41,6 +41,10 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--val_dataroot', type=unquoted, default='',
                             help='folder of HR faces: PSNR/SSIM of G (and EMA H) on it every --val_freq iterations')
         parser.add_argument('--val_freq', type=int, default=5000, help='iterations between two validations')
+        parser.add_argument('--fast_train', action='store_true',
+                            help='one device only: run the upsampling convs as transposed convs, channels-last, '
+                                 'with fused Adam (about 1.5x faster on CPU; same parameters, and losses equal '
+                                 'up to float rounding)')
         parser.add_argument('--sync_bn', action='store_true',
                             help='with torchrun on GPUs: batch norm statistics over all processes')
         parser.add_argument('--deterministic', action='store_true',
