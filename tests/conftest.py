@@ -38,6 +38,15 @@ def random_generator(spec, seed=0):
     return net.eval()
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on a shared CPU, OpenMP threads waiting for each other slow small nets a lot."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope='session')
 def released_checkpoint(tmp_path_factory):
     """released_checkpoint(name) -> path of a random-weight file in that model's released format."""

@@ -3,10 +3,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import ROOT, face_folder, run_training, train_flags
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 # Runs train.py's Trainer under torchrun; saves this rank's networks, and its Adam moments after step 1.
 RANK_SCRIPT = '''

@@ -19,13 +19,7 @@ from models.sparnet import SPARNet, add_spectral_norm
 HERE = os.path.dirname(__file__)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These nets are tiny: one thread is fastest, and 2 OpenMP threads on a busy 2-core machine spin 50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tiny nets: one thread is fastest
 
 SMALL = dict(min_ch=8, max_ch=32, in_size=32, out_size=32, min_feat_size=8, res_depth=1, bottleneck_size=16)
 CONFIGS = {

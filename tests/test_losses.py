@@ -10,8 +10,9 @@ from torch.nn import functional as F
 from models.discriminator import MultiScaleDiscriminator, define_D
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
 from models.weights import WeightsError
-from train_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from train_helpers import vgg_weights
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
 
 PRED = torch.tensor([[-2.0, -0.5, 0.3, 1.5]])

@@ -13,12 +13,7 @@ from models.onnx_inference import OnnxError, OnnxGenerator, export_onnx
 from test_fast_inference import CONFIGS, build, max_rel_diff, random_input
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tiny nets: one thread is fastest
 
 
 @pytest.mark.parametrize('name', ['bn_3d_up', 'in_3d_sn_hd_like', 'gn_prelu', 'bn_selu_sn'])

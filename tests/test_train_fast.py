@@ -4,8 +4,10 @@ import os
 import pytest
 import torch
 
-from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import face_folder, read_events, run_training, train_flags
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
 
 

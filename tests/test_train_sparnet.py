@@ -8,8 +8,10 @@ import torch
 
 from models.networks import GeneratorSpec
 from models.sparnet_model import SPARNetModel
-from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import check_test_script_output, face_folder, read_events, run_training, train_flags
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils import checkpoint
 from utils.checkpoint import load_train_state
 from utils.cli import UserError

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from models.networks import GeneratorSpec
-from train_helpers import no_checkpoints_left, one_torch_thread  # noqa: F401 (autouse fixtures)
+from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import check_test_script_output, face_folder, read_events, run_training, train_flags
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
 
 

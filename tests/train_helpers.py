@@ -125,15 +125,6 @@ def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, mon
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared CPU, OpenMP threads waiting for each other slow small models a lot."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
 def no_checkpoints_left(request):
     """Delete the weights a test wrote in its tmp_path (gigabytes for SPARNetHD) once it is done."""
     yield
