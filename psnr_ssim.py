@@ -12,21 +12,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from utils import evaluation
 from utils.cli import run
 from utils.pairing import pair_folders
-from utils.psnr_ssim import PSNR_CHANNELS
 
 METRICS = ('psnr', 'ssim')
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--results_dir', required=True, help='folder of super-resolved images')
-    parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
-    parser.add_argument('--psnr_channels', default='y', choices=PSNR_CHANNELS,
-                        help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")
-    parser.add_argument('--skip_unmatched', action='store_true',
-                        help='evaluate the matched pairs when some names are in only one folder')
-    parser.add_argument('--resize_result', action='store_true',
-                        help='resize results to the ground-truth size (bicubic) instead of failing')
+    evaluation.add_pair_arguments(parser)
     parser.add_argument('--save_csv', default=None, help='also write the per-pair scores here')
     args = parser.parse_args(argv)
 

@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 
 from .sparnet import HD_SETTINGS, SPARNet, add_spectral_norm
 
@@ -46,3 +47,26 @@ class GeneratorSpec:
 def define_G(opt):
     """The generator of `opt` on the CPU, with fresh weights."""
     return GeneratorSpec.from_options(opt).build()
+
+
+def random_generator(spec, seed=0):
+    """A network of `spec` with random weights, for tests and benchmarks without the released files.
+
+    Batch-norm statistics are made non-trivial and spectral-norm vectors converged, so the network
+    behaves (and its checkpoint looks) like a trained one. Returned in eval mode.
+    """
+    torch.manual_seed(seed)
+    net = spec.build()
+    with torch.no_grad():
+        for name, buffer in net.named_buffers():
+            if name.endswith('running_mean'):
+                buffer.normal_(0, 0.1)
+            elif name.endswith('running_var'):
+                buffer.uniform_(0.5, 1.5)
+        for module in net.modules():
+            if hasattr(module, 'weight_orig'):
+                matrix = module.weight_orig.flatten(1)
+                for _ in range(20):
+                    module.weight_v.copy_(F.normalize(matrix.t() @ module.weight_u, dim=0))
+                    module.weight_u.copy_(F.normalize(matrix @ module.weight_v, dim=0))
+    return net.eval()

@@ -38,7 +38,7 @@ from tqdm import tqdm  # noqa: E402
 
 from models.fast_inference import check_precision, prepare_inference_net, set_inference_threads  # noqa: E402
 from models.fast_training import channels_last, fused_adam, prepare_training_net  # noqa: E402
-from models.networks import GeneratorSpec  # noqa: E402
+from models.networks import GeneratorSpec, random_generator  # noqa: E402
 from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
@@ -176,30 +176,11 @@ def sparnet_pair(image):
     return to_input(np.asarray(small)), to_input(image)
 
 
-def random_weights(spec, seed=0):
-    """A network of `spec` with random weights, realistic norm statistics and converged spectral norms."""
-    torch.manual_seed(seed)
-    net = spec.build()
-    with torch.no_grad():
-        for name, buffer in net.named_buffers():
-            if name.endswith('running_mean'):
-                buffer.normal_(0, 0.1)
-            elif name.endswith('running_var'):
-                buffer.uniform_(0.5, 1.5)
-        for module in net.modules():
-            if hasattr(module, 'weight_orig'):
-                matrix = module.weight_orig.flatten(1)
-                for _ in range(20):
-                    module.weight_v.copy_(F.normalize(matrix.t() @ module.weight_u, dim=0))
-                    module.weight_u.copy_(F.normalize(matrix @ module.weight_v, dim=0))
-    return net
-
-
 def load_net(name, weights):
     spec = MODELS[name][0]
     if name in weights:
         return load_generator_weights(spec.build(), weights[name], spec), 'released'
-    return random_weights(spec), 'random'
+    return random_generator(spec), 'random'
 
 
 def conv_flops(spec, size):

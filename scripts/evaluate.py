@@ -20,23 +20,15 @@ from utils.devices import select_device  # noqa: E402
 from utils.fid import FIDInception, default_inception_weights_path  # noqa: E402
 from utils.identity import DETECTORS, FaceIdentity  # noqa: E402
 from utils.pairing import pair_folders  # noqa: E402
-from utils.psnr_ssim import PSNR_CHANNELS  # noqa: E402
 
 log = evaluation.log
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--results_dir', required=True, help='folder of super-resolved images')
-    parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
+    evaluation.add_pair_arguments(parser)
     parser.add_argument('--metrics', default='psnr,ssim',
                         help=f"comma-separated, among {','.join(evaluation.METRICS)} (default: psnr,ssim)")
-    parser.add_argument('--psnr_channels', default='y', choices=PSNR_CHANNELS,
-                        help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")
-    parser.add_argument('--skip_unmatched', action='store_true',
-                        help='evaluate the matched pairs when some names are in only one folder')
-    parser.add_argument('--resize_result', action='store_true',
-                        help='resize results to the ground-truth size (bicubic) instead of failing')
     parser.add_argument('--save_csv', default=None,
                         help='per-pair CSV (default: <results_dir>/metrics.csv)')
     parser.add_argument('--save_json', default=None, help='write the means as JSON here')

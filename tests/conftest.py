@@ -9,7 +9,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from models.networks import GeneratorSpec  # noqa: E402
+from models.networks import GeneratorSpec, random_generator  # noqa: E402,F401 (used by the tests)
 
 
 
@@ -23,19 +23,6 @@ RELEASED_SPECS = {
     'sparnethd_attn2d': GeneratorSpec('sparnethd', 10, 'spar', 'in'),
     'sparnethd_attn3d': GeneratorSpec('sparnethd', 10, 'spar3d', 'in'),
 }
-
-
-def random_generator(spec, seed=0):
-    """A network of `spec` with random weights and non-trivial norm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    net = spec.build()
-    with torch.no_grad():
-        for name, buffer in net.named_buffers():
-            if name.endswith('running_mean'):
-                buffer.normal_(0, 0.1)
-            elif name.endswith('running_var'):
-                buffer.uniform_(0.5, 1.5)
-    return net.eval()
 
 
 @pytest.fixture

@@ -208,3 +208,16 @@ def json_safe(summary):
 
 def write_json(summary, path):
     _replace_atomically(path, lambda handle: json.dump(json_safe(summary), handle, indent=2))
+
+
+def add_pair_arguments(parser):
+    """The flags both evaluation commands share: the two folders, pairing and PSNR options."""
+    parser.add_argument('--results_dir', required=True, help='folder of super-resolved images')
+    parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
+    parser.add_argument('--psnr_channels', default='y', choices=psnr_ssim.PSNR_CHANNELS,
+                        help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")
+    parser.add_argument('--skip_unmatched', action='store_true',
+                        help='evaluate the matched pairs when some names are in only one folder')
+    parser.add_argument('--resize_result', action='store_true',
+                        help='resize results to the ground-truth size (bicubic) instead of failing')
+    return parser
