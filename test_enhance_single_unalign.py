@@ -14,7 +14,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from models.fast_inference import set_inference_threads
 from models.inference import Enhancer
 from options.test_options import TestOptions
-from utils.cli import UserError, run
+from utils.cli import UserError, print_path_lists, run
 from utils.face_detect import FaceDetector
 from utils.face_restore import FaceRestorer, NoFaceFound
 from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb
@@ -108,9 +108,7 @@ def main(args=None):
     done = len(jobs) - len(without_face) - len(failed)
     print(f'{done} photo(s) enhanced ({restored_faces} faces), {len(without_face)} without a face, '
           f'{len(failed)} failed; results in {opt.results_dir}')
-    for title, paths in (('without a face', without_face), ('failed', failed)):
-        if paths:
-            print(f'{title}:\n' + '\n'.join(f'  {path}' for path in paths))
+    print_path_lists((('without a face', without_face), ('failed', failed)))
     return 1 if failed or done == 0 else 0
 
 

@@ -6,17 +6,8 @@ import torch
 from PIL import Image
 
 from utils.cli import UserError
-from utils.image_io import ImageReadError, is_image_file, read_rgb
+from utils.image_io import ImageReadError, is_image_file, list_files, read_rgb
 from utils.tensor_image import uint8_to_tensor
-
-
-def _walk_files(root):
-    """Relative paths of the visible files below `root`, sorted."""
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith('.')]
-        found += [os.path.relpath(os.path.join(folder, f), root) for f in files if not f.startswith('.')]
-    return sorted(found)
 
 
 class SingleDataset(torch.utils.data.Dataset):
@@ -31,7 +22,7 @@ class SingleDataset(torch.utils.data.Dataset):
             raise UserError(f"--dataroot {opt.dataroot!r}: no such folder; give the folder of input images")
         self.root = opt.dataroot
         self.load_size = opt.load_size
-        files = _walk_files(self.root)
+        files = list_files(self.root, skip_hidden=True)
         self.paths = [f for f in files if is_image_file(f)]
         self.non_images = [f for f in files if not is_image_file(f)]
         if opt.ntest < len(self.paths):

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tqdm import tqdm  # noqa: E402
 from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import UserError, print_path_lists, run  # noqa: E402
 from utils.face_align import FACE_SIZE, align_face  # noqa: E402
 from utils.face_detect import DEFAULT_DETECT_MAX_SIZE, DETECTORS, FaceDetector  # noqa: E402
 from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb  # noqa: E402
@@ -84,9 +84,7 @@ def crop_folder(args, crop_face, desc):
                 failed.append(rel_path)
     print(f'{len(photos)} photos: {written} crops written, {dropped} faces dropped, '
           f'{len(without_face)} photos without a face, {len(failed)} failed; results in {args.output_dir}')
-    for title, paths in (('without a face', without_face), ('failed', failed)):
-        if paths:
-            print(f'{title}:\n' + '\n'.join(f'  {path}' for path in paths))
+    print_path_lists((('without a face', without_face), ('failed', failed)))
     return 1 if failed or written == 0 else 0
 
 

@@ -19,3 +19,10 @@ def run(main):
         print('interrupted', file=sys.stderr)
         code = 130
     sys.exit(code or 0)
+
+
+def print_path_lists(titled_paths):
+    """End-of-run listing: for each (title, paths) with paths, the title and one indented path a line."""
+    for title, paths in titled_paths:
+        if paths:
+            print(f'{title}:\n' + '\n'.join(f'  {path}' for path in paths))

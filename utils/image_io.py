@@ -15,16 +15,25 @@ def is_image_file(path):
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
-def list_images(root):
-    """All image files below `root` (subfolders too), sorted, as paths relative to `root`."""
+def list_files(root, skip_hidden=False):
+    """Files below `root` (subfolders too, links followed), sorted, as paths relative to `root`.
+
+    `skip_hidden` leaves out dot-files and dot-folders (.DS_Store, .ipynb_checkpoints, ...).
+    """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder")
     found = []
-    for folder, _, files in os.walk(root, followlinks=True):
-        for name in files:
-            if is_image_file(name):
-                found.append(os.path.relpath(os.path.join(folder, name), root))
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        if skip_hidden:
+            dirs[:] = [d for d in dirs if not d.startswith('.')]
+            files = [f for f in files if not f.startswith('.')]
+        found += [os.path.relpath(os.path.join(folder, name), root) for name in files]
     return sorted(found)
+
+
+def list_images(root):
+    """All image files below `root` (subfolders too), sorted, as paths relative to `root`."""
+    return [path for path in list_files(root) if is_image_file(path)]
 
 
 def _to_rgb(img):
