@@ -3,7 +3,8 @@
     python psnr_ssim.py --results_dir R --gt_dir G
 
 The original project's script name; the same code as `scripts/evaluate.py --metrics psnr,ssim`
-(Y channel, Gaussian-window SSIM, pairs matched by file name). Prints the means as Markdown.
+(the published protocol by default: Y truncated to uint8, Gaussian-window SSIM; pairs matched by
+file name). Prints the means and the protocol as Markdown.
 """
 import argparse
 
@@ -24,10 +25,12 @@ def main(argv=None):
 
     pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, evaluation.log)
     with logging_redirect_tqdm():
-        rows = evaluation.evaluate_pairs(pairs, METRICS, args.psnr_channels, args.resize_result)
+        rows = evaluation.evaluate_pairs(pairs, METRICS, args.psnr_channels, args.resize_result,
+                                         y_quantization=args.y_quantization)
     if args.save_csv:
         evaluation.write_csv(rows, args.save_csv)
-    summary = evaluation.summarize(rows, METRICS, psnr_channels=args.psnr_channels)
+    summary = evaluation.summarize(rows, METRICS, psnr_channels=args.psnr_channels,
+                                   y_quantization=args.y_quantization)
     print(evaluation.markdown_table(summary))
     return 1 if summary['failed_pairs'] else 0
 

@@ -60,7 +60,8 @@ def main(argv=None):
     rows, fid_value, fid_counts, fid_errors = [], None, (0, 0), []
     with logging_redirect_tqdm():
         if pairs:
-            rows = evaluation.evaluate_pairs(pairs, metrics, args.psnr_channels, args.resize_result, identity)
+            rows = evaluation.evaluate_pairs(pairs, metrics, args.psnr_channels, args.resize_result, identity,
+                                             args.y_quantization)
             csv_path = args.save_csv or os.path.join(args.results_dir, 'metrics.csv')
             evaluation.write_csv(rows, csv_path)
             log.info('per-pair scores written to %s', csv_path)
@@ -68,7 +69,8 @@ def main(argv=None):
             fid_value, fid_counts, fid_errors = evaluation.evaluate_fid(
                 args.results_dir, args.gt_dir, fid_model, device, args.fid_batch_size)
 
-    summary = evaluation.summarize(rows, metrics, fid_value, fid_counts, args.psnr_channels)
+    summary = evaluation.summarize(rows, metrics, fid_value, fid_counts, args.psnr_channels,
+                                   args.y_quantization)
     print(evaluation.markdown_table(summary))
     if args.save_json:
         evaluation.write_json(summary, args.save_json)

@@ -171,11 +171,12 @@ def test_reports_of_psnr_ssim_and_identity(face_folders, tmp_path, capsys):
     assert means['id_cos'] == pytest.approx(np.mean([s[0] for s in face_scores]), abs=1e-9)
     assert means['id_dist'] == pytest.approx(np.mean([s[1] for s in face_scores]), abs=1e-9)
     assert means['id_no_face'] == 1 and means['pairs'] == 3 and means['fid'] is None
+    assert means['y_quantization'] == 'uint8' and 'truncated to uint8' in means['protocol']
 
     table = capsys.readouterr().out
     assert '| metric | mean | over |' in table
-    assert f"| PSNR (Y, dB) | {means['psnr']:.4f} | 3 pairs (1 identical pairs, PSNR inf, not in the mean) |" in table
-    assert f"| SSIM (Y) | {means['ssim']:.4f} | 3 pairs |" in table
+    assert f"| PSNR (Y uint8, dB) | {means['psnr']:.4f} | 3 pairs (1 identical pairs, PSNR inf, not in the mean) |" in table
+    assert f"| SSIM (Y uint8) | {means['ssim']:.4f} | 3 pairs |" in table
     assert f"| identity cosine similarity | {means['id_cos']:.4f} | 2 pairs (1 without a face found" in table
 
 
@@ -189,7 +190,7 @@ def test_identical_folders_give_inf_as_a_json_string(tmp_path, capsys):
     means = strict_json(json_path)
     assert means['psnr'] == 'inf' and float(means['psnr']) == math.inf
     assert means['ssim'] == pytest.approx(1.0) and means['psnr_identical'] == 2
-    assert '| PSNR (Y, dB) | inf |' in capsys.readouterr().out
+    assert '| PSNR (Y uint8, dB) | inf |' in capsys.readouterr().out
 
 
 def test_rgb_psnr_option(tmp_path):
@@ -204,6 +205,22 @@ def test_rgb_psnr_option(tmp_path):
     assert means['psnr'] == pytest.approx(psnr(noisy(truth, 1), truth, 'rgb'), abs=1e-9)
     assert means['psnr'] != pytest.approx(psnr(noisy(truth, 1), truth), abs=1e-3)
     assert means['ssim'] is None
+
+
+def test_float_y_option_is_used_and_reported(face_folders, tmp_path, capsys):
+    results, gt, out, truth = face_folders
+    json_path = str(tmp_path / 'means.json')
+    assert evaluate.main(['--results_dir', results, '--gt_dir', gt, '--y_quantization', 'float',
+                          '--save_json', json_path]) == 0
+    means = strict_json(json_path)
+    finite = [psnr(out[name], truth[name], y_quantization='float') for name in ('face', 'no_face')]
+    assert means['psnr'] == pytest.approx(np.mean(finite), abs=1e-9)
+    assert means['psnr'] != pytest.approx(np.mean([psnr(out[n], truth[n]) for n in ('face', 'no_face')]), abs=1e-3)
+    assert means['ssim'] == pytest.approx(np.mean([ssim(out[n], truth[n], 'float') for n in truth]), abs=1e-12)
+    assert means['y_quantization'] == 'float' and 'Y in float64' in means['protocol']
+    table = capsys.readouterr().out
+    assert f"| PSNR (Y float, dB) | {means['psnr']:.4f} |" in table and '| SSIM (Y float) |' in table
+    assert f"PSNR/SSIM protocol: {means['protocol']}." in table
 
 
 def test_a_broken_file_is_reported_and_the_rest_evaluated(tmp_path, caplog):
@@ -240,8 +257,9 @@ def test_psnr_ssim_script_prints_the_same_means(face_folders, capsys):
     assert psnr_ssim_script.main(['--results_dir', results, '--gt_dir', gt]) == 0
     table = capsys.readouterr().out
     finite = np.mean([psnr(out[name], truth[name]) for name in ('face', 'no_face')])
-    assert f'| PSNR (Y, dB) | {finite:.4f} |' in table
-    assert f"| SSIM (Y) | {np.mean([ssim(out[n], truth[n]) for n in truth]):.4f} | 3 pairs |" in table
+    assert f'| PSNR (Y uint8, dB) | {finite:.4f} |' in table
+    assert f"| SSIM (Y uint8) | {np.mean([ssim(out[n], truth[n]) for n in truth]):.4f} | 3 pairs |" in table
+    assert 'PSNR/SSIM protocol: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, Y truncated to uint8' in table
 
 
 def test_command_line_exit_code_and_one_line_error(tmp_path):

@@ -58,14 +58,15 @@ def load_pair(pair, resize_result=False):
     return result, gt
 
 
-def score_pair(result, gt, metrics, psnr_channels='y', identity=None):
+def score_pair(result, gt, metrics, psnr_channels='y', identity=None,
+               y_quantization=psnr_ssim.PUBLISHED_Y_QUANTIZATION):
     """{metric column: value} of one pair; 'note' says when the ground truth has no face."""
     row = {}
     if 'psnr' in metrics:
-        row['psnr'] = psnr_ssim.psnr(result, gt, psnr_channels)
+        row['psnr'] = psnr_ssim.psnr(result, gt, psnr_channels, y_quantization)
     if 'ssim' in metrics:
         try:
-            row['ssim'] = psnr_ssim.ssim(result, gt)
+            row['ssim'] = psnr_ssim.ssim(result, gt, y_quantization)
         except ValueError as err:
             raise PairError(str(err)) from err
     if 'id' in metrics:
@@ -77,13 +78,15 @@ def score_pair(result, gt, metrics, psnr_channels='y', identity=None):
     return row
 
 
-def evaluate_pairs(pairs, metrics, psnr_channels='y', resize_result=False, identity=None):
+def evaluate_pairs(pairs, metrics, psnr_channels='y', resize_result=False, identity=None,
+                   y_quantization=psnr_ssim.PUBLISHED_Y_QUANTIZATION):
     """One row per pair (`CSV_COLUMNS`); a pair that fails is logged and kept with its error as note."""
     rows = []
     for pair in tqdm(pairs, desc='/'.join(m for m in metrics if m in PAIRED_METRICS), unit='pair'):
         row = {'name': pair.name, 'result': pair.result_path, 'gt': pair.gt_path}
         try:
-            row.update(score_pair(*load_pair(pair, resize_result), metrics, psnr_channels, identity))
+            row.update(score_pair(*load_pair(pair, resize_result), metrics, psnr_channels, identity,
+                                  y_quantization))
         except PairError as err:
             log.error('%s (skipped)', err)
             row.update(note=f'error: {err}', failed=True)
@@ -120,8 +123,10 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def summarize(rows, metrics, fid_value=None, fid_counts=(0, 0), psnr_channels='y'):
-    """Folder means and counts, keys `psnr`, `ssim`, `fid`, `id_cos` (+ `id_dist` and counts)."""
+def summarize(rows, metrics, fid_value=None, fid_counts=(0, 0), psnr_channels='y',
+              y_quantization=psnr_ssim.PUBLISHED_Y_QUANTIZATION):
+    """Folder means and counts, keys `psnr`, `ssim`, `fid`, `id_cos` (+ `id_dist` and counts),
+    and the PSNR/SSIM protocol (`psnr_channels`, `y_quantization`, `protocol` in words)."""
     scored = [row for row in rows if not row.get('failed')]
     psnrs = [row['psnr'] for row in scored if 'psnr' in row]
     finite_psnrs = [value for value in psnrs if math.isfinite(value)]
@@ -134,6 +139,8 @@ def summarize(rows, metrics, fid_value=None, fid_counts=(0, 0), psnr_channels='y
         'id_dist': _mean([row['id_dist'] for row in scored if 'id_dist' in row]),
         'metrics': list(metrics),
         'psnr_channels': psnr_channels,
+        'y_quantization': y_quantization,
+        'protocol': psnr_ssim.describe_protocol(psnr_channels, y_quantization),
         'pairs': len(scored),
         'failed_pairs': len(rows) - len(scored),
         'psnr_identical': len(psnrs) - len(finite_psnrs),
@@ -149,17 +156,18 @@ def _format(value, digits=4):
 
 
 def markdown_table(summary):
-    """The means as a Markdown table, one metric per row, with what each mean is over."""
+    """The means as a Markdown table, one metric per row, with what each mean is over, then the
+    PSNR/SSIM protocol when they were measured."""
     metrics, pairs = summary['metrics'], summary['pairs']
     lines = ['| metric | mean | over |', '|---|---:|---|']
     if 'psnr' in metrics:
         over = f'{pairs} pairs'
         if summary['psnr_identical']:
             over += f" ({summary['psnr_identical']} identical pairs, PSNR inf, not in the mean)"
-        channels = 'Y' if summary['psnr_channels'] == 'y' else 'RGB'
+        channels = f"Y {summary['y_quantization']}" if summary['psnr_channels'] == 'y' else 'RGB'
         lines.append(f"| PSNR ({channels}, dB) | {_format(summary['psnr'])} | {over} |")
     if 'ssim' in metrics:
-        lines.append(f"| SSIM (Y) | {_format(summary['ssim'])} | {pairs} pairs |")
+        lines.append(f"| SSIM (Y {summary['y_quantization']}) | {_format(summary['ssim'])} | {pairs} pairs |")
     if 'fid' in metrics:
         n_results, n_gt = summary['fid_images']
         lines.append(f"| FID | {_format(summary['fid'])} | {n_results} results vs {n_gt} ground truths |")
@@ -170,6 +178,8 @@ def markdown_table(summary):
         lines.append(f"| identity cosine similarity | {_format(summary['id_cos'])} | {over} |")
         lines.append(f"| identity distance (dlib, < 0.6 same person) | {_format(summary['id_dist'])} "
                      f"| {faces} pairs |")
+    if 'psnr' in metrics or 'ssim' in metrics:
+        lines += ['', f"PSNR/SSIM protocol: {summary['protocol']}."]
     return '\n'.join(lines)
 
 
@@ -216,6 +226,7 @@ def add_pair_arguments(parser):
     parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
     parser.add_argument('--psnr_channels', default='y', choices=psnr_ssim.PSNR_CHANNELS,
                         help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")
+    psnr_ssim.add_y_quantization_argument(parser)
     parser.add_argument('--skip_unmatched', action='store_true',
                         help='evaluate the matched pairs when some names are in only one folder')
     parser.add_argument('--resize_result', action='store_true',
