@@ -11,7 +11,6 @@ import os
 import signal
 import time
 
-import numpy as np
 import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -22,9 +21,8 @@ from options.train_options import TrainOptions
 from utils import distributed
 from utils.checkpoint import load_train_state, rng_states, save_checkpoint, set_rng_states, state_path
 from utils.cli import UserError, run
-from utils.psnr_ssim import psnr, ssim
-from utils.tensor_image import tensor_to_uint8
 from utils.train_logger import TrainLogger
+from utils.validation import Validator
 
 log = logging.getLogger('train')
 TRAIN_DATASETS = ('celeba', 'ffhq')
@@ -120,7 +118,7 @@ class Trainer:
         self.dataset = create_dataset(opt)
         self.dataset.check_readable()
         self.loader = create_train_dataloader(self.dataset, opt, opt.rank, opt.world_size)
-        self.val_loader = self._validation_loader() if opt.val_dataroot else None
+        self.validator = self._validator() if opt.val_dataroot else None
         self.model = create_model(opt).setup_training(self.loader.batches_per_epoch)
         self.epoch, self.batch_in_epoch, self.iteration, self.saved_iteration = 0, 0, 0, None
         self.reported_files = set()
@@ -132,11 +130,12 @@ class Trainer:
         self.logger = TrainLogger(os.path.join(opt.log_dir, opt.name),
                                   self.iteration if opt.continue_train else None, self.is_main)
 
-    def _validation_loader(self):
+    def _validator(self):
         dataset = get_dataset_class(self.opt.dataset_name)(self.opt, self.opt.val_dataroot, augment=False)
         dataset.check_readable()
-        return torch.utils.data.DataLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
-                                           num_workers=self.opt.num_threads, collate_fn=dataset.collate)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
+                                             num_workers=self.opt.num_threads, collate_fn=dataset.collate)
+        return Validator(loader, self.opt.device, dataset.small_lr, self.opt.y_quantization)
 
     def _resume(self):
         path = state_path(self.model.save_dir, 'latest')
@@ -176,24 +175,9 @@ class Trainer:
                 self.reported_files.add(rel_path)
                 log.warning('%s (skipped, the next image takes its place)', message)
 
-    @torch.no_grad()
     def validate(self):
-        """PSNR / SSIM (Y channel, as the paper) of each validation network on --val_dataroot."""
-        metrics = {}
-        for name, net in self.model.validation_networks().items():
-            was_training = net.training
-            net.eval()
-            psnrs, ssims = [], []
-            for batch in self.val_loader:
-                outputs = tensor_to_uint8(net(batch['LR'].to(self.opt.device)).clamp(-1, 1))
-                for output, target in zip(outputs, tensor_to_uint8(batch['HR'], round_output=True)):
-                    psnrs.append(psnr(output, target))
-                    ssims.append(ssim(output, target))
-            net.train(was_training)
-            metrics[f'PSNR_{name}'], metrics[f'SSIM_{name}'] = float(np.mean(psnrs)), float(np.mean(ssims))
-        self.logger.scalars(self.iteration, metrics, 'val')
-        self.logger.message(f'validation at iteration {self.iteration}: '
-                            + ' '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
+        """PSNR / SSIM of each validation network and of the bicubic baseline on --val_dataroot, and a face grid."""
+        self.logger.validation(self.iteration, *self.validator.run(self.model.validation_networks()))
 
     def _after_iteration(self, losses):
         """Console / TensorBoard logs, image grids, validation and saves due at this iteration."""
@@ -209,7 +193,7 @@ class Trainer:
                                  seconds_per_iter * remaining)
         if iteration % opt.visual_freq == 0 and self.is_main:
             self.logger.images(iteration, self.model.get_current_visuals())
-        if self.val_loader is not None and iteration % opt.val_freq == 0 and self.is_main:
+        if self.validator is not None and iteration % opt.val_freq == 0 and self.is_main:
             self.validate()
         if opt.save_iter_freq and iteration % opt.save_iter_freq == 0:
             self.save(f'iter_{iteration}')

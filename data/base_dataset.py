@@ -50,6 +50,11 @@ class PairedDataset(torch.utils.data.Dataset):
         """(LR, HR) HxWx3 uint8 arrays from an RGB PIL image."""
         raise NotImplementedError
 
+    def small_lr(self, hr):
+        """The LR face at its own size for an HR uint8 array, when the network input is an enlargement
+        of it (SPARNet's 16x16 face); None when the input is the LR face itself."""
+        return None
+
     def set_epoch(self, epoch):
         self.epoch = epoch
 

@@ -45,11 +45,15 @@ def random_resized_crop_box(width, height, rng, area=CROP_AREA, aspect=CROP_ASPE
     return left, top, left + w, top + h
 
 
+def bicubic_reduce(hr, scale_factor):
+    """The LR face: PIL bicubic down by `scale_factor` (128 -> 16)."""
+    width, height = hr.size
+    return hr.resize((width // scale_factor, height // scale_factor), Image.BICUBIC)
+
+
 def bicubic_lr(hr, scale_factor):
     """PIL bicubic down by `scale_factor`, then back up to the HR size."""
-    width, height = hr.size
-    small = hr.resize((width // scale_factor, height // scale_factor), Image.BICUBIC)
-    return small.resize((width, height), Image.BICUBIC)
+    return bicubic_reduce(hr, scale_factor).resize(hr.size, Image.BICUBIC)
 
 
 class CelebADataset(PairedDataset):
@@ -75,6 +79,9 @@ class CelebADataset(PairedDataset):
         else:
             hr = resize_square(img, self.load_size)
         return np.asarray(bicubic_lr(hr, self.scale_factor)), np.asarray(hr)
+
+    def small_lr(self, hr):
+        return np.asarray(bicubic_reduce(Image.fromarray(hr), self.scale_factor))
 
 
 DATASET_CLASS = CelebADataset

@@ -1,4 +1,6 @@
 """Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
+from utils.psnr_ssim import add_y_quantization_argument
+
 from .base_options import BaseOptions, unquoted, unquoted_lower
 
 LR_POLICIES = ('constant', 'linear', 'step', 'cosine')
@@ -41,6 +43,7 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--val_dataroot', type=unquoted, default='',
                             help='folder of HR faces: PSNR/SSIM of G (and EMA H) on it every --val_freq iterations')
         parser.add_argument('--val_freq', type=int, default=5000, help='iterations between two validations')
+        add_y_quantization_argument(parser)
         parser.add_argument('--fast_train', action='store_true',
                             help='one device only: run the upsampling convs as transposed convs, channels-last, '
                                  'with fused Adam (about 1.5x faster on CPU; same parameters, and losses equal '

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import face_folder, read_events, run_training, train_flags
+from train_helpers import face_folder, run_training, train_flags
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
+from utils.run_logs import read_events
 
 
 def test_fast_train_matches_plain_losses_and_checkpoint_keys(tmp_path):

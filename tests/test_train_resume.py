@@ -8,10 +8,11 @@ import torch
 from models.sparnet_model import SPARNetModel
 from models.sparnethd_model import SPARNetHDModel
 from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import face_folder, read_events, run_training, train_flags, vgg_weights
+from train_helpers import face_folder, run_training, train_flags, vgg_weights
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.checkpoint import load_train_state
+from utils.run_logs import read_events
 
 
 def interrupt_after(model_class, calls, signum, monkeypatch):

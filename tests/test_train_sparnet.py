@@ -6,15 +6,21 @@ import numpy as np
 import pytest
 import torch
 
+from PIL import Image
+
+from data.base_dataset import resize_square
+from data.celeba_dataset import bicubic_lr, bicubic_reduce
 from models.networks import GeneratorSpec
 from models.sparnet_model import SPARNetModel
 from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import check_test_script_output, face_folder, read_events, run_training, train_flags
+from train_helpers import check_test_script_output, face_folder, run_training, train_flags
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils import checkpoint
 from utils.checkpoint import load_train_state
 from utils.cli import UserError
+from utils.psnr_ssim import psnr, ssim
+from utils.run_logs import read_events, read_text_log
 
 
 def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypatch, caplog):
@@ -32,8 +38,9 @@ def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypat
     assert np.mean(pix[-5:]) < 0.7 * np.mean(pix[:5])
     assert list(scalars['lr/lr_G'].values()) == pytest.approx([0.0005] * 27)
     assert len(scalars['time/seconds_per_iteration']) == 27
-    assert images == {'images/LR-SR-HR': [15]}
+    assert images == {'images/LR-SR-HR': [15], 'val/grid': [27]}
     assert set(scalars) >= {'val/PSNR_G', 'val/SSIM_G'} and list(scalars['val/PSNR_G']) == [27]
+    check_bicubic_baseline_and_grid(tmp_path, scalars, 27)
     assert 'epoch 9/9 iter 27 | Pix' in caplog.text and 'ETA 0:00:00' in caplog.text
     broken = [r for r in caplog.records if 'broken.png' in r.getMessage()]
     assert len(broken) == 1 and 'skipped' in broken[0].getMessage()
@@ -50,6 +57,29 @@ def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypat
     check_test_script_output(['--model', 'sparnet', '--res_depth', '1', '--name', 'tiny', '--checkpoints_dir',
                               str(tmp_path / 'checkpoints'), '--epoch', '9'], save_dir / 'epoch_9_net_G.pth', spec,
                              tmp_path, monkeypatch)
+
+
+def check_bicubic_baseline_and_grid(tmp_path, scalars, iteration):
+    """The baseline is the 8x bicubic LR against HR, published protocol; the grid shows LR | bicubic | G | HR."""
+    hrs = [resize_square(Image.open(tmp_path / 'val' / f'face_{i:02d}.png'), 64) for i in range(2)]
+    lrs = [np.asarray(bicubic_lr(hr, 8)) for hr in hrs]
+    assert scalars['val/PSNR_bicubic'][iteration] == pytest.approx(
+        np.mean([psnr(lr, np.asarray(hr)) for lr, hr in zip(lrs, hrs)]), abs=1e-4)
+    assert scalars['val/SSIM_bicubic'][iteration] == pytest.approx(
+        np.mean([ssim(lr, np.asarray(hr)) for lr, hr in zip(lrs, hrs)]), abs=1e-6)
+    logged = read_text_log(tmp_path / 'logs' / 'tiny' / 'loss_log.txt')
+    for tag in ('val/PSNR_G', 'val/SSIM_G', 'val/PSNR_bicubic', 'val/SSIM_bicubic'):
+        assert logged[tag][iteration] == pytest.approx(scalars[tag][iteration], abs=6e-5)
+
+    grid = np.asarray(Image.open(tmp_path / 'logs' / 'tiny' / f'val_grid_{iteration}.png'))
+    assert grid.shape == (14 + 2 * 66 + 2, 4 * 66 + 2, 3)  # 2 faces of 64 px, 4 columns, 2 px apart
+    tile = lambda row, col: grid[16 + row * 66:16 + row * 66 + 64, 2 + col * 66:2 + col * 66 + 64]  # noqa: E731
+    for row, (lr, hr) in enumerate(zip(lrs, hrs)):
+        small = np.asarray(bicubic_reduce(hr, 8))
+        np.testing.assert_array_equal(tile(row, 0), small.repeat(8, 0).repeat(8, 1))
+        np.testing.assert_array_equal(tile(row, 1), lr)
+        np.testing.assert_array_equal(tile(row, 3), np.asarray(hr))
+    assert not os.path.exists(tmp_path / 'logs' / 'tiny' / f'val_grid_{iteration}.png.part')
 
 
 def test_new_run_of_same_name_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):

@@ -4,13 +4,15 @@ import os
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from models.networks import GeneratorSpec
 from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import check_test_script_output, face_folder, read_events, run_training, train_flags
+from train_helpers import check_test_script_output, face_folder, run_training, train_flags
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
+from utils.run_logs import read_events
 
 
 def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path, monkeypatch):
@@ -24,10 +26,13 @@ def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path,
     scalars, images = read_events(tmp_path / 'logs' / 'tiny_hd')
     pix = [scalars['loss/Pix'][step] for step in range(1, 21)]
     assert np.mean(pix[-5:]) < 0.7 * np.mean(pix[:5])
-    expected_tags = {'loss/FM', 'loss/G', 'loss/D', 'lr/lr_G', 'lr/lr_D', 'val/PSNR_G', 'val/PSNR_H', 'val/SSIM_H'}
+    expected_tags = {'loss/FM', 'loss/G', 'loss/D', 'lr/lr_G', 'lr/lr_D', 'val/PSNR_G', 'val/PSNR_H', 'val/SSIM_H',
+                     'val/PSNR_bicubic', 'val/SSIM_bicubic'}
     assert expected_tags <= set(scalars)
     assert 'loss/PCP' not in scalars and scalars['lr/lr_D'][20] == pytest.approx(0.0004)
-    assert images == {'images/LR-SR-SR_EMA-HR': [20]}
+    assert images == {'images/LR-SR-SR_EMA-HR': [20], 'val/grid': [20]}
+    # The degraded input is the baseline: its LR | G | H | HR grid has no separate bicubic column.
+    assert np.asarray(Image.open(tmp_path / 'logs' / 'tiny_hd' / 'val_grid_20.png')).shape == (14 + 66 + 2, 4 * 66 + 2, 3)
 
     save_dir = tmp_path / 'checkpoints' / 'tiny_hd'
     assert sorted(os.listdir(save_dir)) == sorted(f'{tag}_net_{net}.pth' for tag in ('epoch_5', 'latest')

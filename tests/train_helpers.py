@@ -1,9 +1,7 @@
-"""Helpers of the training tests: small real-face folders, tiny training flags, TensorBoard event reading."""
-import glob
+"""Helpers of the training tests: small real-face folders, tiny training flags, test.py runs."""
 import importlib.util
 import os
 import shutil
-import struct
 import sys
 
 import numpy as np
@@ -12,7 +10,6 @@ import skimage.data
 import torch
 import torchvision
 from PIL import Image
-from tensorboardX.proto.event_pb2 import Event
 
 import train
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
@@ -66,34 +63,6 @@ def train_flags(root, model, name='run', *extra):
 def run_training(flags):
     """train.py's main in this process; returns its exit code."""
     return train.main(flags)
-
-
-def _records(path):
-    """Payloads of a TFRecord file (length, crc, data, crc)."""
-    with open(path, 'rb') as f:
-        data = f.read()
-    offset = 0
-    while offset < len(data):
-        (length,) = struct.unpack('<Q', data[offset:offset + 8])
-        yield data[offset + 12:offset + 12 + length]
-        offset += 12 + length + 4
-
-
-def read_events(log_dir):
-    """{tag: {step: value}} of the scalars, and {tag: [steps]} of the images, in all event files of log_dir.
-
-    Files are read oldest first, so a resumed run's values replace the interrupted run's ones.
-    """
-    scalars, images = {}, {}
-    for path in sorted(glob.glob(os.path.join(log_dir, 'events.out.tfevents.*'))):
-        for record in _records(path):
-            event = Event.FromString(record)
-            for value in event.summary.value:
-                if value.HasField('image'):
-                    images.setdefault(value.tag, []).append(event.step)
-                else:
-                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-    return scalars, images
 
 
 def run_test_script(argv, monkeypatch):

@@ -1,8 +1,9 @@
-"""Training logs: TensorBoard scalars and image grids (tensorboardX), console lines, a text log.
+"""Training logs: TensorBoard scalars and image grids (tensorboardX), console lines, a text log,
+validation face grids as PNG files.
 
 A new run whose log folder already exists archives it (renamed with a time stamp) instead of
-writing over it; a resumed run appends, and TensorBoard drops the events the interrupted run
-wrote after its last checkpoint (purge_step).
+writing over it; a resumed run appends, and both TensorBoard and `utils.run_logs` drop what the
+interrupted run logged after its last checkpoint (purge_step; a `resumed at iteration N` line).
 """
 import datetime
 import logging
@@ -12,6 +13,9 @@ import time
 import torch
 import torchvision
 from tensorboardX import SummaryWriter
+
+from utils.image_io import save_rgb
+from utils.run_logs import BASELINE
 
 log = logging.getLogger('train')
 GRID_ROWS = 4
@@ -41,8 +45,30 @@ def image_grid(visuals, rows=GRID_ROWS):
     return torchvision.utils.make_grid((tiles.clamp(-1, 1) + 1) / 2, nrow=len(columns), padding=2)
 
 
+def resume_line(iteration):
+    return f'resumed at iteration {iteration}'
+
+
+def validation_line(iteration, metrics):
+    """`validation at iteration N: PSNR_G 27.1 SSIM_G 0.8 ... | G +1.23 dB over bicubic`."""
+    values = ' '.join(f'{name} {value:.4f}' for name, value in metrics.items())
+    reference = metrics.get(f'PSNR_{BASELINE}')
+    gains = [f'{name[5:]} {value - reference:+.2f} dB' for name, value in metrics.items()
+             if reference is not None and name.startswith('PSNR_') and name != f'PSNR_{BASELINE}']
+    return f'validation at iteration {iteration}: {values}' + (
+        f" | {', '.join(gains)} over {BASELINE}" if gains else '')
+
+
+def validation_grid_path(log_dir, iteration):
+    return os.path.join(log_dir, f'val_grid_{iteration}.png')
+
+
 class TrainLogger:
-    """Writes only where `enabled` (the main process); every method is a no-op elsewhere."""
+    """Writes only where `enabled` (the main process); every method is a no-op elsewhere.
+
+    `resume_iteration`: the iteration of the checkpoint a resumed run starts from; what was logged
+    up to it is kept, what the interrupted run logged after it is dropped.
+    """
 
     def __init__(self, log_dir, resume_iteration=None, enabled=True):
         self.enabled = enabled
@@ -53,8 +79,11 @@ class TrainLogger:
             if archived:
                 log.info('earlier logs of this name archived to %s', archived)
         os.makedirs(log_dir, exist_ok=True)
-        self.writer = SummaryWriter(log_dir, purge_step=resume_iteration)
+        self.log_dir = log_dir
+        self.writer = SummaryWriter(log_dir, purge_step=None if resume_iteration is None else resume_iteration + 1)
         self.text_log = open(os.path.join(log_dir, 'loss_log.txt'), 'a', encoding='utf-8')
+        if resume_iteration is not None:
+            self._write(resume_line(resume_iteration))
 
     def scalars(self, iteration, values, group):
         """`values` as TensorBoard scalars `<group>/<name>`."""
@@ -66,12 +95,24 @@ class TrainLogger:
         if self.enabled:
             self.writer.add_image(f"images/{'-'.join(visuals)}", image_grid(visuals), iteration)
 
+    def _write(self, text):
+        self.text_log.write(text + '\n')
+        self.text_log.flush()
+
     def message(self, text):
         """A console line, also appended to `loss_log.txt`."""
         if self.enabled:
             log.info(text)
-            self.text_log.write(text + '\n')
-            self.text_log.flush()
+            self._write(text)
+
+    def validation(self, iteration, metrics, grid):
+        """Validation scores (scalars `val/<name>` and a line) and the face grid, in TensorBoard and
+        as `val_grid_<iteration>.png`."""
+        if self.enabled:
+            self.scalars(iteration, metrics, 'val')
+            self.message(validation_line(iteration, metrics))
+            self.writer.add_image('val/grid', grid, iteration, dataformats='HWC')
+            save_rgb(grid, validation_grid_path(self.log_dir, iteration))
 
     def progress(self, epoch, total_epochs, iteration, losses, lrs, seconds_per_iter, eta_seconds):
         values = ' '.join(f'{name} {value:.4g}' for name, value in {**losses, **lrs}.items())
