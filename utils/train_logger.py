@@ -80,7 +80,11 @@ class TrainLogger:
                 log.info('earlier logs of this name archived to %s', archived)
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
-        self.writer = SummaryWriter(log_dir, purge_step=None if resume_iteration is None else resume_iteration + 1)
+        start = 0 if resume_iteration is None else resume_iteration + 1
+        # The start in the file name keeps a resume's events apart from (and sorted after) those of
+        # a run begun the same second: tensorboardX names files by the second and opens them 'wb'.
+        self.writer = SummaryWriter(log_dir, purge_step=None if resume_iteration is None else start,
+                                    filename_suffix=f'.from{start:010d}')
         self.text_log = open(os.path.join(log_dir, 'loss_log.txt'), 'a', encoding='utf-8')
         if resume_iteration is not None:
             self._write(resume_line(resume_iteration))
