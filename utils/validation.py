@@ -57,7 +57,7 @@ class Validator:
 
     def _input_columns(self, lr, hr):
         """The grid's LR (and bicubic) columns of these faces."""
-        small = [self.small_lr(face) for face in hr]
+        small = [self.small_lr(face) for face in hr] if self.small_lr else [None]
         if small[0] is None:
             return {'LR': list(lr)}
         enlarged = [np.asarray(Image.fromarray(face).resize(target.shape[1::-1], Image.NEAREST))
