@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 
 from utils.cli import UserError, run  # noqa: E402
 from utils.run_logs import BASELINE, RunLogError, read_run  # noqa: E402
@@ -97,6 +98,8 @@ def _plot_loss(ax, runs, tag, smooth):
         ax.plot(steps, smoothed(values, smooth), color=color, label=label)
     if positive:
         ax.set_yscale('log')
+        ax.yaxis.set_major_formatter(FormatStrFormatter('%g'))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter('%g'))
 
 
 def _plot_validation(ax, runs, prefix):
@@ -126,6 +129,7 @@ def plot(runs, smooth=0.6):
             _plot_validation(ax, runs, tag)
         ax.set_title(title)
         ax.set_xlabel('iteration')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize='small')
     return figure
