@@ -175,7 +175,8 @@ def test_reports_of_psnr_ssim_and_identity(face_folders, tmp_path, capsys):
 
     table = capsys.readouterr().out
     assert '| metric | mean | over |' in table
-    assert f"| PSNR (Y uint8, dB) | {means['psnr']:.4f} | 3 pairs (1 identical pairs, PSNR inf, not in the mean) |" in table
+    assert (f"| PSNR (Y uint8, dB) | {means['psnr']:.4f} | 3 pairs (1 identical pairs, PSNR inf, not in the mean) |"
+            in table)
     assert f"| SSIM (Y uint8) | {means['ssim']:.4f} | 3 pairs |" in table
     assert f"| identity cosine similarity | {means['id_cos']:.4f} | 2 pairs (1 without a face found" in table
 

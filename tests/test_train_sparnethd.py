@@ -32,7 +32,8 @@ def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path,
     assert 'loss/PCP' not in scalars and scalars['lr/lr_D'][20] == pytest.approx(0.0004)
     assert images == {'images/LR-SR-SR_EMA-HR': [20], 'val/grid': [20]}
     # The degraded input is the baseline: its LR | G | H | HR grid has no separate bicubic column.
-    assert np.asarray(Image.open(tmp_path / 'logs' / 'tiny_hd' / 'val_grid_20.png')).shape == (14 + 66 + 2, 4 * 66 + 2, 3)
+    grid = np.asarray(Image.open(tmp_path / 'logs' / 'tiny_hd' / 'val_grid_20.png'))
+    assert grid.shape == (14 + 66 + 2, 4 * 66 + 2, 3)
 
     save_dir = tmp_path / 'checkpoints' / 'tiny_hd'
     assert sorted(os.listdir(save_dir)) == sorted(f'{tag}_net_{net}.pth' for tag in ('epoch_5', 'latest')

@@ -29,8 +29,8 @@ def faces():
 
 
 def loader(lrs, hrs, batch_size=3):
-    return [{'LR': uint8_to_tensor(np.stack(lrs[i:i + batch_size])), 'HR': uint8_to_tensor(np.stack(hrs[i:i + batch_size]))}
-            for i in range(0, len(hrs), batch_size)]
+    return [{'LR': uint8_to_tensor(np.stack(lrs[i:i + batch_size])),
+             'HR': uint8_to_tensor(np.stack(hrs[i:i + batch_size]))} for i in range(0, len(hrs), batch_size)]
 
 
 class Gray(torch.nn.Module):
