@@ -35,9 +35,9 @@ def test_curves_of_a_tiny_run_from_its_events_and_its_text_log(tmp_path, capsys)
     scalars = read_events(tiny_run)[0]
     runs = plot_training.load_runs([tiny_run, text_log], ['events', 'text'])
     assert runs[0] == ('events', scalars)
-    for tag, values in scalars.items():
+    for tag, values in scalars.items():  # the text log has 4 significant digits, 4 decimals, 3 for s/it
         assert list(runs[1][1][tag]) == list(values), tag
-        assert runs[1][1][tag] == pytest.approx(values, rel=5e-4, abs=5e-5), tag
+        assert runs[1][1][tag] == pytest.approx(values, rel=5e-4, abs=5e-4 if tag.startswith('time/') else 5e-5), tag
     assert list(scalars['val/PSNR_G']) == [2, 4, 6]
     bicubic = scalars['val/PSNR_bicubic'][2]
     assert scalars['val/PSNR_bicubic'] == {2: bicubic, 4: bicubic, 6: bicubic}
