@@ -41,7 +41,8 @@ class TrainOptions(BaseOptions):
                             help='TensorBoard events and the text log go to <log_dir>/<name>/ '
                                  '(an older one of the same name is archived)')
         parser.add_argument('--val_dataroot', type=unquoted, default='',
-                            help='folder of HR faces: PSNR/SSIM of G (and EMA H) on it every --val_freq iterations')
+                            help='folder of HR faces: PSNR/SSIM of G (and EMA H) and of the bicubic baseline on '
+                                 'it, and a face grid PNG, every --val_freq iterations')
         parser.add_argument('--val_freq', type=int, default=5000, help='iterations between two validations')
         add_y_quantization_argument(parser)
         parser.add_argument('--fast_train', action='store_true',
