@@ -11,9 +11,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset, create_test_dataloader
 from models import create_model
-from models.fast_inference import set_inference_threads
 from options.test_options import TestOptions
 from utils.cli import UserError, run
+from utils.devices import set_inference_threads
 from utils.image_io import IMG_EXTENSIONS, save_rgb
 from utils.tensor_image import tensor_to_uint8
 

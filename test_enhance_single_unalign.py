@@ -11,10 +11,10 @@ from collections import Counter
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from models.fast_inference import set_inference_threads
 from models.inference import Enhancer
 from options.test_options import TestOptions
 from utils.cli import UserError, print_path_lists, run
+from utils.devices import set_inference_threads
 from utils.face_detect import FaceDetector
 from utils.face_restore import FaceRestorer, NoFaceFound
 from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb

@@ -4,10 +4,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .sparnet import HD_SETTINGS, SPARNet, add_spectral_norm
-
-SPARNET_SETTINGS = dict(min_ch=32, max_ch=128, in_size=128, out_size=128, min_feat_size=16)
-SIZE_SETTINGS = {'sparnet': SPARNET_SETTINGS, 'sparnethd': HD_SETTINGS}
+from .blocks import add_spectral_norm
+from .sparnet import SIZE_SETTINGS, SPARNet
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 import torch
 from torch.nn import functional as F
 
-from options.base_options import unquoted, unquoted_lower
 from utils import distributed
+from utils.cli import unquoted, unquoted_lower
 
 from .base_model import BaseModel
 from .discriminator import define_D

@@ -6,22 +6,10 @@ import torch
 
 import data
 import models
+from models.blocks import ATT_NAMES, NORM_TYPES
+from utils.cli import unquoted, unquoted_lower
 from utils.devices import select_device
 from utils.distributed import launched_by_torchrun
-
-NORM_CHOICES = ('bn', 'in', 'gn', 'none')
-
-
-def unquoted(value):
-    """Strip one pair of surrounding quotes: Windows shells pass `--Gnorm 'in'` with the quotes."""
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in '\'"':
-        value = value[1:-1].strip()
-    return value
-
-
-def unquoted_lower(value):
-    return unquoted(value).lower()
 
 
 class BaseOptions:
@@ -41,12 +29,12 @@ class BaseOptions:
         parser.add_argument('--model', type=unquoted_lower, default='sparnet', choices=models.MODEL_NAMES,
                             help='sparnet (128x128, x8 from a 16x16 face) or sparnethd (512x512 blind restoration)')
         parser.add_argument('--res_depth', type=int, default=10, help='residual FAU blocks in the generator')
-        parser.add_argument('--att_name', type=unquoted_lower, default='spar', choices=('spar', 'spar3d'),
+        parser.add_argument('--att_name', type=unquoted_lower, default='spar', choices=ATT_NAMES,
                             help='spatial attention: spar (2D mask) or spar3d (3D mask)')
         parser.add_argument('--bottleneck_size', type=int, default=4, help='hourglass bottleneck size in pixels')
-        parser.add_argument('--Gnorm', type=unquoted_lower, default=None, choices=NORM_CHOICES,
+        parser.add_argument('--Gnorm', type=unquoted_lower, default=None, choices=NORM_TYPES,
                             help='generator norm (default: bn for sparnet, in for sparnethd)')
-        parser.add_argument('--Dnorm', type=unquoted_lower, default='in', choices=NORM_CHOICES,
+        parser.add_argument('--Dnorm', type=unquoted_lower, default='in', choices=NORM_TYPES,
                             help='discriminator norm')
         parser.add_argument('--num_D', type=int, default=3, help='scales of the multi-scale discriminator')
         parser.add_argument('--n_layers_D', type=int, default=4, help='stride-2 layers per discriminator')

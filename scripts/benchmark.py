@@ -36,12 +36,13 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from models.fast_inference import check_precision, prepare_inference_net, set_inference_threads  # noqa: E402
+from models.fast_inference import prepare_inference_net  # noqa: E402
 from models.fast_training import channels_last, fused_adam, prepare_training_net  # noqa: E402
 from models.networks import GeneratorSpec, random_generator  # noqa: E402
 from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
+from utils.devices import check_precision, set_inference_threads  # noqa: E402
 
 MODELS = {
     'sparnet': (GeneratorSpec('sparnet', 10, 'spar', 'bn'), (1, 16)),

@@ -17,8 +17,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 from utils import evaluation  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.devices import select_device  # noqa: E402
+from utils.face_detect import DETECTORS  # noqa: E402
 from utils.fid import FIDInception, default_inception_weights_path  # noqa: E402
-from utils.identity import DETECTORS, FaceIdentity  # noqa: E402
+from utils.identity import FaceIdentity  # noqa: E402
 from utils.pairing import pair_folders  # noqa: E402
 
 log = evaluation.log

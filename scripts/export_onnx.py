@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import models  # noqa: E402
+from models.blocks import ATT_NAMES, NORM_TYPES  # noqa: E402
 from models.networks import GeneratorSpec  # noqa: E402
 from models.onnx_inference import DEFAULT_OPSET, OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
@@ -29,8 +30,8 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', default='sparnet', choices=models.MODEL_NAMES)
     parser.add_argument('--res_depth', type=int, default=10)
-    parser.add_argument('--att_name', default='spar', choices=('spar', 'spar3d'))
-    parser.add_argument('--Gnorm', default=None, choices=('bn', 'in', 'gn', 'none'),
+    parser.add_argument('--att_name', default='spar', choices=ATT_NAMES)
+    parser.add_argument('--Gnorm', default=None, choices=NORM_TYPES,
                         help='generator norm (default: bn for sparnet, in for sparnethd)')
     parser.add_argument('--bottleneck_size', type=int, default=4)
     parser.add_argument('--pretrain_model_path', required=True, help='generator weights (.pth)')

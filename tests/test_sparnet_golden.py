@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import RELEASED_SPECS
-from models.sparnet import SPARNet, add_spectral_norm
+from models.blocks import add_spectral_norm
+from models.sparnet import SPARNet
 
 HERE = os.path.dirname(__file__)
 GOLDEN = sorted(f for f in os.listdir(os.path.join(HERE, 'golden')) if f.endswith('.pt'))
