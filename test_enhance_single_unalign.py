@@ -17,7 +17,7 @@ from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
 from utils.face_detect import FaceDetector
 from utils.face_restore import FaceRestorer, NoFaceFound
-from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb
+from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
 
 log = logging.getLogger('test_enhance_single_unalign')
 
@@ -28,10 +28,7 @@ def photo_jobs(test_img_path, results_dir):
         return [(test_img_path, results_dir)]
     if not os.path.isdir(test_img_path):
         raise UserError(f'--test_img_path {test_img_path!r}: no such file or folder')
-    photos = list_images(test_img_path)
-    if not photos:
-        raise UserError(f"--test_img_path {test_img_path}: no images found "
-                        f"(looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)")
+    photos = find_images(test_img_path, '--test_img_path')
     split = [os.path.splitext(rel_path) for rel_path in photos]
     stem_count = Counter(stem for stem, _ in split)
     jobs = []

@@ -13,6 +13,7 @@ import zipfile
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .cli import UserError
 
 STATE_NAME = 'train_state'
@@ -22,33 +23,10 @@ def state_path(save_dir, tag):
     return os.path.join(save_dir, f'{tag}_{STATE_NAME}.pth')
 
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj, path):
-    """`torch.save(obj, path)` through `<path>.tmp<pid>` + fsync + rename; the temporary file never stays."""
-    tmp_path = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp_path, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    _fsync_dir(os.path.dirname(path) or '.')
+    """`torch.save(obj, path)` through a temporary file: a crash while saving keeps the previous file."""
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 def save_checkpoint(save_dir, tag, networks, train_state=None):
