@@ -5,13 +5,14 @@ import torch
 
 from utils import distributed
 from utils.cli import UserError
+from utils.state_dict import WeightsError, shape_differences, tensor_shapes
 
 from .fast_inference import prepare_inference_net
 from .fast_training import channels_last, fused_adam, prepare_training_net
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
-from .weights import WeightsError, load_generator_weights, mismatch_message
+from .weights import check_generator_state, load_generator_weights
 
 
 class BaseModel:
@@ -152,10 +153,9 @@ class BaseModel:
         """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""
         for name, net in self.saved_networks().items():
             saved = state['networks'][name]
-            expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-            if {k: tuple(v.shape) for k, v in saved.items()} != expected:
-                if name in ('G', 'H'):
-                    raise WeightsError(mismatch_message(f'{path} (net {name})', self.spec, saved, expected))
+            if name in ('G', 'H'):
+                check_generator_state(saved, self.spec, f'{path} (net {name})', tensor_shapes(net.state_dict()))
+            elif shape_differences(saved, tensor_shapes(net.state_dict())):
                 raise WeightsError(f"{path}: the saved net {name} does not fit the one of the current flags "
                                    "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
             net.load_state_dict(saved)

@@ -7,8 +7,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from utils.cli import UserError
+from utils.state_dict import WeightsError, check_finite, shape_differences, tensor_shapes
 
-from .weights import WeightsError, read_state_dict
+from .weights import read_state_dict
 
 GAN_MODES = ('hinge', 'vanilla', 'lsgan')
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
@@ -59,10 +60,10 @@ def load_vgg19_features(path):
     state_dict = {k[len('features.'):]: v for k, v in read_state_dict(path).items() if k.startswith('features.')}
     with torch.device('meta'):
         features = torchvision.models.vgg19(weights=None).features[:VGG_SLICES[-1][1]]
-    expected = {k: tuple(v.shape) for k, v in features.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in state_dict.items()} != expected:
+    if shape_differences(state_dict, tensor_shapes(features.state_dict())):
         raise WeightsError(f"--vgg_weights {path}: not torchvision VGG19 weights (its `features.*` tensors "
                            f"do not match vgg19); expected the file of {VGG19_URL}")
+    check_finite(state_dict, f'--vgg_weights {path}')
     features = features.to_empty(device='cpu')
     features.load_state_dict(state_dict)
     return features

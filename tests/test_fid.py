@@ -14,8 +14,9 @@ from scipy import linalg
 from skimage import data
 
 from utils.cli import UserError
-from utils.fid import (FID_WEIGHTS_NAME, FIDInception, InceptionWeightsError, default_inception_weights_path,
+from utils.fid import (FID_WEIGHTS_NAME, FIDInception, default_inception_weights_path,
                        feature_statistics, fid_from_features, frechet_distance)
+from utils.state_dict import WeightsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -185,8 +186,8 @@ def test_missing_weights_name_the_file_and_its_source(tmp_path):
 def test_other_weights_are_refused(tmp_path):
     path = tmp_path / 'resnet.pth'
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    with pytest.raises(InceptionWeightsError, match="not pytorch-fid's Inception weights"):
+    with pytest.raises(WeightsError, match="not pytorch-fid's Inception weights"):
         FIDInception(str(path))
     path.write_bytes(b'not a checkpoint')
-    with pytest.raises(InceptionWeightsError, match='not a readable PyTorch weights file'):
+    with pytest.raises(WeightsError, match='not a readable PyTorch weights file'):
         FIDInception(str(path))

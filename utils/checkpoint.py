@@ -6,15 +6,14 @@ everything a resume needs (networks included), so a resume never mixes files of 
 Everything is stored as tensors and plain Python values, loadable with `weights_only=True`.
 """
 import os
-import pickle
 import random
-import zipfile
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write
 from .cli import UserError
+from .state_dict import load_tensors
 
 STATE_NAME = 'train_state'
 
@@ -43,10 +42,7 @@ def load_train_state(path):
     if not os.path.isfile(path):
         raise UserError(f"--continue_train: no training state to resume from ({path} is missing); "
                         "check --checkpoints_dir and --name, or start a new run without --continue_train")
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise UserError(f"{path}: not a readable training state ({str(err).splitlines()[0]})") from err
+    state = load_tensors(path, what='training state')
     if not isinstance(state, dict) or 'iteration' not in state:
         raise UserError(f"{path}: not a training state saved by train.py")
     return state

@@ -8,8 +8,6 @@ and distance follow `pytorch_fid.fid_score`: images as RGB in [0, 1], bilinear r
 Unlike pytorch-fid, which reads only the top level of a folder, every image below it is used.
 """
 import os
-import pickle
-import zipfile
 
 import numpy as np
 import torch
@@ -20,15 +18,11 @@ from pytorch_fid.inception import (FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC
 from scipy import linalg
 from tqdm import tqdm
 
-from utils.cli import UserError
 from utils.image_io import ImageReadError, read_rgb_array
+from utils.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 FEATURE_DIMS = 2048
-
-
-class InceptionWeightsError(UserError):
-    """The FID Inception weights file is missing or is not pytorch-fid's."""
 
 
 def default_inception_weights_path():
@@ -54,18 +48,14 @@ def _fid_inception_v3():
 
 def read_inception_weights(path):
     """The state dict in `path`, loaded tensors-only; a clear error when it is missing or unreadable."""
-    if not os.path.isfile(path):
-        raise InceptionWeightsError(
+    if not os.path.isfile(path) and not os.path.isdir(path):
+        raise WeightsError(
             f'{path}: FID Inception weights not found. FID needs pytorch-fid\'s {FID_WEIGHTS_NAME} '
             f'(from {FID_WEIGHTS_URL}): download it on a machine with internet and pass its path with '
             f'--inception_weights, or put it in {os.path.dirname(default_inception_weights_path())}/')
-    try:
-        state_dict = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise InceptionWeightsError(f'{path}: not a readable PyTorch weights file '
-                                    f'({str(err).splitlines()[0]}); expected {FID_WEIGHTS_NAME}') from err
+    state_dict = load_tensors(path)
     if not isinstance(state_dict, dict):
-        raise InceptionWeightsError(f'{path}: expected a state dict, found {type(state_dict).__name__}')
+        raise WeightsError(f'{path}: expected a state dict, found {type(state_dict).__name__}')
     return state_dict
 
 
@@ -76,14 +66,11 @@ class FIDInception(torch.nn.Module):
         super().__init__()
         inception = _fid_inception_v3()
         state_dict = read_inception_weights(weights_path)
-        expected = {k: tuple(v.shape) for k, v in inception.state_dict().items()}
-        found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-        if found != expected:
-            differing = sorted(set(expected) ^ set(found)) + [k for k in expected if k in found and
-                                                               expected[k] != found[k]]
-            raise InceptionWeightsError(
-                f'{weights_path}: not pytorch-fid\'s Inception weights ({FID_WEIGHTS_NAME}): '
-                f'{len(differing)} keys missing, unexpected or of another shape, e.g. {differing[0]}')
+        differences = shape_differences(state_dict, tensor_shapes(inception.state_dict()))
+        if differences:
+            raise WeightsError(f'{weights_path}: not pytorch-fid\'s Inception weights ({FID_WEIGHTS_NAME}): '
+                               f'{differences.summary()}')
+        check_finite(state_dict, weights_path)
         inception.load_state_dict(state_dict)
         self.blocks = torch.nn.Sequential(
             inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3,
