@@ -1,5 +1,8 @@
 """Enhance every face of a whole photo (or of each photo in a folder) with SPARNetHD.
 
+Without --pretrain_model_path (and no checkpoint of --name), the released `sparnethd_attn2d` is
+used, downloaded into the weights cache on first use.
+
 Faces are found with dlib, aligned to the FFHQ template at 512x512, enhanced in batches and
 blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
 `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>`.
@@ -12,6 +15,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from models.inference import Enhancer
+from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
@@ -81,7 +85,7 @@ def check_options(opt):
 
 
 def main(args=None):
-    opt = TestOptions().parse(args)
+    opt = TestOptions().parse(args, default_weights=DEFAULT_PHOTO_MODEL)
     set_inference_threads()
     check_options(opt)
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)

@@ -4,6 +4,7 @@ import os
 import torch
 
 from utils import distributed
+from utils.checkpoint import load_tag, net_path
 from utils.cli import UserError
 from utils.state_dict import WeightsError, shape_differences, tensor_shapes
 
@@ -12,6 +13,7 @@ from .fast_training import channels_last, fused_adam, prepare_training_net
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
+from .released import RELEASED_MODELS
 from .weights import check_generator_state, load_generator_weights
 
 
@@ -34,18 +36,9 @@ class BaseModel:
         self.inference_net = None
         self.channels_last_inputs = False
 
-    def checkpoint_path(self, tag, net_name):
-        """`<checkpoints_dir>/<name>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
-        return os.path.join(self.save_dir, f'{tag}_net_{net_name}.pth')
-
-    def load_tag(self):
-        if self.opt.load_iter > 0:
-            return f'iter_{self.opt.load_iter}'
-        epoch = str(self.opt.epoch)
-        return f'epoch_{epoch}' if epoch.isdigit() else epoch
-
     def inference_weights_path(self):
-        return self.opt.pretrain_model_path or self.checkpoint_path(self.load_tag(), self.inference_net_name)
+        return self.opt.pretrain_model_path or net_path(self.save_dir, load_tag(self.opt.epoch, self.opt.load_iter),
+                                                        self.inference_net_name)
 
     def setup_inference(self):
         """Load the weights strictly and prepare the network that `test()` runs.
@@ -61,7 +54,12 @@ class BaseModel:
                 raise UserError(f"{opt.onnx_model}: exported for {onnx_size[0]}x{onnx_size[1]} inputs, but "
                                 f"--load_size is {opt.load_size}; export again with --in_size {opt.load_size}")
             return self
-        load_generator_weights(self.netG, self.inference_weights_path(), self.spec)
+        path = self.inference_weights_path()
+        if not opt.pretrain_model_path and not os.path.isfile(path):
+            raise WeightsError(f"{path}: no such checkpoint (--checkpoints_dir {opt.checkpoints_dir} --name {opt.name} "
+                               f"--epoch {opt.epoch}); pass the weights with --pretrain_model_path: a .pth file, "
+                               f"a released model name ({', '.join(RELEASED_MODELS)}) or an http(s) URL")
+        load_generator_weights(self.netG, path, self.spec)
         self.netG.to(self.device).eval()
         if opt.reference_impl:
             self.inference_net = self.netG

@@ -94,6 +94,17 @@ def check_generator_state(state_dict, spec, label, expected_shapes=None):
     check_finite(state_dict, label)
 
 
+def check_generator_file(path, label, spec=None):
+    """WeightsError unless `path` holds finite weights of `spec`'s network (of any SPARNet network if None)."""
+    state_dict = read_state_dict(path, label)
+    if spec is None:
+        spec = infer_spec(state_dict)
+        if spec is None:
+            raise WeightsError(f"{label}: not SPARNet/SPARNetHD generator weights (its tensors fit none of the "
+                               "flag combinations)")
+    check_generator_state(state_dict, spec, label)
+
+
 def load_generator_weights(net, path, spec, label=None):
     """Load `path` into `net` (built from `spec`) strictly; WeightsError on any difference or non-finite value."""
     state_dict = read_state_dict(path, label)

@@ -14,7 +14,8 @@ from scipy import linalg
 from skimage import data
 
 from utils.cli import UserError
-from utils.fid import (FID_WEIGHTS_NAME, FIDInception, default_inception_weights_path,
+from utils.download import DownloadError
+from utils.fid import (FID_WEIGHTS_NAME, INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path,
                        feature_statistics, fid_from_features, frechet_distance)
 from utils.state_dict import WeightsError
 
@@ -191,3 +192,23 @@ def test_other_weights_are_refused(tmp_path):
     path.write_bytes(b'not a checkpoint')
     with pytest.raises(WeightsError, match='not a readable PyTorch weights file'):
         FIDInception(str(path))
+
+
+def test_inception_weights_come_from_pytorch_fid_s_copy_or_the_cache(inception_file, weights_server, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home_without_it'))
+    weights_server.add(str(inception_file), FID_WEIGHTS_NAME)
+    cached = os.path.join(weights_server.cache, FID_WEIGHTS_NAME)
+    assert INCEPTION_WEIGHTS.fetch() == cached and INCEPTION_WEIGHTS.fetch() == cached
+    assert weights_server.requests == [f'/{FID_WEIGHTS_NAME}']
+    monkeypatch.setenv('TORCH_HOME', str(inception_file.parents[2]))
+    assert INCEPTION_WEIGHTS.fetch() == str(inception_file)  # where pytorch-fid keeps it comes first
+
+
+def test_inception_download_of_other_weights_is_refused(weights_server, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home_without_it'))
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / 'resnet.pth')
+    weights_server.add(str(tmp_path / 'resnet.pth'), FID_WEIGHTS_NAME)
+    with pytest.raises(DownloadError, match="was refused and deleted: .*not pytorch-fid's Inception weights"):
+        INCEPTION_WEIGHTS.fetch()
+    assert not os.path.exists(weights_server.cache) or os.listdir(weights_server.cache) == []

@@ -99,7 +99,7 @@ def test_crash_while_saving_keeps_the_previous_latest(tmp_path, monkeypatch):
         run_training(flags)
     save_dir = tmp_path / 'checkpoints' / 'crash'
     assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 2
-    assert not [f for f in os.listdir(save_dir) if '.tmp' in f]
+    assert not [f for f in os.listdir(save_dir) if f.endswith('.part')]
     monkeypatch.setattr(checkpoint.torch, 'save', real_save)
     assert run_training([*flags, '--continue_train']) == 0
     assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 6

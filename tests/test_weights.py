@@ -72,7 +72,7 @@ def test_mismatch_names_fitting_flags_and_loads_nothing(tmp_path, given, wanted,
 
 def test_spectral_norm_file_given_to_sparnet_points_to_sparnethd():
     state = manifest_state_dict('sparnethd_attn3d')
-    spec = RELEASED_SPECS['sparnet_attn2d']
+    spec = RELEASED_SPECS['sparnet']
     message = mismatch_message('hd.pth', spec, state, spec.shapes())
     assert f"the file fits {RELEASED_SPECS['sparnethd_attn3d'].flags()}" in message
     assert 'spectral-normalised convs' in message and 'plain convs' in message

@@ -22,6 +22,19 @@ def state_path(save_dir, tag):
     return os.path.join(save_dir, f'{tag}_{STATE_NAME}.pth')
 
 
+def net_path(save_dir, tag, net_name):
+    """`<save_dir>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
+    return os.path.join(save_dir, f'{tag}_net_{net_name}.pth')
+
+
+def load_tag(epoch, load_iter):
+    """The tag of `--epoch` (latest or a number) or, when positive, of `--load_iter`."""
+    if load_iter > 0:
+        return f'iter_{load_iter}'
+    epoch = str(epoch)
+    return f'epoch_{epoch}' if epoch.isdigit() else epoch
+
+
 def atomic_save(obj, path):
     """`torch.save(obj, path)` through a temporary file: a crash while saving keeps the previous file."""
     with atomic_write(path) as handle:
@@ -32,7 +45,7 @@ def save_checkpoint(save_dir, tag, networks, train_state=None):
     """`<tag>_net_<name>.pth` for each {name: state dict}, then `<tag>_train_state.pth` if given."""
     os.makedirs(save_dir, exist_ok=True)
     for name, state_dict in networks.items():
-        atomic_save(state_dict, os.path.join(save_dir, f'{tag}_net_{name}.pth'))
+        atomic_save(state_dict, net_path(save_dir, tag, name))
     if train_state is not None:
         atomic_save(train_state, state_path(save_dir, tag))
 
