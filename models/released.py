@@ -47,10 +47,12 @@ class ReleasedModel:
 
 
 RELEASED_MODELS = {model.name: model for model in (
-    ReleasedModel('sparnet', 'SPARNet-V16-S4-epoch20.pth', GeneratorSpec('sparnet', 10, 'spar', 'bn'), 128,
-                  10_518_867, 'SPARNet, 2D attention: x8 super-resolution of 16x16 faces to 128x128'),
-    ReleasedModel('sparnet_light_attn3d', 'SPARNetLight_Attn3D-epoch20.pth', GeneratorSpec('sparnet', 1, 'spar3d', 'bn'),
-                  128, 5_242_211, 'SPARNet-Light, 3D attention: x8, 16x16 to 128x128 with half the parameters'),
+    ReleasedModel('sparnet', 'SPARNet-V16-S4-epoch20.pth',
+                  GeneratorSpec('sparnet', 10, 'spar', 'bn'), 128, 10_518_867,
+                  'SPARNet, 2D attention: x8 super-resolution of 16x16 faces to 128x128'),
+    ReleasedModel('sparnet_light_attn3d', 'SPARNetLight_Attn3D-epoch20.pth',
+                  GeneratorSpec('sparnet', 1, 'spar3d', 'bn'), 128, 5_242_211,
+                  'SPARNet-Light, 3D attention: x8, 16x16 to 128x128 with half the parameters'),
     ReleasedModel('sparnethd_attn2d', 'SPARNetHD_V4_Attn2D_net_H-epoch10.pth',
                   GeneratorSpec('sparnethd', 10, 'spar', 'in'), 512, 85_793_412,
                   'SPARNetHD, 2D attention: blind restoration of 512x512 FFHQ-aligned faces'),

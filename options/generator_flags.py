@@ -60,8 +60,12 @@ def _weights_spec(weights, checkpoint):
     return path, state_dict, infer_spec(state_dict), None
 
 
-def _log_inferred(resolved, given, path):
+def _log_inferred(resolved, given, path, released):
+    """One line naming the flags that came from the weights (a plain file's `in` norm may be `gn`)."""
     inferred = ' '.join(f'--{flag} {resolved[flag]}' for flag in resolved if flag not in given)
+    if released is not None:
+        log.info('flags of the released %s: %s', released.name, inferred)
+        return
     note = (' (instance and group norm have the same weights: pass --Gnorm gn for a group-norm network)'
             if 'Gnorm' not in given and resolved['Gnorm'] == 'in' else '')
     log.info('flags from %s: %s%s', path, inferred, note)
@@ -103,6 +107,6 @@ def resolve_generator_options(opt, is_train=False, default_weights=''):
     if opt.load_size is not None:
         given['load_size'] = resolved['load_size'] = opt.load_size
     if file_spec is not None and len(given) < len(resolved):
-        _log_inferred(resolved, given, path)
+        _log_inferred(resolved, given, path, weights.released if weights is not None else None)
     resolved['pretrain_model_path'] = weights.path if weights is not None else ''
     return resolved

@@ -1,4 +1,4 @@
-"""atomic_write: the final name holds the old file or the complete new one, never a part, and no temporary file stays."""
+"""atomic_write: the final name holds the old file or the complete new one, never a part; no temporary file stays."""
 import os
 import threading
 

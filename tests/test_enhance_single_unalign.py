@@ -153,7 +153,8 @@ def test_end_to_end_with_the_default_model_downloaded(tmp_path, released_checkpo
     file_name = RELEASED_MODELS['sparnethd_attn2d'].file_name
     assert weights_server.requests == [f'/{file_name}']
     assert os.listdir(weights_server.cache) == [file_name]
-    assert 'flags from' in proc.stderr and '--model sparnethd --res_depth 10 --att_name spar --Gnorm in' in proc.stderr
+    assert ('flags of the released sparnethd_attn2d: --model sparnethd --res_depth 10 --att_name spar --Gnorm in '
+            '--bottleneck_size 4 --load_size 512\n') in proc.stderr
     assert files_below(out) == ['HQ/000.jpg', 'LQ_faces/000.jpg', 'hq_final.jpg']
     lq, hq, final = read(out / 'LQ_faces' / '000.jpg'), read(out / 'HQ' / '000.jpg'), read(out / 'hq_final.jpg')
     assert lq.shape == hq.shape == (512, 512, 3) and final.shape == photo.shape

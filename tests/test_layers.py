@@ -17,7 +17,8 @@ def packages_loaded_by(modules):
     """Top-level packages of this repo in sys.modules after importing `modules` in a fresh interpreter."""
     code = ('import importlib, json, sys\n'
             f'for name in {modules!r}: importlib.import_module(name)\n'
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'data', 'models', 'options', 'utils'})))")
+            "packages = {m.split('.')[0] for m in sys.modules} & {'data', 'models', 'options', 'utils'}\n"
+            'print(json.dumps(sorted(packages)))')
     proc = run_script('-c', code)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

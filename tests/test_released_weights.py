@@ -91,7 +91,7 @@ def test_test_py_downloads_a_name_once_with_progress_then_uses_the_cache(tmp_pat
     assert first.returncode == 0, first.stderr
     assert f'{LIGHT.file_name}: 100%' in first.stderr  # the progress bar
     assert f'SHA-256 {sha256_of(served)}' in first.stderr
-    assert 'flags from' in first.stderr and '--res_depth 1 --att_name spar3d --Gnorm bn' in first.stderr
+    assert 'flags of the released sparnet_light_attn3d: --model sparnet --res_depth 1 --att_name spar3d' in first.stderr
     assert files_in(weights_server.cache) == [LIGHT.file_name]
     assert sha256_of(os.path.join(weights_server.cache, LIGHT.file_name)) == sha256_of(served)
     second = test_py('out2')
@@ -244,9 +244,13 @@ def test_flags_from_a_released_name_without_network(weights_server, released_che
 
 
 @pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
-def test_flags_from_a_plain_file(released_checkpoint, name):
-    opt = parse('--pretrain_model_path', released_checkpoint(name))
+def test_flags_from_a_plain_file(released_checkpoint, name, caplog):
+    path = released_checkpoint(name)
+    with caplog.at_level(logging.INFO):
+        opt = parse('--pretrain_model_path', path)
     assert generator_flags(opt) == table_flags(RELEASED_MODELS[name])
+    assert f'flags from {path}: --model {opt.model} --res_depth {opt.res_depth}' in caplog.text
+    assert ('pass --Gnorm gn for a group-norm network' in caplog.text) == (opt.Gnorm == 'in')
 
 
 def test_contradicting_flags_are_refused(weights_server, released_checkpoint):

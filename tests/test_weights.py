@@ -101,7 +101,8 @@ def test_refuses_files_that_run_code_without_torch_warnings(tmp_path, recwarn):
 @pytest.mark.parametrize('make, message', [
     (lambda path: None, 'no such weights file'),
     (lambda path: path.mkdir(), 'is a folder, not a weights file'),
-    (lambda path: path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8))), r'not a readable PyTorch weights file \(random bytes'),
+    (lambda path: path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8))),
+     r'not a readable PyTorch weights file \(random bytes'),
     (lambda path: path.write_text('hello'), 'not a readable PyTorch weights file'),
     (lambda path: torch.save([torch.zeros(1)], path), 'expected a state dict'),
 ], ids=['missing', 'folder', 'random_bytes', 'text', 'list'])

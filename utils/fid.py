@@ -65,7 +65,8 @@ def read_inception_weights(path, label=None):
         expected = tensor_shapes(_fid_inception_v3().state_dict())
     differences = shape_differences(state_dict, expected)
     if differences:
-        raise WeightsError(f"{label}: not pytorch-fid's Inception weights ({FID_WEIGHTS_NAME}): {differences.summary()}")
+        raise WeightsError(f"{label}: not pytorch-fid's Inception weights ({FID_WEIGHTS_NAME}): "
+                           f"{differences.summary()}")
     check_finite(state_dict, label)
     return state_dict
 
