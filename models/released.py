@@ -74,9 +74,9 @@ def find_released(name):
 
 def markdown_table():
     """The README's table of released models, generated from RELEASED_MODELS."""
-    lines = ['| name | file | model | flags it implies | params | download |',
+    lines = ['| name | file | model | flags it implies | params | size (fp32) |',
              '|---|---|---|---|---:|---:|']
     for model in RELEASED_MODELS.values():
         lines.append(f'| `{model.name}` | `{model.file_name}` | {model.description} | `{model.flags()}` | '
-                     f'{model.params:,} | {model.spec.state_bytes() / 1e6:.0f} MB |')
+                     f'{model.params:,} | ~{model.spec.state_bytes() / 1e6:.0f} MB |')
     return '\n'.join(lines)
