@@ -37,7 +37,7 @@ def fetch_url(url, folder=None):
     released = find_released(file_name)
     if released is not None and released.file_name == file_name:
         return WeightsFile(released.remote.fetch(folder), released)
-    remote = RemoteFile(url, file_name, url, 'generator weights', check_generator_file)
+    remote = RemoteFile(file_name, file_name, url, 'generator weights', check_generator_file)
     return WeightsFile(remote.fetch(folder))
 
 
@@ -62,6 +62,6 @@ def resolve_weights(source, folder=None):
     if released is None:
         raise WeightsError(f"{source}: no such weights file; --pretrain_model_path takes a .pth file, a released "
                            f"model name ({', '.join(RELEASED_MODELS)}) or an http(s) URL")
-    if name != source:
+    if source != released.name:
         log.info('%s is not there: using the released %s from %s', source, released.name, cache_dir(folder))
     return WeightsFile(released.remote.fetch(folder), released)

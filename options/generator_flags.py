@@ -87,6 +87,7 @@ def resolve_generator_options(opt, is_train=False, default_weights=''):
             candidates = [net_path(os.path.join(opt.checkpoints_dir, opt.name), tag, net) for net in ('G', 'H')]
             checkpoint = next((path for path in candidates if os.path.isfile(path)), None)
         if not is_train and default_weights and checkpoint is None:
+            log.info('no --pretrain_model_path and no checkpoint of --name %s: using %s', opt.name, default_weights)
             source = default_weights
     weights = resolve_weights(source, opt.weights_dir)
     path, state_dict, file_spec, load_size = _weights_spec(weights, checkpoint)

@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = 'SPARNET_HOME'
 DEFAULT_CACHE = os.path.join('~', '.cache', 'sparnet')
-# For mirrors and tests: fetch every file as `<base URL>/<file name>` instead of from its own URL.
+# For mirrors and tests: fetch every file as `<base URL>/<file name>` instead of from its own URL
+# (read at each download, so it reaches this process and the subprocesses it starts).
 BASE_URL_ENV = 'SPARNET_DOWNLOAD_BASE_URL'
-base_url = None  # tests set it in-process; the environment variable reaches subprocesses
 TIMEOUT_SECONDS = 60  # without a byte received
 CHUNK_BYTES = 1 << 20
 USER_AGENT = 'sparnet-weights/1.0 (Python urllib)'
@@ -36,15 +36,14 @@ class DownloadError(UserError):
     """A file could not be downloaded or was refused; the message says where to put it by hand."""
 
 
-
 def cache_dir(folder=None):
     """Where downloaded weights are kept: `folder` if given, else $SPARNET_HOME, else ~/.cache/sparnet."""
     return os.path.abspath(os.path.expanduser(folder or os.environ.get(CACHE_ENV) or DEFAULT_CACHE))
 
 
 def source_url(url):
-    """`url`, or the same file name under the base URL of a mirror (`base_url` / $SPARNET_DOWNLOAD_BASE_URL)."""
-    base = base_url or os.environ.get(BASE_URL_ENV)
+    """`url`, or the same file name under the base URL of a mirror ($SPARNET_DOWNLOAD_BASE_URL)."""
+    base = os.environ.get(BASE_URL_ENV)
     return f"{base.rstrip('/')}/{url.rsplit('/', 1)[-1]}" if base else url
 
 
