@@ -1,9 +1,10 @@
 # Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
+# The demo's SPARNetHD weights are downloaded into the weights cache ($SPARNET_HOME, default ~/.cache/sparnet)
+# on first use; offline, it stops with one line saying where to put the file by hand.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-HD_WEIGHTS := pretrain_models/SPARNetHD_V4_Attn2D_net_H-epoch10.pth
 
 .PHONY: setup test demo clean
 DEMO_PHOTO := samples/astronaut.jpg
@@ -20,8 +21,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	test -f $(DEMO_PHOTO) || $(PY) scripts/make_sample_photo.py --output $(DEMO_PHOTO)
-	$(PY) test_enhance_single_unalign.py --gpus 1 --model sparnethd --name SPARNetHD_V4_Attn2D \
-		--res_depth 10 --att_name spar --Gnorm in --pretrain_model_path $(HD_WEIGHTS) \
+	$(PY) test_enhance_single_unalign.py --pretrain_model_path sparnethd_attn2d \
 		--test_img_path $(DEMO_PHOTO) --results_dir demo_results
 	@echo "enhanced photo: demo_results/hq_final.jpg"
 

@@ -11,10 +11,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset, create_test_dataloader
 from models import create_model
-from models.fast_inference import set_inference_threads
 from options.test_options import TestOptions
-from utils.cli import UserError, run
-from utils.image_io import IMG_EXTENSIONS, save_rgb
+from utils.cli import run
+from utils.devices import set_inference_threads
+from utils.image_io import save_rgb
 from utils.tensor_image import tensor_to_uint8
 
 log = logging.getLogger('test')
@@ -28,9 +28,6 @@ def main():
     opt = TestOptions().parse()
     set_inference_threads()
     dataset = create_dataset(opt)
-    if len(dataset) == 0:
-        raise UserError(f"--dataroot {opt.dataroot}: no images found "
-                        f"(looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)")
     model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
     save_dir = output_dir(opt)
     done, failed = 0, []

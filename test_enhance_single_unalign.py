@@ -1,5 +1,8 @@
 """Enhance every face of a whole photo (or of each photo in a folder) with SPARNetHD.
 
+Without --pretrain_model_path (and no checkpoint of --name), the released `sparnethd_attn2d` is
+used, downloaded into the weights cache on first use.
+
 Faces are found with dlib, aligned to the FFHQ template at 512x512, enhanced in batches and
 blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
 `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>`.
@@ -11,13 +14,14 @@ from collections import Counter
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from models.fast_inference import set_inference_threads
 from models.inference import Enhancer
+from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils.cli import UserError, print_path_lists, run
+from utils.devices import set_inference_threads
 from utils.face_detect import FaceDetector
 from utils.face_restore import FaceRestorer, NoFaceFound
-from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb
+from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
 
 log = logging.getLogger('test_enhance_single_unalign')
 
@@ -28,10 +32,7 @@ def photo_jobs(test_img_path, results_dir):
         return [(test_img_path, results_dir)]
     if not os.path.isdir(test_img_path):
         raise UserError(f'--test_img_path {test_img_path!r}: no such file or folder')
-    photos = list_images(test_img_path)
-    if not photos:
-        raise UserError(f"--test_img_path {test_img_path}: no images found "
-                        f"(looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)")
+    photos = find_images(test_img_path, '--test_img_path')
     split = [os.path.splitext(rel_path) for rel_path in photos]
     stem_count = Counter(stem for stem, _ in split)
     jobs = []
@@ -84,7 +85,7 @@ def check_options(opt):
 
 
 def main(args=None):
-    opt = TestOptions().parse(args)
+    opt = TestOptions().parse(args, default_weights=DEFAULT_PHOTO_MODEL)
     set_inference_threads()
     check_options(opt)
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from utils.cli import UserError
-from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb
+from utils.image_io import ImageReadError, find_images, read_rgb
 from utils.tensor_image import uint8_to_tensor
 
 
@@ -39,12 +39,7 @@ class PairedDataset(torch.utils.data.Dataset):
         self.seed = opt.seed
         self.augment = augment
         self.epoch = 0
-        if not self.root or not os.path.isdir(self.root):
-            raise UserError(f"{self.root!r}: no such folder; give the folder of HR training images")
-        self.paths = list_images(self.root)
-        if not self.paths:
-            raise UserError(f"{self.root}: no images found (looked for {' '.join(IMG_EXTENSIONS)}, "
-                            "subfolders too)")
+        self.paths = find_images(self.root, '--val_dataroot' if root else '--dataroot')
 
     def make_pair(self, img, rng):
         """(LR, HR) HxWx3 uint8 arrays from an RGB PIL image."""

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from utils.cli import UserError
-from utils.image_io import ImageReadError, is_image_file, list_files, read_rgb
+from utils.image_io import ImageReadError, is_image_file, list_files, no_images_message, read_rgb
 from utils.tensor_image import uint8_to_tensor
 
 
@@ -25,6 +25,8 @@ class SingleDataset(torch.utils.data.Dataset):
         files = list_files(self.root, skip_hidden=True)
         self.paths = [f for f in files if is_image_file(f)]
         self.non_images = [f for f in files if not is_image_file(f)]
+        if not self.paths:
+            raise UserError(no_images_message('--dataroot', self.root))
         if opt.ntest < len(self.paths):
             self.paths = self.paths[:int(opt.ntest)]
 

@@ -4,14 +4,17 @@ import os
 import torch
 
 from utils import distributed
+from utils.checkpoint import load_tag, net_path
 from utils.cli import UserError
+from utils.state_dict import WeightsError, shape_differences, tensor_shapes
 
 from .fast_inference import prepare_inference_net
 from .fast_training import channels_last, fused_adam, prepare_training_net
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
-from .weights import WeightsError, load_generator_weights, mismatch_message
+from .released import RELEASED_MODELS
+from .weights import check_generator_state, load_generator_weights
 
 
 class BaseModel:
@@ -33,18 +36,9 @@ class BaseModel:
         self.inference_net = None
         self.channels_last_inputs = False
 
-    def checkpoint_path(self, tag, net_name):
-        """`<checkpoints_dir>/<name>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
-        return os.path.join(self.save_dir, f'{tag}_net_{net_name}.pth')
-
-    def load_tag(self):
-        if self.opt.load_iter > 0:
-            return f'iter_{self.opt.load_iter}'
-        epoch = str(self.opt.epoch)
-        return f'epoch_{epoch}' if epoch.isdigit() else epoch
-
     def inference_weights_path(self):
-        return self.opt.pretrain_model_path or self.checkpoint_path(self.load_tag(), self.inference_net_name)
+        return self.opt.pretrain_model_path or net_path(self.save_dir, load_tag(self.opt.epoch, self.opt.load_iter),
+                                                        self.inference_net_name)
 
     def setup_inference(self):
         """Load the weights strictly and prepare the network that `test()` runs.
@@ -60,7 +54,12 @@ class BaseModel:
                 raise UserError(f"{opt.onnx_model}: exported for {onnx_size[0]}x{onnx_size[1]} inputs, but "
                                 f"--load_size is {opt.load_size}; export again with --in_size {opt.load_size}")
             return self
-        load_generator_weights(self.netG, self.inference_weights_path(), self.spec)
+        path = self.inference_weights_path()
+        if not opt.pretrain_model_path and not os.path.isfile(path):
+            raise WeightsError(f"{path}: no such checkpoint (--checkpoints_dir {opt.checkpoints_dir} --name {opt.name} "
+                               f"--epoch {opt.epoch}); pass the weights with --pretrain_model_path: a .pth file, "
+                               f"a released model name ({', '.join(RELEASED_MODELS)}) or an http(s) URL")
+        load_generator_weights(self.netG, path, self.spec)
         self.netG.to(self.device).eval()
         if opt.reference_impl:
             self.inference_net = self.netG
@@ -152,10 +151,9 @@ class BaseModel:
         """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""
         for name, net in self.saved_networks().items():
             saved = state['networks'][name]
-            expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-            if {k: tuple(v.shape) for k, v in saved.items()} != expected:
-                if name in ('G', 'H'):
-                    raise WeightsError(mismatch_message(f'{path} (net {name})', self.spec, saved, expected))
+            if name in ('G', 'H'):
+                check_generator_state(saved, self.spec, f'{path} (net {name})', tensor_shapes(net.state_dict()))
+            elif shape_differences(saved, tensor_shapes(net.state_dict())):
                 raise WeightsError(f"{path}: the saved net {name} does not fit the one of the current flags "
                                    "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
             net.load_state_dict(saved)

@@ -142,3 +142,11 @@ class ResidualBlock(nn.Module):
     def forward(self, x):
         out = self.conv2(self.conv1(self.preact_func(x)))
         return self.shortcut_func(x) + out * self.att_func(out)
+
+
+def add_spectral_norm(net):
+    """Spectral-normalise every Conv2d, giving the released `weight_orig/_u/_v` keys."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.utils.spectral_norm(module)
+    return net

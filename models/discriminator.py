@@ -5,7 +5,7 @@ from torch.nn import functional as F
 from utils.cli import UserError
 
 from .blocks import ConvLayer
-from .sparnet import add_spectral_norm
+from .blocks import add_spectral_norm
 
 
 class NLayerDiscriminator(nn.Module):

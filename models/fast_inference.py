@@ -13,71 +13,20 @@ What makes it faster than the plain module while computing the same function:
 Instance and group norm depend on the input, so they stay in the graph. `prepare_inference_net` never
 modifies the network it is given: the plain module stays available as the reference path.
 """
-import os
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from utils.devices import PRECISIONS, check_precision
+
 from .blocks import ConvLayer, HourGlassBlock, ResidualBlock
 
-PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 # Rows: offsets -1..2 of a stride-2 transposed conv; columns: taps of the 3x3 kernel that applies
 # to the nearest-upsampled, reflection-padded map. Output row 2a+p reads upsampled rows 2a+p-1..2a+p+1,
 # i.e. input rows a-1, a, a (p=0) or a, a, a+1 (p=1); at the border the reflected row of the upsampled
 # map is the edge row of the input, hence edge (replicate) padding of the input.
 _UP_TAPS = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0., 0.]], dtype=torch.float64)
-
-
-def native_bf16_cpu():
-    """Whether this CPU does bf16 in hardware (AVX512-BF16 or AMX-BF16), as reported by PyTorch's cpuinfo.
-
-    oneDNN also runs bf16 on plain AVX-512 by emulation, which is slower than fp32, so the
-    instruction-set flags are checked rather than `torch.ops.mkldnn._is_mkldnn_bf16_supported()`.
-    """
-    capabilities = getattr(torch.cpu, 'get_capabilities', None)
-    if capabilities is not None:
-        flags = capabilities()
-        return bool(flags.get('avx512_bf16') or flags.get('amx_bf16'))
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def check_precision(device, precision):
-    """Raise ValueError unless `device` runs `precision` natively."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-    device = torch.device(device)
-    if precision == 'fp32':
-        return
-    if device.type == 'cuda':
-        if precision == 'bf16' and not torch.cuda.is_bf16_supported(including_emulation=False):
-            raise ValueError(f"bf16 asked for, but {torch.cuda.get_device_name(device)} has no native bf16 "
-                             "(it needs compute capability 8.0 or newer): use --precision fp16 or fp32")
-        return
-    if device.type == 'cpu':
-        if precision == 'fp16':
-            raise ValueError("fp16 runs only on a GPU; on the CPU use --precision bf16 (on CPUs with "
-                             "AVX512-BF16 or AMX) or fp32")
-        if not native_bf16_cpu():
-            raise ValueError("bf16 asked for, but this CPU has neither AVX512-BF16 nor AMX-BF16 "
-                             "(torch.cpu.get_capabilities()); emulated bf16 is slower than fp32: use fp32")
-        return
-    raise ValueError(f"reduced precision is supported on cpu and cuda devices, not {device.type}")
-
-
-def set_inference_threads(num_threads=None):
-    """Use one intra-op thread per CPU this process may run on, unless OMP_NUM_THREADS says otherwise.
-
-    PyTorch defaults to the machine's physical cores, which oversubscribes when the process is
-    confined to fewer (taskset, cgroup cpusets); one thread per usable core is what the convolutions
-    scale to. Returns the number of threads set.
-    """
-    if num_threads is None:
-        env = os.environ.get('OMP_NUM_THREADS', '')
-        num_threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
-    torch.set_num_threads(num_threads)
-    return num_threads
 
 
 def eval_conv_weight(conv):

@@ -7,11 +7,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from utils.cli import UserError
+from utils.download import RemoteFile
+from utils.state_dict import WeightsError, check_finite, shape_differences, tensor_shapes
 
-from .weights import WeightsError, read_state_dict
+from .weights import read_state_dict
 
 GAN_MODES = ('hinge', 'vanilla', 'lsgan')
-VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
+VGG19_FILE = 'vgg19-dcbb9e9d.pth'
+VGG19_URL = f'https://download.pytorch.org/models/{VGG19_FILE}'
+VGG19_LEGACY_PATH = os.path.join('.', 'pretrain_models', VGG19_FILE)  # where the original project kept it
 # relu1_2, relu2_2, relu3_4, relu4_4, conv5_4: the published slices [0:3] [3:8] [8:17] [17:26] [26:35],
 # whose outputs the in-place ReLU opening each next slice rectified, cut here after those ReLUs.
 VGG_SLICES = ((0, 4), (4, 9), (9, 18), (18, 27), (27, 35))
@@ -50,22 +54,32 @@ def feature_matching_loss(fake_results, real_results):
     return sum(per_scale) / len(per_scale)
 
 
-def load_vgg19_features(path):
+def load_vgg19_features(path, label=None):
     """torchvision's `vgg19().features[:35]` with the ImageNet weights of `path` (torchvision format)."""
+    label = label or f'--vgg_weights {path}'
     if not os.path.isfile(path):
-        raise UserError(f"--vgg_weights {path}: no such file. It is torchvision's ImageNet VGG19 "
-                        f"({VGG19_URL}, the file vgg19(weights='IMAGENET1K_V1') downloads); put it there "
-                        "or pass its path, or train without perceptual loss with --lambda_pcp 0")
-    state_dict = {k[len('features.'):]: v for k, v in read_state_dict(path).items() if k.startswith('features.')}
+        raise UserError(f"{label}: no such file. It is torchvision's ImageNet VGG19 "
+                        f"({VGG19_URL}, the file vgg19(weights='IMAGENET1K_V1') downloads): put it there, "
+                        "leave --vgg_weights out to have it downloaded into the weights cache, or train "
+                        "without perceptual loss with --lambda_pcp 0")
+    state_dict = {k[len('features.'):]: v for k, v in read_state_dict(path, label).items()
+                  if k.startswith('features.')}
     with torch.device('meta'):
         features = torchvision.models.vgg19(weights=None).features[:VGG_SLICES[-1][1]]
-    expected = {k: tuple(v.shape) for k, v in features.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in state_dict.items()} != expected:
-        raise WeightsError(f"--vgg_weights {path}: not torchvision VGG19 weights (its `features.*` tensors "
+    if shape_differences(state_dict, tensor_shapes(features.state_dict())):
+        raise WeightsError(f"{label}: not torchvision VGG19 weights (its `features.*` tensors "
                            f"do not match vgg19); expected the file of {VGG19_URL}")
+    check_finite(state_dict, label)
     features = features.to_empty(device='cpu')
     features.load_state_dict(state_dict)
     return features
+
+
+VGG19_WEIGHTS = RemoteFile(
+    'vgg19', VGG19_FILE, VGG19_URL, "torchvision's ImageNet VGG19, for SPARNetHD's perceptual loss",
+    lambda path, label: load_vgg19_features(path, label),
+    sha256='dcbb9e9d',  # torchvision checks its download against this prefix of the file name
+    other_places=lambda: (VGG19_LEGACY_PATH,))
 
 
 class VGGPerceptualLoss(nn.Module):

@@ -3,6 +3,8 @@ import math
 
 import torch
 
+LR_POLICIES = ('constant', 'linear', 'step', 'cosine')
+
 
 def lr_factor(policy, iteration, total_iters, iters_per_epoch, opt):
     """Multiplier of the initial lr after `iteration` completed iterations."""

@@ -4,10 +4,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .sparnet import HD_SETTINGS, SPARNet, add_spectral_norm
-
-SPARNET_SETTINGS = dict(min_ch=32, max_ch=128, in_size=128, out_size=128, min_feat_size=16)
-SIZE_SETTINGS = {'sparnet': SPARNET_SETTINGS, 'sparnethd': HD_SETTINGS}
+from .blocks import add_spectral_norm
+from .sparnet import SIZE_SETTINGS, SPARNet
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,17 @@ class GeneratorSpec:
                       att_name=self.att_name, bottleneck_size=self.bottleneck_size)
         return add_spectral_norm(net) if self.spectral_norm else net
 
+    def _meta_state_dict(self):
+        with torch.device('meta'):
+            return self.build().state_dict()
+
     def shapes(self):
         """State-dict key -> shape, computed on the meta device (no memory, no weights)."""
-        with torch.device('meta'):
-            return {key: tuple(value.shape) for key, value in self.build().state_dict().items()}
+        return {key: tuple(value.shape) for key, value in self._meta_state_dict().items()}
+
+    def state_bytes(self):
+        """Bytes of the state dict's tensors in fp32: about the size of a weights file."""
+        return sum(value.numel() * value.element_size() for value in self._meta_state_dict().values())
 
     def flags(self):
         return (f'--model {self.model} --res_depth {self.res_depth} --att_name {self.att_name} '

@@ -5,7 +5,12 @@ from torch import nn
 
 from .blocks import ConvLayer, ResidualBlock
 
-HD_SETTINGS = dict(min_ch=32, max_ch=512, in_size=512, out_size=512, min_feat_size=32)
+# Channel range and sizes per `--model`: SPARNet works on 128x128 faces down to 16x16 features,
+# SPARNetHD on 512x512 faces down to 32x32, with up to 512 channels.
+SIZE_SETTINGS = {
+    'sparnet': dict(min_ch=32, max_ch=128, in_size=128, out_size=128, min_feat_size=16),
+    'sparnethd': dict(min_ch=32, max_ch=512, in_size=512, out_size=512, min_feat_size=32),
+}
 
 
 class SPARNet(nn.Module):
@@ -52,10 +57,3 @@ class SPARNet(nn.Module):
     def forward(self, x):
         return self.out_conv(self.decoder(self.res_layers(self.encoder(x))))
 
-
-def add_spectral_norm(net):
-    """Spectral-normalise every Conv2d, giving the released `weight_orig/_u/_v` keys."""
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.utils.spectral_norm(module)
-    return net

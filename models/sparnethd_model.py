@@ -2,13 +2,14 @@
 import torch
 from torch.nn import functional as F
 
-from options.base_options import unquoted, unquoted_lower
 from utils import distributed
+from utils.cli import unquoted, unquoted_lower
 
 from .base_model import BaseModel
 from .discriminator import define_D
 from .ema import ema_copy, ema_update
-from .losses import GAN_MODES, GANLoss, VGGPerceptualLoss, feature_matching_loss
+from .losses import (GAN_MODES, VGG19_FILE, VGG19_LEGACY_PATH, VGG19_WEIGHTS, GANLoss, VGGPerceptualLoss,
+                     feature_matching_loss)
 
 
 class SPARNetHDModel(BaseModel):
@@ -31,15 +32,21 @@ class SPARNetHDModel(BaseModel):
             parser.add_argument('--d_lr', type=float, default=0.0004, help='discriminator learning rate (Adam)')
             parser.add_argument('--ema_decay', type=float, default=0.999,
                                 help='netH = decay * netH + (1 - decay) * netG after every iteration')
-            parser.add_argument('--vgg_weights', type=unquoted, default='./pretrain_models/vgg19-dcbb9e9d.pth',
-                                help="torchvision's ImageNet VGG19 weights, for the perceptual loss")
+            parser.add_argument('--vgg_weights', type=unquoted, default=None,
+                                help="torchvision's ImageNet VGG19 weights, for the perceptual loss (default: "
+                                     f"{VGG19_LEGACY_PATH} if there, else {VGG19_FILE} in --weights_dir, "
+                                     "downloaded on first use)")
         return parser
 
     def setup_training(self, iters_per_epoch):
         """Also the discriminator, the losses and the EMA generator `netH` (a copy of G at the start)."""
         opt = self.opt
         self.netD = define_D(opt).to(self.device).train()
-        self.criterion_pcp = VGGPerceptualLoss(opt.vgg_weights).to(self.device) if opt.lambda_pcp else None
+        if opt.lambda_pcp:
+            vgg_weights = opt.vgg_weights or VGG19_WEIGHTS.fetch(opt.weights_dir)
+            self.criterion_pcp = VGGPerceptualLoss(vgg_weights).to(self.device)
+        else:
+            self.criterion_pcp = None
         self.criterion_gan = GANLoss(opt.gan_mode)
         super().setup_training(iters_per_epoch)
         self.train_D = distributed.wrap(self.netD, opt)

@@ -4,23 +4,15 @@ The published code loaded with `strict=False`, so a 3D-attention file given to a
 half its layers random. Here any missing, unexpected or mis-shaped key stops the run, and the
 state dict's own shapes tell which flags would have fitted.
 """
-import os
-import pickle
 import re
-import zipfile
 
 import torch
 
-from utils.cli import UserError
+from utils.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 from .networks import GeneratorSpec
 
-RELEASE_PAGE = 'https://github.com/chaofengc/Face-SPARNet/releases/tag/v0.1.0'
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
-
-
-class WeightsError(UserError):
-    """A weights file is missing, unsafe, unreadable or does not fit the network."""
 
 
 def _strip_prefixes(state_dict):
@@ -33,24 +25,18 @@ def _strip_prefixes(state_dict):
     return stripped
 
 
-def read_state_dict(path):
-    """Tensors of a `.pth` file, loaded without running any code the file may carry."""
-    if not os.path.isfile(path):
-        folder, name = os.path.split(path)
-        raise WeightsError(f"{path}: no such weights file. Download {name} (released weights: {RELEASE_PAGE}) "
-                           f"into {os.path.join(folder or '.', '')}, or pass another path with --pretrain_model_path")
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise WeightsError(f"{path}: refused: the file holds more than tensors and would run code when "
-                           f"loaded ({str(err).splitlines()[0]}); only plain state dicts are accepted") from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise WeightsError(f"{path}: not a readable PyTorch weights file "
-                           f"(truncated or another format): {str(err).splitlines()[0]}") from err
+def read_state_dict(path, label=None, mmap=False):
+    """Tensors of a `.pth` file, loaded without running any code the file may carry.
+
+    `label` names the file in messages (default: `path`); `mmap` maps instead of reading the
+    tensors, for a quick look at their shapes.
+    """
+    label = label or path
+    obj = load_tensors(path, label, mmap=mmap)
     if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
         obj = obj['state_dict']
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: expected a state dict (parameter name -> tensor), "
+        raise WeightsError(f"{label}: expected a state dict (parameter name -> tensor), "
                            f"found {type(obj).__name__}")
     return _strip_prefixes(obj)
 
@@ -77,7 +63,7 @@ def infer_spec(state_dict):
     spec = GeneratorSpec(model='sparnethd' if spectral else 'sparnet', res_depth=n_res + n_down - 3,
                          att_name=att_name, norm_type=norm_type, bottleneck_size=max(1, 64 >> hg_depth))
     try:
-        fits = spec.res_depth >= 0 and spec.shapes() == {k: tuple(v.shape) for k, v in state_dict.items()}
+        fits = spec.res_depth >= 0 and spec.shapes() == tensor_shapes(state_dict)
     except (ValueError, RuntimeError, ZeroDivisionError):
         fits = False
     return spec if fits else None
@@ -89,35 +75,39 @@ def _describe(spec):
     return f'{attention} attention, {spec.norm_type} norm, res_depth {spec.res_depth}, {weights} convs'
 
 
-def _first(items, limit=3):
-    shown = ', '.join(items[:limit])
-    return shown + (f' (+{len(items) - limit} more)' if len(items) > limit else '')
-
-
 def mismatch_message(path, spec, state_dict, expected_shapes):
     """One line: what differs between file and network, and which flags the file fits."""
-    found = {k: tuple(v.shape) for k, v in state_dict.items()}
-    missing = [k for k in expected_shapes if k not in found]
-    unexpected = [k for k in found if k not in expected_shapes]
-    reshaped = [f'{k} file {list(found[k])} vs model {list(s)}'
-                for k, s in expected_shapes.items() if k in found and found[k] != s]
-    problems = [f'{len(items)} {what} ({_first(items)})' for what, items in
-                (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', reshaped))
-                if items]
     fitting = infer_spec(state_dict)
     if fitting is None:
         hint = 'the file fits none of the SPARNet/SPARNetHD flag combinations'
     else:
         hint = f'the file fits {fitting.flags()} ({_describe(fitting)})'
     return (f"{path}: weights do not fit the network of {spec.flags()} ({_describe(spec)}); {hint}. "
-            f"Differences: {'; '.join(problems)}. Nothing was loaded.")
+            f"Differences: {shape_differences(state_dict, expected_shapes).summary()}. Nothing was loaded.")
 
 
-def load_generator_weights(net, path, spec):
-    """Load `path` into `net` (built from `spec`) strictly; WeightsError on any difference."""
-    state_dict = read_state_dict(path)
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in state_dict.items()} != expected:
-        raise WeightsError(mismatch_message(path, spec, state_dict, expected))
+def check_generator_state(state_dict, spec, label, expected_shapes=None):
+    """WeightsError unless `state_dict` has exactly the tensors of `spec`'s network, all finite."""
+    expected_shapes = expected_shapes or spec.shapes()
+    if shape_differences(state_dict, expected_shapes):
+        raise WeightsError(mismatch_message(label, spec, state_dict, expected_shapes))
+    check_finite(state_dict, label)
+
+
+def check_generator_file(path, label, spec=None):
+    """WeightsError unless `path` holds finite weights of `spec`'s network (of any SPARNet network if None)."""
+    state_dict = read_state_dict(path, label)
+    if spec is None:
+        spec = infer_spec(state_dict)
+        if spec is None:
+            raise WeightsError(f"{label}: not SPARNet/SPARNetHD generator weights (its tensors fit none of the "
+                               "flag combinations)")
+    check_generator_state(state_dict, spec, label)
+
+
+def load_generator_weights(net, path, spec, label=None):
+    """Load `path` into `net` (built from `spec`) strictly; WeightsError on any difference or non-finite value."""
+    state_dict = read_state_dict(path, label)
+    check_generator_state(state_dict, spec, label or path, tensor_shapes(net.state_dict()))
     net.load_state_dict(state_dict, strict=True)
     return net

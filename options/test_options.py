@@ -1,5 +1,9 @@
 """Flags of test.py and test_enhance_single_unalign.py."""
-from .base_options import BaseOptions, unquoted, unquoted_lower
+from utils.cli import unquoted, unquoted_lower
+from utils.devices import PRECISIONS
+from utils.face_detect import DETECTORS
+
+from .base_options import BaseOptions
 
 
 class TestOptions(BaseOptions):
@@ -17,7 +21,7 @@ class TestOptions(BaseOptions):
                             help='round to the nearest 8-bit level instead of truncating (the published code truncates)')
         parser.add_argument('--reference_impl', action='store_true',
                             help='run the plain module instead of the fast inference path')
-        parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=('fp32', 'bf16', 'fp16'),
+        parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=tuple(PRECISIONS),
                             help='inference precision (bf16 on CPUs/GPUs that have it, fp16 on GPUs)')
         parser.add_argument('--onnx_model', type=unquoted, default='',
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
@@ -25,7 +29,7 @@ class TestOptions(BaseOptions):
                             help='photo, or folder of photos, for test_enhance_single_unalign.py')
         parser.add_argument('--test_upscale', type=int, default=1,
                             help='enlarge the whole photo by this factor before pasting the faces back')
-        parser.add_argument('--detector', type=unquoted_lower, default='cnn', choices=('cnn', 'hog'),
+        parser.add_argument('--detector', type=unquoted_lower, default='cnn', choices=DETECTORS,
                             help="dlib face detector: cnn (mmod, as the published script) or hog (faster)")
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')

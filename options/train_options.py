@@ -1,9 +1,9 @@
 """Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
+from models.lr_policy import LR_POLICIES
+from utils.cli import unquoted, unquoted_lower
 from utils.psnr_ssim import add_y_quantization_argument
 
-from .base_options import BaseOptions, unquoted, unquoted_lower
-
-LR_POLICIES = ('constant', 'linear', 'step', 'cosine')
+from .base_options import BaseOptions
 
 
 class TrainOptions(BaseOptions):

@@ -20,7 +20,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 from utils.cli import UserError, print_path_lists, run  # noqa: E402
 from utils.face_align import FACE_SIZE, align_face  # noqa: E402
 from utils.face_detect import DEFAULT_DETECT_MAX_SIZE, DETECTORS, FaceDetector  # noqa: E402
-from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb  # noqa: E402
+from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb  # noqa: E402
 
 log = logging.getLogger('face_crops')
 
@@ -53,11 +53,7 @@ def crop_folder(args, crop_face, desc):
 
     Returns the exit code: 1 when a photo failed or no crop was written at all.
     """
-    if not os.path.isdir(args.input_dir):
-        raise UserError(f'--input_dir {args.input_dir!r}: no such folder')
-    photos = list_images(args.input_dir)
-    if not photos:
-        raise UserError(f"--input_dir {args.input_dir}: no images found (looked for {' '.join(IMG_EXTENSIONS)})")
+    photos = find_images(args.input_dir, '--input_dir')
     detector = FaceDetector(args.detector, args.detect_max_size)
     written, dropped, without_face, failed = 0, 0, [], []
     with logging_redirect_tqdm():

@@ -1,7 +1,7 @@
 """Inference and training-step speed of SPARNet, SPARNet-Light and SPARNetHD on each inference path.
 
     python scripts/benchmark.py --json benchmark.json
-    python scripts/benchmark.py --models sparnethd --paths reference,fast,bf16 --repeats 1
+    python scripts/benchmark.py --models sparnethd_attn2d --paths reference,fast,bf16 --repeats 1
 
 Paths: `reference` (the plain module), `fast` (the default fp32 path), `bf16` / `fp16` (reduced
 precision, where the device has it natively), `onnx` (ONNX Runtime on the exported graph). For each
@@ -36,25 +36,25 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from models.fast_inference import check_precision, prepare_inference_net, set_inference_threads  # noqa: E402
+from models.fast_inference import prepare_inference_net  # noqa: E402
 from models.fast_training import channels_last, fused_adam, prepare_training_net  # noqa: E402
-from models.networks import GeneratorSpec, random_generator  # noqa: E402
+from models.networks import random_generator  # noqa: E402
+from models.released import RELEASED_MODELS  # noqa: E402
 from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
+from utils.devices import check_precision, set_inference_threads  # noqa: E402
 
-MODELS = {
-    'sparnet': (GeneratorSpec('sparnet', 10, 'spar', 'bn'), (1, 16)),
-    'sparnet_light': (GeneratorSpec('sparnet', 1, 'spar3d', 'bn'), (1, 16)),
-    'sparnethd': (GeneratorSpec('sparnethd', 10, 'spar', 'in'), (1, 2)),
-}
+DEFAULT_MODELS = ('sparnet', 'sparnet_light_attn3d', 'sparnethd_attn2d')  # of RELEASED_MODELS
+DEFAULT_BATCHES = {'sparnet': (1, 16), 'sparnethd': (1, 2)}  # by network
 PATHS = ('reference', 'fast', 'bf16', 'fp16', 'onnx')
 TRAIN_BATCH = 8
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', default=','.join(MODELS), help=f"comma-separated among {','.join(MODELS)}")
+    parser.add_argument('--models', default=','.join(DEFAULT_MODELS),
+                        help=f"comma-separated released models among {','.join(RELEASED_MODELS)}")
     parser.add_argument('--paths', default='reference,fast,bf16,onnx', help=f"comma-separated among {','.join(PATHS)}")
     parser.add_argument('--batch_sizes', default=None,
                         help='comma-separated batch sizes for every model (default: 1,16; 1,2 for sparnethd)')
@@ -63,6 +63,9 @@ def build_parser():
                         help='timed training steps per path after a warm-up step (default: 3; 0 skips training)')
     parser.add_argument('--weights', action='append', default=[], metavar='MODEL=PATH',
                         help='real weights for a model, e.g. sparnet=pretrain_models/SPARNet-V16-S4-epoch20.pth')
+    parser.add_argument('--released', action='store_true',
+                        help='use the released weights of every model (from the weights cache, downloaded on first '
+                             'use) instead of random ones')
     parser.add_argument('--peak_gflops', type=float, default=None,
                         help='fp32 peak of the device for the share column (default: measured with a GEMM)')
     parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: one per usable core)')
@@ -177,7 +180,7 @@ def sparnet_pair(image):
 
 
 def load_net(name, weights):
-    spec = MODELS[name][0]
+    spec = RELEASED_MODELS[name].spec
     if name in weights:
         return load_generator_weights(spec.build(), weights[name], spec), 'released'
     return random_generator(spec), 'random'
@@ -223,8 +226,8 @@ def build_paths(names, net, device, size, folder):
 
 
 def benchmark_model(name, args, device, weights, peaks):
-    spec, default_batches = MODELS[name]
-    size = 512 if spec.model == 'sparnethd' else 128
+    spec, size = RELEASED_MODELS[name].spec, RELEASED_MODELS[name].load_size
+    default_batches = DEFAULT_BATCHES[spec.model]
     net, weight_kind = load_net(name, weights)
     flops = conv_flops(spec, size)
     image = face(size)
@@ -271,7 +274,7 @@ def summarize(name, batch, flops, weight_kind, results, peaks):
 
 def training_benchmark(steps, device, threads_note):
     """SPARNet training steps (batch 8, L1, Adam 2e-4, betas 0.9/0.99): plain module vs fast path."""
-    spec = MODELS['sparnet'][0]
+    spec = RELEASED_MODELS['sparnet'].spec
     torch.manual_seed(0)
     plain = spec.build().to(device).train()
     fast = prepare_training_net(copy.deepcopy(plain))
@@ -330,14 +333,17 @@ def format_table(rows):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    model_names = parse_list(args.models, MODELS, '--models')
+    model_names = parse_list(args.models, RELEASED_MODELS, '--models')
     args.path_list = parse_list(args.paths, PATHS, '--paths')
     weights = {}
     for item in args.weights:
         model, _, path = item.partition('=')
-        if model not in MODELS or not path:
-            raise UserError(f"--weights: expected MODEL=PATH with MODEL among {','.join(MODELS)}, got {item!r}")
+        if model not in RELEASED_MODELS or not path:
+            raise UserError(f"--weights: expected MODEL=PATH with MODEL among {','.join(RELEASED_MODELS)}, "
+                            f"got {item!r}")
         weights[model] = path
+    if args.released:
+        weights.update({name: RELEASED_MODELS[name].remote.fetch() for name in model_names if name not in weights})
     if args.repeats < 1:
         raise UserError(f'--repeats must be at least 1, got {args.repeats}')
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')

@@ -17,8 +17,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 from utils import evaluation  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.devices import select_device  # noqa: E402
-from utils.fid import FIDInception, default_inception_weights_path  # noqa: E402
-from utils.identity import DETECTORS, FaceIdentity  # noqa: E402
+from utils.face_detect import DETECTORS  # noqa: E402
+from utils.download import CACHE_ENV, DEFAULT_CACHE  # noqa: E402
+from utils.fid import INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path  # noqa: E402
+from utils.identity import FaceIdentity  # noqa: E402
 from utils.pairing import pair_folders  # noqa: E402
 
 log = evaluation.log
@@ -33,7 +35,10 @@ def build_parser():
                         help='per-pair CSV (default: <results_dir>/metrics.csv)')
     parser.add_argument('--save_json', default=None, help='write the means as JSON here')
     parser.add_argument('--inception_weights', default=None,
-                        help=f"pytorch-fid's Inception weights (default: {default_inception_weights_path()})")
+                        help=f"pytorch-fid's Inception weights (default: {default_inception_weights_path()} if "
+                             "there, else the copy in --weights_dir, downloaded on first use)")
+    parser.add_argument('--weights_dir', default=None,
+                        help=f'folder of downloaded weights (default: ${CACHE_ENV}, else {DEFAULT_CACHE})')
     parser.add_argument('--fid_batch_size', type=int, default=50, help='images per Inception batch (default: 50)')
     parser.add_argument('--id_detector', default='hog', choices=DETECTORS,
                         help='dlib face detector for the identity metric: hog (default, fast) or cnn')
@@ -53,7 +58,7 @@ def main(argv=None):
     pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, log) if paired else []
     # Models before any long work: missing weights stop the run at once.
     device = select_device(args.gpus)[0] if 'fid' in metrics else None
-    fid_model = (FIDInception(args.inception_weights or default_inception_weights_path()).to(device)
+    fid_model = (FIDInception(args.inception_weights or INCEPTION_WEIGHTS.fetch(args.weights_dir)).to(device)
                  if 'fid' in metrics else None)
     identity = FaceIdentity(args.id_detector) if 'id' in metrics else None
 

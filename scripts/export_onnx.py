@@ -1,6 +1,9 @@
 """Export a SPARNet / SPARNetHD generator to ONNX (dynamic batch) and check it against PyTorch.
 
-    python scripts/export_onnx.py --model sparnethd --pretrain_model_path W.pth --output sparnethd.onnx
+    python scripts/export_onnx.py --pretrain_model_path sparnethd_attn2d --output sparnethd.onnx
+
+--pretrain_model_path takes a .pth file, a released model name or an http(s) URL, and the network
+flags left out come from the weights, as for test.py.
 
 The graph is the fast inference path in fp32 (norms folded). The check runs ONNX Runtime and the
 plain PyTorch module on the same random batch and prints their maximum relative difference
@@ -15,27 +18,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-import models  # noqa: E402
 from models.networks import GeneratorSpec  # noqa: E402
 from models.onnx_inference import DEFAULT_OPSET, OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
+from options.generator_flags import add_generator_arguments, resolve_generator_options  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 
 TOLERANCE = 1e-3
-IN_SIZES = {'sparnet': 128, 'sparnethd': 512}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--model', default='sparnet', choices=models.MODEL_NAMES)
-    parser.add_argument('--res_depth', type=int, default=10)
-    parser.add_argument('--att_name', default='spar', choices=('spar', 'spar3d'))
-    parser.add_argument('--Gnorm', default=None, choices=('bn', 'in', 'gn', 'none'),
-                        help='generator norm (default: bn for sparnet, in for sparnethd)')
-    parser.add_argument('--bottleneck_size', type=int, default=4)
-    parser.add_argument('--pretrain_model_path', required=True, help='generator weights (.pth)')
-    parser.add_argument('--output', default=None, help='ONNX file to write (default: the weights name + .onnx)')
-    parser.add_argument('--in_size', type=int, default=None, help='input size (default: 128 sparnet, 512 sparnethd)')
+    add_generator_arguments(parser)
+    parser.add_argument('--output', default=None,
+                        help='ONNX file to write (default: the weights file name with .onnx, beside a local file, '
+                             'else in the current folder)')
+    parser.add_argument('--in_size', type=int, default=None,
+                        help='input size (default: that of the released model, else 128 sparnet, 512 sparnethd)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default: {DEFAULT_OPSET})')
     parser.add_argument('--check_batch', type=int, default=1,
                         help='batch size of the ONNX Runtime vs PyTorch check (default: 1; 0 skips it)')
@@ -44,11 +43,16 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    norm = args.Gnorm or models.get_model_class(args.model).default_gnorm
-    spec = GeneratorSpec(args.model, args.res_depth, args.att_name, norm, args.bottleneck_size)
-    in_size = args.in_size or IN_SIZES[args.model]
-    output = args.output or os.path.splitext(args.pretrain_model_path)[0] + '.onnx'
-    net = load_generator_weights(spec.build(), args.pretrain_model_path, spec).eval()
+    if not args.pretrain_model_path:
+        raise UserError('--pretrain_model_path is required: a .pth file, a released model name or an http(s) URL')
+    given_path = args.pretrain_model_path
+    args.load_size = args.in_size
+    vars(args).update(resolve_generator_options(args))
+    spec, in_size = GeneratorSpec.from_options(args), args.load_size
+    weights_path = args.pretrain_model_path
+    folder = os.path.dirname(weights_path) if os.path.isfile(given_path) else ''
+    output = args.output or os.path.join(folder, os.path.splitext(os.path.basename(weights_path))[0] + '.onnx')
+    net = load_generator_weights(spec.build(), weights_path, spec).eval()
     try:
         export_onnx(net, output, in_size, args.opset)
     except OSError as err:

@@ -20,7 +20,7 @@ from tqdm import tqdm  # noqa: E402
 from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 
 from utils.cli import UserError, run  # noqa: E402
-from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb, save_rgb  # noqa: E402
+from utils.image_io import ImageReadError, find_images, read_rgb, save_rgb  # noqa: E402
 
 log = logging.getLogger('make_lr')
 
@@ -52,11 +52,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.scale <= 0:
         raise UserError(f'--scale must be positive, got {args.scale}')
-    if not os.path.isdir(args.input_dir):
-        raise UserError(f'--input_dir {args.input_dir!r}: no such folder')
-    images = list_images(args.input_dir)
-    if not images:
-        raise UserError(f"--input_dir {args.input_dir}: no images found (looked for {' '.join(IMG_EXTENSIONS)})")
+    images = find_images(args.input_dir, '--input_dir')
     failed = []
     with logging_redirect_tqdm():
         for rel_path in tqdm(images, desc='make LR', unit='image'):

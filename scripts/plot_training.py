@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 
+from utils.atomic import atomic_write  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.run_logs import BASELINE, RunLogError, read_run  # noqa: E402
 
@@ -136,13 +137,9 @@ def plot(runs, smooth=0.6):
 
 
 def save_figure(figure, path):
-    """Write the PNG through `path.part`, so an interrupted run leaves no half picture."""
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    tmp_path = f'{path}.part'
-    figure.savefig(tmp_path, format='png', dpi=100)
-    os.replace(tmp_path, path)
+    """Write the PNG atomically, so an interrupted run leaves no half picture."""
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format='png', dpi=100)
 
 
 def last_validation(scalars):

@@ -1,7 +1,16 @@
-"""Shared test helpers: the repo on sys.path, released-format checkpoints with random weights."""
+"""Shared test helpers: the repo on sys.path, released-format checkpoints with random weights, a local weights server.
+
+No test touches the real network: for the whole session the download cache is a temporary folder
+and every download goes to a closed port on 127.0.0.1, unless a test serves files with `weights_server`.
+"""
+import http.server
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -10,19 +19,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from models.networks import GeneratorSpec, random_generator  # noqa: E402,F401 (used by the tests)
-
+from models.released import RELEASED_MODELS  # noqa: E402
+from utils import download  # noqa: E402
 
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: runs a full-size network on the CPU (tens of seconds)')
 
 
-RELEASED_SPECS = {
-    'sparnet_attn2d': GeneratorSpec('sparnet', 10, 'spar', 'bn'),
-    'sparnet_light_attn3d': GeneratorSpec('sparnet', 1, 'spar3d', 'bn'),
-    'sparnethd_attn2d': GeneratorSpec('sparnethd', 10, 'spar', 'in'),
-    'sparnethd_attn3d': GeneratorSpec('sparnethd', 10, 'spar3d', 'in'),
-}
+RELEASED_SPECS = {name: model.spec for name, model in RELEASED_MODELS.items()}
+
+
+def closed_port_url():
+    """http://127.0.0.1:<a port nothing listens on>: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return f'http://127.0.0.1:{sock.getsockname()[1]}'
+
+
+@pytest.fixture(scope='session', autouse=True)
+def no_real_downloads(tmp_path_factory):
+    """A temporary cache and a download base URL that refuses, for this process and its subprocesses."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(download.CACHE_ENV, str(tmp_path_factory.mktemp('sparnet_home')))
+        patch.setenv(download.BASE_URL_ENV, closed_port_url())
+        yield
 
 
 @pytest.fixture
@@ -46,6 +67,88 @@ def released_checkpoint(tmp_path_factory):
             torch.save(random_generator(RELEASED_SPECS[name]).state_dict(), cache[name])
         return cache[name]
     return make
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """GET /<file> from the server's folder, misbehaving as `server.mode` says."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        server = self.server.weights_server
+        server.requests.append(self.path)
+        path = os.path.join(server.folder, os.path.basename(self.path))
+        if server.mode == 'missing' or not os.path.isfile(path):
+            self.send_error(404, 'Not Found')
+            return
+        if server.mode == 'slow':
+            time.sleep(server.delay)
+        with open(path, 'rb') as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/octet-stream')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        if server.mode == 'cut':
+            body = body[:len(body) // 2]
+            self.close_connection = True
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class WeightsServer:
+    """An HTTP server on 127.0.0.1 in a thread, serving `folder`; records the paths it is asked for.
+
+    `mode`: 'ok', 'missing' (404 for everything), 'cut' (closes after half of each file) or 'slow'
+    (waits `delay` seconds before answering).
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.requests = []
+        self.mode = 'ok'
+        self.delay = 2.0
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.weights_server = self
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, source, file_name):
+        """Serve the file `source` as `file_name` (a hard link where possible: the HD files are 350 MB)."""
+        target = os.path.join(self.folder, file_name)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        return target
+
+    def add_released(self, name, source):
+        """Serve `source` (e.g. random weights of that format) as the released model `name`'s file."""
+        return self.add(source, RELEASED_MODELS[name].file_name)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """A local WeightsServer as the download base URL (in-process and for subprocesses), and an empty cache.
+
+    `server.cache` is the cache folder ($SPARNET_HOME) of the test.
+    """
+    (tmp_path / 'served').mkdir()
+    server = WeightsServer(str(tmp_path / 'served'))
+    server.cache = str(tmp_path / 'cache')
+    monkeypatch.setenv(download.BASE_URL_ENV, server.url)
+    monkeypatch.setenv(download.CACHE_ENV, server.cache)
+    yield server
+    server.close()
 
 
 def run_script(*args, cwd=ROOT):

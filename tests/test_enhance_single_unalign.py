@@ -9,6 +9,7 @@ from PIL import Image
 from skimage import data
 
 from conftest import ROOT, run_script
+from models.released import RELEASED_MODELS
 from utils.cli import UserError
 from utils.psnr_ssim import psnr
 
@@ -46,9 +47,15 @@ def enhancer(monkeypatch):
     return identity
 
 
-def run_main(photo_path, results_dir, *extra):
-    return script.main([*HD_FLAGS, '--pretrain_model_path', 'unused.pth', '--detector', 'hog',
-                        '--test_img_path', str(photo_path), '--results_dir', str(results_dir), *extra])
+@pytest.fixture
+def run_main(released_checkpoint):
+    """main() with the original flags and weights of the released format (read for their shapes only)."""
+    weights = released_checkpoint('sparnethd_attn2d')
+
+    def run(photo_path, results_dir, *extra):
+        return script.main([*HD_FLAGS, '--pretrain_model_path', weights, '--detector', 'hog',
+                            '--test_img_path', str(photo_path), '--results_dir', str(results_dir), *extra])
+    return run
 
 
 def read(path):
@@ -59,7 +66,7 @@ def files_below(folder):
     return sorted(str(path.relative_to(folder)) for path in folder.rglob('*') if path.is_file())
 
 
-def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer):
+def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer, run_main):
     photo = data.astronaut()
     Image.fromarray(photo).save(tmp_path / 'astronaut.png')
     out = tmp_path / 'out'
@@ -71,7 +78,7 @@ def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer):
     assert psnr(final, cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC), 'rgb') > 45
 
 
-def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enhancer, capsys):
+def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enhancer, run_main, capsys):
     photos = tmp_path / 'photos'
     (photos / 'sub').mkdir(parents=True)
     astronaut = data.astronaut()
@@ -93,7 +100,7 @@ def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enh
     assert 'cat.jpg' in without and 'broken.jpg' in failed
 
 
-def test_folder_where_no_photo_has_a_face_fails(tmp_path, enhancer):
+def test_folder_where_no_photo_has_a_face_fails(tmp_path, enhancer, run_main):
     photos = tmp_path / 'photos'
     photos.mkdir()
     Image.fromarray(data.chelsea()).save(photos / 'cat.jpg')
@@ -115,7 +122,7 @@ def test_results_folders_of_photos_sharing_a_name(tmp_path):
     (lambda path: path.write_bytes(b'\xff\xd8 not a jpeg'), 'not a readable image'),
     (lambda path: None, 'no such file or folder'),
 ], ids=['no_face', 'unreadable', 'missing'])
-def test_single_photo_problems_raise_one_clear_error(tmp_path, enhancer, make, message):
+def test_single_photo_problems_raise_one_clear_error(tmp_path, enhancer, run_main, make, message):
     make(tmp_path / 'photo.jpg')
     with pytest.raises(UserError, match=message) as error:
         run_main(tmp_path / 'photo.jpg', tmp_path / 'out')
@@ -133,15 +140,21 @@ def test_no_face_exits_non_zero_with_one_line(tmp_path, released_checkpoint):
 
 
 @pytest.mark.slow
-def test_end_to_end_with_the_original_flags(tmp_path, released_checkpoint):
-    """One run of the full SPARNetHD (random weights, released format) on CPU, flags as published."""
+def test_end_to_end_with_the_default_model_downloaded(tmp_path, released_checkpoint, weights_server):
+    """`test_enhance_single_unalign.py --test_img_path photo.jpg`: the default model (random weights in the
+    released format) comes from the local server into the cache, then the full SPARNetHD runs on the CPU."""
+    weights_server.add_released('sparnethd_attn2d', released_checkpoint('sparnethd_attn2d'))
     photo = data.astronaut()
     Image.fromarray(photo).save(tmp_path / 'photo.jpg', quality=95)
     out = tmp_path / 'out'
-    proc = run_script('test_enhance_single_unalign.py', *HD_FLAGS,
-                      '--pretrain_model_path', released_checkpoint('sparnethd_attn2d'),
-                      '--test_img_path', str(tmp_path / 'photo.jpg'), '--results_dir', str(out))
+    proc = run_script('test_enhance_single_unalign.py', '--test_img_path', str(tmp_path / 'photo.jpg'),
+                      '--results_dir', str(out))
     assert proc.returncode == 0, proc.stderr
+    file_name = RELEASED_MODELS['sparnethd_attn2d'].file_name
+    assert weights_server.requests == [f'/{file_name}']
+    assert os.listdir(weights_server.cache) == [file_name]
+    assert ('flags of the released sparnethd_attn2d: --model sparnethd --res_depth 10 --att_name spar --Gnorm in '
+            '--bottleneck_size 4 --load_size 512\n') in proc.stderr
     assert files_below(out) == ['HQ/000.jpg', 'LQ_faces/000.jpg', 'hq_final.jpg']
     lq, hq, final = read(out / 'LQ_faces' / '000.jpg'), read(out / 'HQ' / '000.jpg'), read(out / 'hq_final.jpg')
     assert lq.shape == hq.shape == (512, 512, 3) and final.shape == photo.shape

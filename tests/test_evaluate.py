@@ -105,7 +105,7 @@ def test_ambiguous_names_and_empty_folders_are_refused(tmp_path):
     os.makedirs(tmp_path / 'empty')
     with pytest.raises(PairingError, match='--gt_dir .*empty: no images found'):
         match_by_name(gt, str(tmp_path / 'empty'))
-    with pytest.raises(PairingError, match='--results_dir .*missing: no such folder'):
+    with pytest.raises(PairingError, match="--results_dir .*missing': no such folder"):
         match_by_name(str(tmp_path / 'missing'), gt)
 
 

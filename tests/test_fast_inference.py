@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from models import fast_inference
+from models.blocks import add_spectral_norm
 from models.fast_inference import (Activation, InputNorm, batch_norm_affine, eval_conv_weight, fill_border,
-                                   native_bf16_cpu, prepare_inference_net, set_inference_threads,
-                                   upsampling_conv_weight)
-from models.sparnet import SPARNet, add_spectral_norm
+                                   prepare_inference_net, upsampling_conv_weight)
+from models.sparnet import SPARNet
+from utils import devices
+from utils.devices import native_bf16_cpu, set_inference_threads
 
 HERE = os.path.dirname(__file__)
 
@@ -227,7 +228,7 @@ def test_precision_checks():
 
 
 def test_bf16_refused_without_native_support(monkeypatch):
-    monkeypatch.setattr(fast_inference, 'native_bf16_cpu', lambda: False)
+    monkeypatch.setattr(devices, 'native_bf16_cpu', lambda: False)
     with pytest.raises(ValueError, match='AVX512-BF16'):
         prepare_inference_net(build('bn_2d'), 'cpu', 'bf16')
 

@@ -14,8 +14,10 @@ from scipy import linalg
 from skimage import data
 
 from utils.cli import UserError
-from utils.fid import (FID_WEIGHTS_NAME, FIDInception, InceptionWeightsError, default_inception_weights_path,
+from utils.download import DownloadError
+from utils.fid import (FID_WEIGHTS_NAME, INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path,
                        feature_statistics, fid_from_features, frechet_distance)
+from utils.state_dict import WeightsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -185,8 +187,28 @@ def test_missing_weights_name_the_file_and_its_source(tmp_path):
 def test_other_weights_are_refused(tmp_path):
     path = tmp_path / 'resnet.pth'
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    with pytest.raises(InceptionWeightsError, match="not pytorch-fid's Inception weights"):
+    with pytest.raises(WeightsError, match="not pytorch-fid's Inception weights"):
         FIDInception(str(path))
     path.write_bytes(b'not a checkpoint')
-    with pytest.raises(InceptionWeightsError, match='not a readable PyTorch weights file'):
+    with pytest.raises(WeightsError, match='not a readable PyTorch weights file'):
         FIDInception(str(path))
+
+
+def test_inception_weights_come_from_pytorch_fid_s_copy_or_the_cache(inception_file, weights_server, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home_without_it'))
+    weights_server.add(str(inception_file), FID_WEIGHTS_NAME)
+    cached = os.path.join(weights_server.cache, FID_WEIGHTS_NAME)
+    assert INCEPTION_WEIGHTS.fetch() == cached and INCEPTION_WEIGHTS.fetch() == cached
+    assert weights_server.requests == [f'/{FID_WEIGHTS_NAME}']
+    monkeypatch.setenv('TORCH_HOME', str(inception_file.parents[2]))
+    assert INCEPTION_WEIGHTS.fetch() == str(inception_file)  # where pytorch-fid keeps it comes first
+
+
+def test_inception_download_of_other_weights_is_refused(weights_server, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home_without_it'))
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / 'resnet.pth')
+    weights_server.add(str(tmp_path / 'resnet.pth'), FID_WEIGHTS_NAME)
+    with pytest.raises(DownloadError, match="was refused and deleted: .*not pytorch-fid's Inception weights"):
+        INCEPTION_WEIGHTS.fetch()
+    assert not os.path.exists(weights_server.cache) or os.listdir(weights_server.cache) == []

@@ -1,5 +1,9 @@
 """SPARNetHD losses and discriminator: hand-computed values and the published formulations."""
 import argparse
+import dataclasses
+import hashlib
+import os
+import shutil
 
 import pytest
 import torch
@@ -8,9 +12,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.discriminator import MultiScaleDiscriminator, define_D
-from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
+from models import losses
+from models.losses import VGG19_FILE, VGG19_LEGACY_PATH, GANLoss, VGGPerceptualLoss, feature_matching_loss
 from models.weights import WeightsError
 from train_helpers import vgg_weights
+from utils.download import DownloadError
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
@@ -99,6 +105,36 @@ def test_other_weights_refused_as_vgg(tmp_path):
     torch.save({'features.0.weight': torch.zeros(8, 3, 3, 3)}, path)
     with pytest.raises(WeightsError, match='not torchvision VGG19 weights'):
         VGGPerceptualLoss(str(path))
+
+
+def test_vgg19_weights_come_from_the_original_place_or_the_cache(vgg_file, weights_server, tmp_path,
+                                                                 monkeypatch):
+    """Without --vgg_weights: ./pretrain_models/ if the file is there, else the cache, downloaded once.
+    torchvision's hash prefix in the file name (dcbb9e9d) is checked: the random stand-in is refused."""
+    monkeypatch.chdir(tmp_path)
+    weights_server.add(vgg_file, VGG19_FILE)
+    with pytest.raises(DownloadError, match=r'vgg19: the file downloaded from .* has SHA-256 [0-9a-f]+, expected '
+                                            r'dcbb9e9d: a changed or corrupted file; it was deleted'):
+        losses.VGG19_WEIGHTS.fetch()
+    assert not os.path.exists(weights_server.cache) or os.listdir(weights_server.cache) == []
+    with open(vgg_file, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    stand_in = dataclasses.replace(losses.VGG19_WEIGHTS, sha256=digest[:8])
+    cached = os.path.join(weights_server.cache, VGG19_FILE)
+    assert stand_in.fetch() == cached and stand_in.fetch() == cached
+    assert len(weights_server.requests) == 2  # the refused download and the accepted one
+    os.makedirs('pretrain_models')
+    shutil.copyfile(vgg_file, VGG19_LEGACY_PATH)
+    assert stand_in.fetch() == VGG19_LEGACY_PATH and len(weights_server.requests) == 2
+
+
+def test_vgg19_download_of_other_weights_is_refused(weights_server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({'features.0.weight': torch.zeros(8, 3, 3, 3)}, tmp_path / 'other.pth')
+    weights_server.add(str(tmp_path / 'other.pth'), VGG19_FILE)
+    with pytest.raises(DownloadError, match='was refused and deleted: .*not torchvision VGG19 weights'):
+        dataclasses.replace(losses.VGG19_WEIGHTS, sha256=None).fetch()
+    assert not os.path.exists(weights_server.cache) or os.listdir(weights_server.cache) == []
 
 
 def d_options(**values):

@@ -56,7 +56,7 @@ def test_onnx_generator_errors(tmp_path):
 
 def test_export_script_writes_and_verifies(tmp_path, released_checkpoint):
     out = tmp_path / 'light.onnx'
-    result = run_script('scripts/export_onnx.py', '--model', 'sparnet', '--res_depth', '1', '--att_name', 'spar3d',
+    result = run_script('scripts/export_onnx.py',  # the flags come from the file
                         '--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'),
                         '--output', str(out), '--check_batch', '2')
     assert result.returncode == 0, result.stderr
@@ -65,7 +65,7 @@ def test_export_script_writes_and_verifies(tmp_path, released_checkpoint):
 
 
 def test_export_script_reports_wrong_weights(tmp_path, released_checkpoint):
-    result = run_script('scripts/export_onnx.py', '--model', 'sparnet',
+    result = run_script('scripts/export_onnx.py', '--model', 'sparnet', '--att_name', 'spar',
                         '--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'),
                         '--output', str(tmp_path / 'x.onnx'))
     assert result.returncode == 2

@@ -25,8 +25,9 @@ def test_quoted_values_accepted(value):
     assert parse('--model', 'sparnethd', '--Gnorm', value).Gnorm == 'in'
 
 
-def test_quoted_path_accepted():
-    assert parse('--pretrain_model_path', "'./w.pth'").pretrain_model_path == './w.pth'
+def test_quoted_path_accepted(released_checkpoint):
+    path = released_checkpoint('sparnet')
+    assert parse('--pretrain_model_path', f"'{path}'").pretrain_model_path == path
 
 
 def test_bad_choice_refused_clearly(capsys):

@@ -5,8 +5,9 @@ import os
 import pytest
 import torch
 
-from conftest import RELEASED_SPECS
-from models.sparnet import SPARNet, add_spectral_norm
+from models.blocks import add_spectral_norm
+from models.released import RELEASED_MODELS
+from models.sparnet import SPARNet
 
 HERE = os.path.dirname(__file__)
 GOLDEN = sorted(f for f in os.listdir(os.path.join(HERE, 'golden')) if f.endswith('.pt'))
@@ -38,14 +39,16 @@ def test_golden_spectral_norm_uses_stored_vectors():
             assert torch.equal(value, golden['state_dict'][key]), key
 
 
-@pytest.mark.parametrize('name', sorted(RELEASED_SPECS))
+@pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
 def test_released_manifest_matched(name):
+    """The table's networks have the released files' keys and shapes, and its parameter counts are theirs."""
     with open(os.path.join(HERE, 'manifests', f'{name}.json')) as f:
         manifest = json.load(f)
-    spec = RELEASED_SPECS[name]
+    spec = RELEASED_MODELS[name].spec
     assert spec.spectral_norm == manifest['spectral_norm']
     with torch.device('meta'):
         net = spec.build()
+    assert RELEASED_MODELS[name].params == manifest['params'] == sum(p.numel() for p in net.parameters())
     state = net.state_dict()
     assert list(state) == list(manifest['keys'])
     assert {k: list(v.shape) for k, v in state.items()} == manifest['keys']

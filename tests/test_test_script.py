@@ -12,7 +12,7 @@ from utils.image_io import read_rgb
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 
 ORIGINAL_FLAGS = {
-    'sparnet_attn2d': ['--model', 'sparnet', '--name', 'SPARNet_S16_V4_Attn2D', '--load_size', '128'],
+    'sparnet': ['--model', 'sparnet', '--name', 'SPARNet_S16_V4_Attn2D', '--load_size', '128'],
     'sparnet_light_attn3d': ['--model', 'sparnet', '--name', 'SPARNet_S16_V4_Attn3D', '--res_depth', '1',
                              '--att_name', 'spar3d', '--load_size', '128'],
     'sparnethd_attn2d': ['--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
@@ -36,7 +36,7 @@ def expected_output(name, checkpoint, lr_path, load_size):
     return tensor_to_uint8(out)[0]
 
 
-def run_test(checkpoint, dataroot, out, *extra, flags=ORIGINAL_FLAGS['sparnet_attn2d']):
+def run_test(checkpoint, dataroot, out, *extra, flags=ORIGINAL_FLAGS['sparnet']):
     return run_script('test.py', '--gpus', '1', *flags, '--dataset_name', 'single', '--dataroot', str(dataroot),
                       '--pretrain_model_path', checkpoint, '--save_as_dir', str(out), *extra)
 
@@ -58,7 +58,7 @@ def lr_folder(tmp_path):
 
 
 def test_folder_with_every_mode_broken_and_non_image_files(released_checkpoint, lr_folder, tmp_path):
-    checkpoint = released_checkpoint('sparnet_attn2d')
+    checkpoint = released_checkpoint('sparnet')
     out = tmp_path / 'out'
     result = run_test(checkpoint, lr_folder, out, '--batch_size', '4', '--reference_impl')
     assert result.returncode == 1, result.stderr
@@ -68,7 +68,7 @@ def test_folder_with_every_mode_broken_and_non_image_files(released_checkpoint, 
     assert written == ['deep16.png', 'gray.png', 'palette.png', 'rgb.png', 'rgba.png', 'sub/photo.jpg']
     saved = np.asarray(Image.open(out / 'rgb.png'))
     assert saved.shape == (128, 128, 3)
-    np.testing.assert_array_equal(saved, expected_output('sparnet_attn2d', checkpoint, lr_folder / 'rgb.png', 128))
+    np.testing.assert_array_equal(saved, expected_output('sparnet', checkpoint, lr_folder / 'rgb.png', 128))
     gray = np.asarray(Image.open(out / 'gray.png'))
     assert gray.shape == (128, 128, 3)
 
@@ -88,8 +88,8 @@ def test_released_formats_run_with_original_flags(released_checkpoint, tmp_path,
 
 
 @pytest.mark.parametrize('given, flags, hint', [
-    ('sparnet_light_attn3d', ORIGINAL_FLAGS['sparnet_attn2d'], '--att_name spar3d'),
-    ('sparnet_attn2d', ORIGINAL_FLAGS['sparnet_light_attn3d'], '--res_depth 10 --att_name spar '),
+    ('sparnet_light_attn3d', [*ORIGINAL_FLAGS['sparnet'], '--att_name', 'spar'], '--att_name spar3d'),
+    ('sparnet', ORIGINAL_FLAGS['sparnet_light_attn3d'], '--res_depth 10 --att_name spar '),
 ])
 def test_wrong_attention_fails_clearly_and_writes_nothing(released_checkpoint, lr_folder, tmp_path,
                                                           given, flags, hint):
@@ -102,7 +102,7 @@ def test_wrong_attention_fails_clearly_and_writes_nothing(released_checkpoint, l
 
 
 def test_missing_dataroot_and_empty_folder(released_checkpoint, tmp_path):
-    checkpoint = released_checkpoint('sparnet_attn2d')
+    checkpoint = released_checkpoint('sparnet')
     result = run_test(checkpoint, tmp_path / 'nowhere', tmp_path / 'out')
     assert result.returncode == 2 and 'no such folder' in result.stderr
     (tmp_path / 'empty').mkdir()
@@ -117,16 +117,16 @@ def assert_within_one_level(saved, expected):
 
 
 def test_default_fast_path_matches_reference(released_checkpoint, lr_folder, tmp_path):
-    checkpoint = released_checkpoint('sparnet_attn2d')
+    checkpoint = released_checkpoint('sparnet')
     result = run_test(checkpoint, lr_folder, tmp_path / 'out', '--batch_size', '3')
     assert result.returncode == 1 and '6 done' in result.stdout  # broken.png fails, as above
     for name in ('rgb.png', 'rgba.png', 'deep16.png'):
         assert_within_one_level(np.asarray(Image.open(tmp_path / 'out' / name)),
-                                expected_output('sparnet_attn2d', checkpoint, lr_folder / name, 128))
+                                expected_output('sparnet', checkpoint, lr_folder / name, 128))
 
 
 def test_fp16_on_cpu_refused_before_any_output(released_checkpoint, lr_folder, tmp_path):
-    result = run_test(released_checkpoint('sparnet_attn2d'), lr_folder, tmp_path / 'out', '--precision', 'fp16')
+    result = run_test(released_checkpoint('sparnet'), lr_folder, tmp_path / 'out', '--precision', 'fp16')
     assert result.returncode == 2 and 'error: --precision fp16: fp16 runs only on a GPU' in result.stderr
     assert not (tmp_path / 'out').exists()
 

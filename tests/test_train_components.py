@@ -91,7 +91,7 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
 
 @pytest.mark.parametrize('content, message', [
     (None, 'no training state to resume from'),
-    (b'garbage', 'not a readable training state'),
+    (b'garbage', 'not a readable PyTorch training state'),
     ({'weights': torch.zeros(1)}, 'not a training state saved by train.py'),
 ])
 def test_unusable_training_state_explained_in_one_line(tmp_path, content, message):

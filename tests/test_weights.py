@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,7 +72,7 @@ def test_mismatch_names_fitting_flags_and_loads_nothing(tmp_path, given, wanted,
 
 def test_spectral_norm_file_given_to_sparnet_points_to_sparnethd():
     state = manifest_state_dict('sparnethd_attn3d')
-    spec = RELEASED_SPECS['sparnet_attn2d']
+    spec = RELEASED_SPECS['sparnet']
     message = mismatch_message('hd.pth', spec, state, spec.shapes())
     assert f"the file fits {RELEASED_SPECS['sparnethd_attn3d'].flags()}" in message
     assert 'spectral-normalised convs' in message and 'plain convs' in message
@@ -86,24 +87,46 @@ def test_half_spectral_norm_file_fits_nothing():
     assert 'fits none of the' in message and '1 missing keys (encoder.0.conv2d.weight_orig)' in message
 
 
-def test_refuses_files_that_run_code(tmp_path):
+def test_refuses_files_that_run_code_without_torch_warnings(tmp_path, recwarn):
     class Payload:
         def __reduce__(self):
             return (os.system, ('echo pwned',))
     path = tmp_path / 'evil.pth'
     torch.save({'w': torch.zeros(1), 'x': Payload()}, path)
-    with pytest.raises(WeightsError, match='refused'):
+    with pytest.raises(WeightsError, match=r'refused: the file holds objects that would run code .*posix.system'):
         read_state_dict(str(path))
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
-def test_missing_and_truncated_files(tmp_path):
-    with pytest.raises(WeightsError, match='no such weights file.*releases'):
-        read_state_dict(str(tmp_path / 'SPARNet-V16-S4-epoch20.pth'))
+@pytest.mark.parametrize('make, message', [
+    (lambda path: None, 'no such weights file'),
+    (lambda path: path.mkdir(), 'is a folder, not a weights file'),
+    (lambda path: path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8))),
+     r'not a readable PyTorch weights file \(random bytes'),
+    (lambda path: path.write_text('hello'), 'not a readable PyTorch weights file'),
+    (lambda path: torch.save([torch.zeros(1)], path), 'expected a state dict'),
+], ids=['missing', 'folder', 'random_bytes', 'text', 'list'])
+def test_unusable_files_get_one_line(tmp_path, make, message):
+    path = tmp_path / 'w.pth'
+    make(path)
+    with pytest.raises(WeightsError, match=message) as err:
+        read_state_dict(str(path))
+    assert str(path) in str(err.value) and '\n' not in str(err.value)
+
+
+def test_truncated_file(tmp_path):
     path = tmp_path / 'cut.pth'
     torch.save(random_generator(SMALL_2D).state_dict(), path)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(WeightsError, match='not a readable PyTorch weights file'):
         read_state_dict(str(path))
-    torch.save([torch.zeros(1)], path)
-    with pytest.raises(WeightsError, match='expected a state dict'):
-        read_state_dict(str(path))
+
+
+def test_non_finite_weights_refused_naming_the_tensor(tmp_path):
+    state = random_generator(SMALL_2D).state_dict()
+    state['res_layers.0.conv1.conv2d.weight'][0, 0, 0, 0] = float('nan')
+    path = tmp_path / 'nan.pth'
+    torch.save(state, path)
+    net = SMALL_2D.build()
+    with pytest.raises(WeightsError, match=r'tensor res_layers\.0\.conv1\.conv2d\.weight holds NaN or infinite'):
+        load_generator_weights(net, str(path), SMALL_2D)

@@ -6,14 +6,14 @@ everything a resume needs (networks included), so a resume never mixes files of 
 Everything is stored as tensors and plain Python values, loadable with `weights_only=True`.
 """
 import os
-import pickle
 import random
-import zipfile
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .cli import UserError
+from .state_dict import load_tensors
 
 STATE_NAME = 'train_state'
 
@@ -22,40 +22,30 @@ def state_path(save_dir, tag):
     return os.path.join(save_dir, f'{tag}_{STATE_NAME}.pth')
 
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def net_path(save_dir, tag, net_name):
+    """`<save_dir>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
+    return os.path.join(save_dir, f'{tag}_net_{net_name}.pth')
+
+
+def load_tag(epoch, load_iter):
+    """The tag of `--epoch` (latest or a number) or, when positive, of `--load_iter`."""
+    if load_iter > 0:
+        return f'iter_{load_iter}'
+    epoch = str(epoch)
+    return f'epoch_{epoch}' if epoch.isdigit() else epoch
 
 
 def atomic_save(obj, path):
-    """`torch.save(obj, path)` through `<path>.tmp<pid>` + fsync + rename; the temporary file never stays."""
-    tmp_path = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp_path, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    _fsync_dir(os.path.dirname(path) or '.')
+    """`torch.save(obj, path)` through a temporary file: a crash while saving keeps the previous file."""
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 def save_checkpoint(save_dir, tag, networks, train_state=None):
     """`<tag>_net_<name>.pth` for each {name: state dict}, then `<tag>_train_state.pth` if given."""
     os.makedirs(save_dir, exist_ok=True)
     for name, state_dict in networks.items():
-        atomic_save(state_dict, os.path.join(save_dir, f'{tag}_net_{name}.pth'))
+        atomic_save(state_dict, net_path(save_dir, tag, name))
     if train_state is not None:
         atomic_save(train_state, state_path(save_dir, tag))
 
@@ -65,10 +55,7 @@ def load_train_state(path):
     if not os.path.isfile(path):
         raise UserError(f"--continue_train: no training state to resume from ({path} is missing); "
                         "check --checkpoints_dir and --name, or start a new run without --continue_train")
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise UserError(f"{path}: not a readable training state ({str(err).splitlines()[0]})") from err
+    state = load_tensors(path, what='training state')
     if not isinstance(state, dict) or 'iteration' not in state:
         raise UserError(f"{path}: not a training state saved by train.py")
     return state

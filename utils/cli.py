@@ -3,6 +3,18 @@ import logging
 import sys
 
 
+def unquoted(value):
+    """Strip one pair of surrounding quotes: Windows shells pass `--Gnorm 'in'` with the quotes."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in '\'"':
+        value = value[1:-1].strip()
+    return value
+
+
+def unquoted_lower(value):
+    return unquoted(value).lower()
+
+
 class UserError(Exception):
     """Bad input (missing file, wrong weights, bad flag value): shown as one line, exit code 2."""
 

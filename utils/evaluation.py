@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import fid, psnr_ssim
+from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.image_io import ImageReadError, read_rgb_array
 from utils.pairing import list_folder_images
@@ -189,25 +190,13 @@ def _csv_value(value):
     return '' if value is None else value
 
 
-def _replace_atomically(path, write):
-    """Write through `path.part`, so an interrupted run never leaves a half report."""
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    tmp_path = f'{path}.part'
-    with open(tmp_path, 'w', newline='', encoding='utf-8') as handle:
-        write(handle)
-    os.replace(tmp_path, path)
-
-
 def write_csv(rows, path):
     """One line per pair (`CSV_COLUMNS`); unmeasured cells empty, PSNR of identical images `inf`."""
-    def write(handle):
+    with atomic_write(path, 'w', newline='', encoding='utf-8') as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             writer.writerow([_csv_value(row.get(column)) for column in CSV_COLUMNS])
-    _replace_atomically(path, write)
 
 
 def json_safe(summary):
@@ -217,7 +206,8 @@ def json_safe(summary):
 
 
 def write_json(summary, path):
-    _replace_atomically(path, lambda handle: json.dump(json_safe(summary), handle, indent=2))
+    with atomic_write(path, 'w', encoding='utf-8') as handle:
+        json.dump(json_safe(summary), handle, indent=2)
 
 
 def add_pair_arguments(parser):

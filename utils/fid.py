@@ -1,15 +1,15 @@
 """FID exactly as pytorch-fid defines it, with its Inception weights read from a local file.
 
-pytorch-fid's `InceptionV3` fetches its weights from the internet when built; here the same
-network (torchvision's Inception v3 with pytorch-fid's FID blocks) is built without download
-and the local `pt_inception-2015-12-05-6726825d.pth` is loaded into it. Features, statistics
-and distance follow `pytorch_fid.fid_score`: images as RGB in [0, 1], bilinear resize to
-299x299, the 2048-d final average pool, sample mean and covariance (`np.cov`), Fréchet distance.
-Unlike pytorch-fid, which reads only the top level of a folder, every image below it is used.
+pytorch-fid's `InceptionV3` fetches its weights each time it is built unless torch hub has them;
+here the same network (torchvision's Inception v3 with pytorch-fid's FID blocks) is built without
+download and `pt_inception-2015-12-05-6726825d.pth` is loaded into it: the given file, or
+pytorch-fid's copy in the torch hub cache, or ours in the weights cache (`INCEPTION_WEIGHTS`,
+downloaded on first use). Features, statistics and distance follow `pytorch_fid.fid_score`:
+images as RGB in [0, 1], bilinear resize to 299x299, the 2048-d final average pool, sample mean
+and covariance (`np.cov`), Fréchet distance. Unlike pytorch-fid, which reads only the top level
+of a folder, every image below it is used.
 """
 import os
-import pickle
-import zipfile
 
 import numpy as np
 import torch
@@ -20,20 +20,18 @@ from pytorch_fid.inception import (FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC
 from scipy import linalg
 from tqdm import tqdm
 
-from utils.cli import UserError
+from utils.download import RemoteFile
 from utils.image_io import ImageReadError, read_rgb_array
+from utils.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 FEATURE_DIMS = 2048
 
 
-class InceptionWeightsError(UserError):
-    """The FID Inception weights file is missing or is not pytorch-fid's."""
-
-
 def default_inception_weights_path():
     """Where pytorch-fid's download lands: `<torch hub dir>/checkpoints/` (honours $TORCH_HOME)."""
     return os.path.join(torch.hub.get_dir(), 'checkpoints', FID_WEIGHTS_NAME)
+
 
 
 def _fid_inception_v3():
@@ -52,21 +50,30 @@ def _fid_inception_v3():
     return inception
 
 
-def read_inception_weights(path):
-    """The state dict in `path`, loaded tensors-only; a clear error when it is missing or unreadable."""
-    if not os.path.isfile(path):
-        raise InceptionWeightsError(
-            f'{path}: FID Inception weights not found. FID needs pytorch-fid\'s {FID_WEIGHTS_NAME} '
-            f'(from {FID_WEIGHTS_URL}): download it on a machine with internet and pass its path with '
-            f'--inception_weights, or put it in {os.path.dirname(default_inception_weights_path())}/')
-    try:
-        state_dict = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise InceptionWeightsError(f'{path}: not a readable PyTorch weights file '
-                                    f'({str(err).splitlines()[0]}); expected {FID_WEIGHTS_NAME}') from err
+def read_inception_weights(path, label=None):
+    """pytorch-fid's Inception state dict in `path`, checked (keys, shapes, finite); WeightsError in one line."""
+    label = label or path
+    if not os.path.exists(path):
+        raise WeightsError(
+            f"{label}: FID Inception weights not found. FID needs pytorch-fid's {FID_WEIGHTS_NAME} (from "
+            f"{FID_WEIGHTS_URL}): pass its path with --inception_weights, or leave the flag out to use the copy in "
+            f"{os.path.dirname(default_inception_weights_path())}/ or the weights cache (downloaded on first use)")
+    state_dict = load_tensors(path, label)
     if not isinstance(state_dict, dict):
-        raise InceptionWeightsError(f'{path}: expected a state dict, found {type(state_dict).__name__}')
+        raise WeightsError(f'{label}: expected a state dict, found {type(state_dict).__name__}')
+    with torch.device('meta'):
+        expected = tensor_shapes(_fid_inception_v3().state_dict())
+    differences = shape_differences(state_dict, expected)
+    if differences:
+        raise WeightsError(f"{label}: not pytorch-fid's Inception weights ({FID_WEIGHTS_NAME}): "
+                           f"{differences.summary()}")
+    check_finite(state_dict, label)
     return state_dict
+
+
+INCEPTION_WEIGHTS = RemoteFile(
+    'fid_inception', FID_WEIGHTS_NAME, FID_WEIGHTS_URL, "pytorch-fid's Inception v3, for FID",
+    read_inception_weights, other_places=lambda: (default_inception_weights_path(),))
 
 
 class FIDInception(torch.nn.Module):
@@ -76,14 +83,6 @@ class FIDInception(torch.nn.Module):
         super().__init__()
         inception = _fid_inception_v3()
         state_dict = read_inception_weights(weights_path)
-        expected = {k: tuple(v.shape) for k, v in inception.state_dict().items()}
-        found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-        if found != expected:
-            differing = sorted(set(expected) ^ set(found)) + [k for k in expected if k in found and
-                                                               expected[k] != found[k]]
-            raise InceptionWeightsError(
-                f'{weights_path}: not pytorch-fid\'s Inception weights ({FID_WEIGHTS_NAME}): '
-                f'{len(differing)} keys missing, unexpected or of another shape, e.g. {differing[0]}')
         inception.load_state_dict(state_dict)
         self.blocks = torch.nn.Sequential(
             inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3,

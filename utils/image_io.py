@@ -4,6 +4,9 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from .atomic import atomic_write
+from .cli import UserError
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
 
@@ -34,6 +37,23 @@ def list_files(root, skip_hidden=False):
 def list_images(root):
     """All image files below `root` (subfolders too), sorted, as paths relative to `root`."""
     return [path for path in list_files(root) if is_image_file(path)]
+
+
+def no_images_message(flag, folder):
+    return f"{flag} {folder}: no images found (looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)"
+
+
+def find_images(folder, flag, error=UserError):
+    """`list_images(folder)`, or `error` in one line when it is no folder or holds no image.
+
+    `flag` says where the folder came from (`--dataroot`, `--input_dir`, ...) in the message.
+    """
+    if not folder or not os.path.isdir(folder):
+        raise error(f'{flag} {folder!r}: no such folder')
+    rel_paths = list_images(folder)
+    if not rel_paths:
+        raise error(no_images_message(flag, folder))
+    return rel_paths
 
 
 def _to_rgb(img):
@@ -68,13 +88,9 @@ def read_rgb_array(path):
 
 def save_rgb(array, path, jpeg_quality=75):
     """Write an HxWx3 uint8 array; through a temporary file, so an interrupted run leaves no half image."""
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
     image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if image_format is None:
         raise ValueError(f"{path}: unknown image extension")
     options = {'quality': jpeg_quality} if image_format == 'JPEG' else {}
-    tmp_path = f'{path}.part'
-    Image.fromarray(array).save(tmp_path, format=image_format, **options)
-    os.replace(tmp_path, path)
+    with atomic_write(path) as handle:
+        Image.fromarray(array).save(handle, format=image_format, **options)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from utils.cli import UserError
-from utils.image_io import list_images
+from utils.image_io import find_images
 
 
 class PairingError(UserError):
@@ -50,12 +50,7 @@ def _index_by_name(rel_paths, folder):
 
 def list_folder_images(folder, flag):
     """Relative image paths below `folder`; a clear error when it is missing or holds no image."""
-    if not os.path.isdir(folder):
-        raise PairingError(f'{flag} {folder}: no such folder')
-    rel_paths = list_images(folder)
-    if not rel_paths:
-        raise PairingError(f'{flag} {folder}: no images found (subfolders included)')
-    return rel_paths
+    return find_images(folder, flag, PairingError)
 
 
 def match_by_name(results_dir, gt_dir):

@@ -1,0 +1,67 @@
+"""Where generator weights come from: a file, a released model's name, or an http(s) URL.
+
+Names and URLs are downloaded once into the cache folder (`utils.download.cache_dir`) and used
+from there afterwards without any network access. A download is kept only when it loads strictly
+into the network it should be (the table's for a released model; some SPARNet/SPARNetHD network
+for any other URL). A missing path whose file name is a released file (the original commands'
+`./pretrain_models/SPARNet-V16-S4-epoch20.pth`) is taken from the cache, downloaded if needed.
+"""
+import logging
+import os
+import urllib.parse
+from dataclasses import dataclass
+
+from utils.download import RemoteFile, cache_dir
+from utils.state_dict import WeightsError
+
+from .released import RELEASED_MODELS, ReleasedModel, find_released
+from .weights import check_generator_file
+
+log = logging.getLogger(__name__)
+URL_SCHEMES = ('http://', 'https://')
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A local weights file, and the released model it is when known."""
+
+    path: str
+    released: ReleasedModel | None = None
+
+
+def fetch_url(url, folder=None):
+    """WeightsFile of the file at `url`, kept in the cache under its file name (downloaded once)."""
+    file_name = os.path.basename(urllib.parse.urlparse(url).path)
+    if not file_name:
+        raise WeightsError(f"{url}: the URL names no file; give the address of a .pth file")
+    released = find_released(file_name)
+    if released is not None and released.file_name == file_name:
+        return WeightsFile(released.remote.fetch(folder), released)
+    remote = RemoteFile(file_name, file_name, url, 'generator weights', check_generator_file)
+    return WeightsFile(remote.fetch(folder))
+
+
+def resolve_weights(source, folder=None):
+    """WeightsFile for `--pretrain_model_path` (a file, a released name or alias, an http(s) URL), or None if empty.
+
+    `folder` replaces the cache folder for names and URLs.
+    """
+    if not source:
+        return None
+    if source.lower().startswith(URL_SCHEMES):
+        return fetch_url(source, folder)
+    if os.path.exists(source):
+        if os.path.isdir(source):
+            raise WeightsError(f"{source}: is a folder, not a weights file; give the .pth file inside it "
+                               f"or a released model name ({', '.join(RELEASED_MODELS)})")
+        return WeightsFile(source)
+    name = os.path.basename(source)
+    released = find_released(name)
+    if released is not None and name != source and name not in released.aliases:
+        released = None  # a path whose file name is no released file
+    if released is None:
+        raise WeightsError(f"{source}: no such weights file; --pretrain_model_path takes a .pth file, a released "
+                           f"model name ({', '.join(RELEASED_MODELS)}) or an http(s) URL")
+    if source != released.name:
+        log.info('%s is not there: using the released %s from %s', source, released.name, cache_dir(folder))
+    return WeightsFile(released.remote.fetch(folder), released)

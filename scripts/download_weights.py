@@ -1,0 +1,90 @@
+"""List the released models and other weights with what is already downloaded; download some or all.
+
+    python scripts/download_weights.py                        # the table, and what is cached where
+    python scripts/download_weights.py sparnethd_attn2d       # fetch one (names, file names or --all)
+    python scripts/download_weights.py --all --dir weights/   # into a folder, e.g. to copy to a cluster
+    python scripts/download_weights.py --markdown             # the README's table of released models
+
+Without --dir, files go to the weights cache ($SPARNET_HOME, else ~/.cache/sparnet), where
+test.py, train.py and the other scripts look for them. Each file is checked after download (it
+must load strictly into its network) and kept only then. Exit code: 0, 1 when a download failed
+(the others are still fetched), 2 on an unknown name.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from models.losses import VGG19_WEIGHTS  # noqa: E402
+from models.released import RELEASED_MODELS, find_released, markdown_table  # noqa: E402
+from utils.cli import UserError, run  # noqa: E402
+from utils.download import cache_dir  # noqa: E402
+from utils.fid import INCEPTION_WEIGHTS  # noqa: E402
+
+log = logging.getLogger('download_weights')
+OTHER_WEIGHTS = {remote.name: remote for remote in (VGG19_WEIGHTS, INCEPTION_WEIGHTS)}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('names', nargs='*',
+                        help=f"what to download: {', '.join([*RELEASED_MODELS, *OTHER_WEIGHTS])} "
+                             '(or a released file name)')
+    parser.add_argument('--all', action='store_true', help='download the four released models')
+    parser.add_argument('--dir', default=None,
+                        help='download into this folder instead of the weights cache (use it there with '
+                             '--weights_dir, or pass the files with --pretrain_model_path)')
+    parser.add_argument('--markdown', action='store_true', help="print the README's table of released models")
+    return parser
+
+
+def remote_file(name):
+    """The RemoteFile called `name` (a released model's name or file name, vgg19, fid_inception)."""
+    if name in OTHER_WEIGHTS:
+        return OTHER_WEIGHTS[name]
+    released = find_released(name)
+    if released is None:
+        raise UserError(f"{name!r}: unknown; choose among {', '.join([*RELEASED_MODELS, *OTHER_WEIGHTS])}")
+    return released.remote
+
+
+def listing(folder):
+    """One line per file: name, file, MB and where it is (or 'not downloaded')."""
+    lines = [f'weights folder: {cache_dir(folder)}']
+    remotes = [model.remote for model in RELEASED_MODELS.values()] + list(OTHER_WEIGHTS.values())
+    width = max(len(remote.name) for remote in remotes)
+    for remote in remotes:
+        path = remote.local_path(folder)
+        where = f'{os.path.getsize(path) / 1e6:7.1f} MB  {path}' if path else '   not downloaded'
+        lines.append(f'{remote.name:<{width}}  {where}  ({remote.description})')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    remotes = [remote_file(name) for name in args.names]
+    if args.all:
+        remotes = [model.remote for model in RELEASED_MODELS.values()] + remotes
+    if not remotes:
+        print(listing(args.dir))
+        return 0
+    failed = []
+    for remote in {remote.name: remote for remote in remotes}.values():
+        try:
+            already_there = remote.local_path(args.dir) is not None
+            print(f"{remote.name}: {remote.fetch(args.dir)}{' (already there)' if already_there else ''}")
+        except UserError as err:
+            log.error('%s', err)
+            failed.append(remote.name)
+    if len(failed) > 1:
+        log.error('%d of %d downloads failed: %s', len(failed), len(remotes), ', '.join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    run(main)

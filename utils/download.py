@@ -1,0 +1,172 @@
+"""Downloading weights into the cache folder: a progress bar, nothing half-written, one-line failures.
+
+The file streams into a temporary file beside its final name (unique per process), its SHA-256
+computed on the way; only a complete file (byte count equal to Content-Length, expected digest,
+accepted by the caller's `check`) is renamed into place. Two processes fetching the same file
+each write their own temporary file and the last rename wins: both end with one good copy.
+"""
+import hashlib
+import http.client
+import logging
+import os
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Callable
+
+from tqdm import tqdm
+
+from .atomic import atomic_write
+from .cli import UserError
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = 'SPARNET_HOME'
+DEFAULT_CACHE = os.path.join('~', '.cache', 'sparnet')
+# For mirrors and tests: fetch every file as `<base URL>/<file name>` instead of from its own URL
+# (read at each download, so it reaches this process and the subprocesses it starts).
+BASE_URL_ENV = 'SPARNET_DOWNLOAD_BASE_URL'
+TIMEOUT_SECONDS = 60  # without a byte received
+CHUNK_BYTES = 1 << 20
+USER_AGENT = 'sparnet-weights/1.0 (Python urllib)'
+
+
+class DownloadError(UserError):
+    """A file could not be downloaded or was refused; the message says where to put it by hand."""
+
+
+def cache_dir(folder=None):
+    """Where downloaded weights are kept: `folder` if given, else $SPARNET_HOME, else ~/.cache/sparnet."""
+    return os.path.abspath(os.path.expanduser(folder or os.environ.get(CACHE_ENV) or DEFAULT_CACHE))
+
+
+def source_url(url):
+    """`url`, or the same file name under the base URL of a mirror ($SPARNET_DOWNLOAD_BASE_URL)."""
+    base = os.environ.get(BASE_URL_ENV)
+    return f"{base.rstrip('/')}/{url.rsplit('/', 1)[-1]}" if base else url
+
+
+def _network_reason(err):
+    """A short phrase for why a connection or a transfer failed."""
+    if isinstance(err, urllib.error.HTTPError):
+        return f'HTTP {err.code} {err.reason}'
+    if isinstance(err, urllib.error.URLError):
+        err = err.reason if isinstance(err.reason, BaseException) else err
+    if isinstance(err, socket.gaierror):
+        return 'could not resolve the host name: offline, or no DNS'
+    if isinstance(err, (TimeoutError, socket.timeout)):
+        return f'timed out: no data for {TIMEOUT_SECONDS} s'
+    if isinstance(err, ConnectionRefusedError):
+        return 'connection refused'
+    if isinstance(err, (http.client.IncompleteRead, ConnectionError, http.client.HTTPException)):
+        return f'the connection broke off: {err.__class__.__name__}'
+    return str(err) or err.__class__.__name__
+
+
+class _Transfer:
+    """Streams a response into a file, counting and hashing the bytes."""
+
+    def __init__(self, response, label):
+        self.response = response
+        length = response.headers.get('Content-Length')
+        self.expected = int(length) if length and length.isdigit() else None
+        self.received = 0
+        self.digest = hashlib.sha256()
+        self.label = label
+
+    def copy_to(self, handle):
+        """Copy the body into `handle`; network failures are raised as ConnectionError (writes as OSError)."""
+        with tqdm(total=self.expected, unit='B', unit_scale=True, desc=self.label) as bar:
+            while True:
+                try:
+                    chunk = self.response.read(CHUNK_BYTES)
+                except (OSError, http.client.HTTPException) as err:
+                    raise ConnectionError(_network_reason(err)) from err
+                if not chunk:
+                    return
+                handle.write(chunk)
+                self.digest.update(chunk)
+                self.received += len(chunk)
+                bar.update(len(chunk))
+
+
+def download(url, path, label, sha256=None, check=None):
+    """Fetch `url` into `path` (atomically); return the SHA-256 hex digest of the file.
+
+    `label` names the file in messages (e.g. the model's name). `sha256` is the expected digest or
+    its first characters (torch.hub's file-name convention); `check(temporary path)` may raise a
+    UserError to refuse the file. Any failure raises DownloadError in one line and leaves neither
+    `path` (if it was absent) nor a temporary file.
+    """
+    url = source_url(url)
+
+    def failure(reason):
+        return DownloadError(f"{label}: could not download {url} ({reason}); download it by hand and put it at {path}")
+
+    request = urllib.request.Request(url, headers={'User-Agent': USER_AGENT})
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+    except (OSError, http.client.HTTPException) as err:
+        raise failure(_network_reason(err)) from err
+    with response:
+        transfer = _Transfer(response, os.path.basename(path))
+        log.info('%s: downloading %s to %s', label, url, path)
+
+        def accept(tmp_path):
+            if transfer.expected is not None and transfer.received != transfer.expected:
+                raise failure(f'the transfer was cut short: {transfer.received} of {transfer.expected} bytes')
+            found = transfer.digest.hexdigest()
+            if sha256 and not found.startswith(sha256.lower()):
+                raise DownloadError(f"{label}: the file downloaded from {url} has SHA-256 {found}, expected "
+                                    f"{sha256}: a changed or corrupted file; it was deleted")
+            if check is not None:
+                try:
+                    check(tmp_path)
+                except UserError as err:
+                    raise DownloadError(f"{label}: the file downloaded from {url} was refused and deleted: "
+                                        f"{err}") from err
+        try:
+            with atomic_write(path, check=accept) as handle:
+                transfer.copy_to(handle)
+        except ConnectionError as err:
+            raise failure(str(err)) from err
+        except OSError as err:
+            raise failure(f'could not write the file: {err.strerror or err}') from err
+    digest = transfer.digest.hexdigest()
+    log.info('%s: downloaded %s (%.1f MB) to %s, SHA-256 %s', label, url, transfer.received / 1e6, path, digest)
+    return digest
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A weights file fetched on first use: its name, URL, expected digest and how to check it.
+
+    `check(path, label)` raises a UserError when the file at `path` is not what it should be.
+    `other_places()` lists where the file may already be besides the cache (a legacy folder, the
+    torch hub cache); they are looked at only when no folder is given explicitly.
+    """
+
+    name: str
+    file_name: str
+    url: str
+    description: str
+    check: Callable
+    sha256: str | None = None  # the digest or its first characters (torch.hub's file-name convention)
+    other_places: Callable = tuple
+
+    def cache_path(self, folder=None):
+        return os.path.join(cache_dir(folder), self.file_name)
+
+    def local_path(self, folder=None):
+        """Where the file already is (other places first, then the cache), or None."""
+        places = [*(self.other_places() if folder is None else ()), self.cache_path(folder)]
+        return next((path for path in places if os.path.isfile(path)), None)
+
+    def fetch(self, folder=None):
+        """`local_path(folder)`, downloading the file into the cache (or `folder`) when it is nowhere."""
+        path = self.local_path(folder)
+        if path is None:
+            path = self.cache_path(folder)
+            download(self.url, path, self.name, self.sha256, check=lambda tmp: self.check(tmp, self.file_name))
+        return path
