@@ -8,6 +8,7 @@ from utils.cli import UserError
 
 from .fast_inference import prepare_inference_net
 from .fast_training import channels_last, fused_adam, prepare_training_net
+from .init import init_weights
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
@@ -87,11 +88,14 @@ class BaseModel:
         return self.SR
 
     def setup_training(self, iters_per_epoch):
-        """Generator on the device in train mode (from --pretrain_model_path if given), optimizers, schedulers.
+        """Generator on the device in train mode, optimizers, schedulers.
+
+        The generator starts from `--init_type --init_gain` weights, or from --pretrain_model_path.
 
         `train_G` is the generator as run in training: wrapped in DDP or DataParallel on several
         devices; `netG` stays the plain module whose state dict is saved in the released format.
         """
+        init_weights(self.netG, self.opt.init_type, self.opt.init_gain)
         if self.opt.pretrain_model_path:
             load_generator_weights(self.netG, self.opt.pretrain_model_path, self.spec)
         self.netG.to(self.device).train()

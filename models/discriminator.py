@@ -5,6 +5,7 @@ from torch.nn import functional as F
 from utils.cli import UserError
 
 from .blocks import ConvLayer
+from .init import init_weights
 from .sparnet import add_spectral_norm
 
 
@@ -62,7 +63,10 @@ class MultiScaleDiscriminator(nn.Module):
 
 
 def define_D(opt):
-    """The discriminator of `--num_D --n_layers_D --Dnorm`, spectral norm on every conv; checks `--load_size`."""
+    """The discriminator of `--num_D --n_layers_D --Dnorm`, spectral norm on every conv, `--init_type` weights.
+
+    Checks that `--load_size` suits it.
+    """
     if opt.num_D < 1 or opt.n_layers_D < 0:
         raise UserError(f"--num_D {opt.num_D} --n_layers_D {opt.n_layers_D}: need at least one scale "
                         "and no negative layer count")
@@ -71,4 +75,4 @@ def define_D(opt):
         raise UserError(f"--load_size {opt.load_size} is too small for --num_D {opt.num_D} --n_layers_D "
                         f"{opt.n_layers_D}: the coarsest discriminator's features would be smaller than its "
                         "3x3 score conv; use a larger --load_size or a smaller --num_D / --n_layers_D")
-    return net
+    return init_weights(net, opt.init_type, opt.init_gain)

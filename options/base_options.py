@@ -6,6 +6,7 @@ import torch
 
 import data
 import models
+from models.init import INIT_TYPES
 from utils.devices import select_device
 from utils.distributed import launched_by_torchrun
 
@@ -50,6 +51,11 @@ class BaseOptions:
                             help='discriminator norm')
         parser.add_argument('--num_D', type=int, default=3, help='scales of the multi-scale discriminator')
         parser.add_argument('--n_layers_D', type=int, default=4, help='stride-2 layers per discriminator')
+        parser.add_argument('--init_type', type=unquoted_lower, default='normal', choices=INIT_TYPES,
+                            help='training: initial conv weights, N(0, --init_gain) for normal (the published '
+                                 'recipe); batch-norm scales are N(1, --init_gain)')
+        parser.add_argument('--init_gain', type=float, default=0.02,
+                            help='training: std of normal, gain of xavier and orthogonal initial weights')
         parser.add_argument('--dataset_name', type=unquoted_lower, default='single', choices=data.DATASET_NAMES,
                             help='dataset loader (default: single for testing; for training celeba with '
                                  'sparnet, ffhq with sparnethd)')
