@@ -152,17 +152,21 @@ class BaseModel:
                 'optimizers': {name: opt.state_dict() for name, opt in self.optimizers.items()},
                 'schedulers': {name: sched.state_dict() for name, sched in self.schedulers.items()}}
 
+    def load_network_state(self, name, state_dict, source):
+        """Load `state_dict` into the saved network `name` strictly; WeightsError naming `source` if it does not fit."""
+        net = self.saved_networks()[name]
+        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        if {k: tuple(v.shape) for k, v in state_dict.items()} != expected:
+            if name in ('G', 'H'):
+                raise WeightsError(mismatch_message(source, self.spec, state_dict, expected))
+            raise WeightsError(f"{source}: the saved net {name} does not fit the one of the current flags "
+                               "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
+        net.load_state_dict(state_dict)
+
     def load_training_state(self, state, path):
         """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""
-        for name, net in self.saved_networks().items():
-            saved = state['networks'][name]
-            expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-            if {k: tuple(v.shape) for k, v in saved.items()} != expected:
-                if name in ('G', 'H'):
-                    raise WeightsError(mismatch_message(f'{path} (net {name})', self.spec, saved, expected))
-                raise WeightsError(f"{path}: the saved net {name} does not fit the one of the current flags "
-                                   "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
-            net.load_state_dict(saved)
+        for name in self.saved_networks():
+            self.load_network_state(name, state['networks'][name], f'{path} (net {name})')
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state['optimizers'][name])
         for name, scheduler in self.schedulers.items():

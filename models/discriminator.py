@@ -1,4 +1,6 @@
 """SPARNetHD's multi-scale patch discriminator, spectral-normalised, returning scores and features."""
+import re
+
 from torch import nn
 from torch.nn import functional as F
 
@@ -7,6 +9,26 @@ from utils.cli import UserError
 from .blocks import ConvLayer
 from .init import init_weights
 from .sparnet import add_spectral_norm
+
+
+# Our net_D files before the published key names: `...score_out.weight_orig` for `...score_out.conv2d.weight_orig`.
+OLD_SCORE_KEY = re.compile(r'^((?:.*\.)?score_out)\.(weight_orig|weight_u|weight_v|weight|bias)$')
+
+
+class ScoreConv(nn.Module):
+    """The unpadded 3x3 score conv (with bias), held as `.conv2d` like the published ConvLayer: keys `score_out.conv2d.*`."""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.conv2d = nn.Conv2d(in_channels, 1, 3)
+
+    def forward(self, x):
+        return self.conv2d(x)
+
+
+def upgrade_discriminator_keys(state_dict):
+    """A net_D state dict with the published key names, whether saved with them or with our earlier ones."""
+    return {OLD_SCORE_KEY.sub(r'\1.conv2d.\2', key): value for key, value in state_dict.items()}
 
 
 class NLayerDiscriminator(nn.Module):
@@ -24,7 +46,7 @@ class NLayerDiscriminator(nn.Module):
             layers.append(ConvLayer(channels, out_channels, 'down', norm_type, 'leakyrelu'))
             channels = out_channels
         self.model = nn.Sequential(*layers)
-        self.score_out = nn.Conv2d(channels, 1, 3)
+        self.score_out = ScoreConv(channels)
 
     def forward(self, x):
         features = []

@@ -6,7 +6,7 @@ from options.base_options import unquoted, unquoted_lower
 from utils import distributed
 
 from .base_model import BaseModel
-from .discriminator import define_D
+from .discriminator import define_D, upgrade_discriminator_keys
 from .ema import ema_copy, ema_update
 from .losses import GAN_MODES, GANLoss, VGGPerceptualLoss, feature_matching_loss
 
@@ -52,6 +52,12 @@ class SPARNetHDModel(BaseModel):
 
     def saved_networks(self):
         return {'G': self.netG, 'H': self.netH, 'D': self.netD}
+
+    def load_network_state(self, name, state_dict, source):
+        """Also net_D files of ours saved before the published key names (`score_out.*`)."""
+        if name == 'D':
+            state_dict = upgrade_discriminator_keys(state_dict)
+        super().load_network_state(name, state_dict, source)
 
     def validation_networks(self):
         return {'G': self.netG, 'H': self.netH}
