@@ -4,6 +4,7 @@ import os
 import torch
 
 from utils import distributed
+from utils.checkpoint import describe, load_plain
 from utils.cli import UserError
 
 from .fast_inference import prepare_inference_net
@@ -12,7 +13,7 @@ from .init import init_weights
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
-from .weights import WeightsError, load_generator_weights, mismatch_message
+from .weights import WeightsError, load_generator_weights, mismatch_message, read_state_dict
 
 
 class BaseModel:
@@ -20,6 +21,7 @@ class BaseModel:
     default_load_size = 128
     default_train_dataset = 'celeba'
     inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir
+    ignored_train_flags = ()  # training flags of the other model, accepted without effect
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -107,10 +109,15 @@ class BaseModel:
             self.channels_last_inputs = True
         self.train_G = distributed.wrap(self.netG, self.opt)
         self.optimizers = self.create_optimizers()
-        self.schedulers = {name: create_scheduler(optimizer, self.opt, iters_per_epoch)
-                           for name, optimizer in self.optimizers.items()}
+        self.iters_per_epoch = iters_per_epoch
+        self.start_schedulers_at(0)
         self.losses = {}
         return self
+
+    def start_schedulers_at(self, iteration):
+        """Schedulers giving the learning rates of `iteration` (runs started part-way, or whose schedulers were not saved)."""
+        self.schedulers = {name: create_scheduler(optimizer, self.opt, self.iters_per_epoch, iteration)
+                           for name, optimizer in self.optimizers.items()}
 
     def adam(self, params, lr):
         """Adam with betas (--beta1, 0.99); its fused kernel with --fast_train."""
@@ -131,6 +138,12 @@ class BaseModel:
 
     def validation_networks(self):
         return {'G': self.netG}
+
+    @staticmethod
+    def print_networks(networks):
+        """--verbose: each network of {name: module} and its parameter count, as the published code printed them."""
+        for name, net in networks.items():
+            print(f'{net}\n[Network {name}] {sum(p.numel() for p in net.parameters()):,} parameters')
 
     def get_current_losses(self):
         return {name: float(value) for name, value in self.losses.items()}
@@ -162,6 +175,30 @@ class BaseModel:
             raise WeightsError(f"{source}: the saved net {name} does not fit the one of the current flags "
                                "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
         net.load_state_dict(state_dict)
+
+    def load_published_checkpoint(self, folder, tag):
+        """Networks and optimizers saved by the published code as `<tag>_net_<name>.pth` and `<tag>_opts.pth`.
+
+        The optimizer file is a list of optimizer states in the order of `self.optimizers` ([G] or [G, D]).
+        """
+        paths = {name: os.path.join(folder, f'{tag}_net_{name}.pth') for name in self.saved_networks()}
+        paths['opts'] = os.path.join(folder, f'{tag}_opts.pth')
+        missing = [os.path.basename(path) for path in paths.values() if not os.path.isfile(path)]
+        if missing:
+            raise UserError(f"{folder}: the published code's checkpoint `{tag}` lacks {', '.join(missing)}; "
+                            "a resume needs every network and the optimizer states")
+        for name in self.saved_networks():
+            self.load_network_state(name, read_state_dict(paths[name]), paths[name])
+        states = load_plain(paths['opts'])
+        if not isinstance(states, list) or len(states) != len(self.optimizers):
+            raise UserError(f"{paths['opts']}: expected a list of {len(self.optimizers)} optimizer states "
+                            f"({', '.join(self.optimizers)}), found {describe(states)}")
+        for (name, optimizer), state in zip(self.optimizers.items(), states):
+            try:
+                optimizer.load_state_dict(state)
+            except (ValueError, KeyError, TypeError) as err:
+                raise UserError(f"{paths['opts']}: optimizer state {name} does not fit net {name} "
+                                f"({str(err).splitlines()[0]})") from None
 
     def load_training_state(self, state, path):
         """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""

@@ -1,5 +1,6 @@
 """Flags shared by training and testing, with the original project's names and defaults."""
 import argparse
+import logging
 import os
 
 import torch
@@ -7,10 +8,13 @@ import torch
 import data
 import models
 from models.init import INIT_TYPES
+from utils.cli import UserError
 from utils.devices import select_device
 from utils.distributed import launched_by_torchrun
 
+log = logging.getLogger('options')
 NORM_CHOICES = ('bn', 'in', 'gn', 'none')
+NOT_GIVEN = object()
 
 
 def unquoted(value):
@@ -70,7 +74,24 @@ class BaseOptions:
                             help='if > 0, load the checkpoint of that iteration instead of --epoch')
         parser.add_argument('--pretrain_model_path', type=unquoted, default='',
                             help='generator weights (.pth) to load, e.g. a released checkpoint')
+        parser.add_argument('--max_dataset_size', type=int, default=float('inf'),
+                            help='use at most this many images of --dataroot (the first ones in sorted order)')
+        parser.add_argument('--suffix', type=unquoted, default='',
+                            help='--name becomes <name>_<suffix>, {flag} in the suffix replaced by its value, '
+                                 'e.g. {model}_size{load_size}')
+        parser.add_argument('--verbose', action='store_true', help='print the networks and their parameter counts')
+        parser.add_argument('--debug', action='store_true',
+                            help='training smoke test: one batch per epoch, at most 7 epochs (as published)')
+        parser.add_argument('--serial_batches', action='store_true',
+                            help='training: batches take the images in sorted order instead of shuffled')
+        self.original_flags = parser.add_argument_group('accepted for the original commands, without effect')
+        for flag, default in (('--input_nc', 3), ('--output_nc', 3), ('--ngf', 64), ('--ndf', 64)):
+            self.original_flags.add_argument(flag, type=int, default=default)
+        self.original_flags.add_argument('--preprocess', type=unquoted, default='none')
         return parser
+
+    # Flags that parse but change nothing here (the published code ignored most of them too).
+    ignored_flags = ('input_nc', 'output_nc', 'ngf', 'ndf', 'preprocess')
 
     def gather_options(self, args=None):
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -98,6 +119,39 @@ class BaseOptions:
             opt.device, opt.gpu_ids = torch.device('cpu'), []
         else:
             opt.device, opt.gpu_ids = select_device(opt.gpus)
+        if opt.suffix:
+            opt.name = f'{opt.name}_{name_suffix(opt)}'
+        if opt.max_dataset_size < 1:
+            raise UserError(f"--max_dataset_size must be at least 1, got {opt.max_dataset_size}")
+        self.warn_ignored(args, model_class)
         torch.manual_seed(opt.seed)
         self.opt = opt
         return opt
+
+    def warn_ignored(self, args, model_class):
+        """One warning line naming the flags given that have no effect here."""
+        names = self.ignored_flags + (model_class.ignored_train_flags if self.is_train else ())
+        given = given_flags(self.parser, args, names)
+        if given:
+            log.warning('ignored (accepted for the published commands, no effect here): %s',
+                        ' '.join(f'--{name}' for name in given))
+
+
+def name_suffix(opt):
+    """`--suffix` with each {flag} replaced by its value, as the published code built it."""
+    try:
+        return opt.suffix.format(**vars(opt))
+    except (KeyError, IndexError, ValueError) as err:
+        raise UserError(f"--suffix {opt.suffix!r}: {err!r} is not a flag name or not a valid format "
+                        "(write flags as {load_size})") from None
+
+
+def given_flags(parser, args, names):
+    """Which of the options `names` the command line `args` sets, whatever their values."""
+    saved = {name: parser.get_default(name) for name in names}
+    parser.set_defaults(**dict.fromkeys(names, NOT_GIVEN))
+    try:
+        parsed, _ = parser.parse_known_args(args)
+    finally:
+        parser.set_defaults(**saved)
+    return [name for name in names if getattr(parsed, name) is not NOT_GIVEN]

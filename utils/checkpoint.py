@@ -60,18 +60,38 @@ def save_checkpoint(save_dir, tag, networks, train_state=None):
         atomic_save(train_state, state_path(save_dir, tag))
 
 
+def load_plain(path, what='checkpoint file'):
+    """The tensors and plain values of `path`, read without running code; UserError in one line if unreadable."""
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise UserError(f"{path}: not a readable {what} ({str(err).splitlines()[0]})") from err
+
+
+def describe(obj):
+    """`list of 2`, `dict`, ...: what a file held, for error messages."""
+    return f'{type(obj).__name__} of {len(obj)}' if isinstance(obj, (list, tuple, dict)) else type(obj).__name__
+
+
 def load_train_state(path):
     """The dict saved by `save_checkpoint`, read without running code; UserError in one line if unusable."""
     if not os.path.isfile(path):
         raise UserError(f"--continue_train: no training state to resume from ({path} is missing); "
                         "check --checkpoints_dir and --name, or start a new run without --continue_train")
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise UserError(f"{path}: not a readable training state ({str(err).splitlines()[0]})") from err
+    state = load_plain(path, 'training state')
     if not isinstance(state, dict) or 'iteration' not in state:
         raise UserError(f"{path}: not a training state saved by train.py")
     return state
+
+
+def load_published_position(path):
+    """(epoch, batch in epoch) of the published code's `<tag>.info` ({'resume_epoch': .., 'resume_iter': ..})."""
+    info = load_plain(path, "position file of the published code")
+    if not (isinstance(info, dict) and all(isinstance(info.get(key), int) and info[key] >= 0
+                                           for key in ('resume_epoch', 'resume_iter'))):
+        raise UserError(f"{path}: expected the published code's {{'resume_epoch': E, 'resume_iter': I}}, "
+                        f"found {describe(info)}")
+    return info['resume_epoch'], info['resume_iter']
 
 
 def rng_states():
