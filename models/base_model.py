@@ -47,7 +47,15 @@ class BaseModel:
         return f'epoch_{epoch}' if epoch.isdigit() else epoch
 
     def inference_weights_path(self):
-        return self.opt.pretrain_model_path or self.checkpoint_path(self.load_tag(), self.inference_net_name)
+        """--pretrain_model_path, else the checkpoint of --epoch / --load_iter (`20_net_G.pth` of the published
+        code too, when `epoch_20_net_G.pth` is absent)."""
+        if self.opt.pretrain_model_path:
+            return self.opt.pretrain_model_path
+        path = self.checkpoint_path(self.load_tag(), self.inference_net_name)
+        published = self.checkpoint_path(self.opt.epoch, self.inference_net_name)
+        if self.load_tag().startswith('epoch_') and not os.path.isfile(path) and os.path.isfile(published):
+            return published
+        return path
 
     def setup_inference(self):
         """Load the weights strictly and prepare the network that `test()` runs.

@@ -188,3 +188,10 @@ def test_debug_epochs_are_one_batch_long(faces):
     loader = create_train_dataloader(create_dataset(opt), opt)
     assert loader.batches_per_epoch == 1 and [len(batches_of(loader, epoch)) for epoch in range(3)] == [1, 1, 1]
     assert batches_of(loader, 0, start=1) == []
+
+
+def test_max_dataset_size_and_ntest_limit_the_test_folder(faces):
+    from options.test_options import TestOptions
+    for extra, count in ((), 6), (('--max_dataset_size', '4'), 4), (('--max_dataset_size', '4', '--ntest', '2'), 2):
+        opt = TestOptions().parse(['--gpus', '0', '--dataroot', str(faces), *extra])
+        assert create_dataset(opt).paths == [f'face_{i:02d}.png' for i in range(count)]
