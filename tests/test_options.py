@@ -1,10 +1,13 @@
 """Original flags, their defaults, quoted values, and the device choice."""
 import logging
+import os
 import re
+import shlex
 
 import pytest
 import torch
 
+from conftest import ROOT
 from options.test_options import TestOptions
 from utils import devices
 from utils.cli import UserError
@@ -144,3 +147,12 @@ def test_bad_suffix_refused_in_one_line(suffix, message):
 def test_max_dataset_size_must_be_positive():
     with pytest.raises(UserError, match='--max_dataset_size must be at least 1, got 0'):
         parse('--max_dataset_size', '0')
+
+
+def test_train_sh_commands_parse_and_train_the_published_epoch_counts():
+    from options.train_options import TrainOptions
+    with open(os.path.join(ROOT, 'train.sh')) as f:
+        lines = f.read().replace('\\\n', ' ').splitlines()
+    commands = [shlex.split(line)[2:] for line in lines if line.startswith('python train.py')]
+    options = [TrainOptions().parse([*command, '--gpus', '0']) for command in commands]
+    assert [(opt.model, opt.total_epochs) for opt in options] == [('sparnet', 21)] * 2 + [('sparnethd', 11)] * 2
