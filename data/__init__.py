@@ -29,7 +29,7 @@ def create_test_dataloader(dataset, opt):
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):
-    """This process's share of a seeded per-epoch shuffle (or of the sorted order), able to start part-way through an epoch.
+    """This process's share of a seeded per-epoch shuffle (or of the sorted order), able to start mid-epoch.
 
     The order depends only on (--seed, epoch), as DistributedSampler's, so a resumed run skips the
     batches already trained on and sees the same ones after them.

@@ -53,7 +53,8 @@ class BaseModel:
             return self.opt.pretrain_model_path
         path = self.checkpoint_path(self.load_tag(), self.inference_net_name)
         published = self.checkpoint_path(self.opt.epoch, self.inference_net_name)
-        if self.load_tag().startswith('epoch_') and not os.path.isfile(path) and os.path.isfile(published):
+        by_epoch_number = str(self.opt.epoch).isdigit() and self.opt.load_iter <= 0
+        if by_epoch_number and not os.path.isfile(path) and os.path.isfile(published):
             return published
         return path
 
@@ -123,7 +124,7 @@ class BaseModel:
         return self
 
     def start_schedulers_at(self, iteration):
-        """Schedulers giving the learning rates of `iteration` (runs started part-way, or whose schedulers were not saved)."""
+        """Schedulers at the learning rates of `iteration` (for runs started part-way, or without saved schedulers)."""
         self.schedulers = {name: create_scheduler(optimizer, self.opt, self.iters_per_epoch, iteration)
                            for name, optimizer in self.optimizers.items()}
 

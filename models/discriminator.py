@@ -16,7 +16,7 @@ OLD_SCORE_KEY = re.compile(r'^((?:.*\.)?score_out)\.(weight_orig|weight_u|weight
 
 
 class ScoreConv(nn.Module):
-    """The unpadded 3x3 score conv (with bias), held as `.conv2d` like the published ConvLayer: keys `score_out.conv2d.*`."""
+    """The unpadded 3x3 score conv (with bias), as `.conv2d` like the published ConvLayer: keys `score_out.conv2d.*`."""
 
     def __init__(self, in_channels):
         super().__init__()

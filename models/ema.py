@@ -4,8 +4,8 @@ The published code, at every iteration before G's step, averaged H towards G (ev
 entry) and then ran H forward in train mode. That forward changed H in two ways: spectral norm
 power-iterated H's own `weight_u`/`weight_v` on H's own `weight_orig` (so the saved u, v are
 H's singular vectors and give H's sigma), and batch norm, if any, updated H's running
-statistics. `ema_step` makes the same changes; it skips the forward itself, a quarter of a
-SPARNetHD step on the CPU, when H holds no batch-norm statistics (as with the released `--Gnorm
+statistics. `ema_step` makes the same changes; it skips the forward itself (20-25 % of a
+SPARNetHD step on the CPU), when H holds no batch-norm statistics (as with the released `--Gnorm
 in`), since the power iteration alone then gives the same H.
 """
 import copy

@@ -74,7 +74,7 @@ class TrainOptions(BaseOptions):
     ignored_flags = BaseOptions.ignored_flags + ('phase', 'save_by_iter', 'epoch_count', 'n_epochs', 'niter_decay')
 
     def parse(self, args=None):
-        """Also the number of epochs to train in `total_epochs`: one more with --published_epochs, at most 7 with --debug."""
+        """`total_epochs` becomes the epochs to train: one more with --published_epochs, at most 7 with --debug."""
         opt = super().parse(args)
         opt.total_epochs += int(opt.published_epochs)
         if opt.debug:

@@ -47,7 +47,8 @@ def test_fresh_generator_and_discriminator_have_the_published_initial_statistics
             assert all(torch.count_nonzero(module.bias) == 0 for module in norms)
     if model == 'sparnethd':
         assert trained.netG.state_dict().keys() == trained.netH.state_dict().keys()
-        assert all(torch.equal(value, trained.netH.state_dict()[key]) for key, value in trained.netG.state_dict().items())
+        ema_state = trained.netH.state_dict()
+        assert all(torch.equal(value, ema_state[key]) for key, value in trained.netG.state_dict().items())
 
 
 def test_init_flags_reach_the_generator():

@@ -34,8 +34,9 @@ def published_adam_state(parameters, lr, beta1):
     state = optimizer.state_dict()
     for values in state['state'].values():
         values['step'] = int(values['step'])
-    state['param_groups'] = [{**{key: group[key] for key in ('lr', 'betas', 'eps', 'weight_decay', 'amsgrad', 'params')},
-                              'initial_lr': lr} for group in state['param_groups']]
+    keys_then = ('lr', 'betas', 'eps', 'weight_decay', 'amsgrad', 'params')
+    state['param_groups'] = [{**{key: group[key] for key in keys_then}, 'initial_lr': lr}
+                             for group in state['param_groups']]
     return state
 
 
@@ -46,8 +47,8 @@ def write_published_run(folder):
     states of G and D, saved with lr 0 so that the resumed run keeps the weights) and `latest.info`.
     """
     folder.mkdir(parents=True)
-    networks = {'G': random_generator(HD_SPEC, seed=1).state_dict(), 'H': random_generator(HD_SPEC, seed=2).state_dict(),
-                'D': define_D(tiny_hd_options()).state_dict()}
+    networks = {'G': random_generator(HD_SPEC, seed=1).state_dict(),
+                'H': random_generator(HD_SPEC, seed=2).state_dict(), 'D': define_D(tiny_hd_options()).state_dict()}
     assert 'D_pool.1.score_out.conv2d.weight_orig' in networks['D']
     for name, state_dict in networks.items():
         torch.save(state_dict, folder / f'latest_net_{name}.pth')
@@ -101,5 +102,6 @@ def test_published_epoch_file_loads_in_test_py_with_the_published_test_flags(tmp
     check_test_script_output(['--model', 'sparnet', '--res_depth', '1', '--name', 'published', '--checkpoints_dir',
                               str(tmp_path / 'checkpoints'), '--epoch', '20', '--results_dir', str(results),
                               '--phase', 'val', '--scale_factor', '4', '--eval', '--num_test', '5', '--verbose'],
-                             folder / '20_net_G.pth', spec, tmp_path, monkeypatch, out_dir=results / 'published' / 'val_20')
+                             folder / '20_net_G.pth', spec, tmp_path, monkeypatch,
+                             out_dir=results / 'published' / 'val_20')
     assert '[Network G]' in capsys.readouterr().out
