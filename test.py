@@ -21,7 +21,7 @@ log = logging.getLogger('test')
 
 
 def output_dir(opt):
-    return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'test_{opt.epoch}')
+    return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.epoch}')
 
 
 def main():
@@ -29,6 +29,8 @@ def main():
     set_inference_threads()
     dataset = create_dataset(opt)
     model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
+    if opt.verbose:
+        model.print_networks({'G': model.netG})
     save_dir = output_dir(opt)
     done, failed = 0, []
     with logging_redirect_tqdm():

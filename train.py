@@ -2,7 +2,8 @@
 
 `torchrun --nproc_per_node N train.py ...` trains with DistributedDataParallel (one process per
 GPU, or gloo processes on the CPU). `--continue_train` resumes from `<checkpoints_dir>/<name>/latest`
-exactly where the run stopped; Ctrl-C or SIGTERM save `latest` after the current iteration.
+exactly where the run stopped (or a run of the published code from its `latest_*` files); Ctrl-C
+or SIGTERM save `latest` after the current iteration.
 """
 import contextlib
 import logging
@@ -19,7 +20,8 @@ from data import create_dataset, create_train_dataloader, get_dataset_class
 from models import create_model
 from options.train_options import TrainOptions
 from utils import distributed
-from utils.checkpoint import load_train_state, rng_states, save_checkpoint, set_rng_states, state_path
+from utils.checkpoint import (load_published_position, load_train_state, rng_states, save_checkpoint, set_rng_states,
+                              state_path)
 from utils.cli import UserError, run
 from utils.train_logger import TrainLogger
 from utils.validation import Validator
@@ -28,7 +30,9 @@ log = logging.getLogger('train')
 TRAIN_DATASETS = ('celeba', 'ffhq')
 STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 POSITIVE_FLAGS = ('total_epochs', 'print_freq', 'visual_freq', 'save_latest_freq', 'val_freq', 'lr_decay_iters')
-UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_epochs', 'rank', 'world_size')
+NON_NEGATIVE_FLAGS = ('save_iter_freq', 'save_epoch_freq', 'resume_epoch', 'resume_iter')
+UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_epochs', 'published_epochs', 'rank',
+                    'world_size', 'resume_epoch', 'resume_iter', 'verbose')
 
 
 def check_options(opt):
@@ -38,9 +42,9 @@ def check_options(opt):
     for flag in POSITIVE_FLAGS:
         if getattr(opt, flag) < 1:
             raise UserError(f"--{flag} must be at least 1, got {getattr(opt, flag)}")
-    for flag in ('save_iter_freq', 'save_epoch_freq'):
+    for flag in NON_NEGATIVE_FLAGS:
         if getattr(opt, flag) < 0:
-            raise UserError(f"--{flag} must be 0 (off) or more, got {getattr(opt, flag)}")
+            raise UserError(f"--{flag} must be 0 or more, got {getattr(opt, flag)}")
 
 
 def plain_options(opt):
@@ -120,13 +124,18 @@ class Trainer:
         self.loader = create_train_dataloader(self.dataset, opt, opt.rank, opt.world_size)
         self.validator = self._validator() if opt.val_dataroot else None
         self.model = create_model(opt).setup_training(self.loader.batches_per_epoch)
+        if opt.verbose and self.is_main:
+            self.model.print_networks(self.model.saved_networks())
         self.epoch, self.batch_in_epoch, self.iteration, self.saved_iteration = 0, 0, 0, None
         self.reported_files = set()
         if opt.continue_train:
             self._resume()
-        elif os.path.exists(state_path(self.model.save_dir, 'latest')) and self.is_main:
-            log.warning('%s holds checkpoints of an earlier run; this new run will overwrite them '
-                        '(--continue_train resumes that run instead)', self.model.save_dir)
+        else:
+            if os.path.exists(os.path.join(self.model.save_dir, 'latest_net_G.pth')) and self.is_main:
+                log.warning('%s holds checkpoints of an earlier run; this new run will overwrite them '
+                            '(--continue_train resumes that run instead)', self.model.save_dir)
+            if opt.resume_epoch or opt.resume_iter:
+                self._start_at(opt.resume_epoch, opt.resume_iter, 'new weights, --resume_epoch/--resume_iter')
         self.logger = TrainLogger(os.path.join(opt.log_dir, opt.name),
                                   self.iteration if opt.continue_train else None, self.is_main)
 
@@ -137,8 +146,34 @@ class Trainer:
                                              num_workers=self.opt.num_threads, collate_fn=dataset.collate)
         return Validator(loader, self.opt.device, dataset.small_lr, self.opt.y_quantization)
 
+    def _start_at(self, epoch, batch_in_epoch, source):
+        """Start `batch_in_epoch` batches into the 0-based `epoch`, learning rates at that iteration."""
+        self.iteration = epoch * self.loader.batches_per_epoch + batch_in_epoch
+        self.epoch, self.batch_in_epoch = divmod(self.iteration, self.loader.batches_per_epoch)
+        self.model.start_schedulers_at(self.iteration)
+        if self.is_main:
+            log.info('starting at epoch %d, iteration %d (%s)', self.epoch + 1, self.iteration, source)
+
+    def _resume_published(self):
+        """Resume a run of the published code from its `latest_*` files, saying what they could not restore."""
+        save_dir = self.model.save_dir
+        self.model.load_published_checkpoint(save_dir, 'latest')
+        info_path = os.path.join(save_dir, 'latest.info')
+        if os.path.isfile(info_path):
+            self._start_at(*load_published_position(info_path), f'position of {info_path}')
+        else:
+            self._start_at(self.opt.resume_epoch, self.opt.resume_iter,
+                           'no latest.info: position of --resume_epoch/--resume_iter')
+        if self.is_main:
+            log.warning('resumed a run of the published code from %s (latest_net_*.pth, latest_opts.pth); not '
+                        'restored, as it did not save them: random-number states, which images of the current '
+                        'epoch were already seen (its order was not seeded), learning-rate schedulers '
+                        '(recomputed for iteration %d)', save_dir, self.iteration)
+
     def _resume(self):
         path = state_path(self.model.save_dir, 'latest')
+        if not os.path.isfile(path) and os.path.isfile(os.path.join(self.model.save_dir, 'latest_opts.pth')):
+            return self._resume_published()
         state = load_train_state(path)
         self.model.load_training_state(state['model'], path)
         self.epoch, self.batch_in_epoch = state['epoch'], state['batch_in_epoch']
@@ -152,6 +187,8 @@ class Trainer:
         if changed and self.is_main:
             log.warning('resuming with flags that differ from the interrupted run (optimizer and scheduler '
                         'states are the saved ones): %s', ', '.join(changed))
+        if (self.opt.resume_epoch or self.opt.resume_iter) and self.is_main:
+            log.warning('--resume_epoch/--resume_iter ignored: --continue_train resumes at the saved position')
         if self.is_main:
             log.info('resuming %s at epoch %d, iteration %d', path, self.epoch + 1, self.iteration)
 

@@ -29,14 +29,14 @@ def create_test_dataloader(dataset, opt):
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):
-    """This process's share of a seeded per-epoch shuffle, able to start part-way through an epoch.
+    """This process's share of a seeded per-epoch shuffle (or of the sorted order), able to start mid-epoch.
 
     The order depends only on (--seed, epoch), as DistributedSampler's, so a resumed run skips the
     batches already trained on and sees the same ones after them.
     """
 
-    def __init__(self, dataset, num_replicas, rank, seed):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    def __init__(self, dataset, num_replicas, rank, seed, shuffle=True):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self.start = 0
 
     def set_position(self, epoch, start):
@@ -59,16 +59,21 @@ def _init_train_worker(worker_id):
 
 
 class TrainLoader:
-    """Batches of one process (`--batch_size` split over the torchrun processes), epoch by epoch."""
+    """Batches of one process (`--batch_size` split over the torchrun processes), epoch by epoch.
+
+    `--serial_batches` takes the images in sorted order; `--debug` makes every epoch one batch long.
+    """
 
     def __init__(self, dataset, opt, rank=0, world_size=1):
         if opt.batch_size % world_size:
             raise UserError(f"--batch_size {opt.batch_size} must be a multiple of the {world_size} processes")
         self.dataset = dataset
         self.seed = opt.seed
-        self.sampler = ResumableSampler(dataset, world_size, rank, opt.seed)
+        self.sampler = ResumableSampler(dataset, world_size, rank, opt.seed, shuffle=not opt.serial_batches)
         self.batch_size = opt.batch_size // world_size
         self.batches_per_epoch = self.sampler.num_samples // self.batch_size
+        if opt.debug:
+            self.batches_per_epoch = min(self.batches_per_epoch, 1)
         if self.batches_per_epoch == 0:
             raise UserError(f"{dataset.root}: {len(dataset)} images are fewer than one batch of "
                             f"--batch_size {opt.batch_size}; lower --batch_size or add images")
@@ -83,7 +88,7 @@ class TrainLoader:
         self.dataset.set_epoch(epoch)
         self.generator.manual_seed(self.seed + epoch)
         self.sampler.set_position(epoch, start_batch * self.batch_size)
-        return iter(self.loader)
+        return itertools.islice(self.loader, self.batches_per_epoch - start_batch)
 
 
 def create_train_dataloader(dataset, opt, rank=0, world_size=1):

@@ -16,6 +16,11 @@ from utils.image_io import ImageReadError, find_images, read_rgb
 from utils.tensor_image import uint8_to_tensor
 
 
+def first(paths, count):
+    """The first `count` paths (count may be inf)."""
+    return paths[:int(count)] if count < len(paths) else paths
+
+
 def center_square(img):
     """The largest centred square of a PIL image."""
     width, height = img.size
@@ -40,6 +45,8 @@ class PairedDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.epoch = 0
         self.paths = find_images(self.root, '--val_dataroot' if root else '--dataroot')
+        if root is None:  # --max_dataset_size limits the training folder, not --val_dataroot
+            self.paths = first(self.paths, opt.max_dataset_size)
 
     def make_pair(self, img, rng):
         """(LR, HR) HxWx3 uint8 arrays from an RGB PIL image."""

@@ -60,8 +60,9 @@ class CelebADataset(PairedDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        parser.add_argument('--scale_factor', type=int, default=8,
-                            help='LR faces are the HR ones PIL-bicubic reduced by this factor, then enlarged back')
+        if is_train:  # test.py accepts --scale_factor of its own
+            parser.add_argument('--scale_factor', type=int, default=8,
+                                help='LR faces are the HR ones PIL-bicubic reduced by this factor, then enlarged back')
         return parser
 
     def __init__(self, opt, root=None, augment=True):

@@ -142,9 +142,26 @@ def to_grayscale(img):
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
+def gaussian_kernel_size(sigma):
+    """imgaug's Gaussian kernel side for `sigma` (the published GaussianBlur): 3.3, 2.9 or 2.6 sigma, >= 5, odd.
+
+    The kernel covers 99 % of the weight for sigma < 3, 97 % below 5 and 95 % above: a truncated
+    Gaussian, which blurs less than its sigma says.
+    """
+    if sigma < 3.0:
+        size = 3.3 * sigma
+    elif sigma < 5.0:
+        size = 2.9 * sigma
+    else:
+        size = 2.6 * sigma
+    size = int(max(size, 5))
+    return size + 1 if size % 2 == 0 else size
+
+
 def gaussian_blur(img, sigma):
-    """Isotropic Gaussian blur; OpenCV sizes the kernel from sigma (about +-3 sigma for uint8)."""
-    return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    """Isotropic Gaussian blur as imgaug's GaussianBlur: OpenCV, kernel of `gaussian_kernel_size`, reflect-101."""
+    size = gaussian_kernel_size(sigma)
+    return cv2.GaussianBlur(img, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
 
 
 def box_blur(img, ksize):
@@ -158,24 +175,29 @@ def median_blur(img, ksize):
     return cv2.medianBlur(img, int(ksize))
 
 
-def motion_kernel(ksize, angle):
-    """A normalised straight line through the centre of a ksize x ksize kernel.
+def motion_kernel(ksize, angle, direction):
+    """imgaug's MotionBlur kernel (the published recipe), ksize x ksize, summing to 1.
 
-    angle is in degrees, counter-clockwise from the horizontal as the image is displayed; the
-    line is anti-aliased by rotating a one-pixel row with bilinear interpolation.
+    The middle column holds the ramp `linspace(t, 1 - t, ksize)`, t = (direction + 1) / 2
+    (direction -1..1: 0 is a uniform line, +-1 a ramp from one end to the other); the kernel is
+    stored as uint8 (x 255, truncated), rotated by `angle` degrees (clockwise as displayed, as
+    imgaug) about its centre pixel with bilinear interpolation and zeros outside, then normalised.
     """
     _check_odd(ksize, 'motion blur')
-    row = np.zeros((ksize, ksize), np.float32)
-    row[ksize // 2, :] = 1.0
+    start = (np.clip(direction, -1.0, 1.0) + 1.0) / 2.0
+    line = np.zeros((ksize, ksize), np.float32)
+    line[:, ksize // 2] = np.linspace(start, 1.0 - start, ksize)
     centre = (ksize - 1) / 2.0
-    rotation = cv2.getRotationMatrix2D((centre, centre), angle, 1.0)
-    kernel = cv2.warpAffine(row, rotation, (ksize, ksize), flags=cv2.INTER_LINEAR)
+    rotation = cv2.getRotationMatrix2D((centre, centre), -angle, 1.0)  # OpenCV turns counter-clockwise
+    rotated = cv2.warpAffine((line * 255).astype(np.uint8), rotation, (ksize, ksize), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    kernel = rotated.astype(np.float32) / 255.0
     return kernel / kernel.sum()
 
 
-def motion_blur(img, ksize, angle):
-    """Blur along a straight line of ksize pixels at `angle` degrees, as a moving camera does."""
-    return cv2.filter2D(img, -1, motion_kernel(ksize, angle))
+def motion_blur(img, ksize, angle, direction=0.0):
+    """Blur along a line of ksize pixels at `angle` degrees, weighted by `direction`, as imgaug's MotionBlur."""
+    return cv2.filter2D(img, -1, motion_kernel(ksize, angle, direction))
 
 
 def resize(img, height, width, interpolation):
@@ -205,10 +227,11 @@ def jpeg_compress(img, quality):
 
 @dataclass(frozen=True)
 class Blur:
-    """One drawn blur: `size` is sigma for 'gaussian', the kernel size otherwise; angle for 'motion'."""
+    """One drawn blur: `size` is sigma for 'gaussian', the kernel size otherwise; angle and direction for 'motion'."""
     kind: str
     size: float
     angle: float = 0.0
+    direction: float = 0.0
 
 
 def apply_blur(img, blur):
@@ -219,7 +242,7 @@ def apply_blur(img, blur):
     if blur.kind == 'median':
         return median_blur(img, blur.size)
     if blur.kind == 'motion':
-        return motion_blur(img, blur.size, blur.angle)
+        return motion_blur(img, blur.size, blur.angle, blur.direction)
     raise ValueError(f"unknown blur kind {blur.kind!r}; expected one of {BLUR_KINDS}")
 
 
@@ -251,7 +274,8 @@ def _draw_blur(rng, config):
         return Blur(kind, _draw_int(rng, config.blur_box_kernel))
     if kind == 'median':
         return Blur(kind, _odd_up(_draw_int(rng, config.blur_median_kernel)))
-    return Blur(kind, _odd_up(_draw_int(rng, config.blur_motion_kernel)), float(rng.uniform(0.0, 180.0)))
+    return Blur(kind, _odd_up(_draw_int(rng, config.blur_motion_kernel)), float(rng.uniform(0.0, 360.0)),
+                float(rng.uniform(-1.0, 1.0)))
 
 
 def sample_plan(rng, config=DegradationConfig()):

@@ -9,6 +9,8 @@ from utils.cli import UserError
 from utils.image_io import ImageReadError, is_image_file, list_files, no_images_message, read_rgb
 from utils.tensor_image import uint8_to_tensor
 
+from .base_dataset import first
+
 
 class SingleDataset(torch.utils.data.Dataset):
     """LR images only: RGB, PIL bicubic resize to load_size x load_size, scaled to [-1, 1]."""
@@ -27,8 +29,7 @@ class SingleDataset(torch.utils.data.Dataset):
         self.non_images = [f for f in files if not is_image_file(f)]
         if not self.paths:
             raise UserError(no_images_message('--dataroot', self.root))
-        if opt.ntest < len(self.paths):
-            self.paths = self.paths[:int(opt.ntest)]
+        self.paths = first(self.paths, min(opt.ntest, opt.max_dataset_size))
 
     def __len__(self):
         return len(self.paths)

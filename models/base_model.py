@@ -4,17 +4,18 @@ import os
 import torch
 
 from utils import distributed
-from utils.checkpoint import load_tag, net_path
+from utils.checkpoint import describe, load_tag, net_path
 from utils.cli import UserError
-from utils.state_dict import WeightsError, shape_differences, tensor_shapes
+from utils.state_dict import WeightsError, load_tensors, shape_differences, tensor_shapes
 
 from .fast_inference import prepare_inference_net
 from .fast_training import channels_last, fused_adam, prepare_training_net
+from .init import init_weights
 from .lr_policy import create_scheduler
 from .networks import GeneratorSpec
 from .onnx_inference import OnnxGenerator
 from .released import RELEASED_MODELS
-from .weights import check_generator_state, load_generator_weights
+from .weights import check_generator_state, load_generator_weights, read_state_dict
 
 
 class BaseModel:
@@ -22,6 +23,7 @@ class BaseModel:
     default_load_size = 128
     default_train_dataset = 'celeba'
     inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir
+    ignored_train_flags = ()  # training flags of the other model, accepted without effect
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -37,8 +39,16 @@ class BaseModel:
         self.channels_last_inputs = False
 
     def inference_weights_path(self):
-        return self.opt.pretrain_model_path or net_path(self.save_dir, load_tag(self.opt.epoch, self.opt.load_iter),
-                                                        self.inference_net_name)
+        """--pretrain_model_path, else the checkpoint of --epoch / --load_iter (`20_net_G.pth` of the published
+        code too, when `epoch_20_net_G.pth` is absent)."""
+        if self.opt.pretrain_model_path:
+            return self.opt.pretrain_model_path
+        path = net_path(self.save_dir, load_tag(self.opt.epoch, self.opt.load_iter), self.inference_net_name)
+        published = net_path(self.save_dir, self.opt.epoch, self.inference_net_name)
+        by_epoch_number = str(self.opt.epoch).isdigit() and self.opt.load_iter <= 0
+        if by_epoch_number and not os.path.isfile(path) and os.path.isfile(published):
+            return published
+        return path
 
     def setup_inference(self):
         """Load the weights strictly and prepare the network that `test()` runs.
@@ -86,11 +96,14 @@ class BaseModel:
         return self.SR
 
     def setup_training(self, iters_per_epoch):
-        """Generator on the device in train mode (from --pretrain_model_path if given), optimizers, schedulers.
+        """Generator on the device in train mode, optimizers, schedulers.
+
+        The generator starts from `--init_type --init_gain` weights, or from --pretrain_model_path.
 
         `train_G` is the generator as run in training: wrapped in DDP or DataParallel on several
         devices; `netG` stays the plain module whose state dict is saved in the released format.
         """
+        init_weights(self.netG, self.opt.init_type, self.opt.init_gain)
         if self.opt.pretrain_model_path:
             load_generator_weights(self.netG, self.opt.pretrain_model_path, self.spec)
         self.netG.to(self.device).train()
@@ -102,10 +115,15 @@ class BaseModel:
             self.channels_last_inputs = True
         self.train_G = distributed.wrap(self.netG, self.opt)
         self.optimizers = self.create_optimizers()
-        self.schedulers = {name: create_scheduler(optimizer, self.opt, iters_per_epoch)
-                           for name, optimizer in self.optimizers.items()}
+        self.iters_per_epoch = iters_per_epoch
+        self.start_schedulers_at(0)
         self.losses = {}
         return self
+
+    def start_schedulers_at(self, iteration):
+        """Schedulers at the learning rates of `iteration` (for runs started part-way, or without saved schedulers)."""
+        self.schedulers = {name: create_scheduler(optimizer, self.opt, self.iters_per_epoch, iteration)
+                           for name, optimizer in self.optimizers.items()}
 
     def adam(self, params, lr):
         """Adam with betas (--beta1, 0.99); its fused kernel with --fast_train."""
@@ -127,6 +145,12 @@ class BaseModel:
     def validation_networks(self):
         return {'G': self.netG}
 
+    @staticmethod
+    def print_networks(networks):
+        """--verbose: each network of {name: module} and its parameter count, as the published code printed them."""
+        for name, net in networks.items():
+            print(f'{net}\n[Network {name}] {sum(p.numel() for p in net.parameters()):,} parameters')
+
     def get_current_losses(self):
         return {name: float(value) for name, value in self.losses.items()}
 
@@ -147,16 +171,44 @@ class BaseModel:
                 'optimizers': {name: opt.state_dict() for name, opt in self.optimizers.items()},
                 'schedulers': {name: sched.state_dict() for name, sched in self.schedulers.items()}}
 
+    def load_network_state(self, name, state_dict, source):
+        """Load `state_dict` into the saved network `name` strictly; WeightsError naming `source` if it does not fit."""
+        net = self.saved_networks()[name]
+        if name in ('G', 'H'):
+            check_generator_state(state_dict, self.spec, source, tensor_shapes(net.state_dict()))
+        elif shape_differences(state_dict, tensor_shapes(net.state_dict())):
+            raise WeightsError(f"{source}: the saved net {name} does not fit the one of the current flags "
+                               "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
+        net.load_state_dict(state_dict)
+
+    def load_published_checkpoint(self, folder, tag):
+        """Networks and optimizers saved by the published code as `<tag>_net_<name>.pth` and `<tag>_opts.pth`.
+
+        The optimizer file is a list of optimizer states in the order of `self.optimizers` ([G] or [G, D]).
+        """
+        paths = {name: os.path.join(folder, f'{tag}_net_{name}.pth') for name in self.saved_networks()}
+        paths['opts'] = os.path.join(folder, f'{tag}_opts.pth')
+        missing = [os.path.basename(path) for path in paths.values() if not os.path.isfile(path)]
+        if missing:
+            raise UserError(f"{folder}: the published code's checkpoint `{tag}` lacks {', '.join(missing)}; "
+                            "a resume needs every network and the optimizer states")
+        for name in self.saved_networks():
+            self.load_network_state(name, read_state_dict(paths[name]), paths[name])
+        states = load_tensors(paths['opts'], what='optimizer states file')
+        if not isinstance(states, list) or len(states) != len(self.optimizers):
+            raise UserError(f"{paths['opts']}: expected a list of {len(self.optimizers)} optimizer states "
+                            f"({', '.join(self.optimizers)}), found {describe(states)}")
+        for (name, optimizer), state in zip(self.optimizers.items(), states):
+            try:
+                optimizer.load_state_dict(state)
+            except (ValueError, KeyError, TypeError) as err:
+                raise UserError(f"{paths['opts']}: optimizer state {name} does not fit net {name} "
+                                f"({str(err).splitlines()[0]})") from None
+
     def load_training_state(self, state, path):
         """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""
-        for name, net in self.saved_networks().items():
-            saved = state['networks'][name]
-            if name in ('G', 'H'):
-                check_generator_state(saved, self.spec, f'{path} (net {name})', tensor_shapes(net.state_dict()))
-            elif shape_differences(saved, tensor_shapes(net.state_dict())):
-                raise WeightsError(f"{path}: the saved net {name} does not fit the one of the current flags "
-                                   "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
-            net.load_state_dict(saved)
+        for name in self.saved_networks():
+            self.load_network_state(name, state['networks'][name], f'{path} (net {name})')
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state['optimizers'][name])
         for name, scheduler in self.schedulers.items():

@@ -1,4 +1,6 @@
 """SPARNetHD's multi-scale patch discriminator, spectral-normalised, returning scores and features."""
+import re
+
 from torch import nn
 from torch.nn import functional as F
 
@@ -6,6 +8,27 @@ from utils.cli import UserError
 
 from .blocks import ConvLayer
 from .blocks import add_spectral_norm
+from .init import init_weights
+
+
+# Our net_D files before the published key names: `...score_out.weight_orig` for `...score_out.conv2d.weight_orig`.
+OLD_SCORE_KEY = re.compile(r'^((?:.*\.)?score_out)\.(weight_orig|weight_u|weight_v|weight|bias)$')
+
+
+class ScoreConv(nn.Module):
+    """The unpadded 3x3 score conv (with bias), as `.conv2d` like the published ConvLayer: keys `score_out.conv2d.*`."""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.conv2d = nn.Conv2d(in_channels, 1, 3)
+
+    def forward(self, x):
+        return self.conv2d(x)
+
+
+def upgrade_discriminator_keys(state_dict):
+    """A net_D state dict with the published key names, whether saved with them or with our earlier ones."""
+    return {OLD_SCORE_KEY.sub(r'\1.conv2d.\2', key): value for key, value in state_dict.items()}
 
 
 class NLayerDiscriminator(nn.Module):
@@ -23,7 +46,7 @@ class NLayerDiscriminator(nn.Module):
             layers.append(ConvLayer(channels, out_channels, 'down', norm_type, 'leakyrelu'))
             channels = out_channels
         self.model = nn.Sequential(*layers)
-        self.score_out = nn.Conv2d(channels, 1, 3)
+        self.score_out = ScoreConv(channels)
 
     def forward(self, x):
         features = []
@@ -62,7 +85,10 @@ class MultiScaleDiscriminator(nn.Module):
 
 
 def define_D(opt):
-    """The discriminator of `--num_D --n_layers_D --Dnorm`, spectral norm on every conv; checks `--load_size`."""
+    """The discriminator of `--num_D --n_layers_D --Dnorm`, spectral norm on every conv, `--init_type` weights.
+
+    Checks that `--load_size` suits it.
+    """
     if opt.num_D < 1 or opt.n_layers_D < 0:
         raise UserError(f"--num_D {opt.num_D} --n_layers_D {opt.n_layers_D}: need at least one scale "
                         "and no negative layer count")
@@ -71,4 +97,4 @@ def define_D(opt):
         raise UserError(f"--load_size {opt.load_size} is too small for --num_D {opt.num_D} --n_layers_D "
                         f"{opt.n_layers_D}: the coarsest discriminator's features would be smaller than its "
                         "3x3 score conv; use a larger --load_size or a smaller --num_D / --n_layers_D")
-    return net
+    return init_weights(net, opt.init_type, opt.init_gain)

@@ -20,7 +20,11 @@ def lr_factor(policy, iteration, total_iters, iters_per_epoch, opt):
     raise ValueError(f"unknown --lr_policy {policy!r}")
 
 
-def create_scheduler(optimizer, opt, iters_per_epoch):
+def create_scheduler(optimizer, opt, iters_per_epoch, start=0):
+    """The scheduler of `--lr_policy`, at the lr of iteration `start` (a run started or resumed part-way)."""
     total_iters = max(1, opt.total_epochs * iters_per_epoch)
+    for group in optimizer.param_groups:
+        group.setdefault('initial_lr', group['lr'])
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda iteration: lr_factor(opt.lr_policy, iteration, total_iters, iters_per_epoch, opt))
+        optimizer, lambda iteration: lr_factor(opt.lr_policy, iteration, total_iters, iters_per_epoch, opt),
+        last_epoch=start - 1)

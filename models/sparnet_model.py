@@ -8,6 +8,7 @@ class SPARNetModel(BaseModel):
     default_gnorm = 'bn'
     default_load_size = 128
     default_train_dataset = 'celeba'
+    ignored_train_flags = ('g_lr', 'd_lr', 'gan_mode')
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

@@ -3,13 +3,12 @@ import torch
 from torch.nn import functional as F
 
 from utils import distributed
-from utils.cli import unquoted, unquoted_lower
+from utils.cli import unquoted
 
 from .base_model import BaseModel
-from .discriminator import define_D
-from .ema import ema_copy, ema_update
-from .losses import (GAN_MODES, VGG19_FILE, VGG19_LEGACY_PATH, VGG19_WEIGHTS, GANLoss, VGGPerceptualLoss,
-                     feature_matching_loss)
+from .discriminator import define_D, upgrade_discriminator_keys
+from .ema import ema_copy, ema_step
+from .losses import VGG19_FILE, VGG19_LEGACY_PATH, VGG19_WEIGHTS, GANLoss, VGGPerceptualLoss, feature_matching_loss
 
 
 class SPARNetHDModel(BaseModel):
@@ -17,21 +16,18 @@ class SPARNetHDModel(BaseModel):
     default_load_size = 512
     default_train_dataset = 'ffhq'
     inference_net_name = 'H'  # the EMA generator, as released
+    ignored_train_flags = ('lr',)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
         if is_train:
-            parser.add_argument('--gan_mode', type=unquoted_lower, default='hinge', choices=GAN_MODES,
-                                help='GAN loss')
             parser.add_argument('--lambda_pix', type=float, default=100.0, help='weight of the L1 pixel loss')
             parser.add_argument('--lambda_pcp', type=float, default=1.0,
                                 help='weight of the VGG19 perceptual loss (0: no VGG19 needed)')
             parser.add_argument('--lambda_fm', type=float, default=10.0, help='weight of the feature-matching loss')
             parser.add_argument('--lambda_g', type=float, default=1.0, help='weight of the generator GAN loss')
-            parser.add_argument('--g_lr', type=float, default=0.0001, help='generator learning rate (Adam)')
-            parser.add_argument('--d_lr', type=float, default=0.0004, help='discriminator learning rate (Adam)')
             parser.add_argument('--ema_decay', type=float, default=0.999,
-                                help='netH = decay * netH + (1 - decay) * netG after every iteration')
+                                help='netH = decay * netH + (1 - decay) * netG at every iteration')
             parser.add_argument('--vgg_weights', type=unquoted, default=None,
                                 help="torchvision's ImageNet VGG19 weights, for the perceptual loss (default: "
                                      f"{VGG19_LEGACY_PATH} if there, else {VGG19_FILE} in --weights_dir, "
@@ -60,6 +56,12 @@ class SPARNetHDModel(BaseModel):
     def saved_networks(self):
         return {'G': self.netG, 'H': self.netH, 'D': self.netD}
 
+    def load_network_state(self, name, state_dict, source):
+        """Also net_D files of ours saved before the published key names (`score_out.*`)."""
+        if name == 'D':
+            state_dict = upgrade_discriminator_keys(state_dict)
+        super().load_network_state(name, state_dict, source)
+
     def validation_networks(self):
         return {'G': self.netG, 'H': self.netH}
 
@@ -82,8 +84,10 @@ class SPARNetHDModel(BaseModel):
         return losses
 
     def optimize_parameters(self):
-        """G step (D frozen), then D step on real and detached fake (one backward each), then EMA."""
+        """EMA step (as published: after G's forward, before its step), G step (D frozen), then D step on real
+        and detached fake (one backward each)."""
         self.SR = self.train_G(self.LR)
+        ema_step(self.netH, self.netG, self.opt.ema_decay, self.LR)
         self.netD.requires_grad_(False)
         losses = self._generator_losses()
         self.optimizers['G'].zero_grad()
@@ -97,14 +101,14 @@ class SPARNetHDModel(BaseModel):
         loss_fake = 0.5 * self._gan_loss(self.train_D(self.SR.detach()), False, for_discriminator=True)
         loss_fake.backward()
         self.optimizers['D'].step()
-
-        ema_update(self.netH, self.netG, self.opt.ema_decay)
         losses['D'] = loss_real + loss_fake
         self.losses = {name: value.detach() for name, value in losses.items()}
 
     def get_current_visuals(self):
+        """Also H's output, computed in eval mode: a visual must not power-iterate H's vectors again."""
         with torch.no_grad():
-            ema_sr = self.netH(self.LR)
+            ema_sr = self.netH.eval()(self.LR)
+        self.netH.train()
         return {'LR': self.LR, 'SR': self.SR.detach(), 'SR_EMA': ema_sr, 'HR': self.HR}
 
 

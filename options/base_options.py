@@ -1,5 +1,6 @@
 """Flags shared by training and testing, with the original project's names and defaults."""
 import argparse
+import logging
 import os
 
 import torch
@@ -7,11 +8,15 @@ import torch
 import data
 import models
 from models.blocks import NORM_TYPES
-from utils.cli import unquoted, unquoted_lower
+from models.init import INIT_TYPES
+from utils.cli import UserError, unquoted, unquoted_lower
 from utils.devices import select_device
 from utils.distributed import launched_by_torchrun
 
 from .generator_flags import add_generator_arguments, resolve_generator_options
+
+log = logging.getLogger('options')
+NOT_GIVEN = object()
 
 
 class BaseOptions:
@@ -36,6 +41,11 @@ class BaseOptions:
                             help='discriminator norm')
         parser.add_argument('--num_D', type=int, default=3, help='scales of the multi-scale discriminator')
         parser.add_argument('--n_layers_D', type=int, default=4, help='stride-2 layers per discriminator')
+        parser.add_argument('--init_type', type=unquoted_lower, default='normal', choices=INIT_TYPES,
+                            help='training: initial conv weights, N(0, --init_gain) for normal (the published '
+                                 'recipe); batch-norm scales are N(1, --init_gain)')
+        parser.add_argument('--init_gain', type=float, default=0.02,
+                            help='training: std of normal, gain of xavier and orthogonal initial weights')
         parser.add_argument('--dataset_name', type=unquoted_lower, default='single', choices=data.DATASET_NAMES,
                             help='dataset loader (default: single for testing; for training celeba with '
                                  'sparnet, ffhq with sparnethd)')
@@ -49,7 +59,24 @@ class BaseOptions:
                             help='checkpoint to load from checkpoints_dir: latest or an epoch number')
         parser.add_argument('--load_iter', type=int, default=0,
                             help='if > 0, load the checkpoint of that iteration instead of --epoch')
+        parser.add_argument('--max_dataset_size', type=int, default=float('inf'),
+                            help='use at most this many images of --dataroot (the first ones in sorted order)')
+        parser.add_argument('--suffix', type=unquoted, default='',
+                            help='--name becomes <name>_<suffix>, {flag} in the suffix replaced by its value, '
+                                 'e.g. {model}_size{load_size}')
+        parser.add_argument('--verbose', action='store_true', help='print the networks and their parameter counts')
+        parser.add_argument('--debug', action='store_true',
+                            help='training smoke test: one batch per epoch, at most 7 epochs (as published)')
+        parser.add_argument('--serial_batches', action='store_true',
+                            help='training: batches take the images in sorted order instead of shuffled')
+        self.original_flags = parser.add_argument_group('accepted for the original commands, without effect')
+        for flag, default in (('--input_nc', 3), ('--output_nc', 3), ('--ngf', 64), ('--ndf', 64)):
+            self.original_flags.add_argument(flag, type=int, default=default)
+        self.original_flags.add_argument('--preprocess', type=unquoted, default='none')
         return add_generator_arguments(parser)
+
+    # Flags that parse but change nothing here (the published code ignored most of them too).
+    ignored_flags = ('input_nc', 'output_nc', 'ngf', 'ndf', 'preprocess')
 
     def gather_options(self, args=None, default_weights=''):
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -76,6 +103,39 @@ class BaseOptions:
             opt.device, opt.gpu_ids = torch.device('cpu'), []
         else:
             opt.device, opt.gpu_ids = select_device(opt.gpus)
+        if opt.suffix:
+            opt.name = f'{opt.name}_{name_suffix(opt)}'
+        if opt.max_dataset_size < 1:
+            raise UserError(f"--max_dataset_size must be at least 1, got {opt.max_dataset_size}")
+        self.warn_ignored(args, models.get_model_class(opt.model))
         torch.manual_seed(opt.seed)
         self.opt = opt
         return opt
+
+    def warn_ignored(self, args, model_class):
+        """One warning line naming the flags given that have no effect here."""
+        names = self.ignored_flags + (model_class.ignored_train_flags if self.is_train else ())
+        given = given_flags(self.parser, args, names)
+        if given:
+            log.warning('ignored (accepted for the published commands, no effect here): %s',
+                        ' '.join(f'--{name}' for name in given))
+
+
+def name_suffix(opt):
+    """`--suffix` with each {flag} replaced by its value, as the published code built it."""
+    try:
+        return opt.suffix.format(**vars(opt))
+    except (KeyError, IndexError, ValueError) as err:
+        raise UserError(f"--suffix {opt.suffix!r}: {err!r} is not a flag name or not a valid format "
+                        "(write flags as {load_size})") from None
+
+
+def given_flags(parser, args, names):
+    """Which of the options `names` the command line `args` sets, whatever their values."""
+    saved = {name: parser.get_default(name) for name in names}
+    parser.set_defaults(**dict.fromkeys(names, NOT_GIVEN))
+    try:
+        parsed, _ = parser.parse_known_args(args)
+    finally:
+        parser.set_defaults(**saved)
+    return [name for name in names if getattr(parsed, name) is not NOT_GIVEN]

@@ -40,4 +40,14 @@ class TestOptions(BaseOptions):
                             help='lowest detection score kept (default: 0 for cnn, 0.3 for hog, which else '
                                  'takes badges and patterns for faces)')
         parser.add_argument('--face_batch_size', type=int, default=4, help='aligned faces enhanced per batch')
+        parser.add_argument('--phase', type=unquoted, default='test',
+                            help='default --save_as_dir is <results_dir>/<name>/<phase>_<epoch>')
+        self.original_flags.add_argument('--eval', action='store_true')
+        self.original_flags.add_argument('--num_test', type=int, default=50)
+        self.original_flags.add_argument('--scale_factor', type=int, default=8,
+                                         help='every input is resized to --load_size, whatever its size')
+        self.original_flags.add_argument('--lambda_pix', type=float, default=1.0)
         return parser
+
+    ignored_flags = BaseOptions.ignored_flags + ('eval', 'num_test', 'scale_factor', 'lambda_pix', 'debug',
+                                                 'serial_batches', 'init_type', 'init_gain')

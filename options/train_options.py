@@ -1,9 +1,12 @@
 """Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
+from models.losses import GAN_MODES
 from models.lr_policy import LR_POLICIES
 from utils.cli import unquoted, unquoted_lower
 from utils.psnr_ssim import add_y_quantization_argument
 
 from .base_options import BaseOptions
+
+DEBUG_EPOCHS = 7  # the published --debug loop stopped after its 7th epoch
 
 
 class TrainOptions(BaseOptions):
@@ -11,8 +14,21 @@ class TrainOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = super().initialize(parser)
-        parser.add_argument('--total_epochs', type=int, default=50, help='epochs to train')
+        parser.add_argument('--total_epochs', type=int, default=50,
+                            help='epochs to train (exactly; see --published_epochs)')
+        parser.add_argument('--published_epochs', action='store_true',
+                            help='train --total_epochs + 1 epochs, as the published loop did '
+                                 '(range(0, total_epochs + 1)); train.sh passes it to reproduce the released models')
+        parser.add_argument('--resume_epoch', type=int, default=0,
+                            help='start at this epoch (0 = the first) and --resume_iter batches into it, as the '
+                                 'published flags; with --continue_train the saved position is used instead')
+        parser.add_argument('--resume_iter', type=int, default=0, help='see --resume_epoch')
         parser.add_argument('--lr', type=float, default=0.0002, help='generator learning rate of sparnet (Adam)')
+        parser.add_argument('--g_lr', type=float, default=0.0001, help='generator learning rate of sparnethd (Adam)')
+        parser.add_argument('--d_lr', type=float, default=0.0004,
+                            help='discriminator learning rate of sparnethd (Adam)')
+        parser.add_argument('--gan_mode', type=unquoted_lower, default='hinge', choices=GAN_MODES,
+                            help='GAN loss of sparnethd')
         parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1 (beta2 is 0.99)')
         parser.add_argument('--lr_policy', type=unquoted_lower, default='constant', choices=LR_POLICIES,
                             help='learning-rate schedule, stepped every iteration. constant: how the released '
@@ -53,4 +69,18 @@ class TrainOptions(BaseOptions):
                             help='with torchrun on GPUs: batch norm statistics over all processes')
         parser.add_argument('--deterministic', action='store_true',
                             help='deterministic algorithms only (slower on GPU): repeatable runs and resumes')
+        self.original_flags.add_argument('--phase', type=unquoted, default='train')
+        self.original_flags.add_argument('--save_by_iter', action='store_true')
+        for flag, default in (('--epoch_count', 1), ('--n_epochs', 10), ('--niter_decay', 100)):
+            self.original_flags.add_argument(flag, type=int, default=default)
         return parser
+
+    ignored_flags = BaseOptions.ignored_flags + ('phase', 'save_by_iter', 'epoch_count', 'n_epochs', 'niter_decay')
+
+    def parse(self, args=None):
+        """`total_epochs` becomes the epochs to train: one more with --published_epochs, at most 7 with --debug."""
+        opt = super().parse(args)
+        opt.total_epochs += int(opt.published_epochs)
+        if opt.debug:
+            opt.total_epochs = min(opt.total_epochs, DEBUG_EPOCHS)
+        return opt

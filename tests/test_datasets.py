@@ -165,3 +165,33 @@ def test_fewer_images_than_a_batch_refused(faces):
     with pytest.raises(UserError, match='fewer than one batch'):
         create_train_dataloader(create_dataset(opt), opt)
 
+
+
+def test_serial_batches_take_the_sorted_images_in_order_every_epoch(faces):
+    opt = options(faces, 'celeba', '--serial_batches')
+    loader = create_train_dataloader(create_dataset(opt), opt)
+    expected = [['face_00.png', 'face_01.png'], ['face_02.png', 'face_03.png'], ['face_04.png', 'face_05.png']]
+    for epoch in (0, 3):
+        assert [paths for paths, _ in batches_of(loader, epoch)] == expected
+    assert [paths for paths, _ in batches_of(loader, 0, start=1)] == expected[1:]
+
+
+def test_max_dataset_size_limits_the_training_folder_not_the_validation_one(faces):
+    opt = options(faces, 'celeba', '--max_dataset_size', '3')
+    dataset = create_dataset(opt)
+    assert dataset.paths == ['face_00.png', 'face_01.png', 'face_02.png']
+    assert len(type(dataset)(opt, faces, augment=False)) == 6
+
+
+def test_debug_epochs_are_one_batch_long(faces):
+    opt = options(faces, 'celeba', '--debug')
+    loader = create_train_dataloader(create_dataset(opt), opt)
+    assert loader.batches_per_epoch == 1 and [len(batches_of(loader, epoch)) for epoch in range(3)] == [1, 1, 1]
+    assert batches_of(loader, 0, start=1) == []
+
+
+def test_max_dataset_size_and_ntest_limit_the_test_folder(faces):
+    from options.test_options import TestOptions
+    for extra, count in ((), 6), (('--max_dataset_size', '4'), 4), (('--max_dataset_size', '4', '--ntest', '2'), 2):
+        opt = TestOptions().parse(['--gpus', '0', '--dataroot', str(faces), *extra])
+        assert create_dataset(opt).paths == [f'face_{i:02d}.png' for i in range(count)]

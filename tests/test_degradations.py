@@ -10,8 +10,8 @@ import skimage.data
 
 from data.degradations import (BLUR_KINDS, INTERPOLATIONS, Blur, DegradationConfig, add_degradation_options,
                                add_gaussian_noise, apply_blur, box_blur, config_from_options, degrade,
-                               degrade_pair, gaussian_blur, jpeg_compress, median_blur, motion_blur,
-                               motion_kernel, resize, sample_plan, to_grayscale)
+                               degrade_pair, gaussian_blur, gaussian_kernel_size, jpeg_compress, median_blur,
+                               motion_blur, motion_kernel, resize, sample_plan, to_grayscale)
 from utils.cli import UserError
 
 NO_STEPS = DegradationConfig(gray_prob=0.0, blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0)
@@ -62,12 +62,38 @@ def test_blur_removes_high_frequencies_more_when_larger(face, kind, small, large
     assert energies[2] < 0.5 * energies[0]
 
 
-def test_gaussian_blur_matches_scipy(face):
-    ours = gaussian_blur(face, 3.0).astype(np.float64)
-    reference = scipy.ndimage.gaussian_filter(face.astype(np.float64), sigma=(3.0, 3.0, 0), mode='mirror',
-                                              truncate=3.0)
-    error = np.abs(ours - reference)
-    assert error.max() < 1.5 and error.mean() < 0.3  # rounding plus OpenCV's 8-bit fixed point
+def imgaug_gaussian_size(sigma):
+    """imgaug 0.4's kernel side: int(max(k * sigma, 5)) with k 3.3 / 2.9 / 2.6 below 3 / below 5 / above, made odd."""
+    factor = 3.3 if sigma < 3.0 else 2.9 if sigma < 5.0 else 2.6
+    size = int(max(factor * sigma, 5))
+    return size if size % 2 else size + 1
+
+
+def gaussian_kernel_1d(size, sigma):
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    weights = np.exp(-offsets ** 2 / (2 * sigma ** 2))
+    return weights / weights.sum()
+
+
+@pytest.mark.parametrize('sigma, size', [(0.5, 5), (2.0, 7), (2.99, 9), (3.0, 9), (4.0, 11), (4.99, 15), (5.0, 13),
+                                         (7.7, 21), (10.0, 27), (15.0, 39)])
+def test_gaussian_kernel_size_is_imgaugs(sigma, size):
+    assert gaussian_kernel_size(sigma) == imgaug_gaussian_size(sigma) == size
+
+
+@pytest.mark.parametrize('sigma', [3.0, 4.2, 7.5, 15.0])
+def test_gaussian_blur_kernel_is_the_truncated_gaussian_of_imgaug(face, sigma):
+    size = imgaug_gaussian_size(sigma)
+    impulse = np.zeros((61, 61), np.float32)
+    impulse[30, 30] = 1.0
+    response = gaussian_blur(impulse, sigma)
+    kernel = np.outer(gaussian_kernel_1d(size, sigma), gaussian_kernel_1d(size, sigma))
+    radius = size // 2
+    np.testing.assert_allclose(response[30 - radius:31 + radius, 30 - radius:31 + radius], kernel, atol=1e-6)
+    assert np.count_nonzero(response) == size * size
+    row = gaussian_kernel_1d(size, sigma).astype(np.float32)
+    reference = cv2.sepFilter2D(face, -1, row, row, borderType=cv2.BORDER_REFLECT_101)
+    assert np.abs(gaussian_blur(face, sigma).astype(int) - reference).max() <= 1  # OpenCV's 8-bit fixed point
 
 
 def test_box_blur_matches_scipy(face):
@@ -88,22 +114,55 @@ def test_even_kernel_is_refused_where_a_centre_is_needed(face, step):
         step(face)
 
 
-def test_motion_kernel_is_a_normalised_line_through_the_centre():
-    horizontal = motion_kernel(7, 0.0)
-    assert np.allclose(horizontal[3], 1 / 7) and np.allclose(np.delete(horizontal, 3, axis=0), 0)
-    vertical = motion_kernel(7, 90.0)
-    assert np.allclose(vertical[:, 3], 1 / 7, atol=1e-6) and np.allclose(np.delete(vertical, 3, axis=1), 0, atol=1e-6)
-    diagonal = motion_kernel(9, 45.0)
-    assert diagonal.sum() == pytest.approx(1.0)
+def imgaug_motion_kernel(size, angle, direction):
+    """imgaug 0.4's MotionBlur kernel from its formulas: a ramp linspace(t, 1 - t) in the middle column,
+    t = (direction + 1) / 2, as uint8 (x 255), rotated with skimage's rotation matrix [[cos, -sin], [sin, cos]]
+    about (size / 2 - 0.5, size / 2 - 0.5) by OpenCV bilinear warping (imgaug's backend for uint8), / 255, normalised.
+    """
+    start = (direction + 1.0) / 2.0
+    ramp = np.zeros((size, size), np.float32)
+    ramp[:, size // 2] = np.linspace(start, 1.0 - start, size)
+    centre = size / 2.0 - 0.5
+    theta = np.deg2rad(angle)
+    to_centre = np.array([[1, 0, centre], [0, 1, centre], [0, 0, 1]])
+    rotation = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    to_origin = np.array([[1, 0, -centre], [0, 1, -centre], [0, 0, 1]])
+    matrix = (to_centre @ rotation @ to_origin)[:2]
+    rotated = cv2.warpAffine((ramp * 255).astype(np.uint8), matrix, (size, size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    kernel = rotated.astype(np.float32) / 255.0
+    return kernel / kernel.sum()
+
+
+@pytest.mark.parametrize('size, angle, direction', [(5, 0.0, 0.0), (7, 30.0, -1.0), (9, 45.0, 0.3), (11, 90.0, 0.5),
+                                                    (15, 200.0, 1.0), (21, 123.4, -0.25), (25, 333.3, -0.6)])
+def test_motion_kernel_and_blur_are_imgaugs(face, size, angle, direction):
+    kernel = motion_kernel(size, angle, direction)
+    expected = imgaug_motion_kernel(size, angle, direction)
+    assert kernel.shape == (size, size) and kernel.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(kernel, expected, atol=1e-7)
+    np.testing.assert_array_equal(motion_blur(face, size, angle, direction),
+                                  cv2.filter2D(face, -1, expected, borderType=cv2.BORDER_REFLECT_101))
+
+
+def test_motion_kernel_is_a_ramp_turned_clockwise():
+    uniform = motion_kernel(7, 0.0, 0.0)
+    assert np.allclose(uniform[:, 3], 1 / 7) and np.allclose(np.delete(uniform, 3, axis=1), 0)
+    ramp = motion_kernel(7, 0.0, -1.0)[:, 3]  # linspace(0, 1): nothing at the top, most at the bottom
+    assert ramp[0] == 0 and np.all(np.diff(ramp) > 0)
+    turned = motion_kernel(7, 90.0, -1.0)  # clockwise: the bottom of the column goes to the left
+    assert np.allclose(np.delete(turned, 3, axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(turned[3], ramp[::-1], atol=1e-6)
+    diagonal = motion_kernel(9, 45.0, 0.0)
     assert np.allclose(diagonal, diagonal[::-1, ::-1], atol=1e-6)
-    anti_diagonal = np.fliplr(np.eye(9, dtype=bool))
+    anti_diagonal = np.fliplr(np.eye(9, dtype=bool))  # the vertical line turned 45 degrees clockwise: top end right
     assert diagonal[anti_diagonal].sum() > 0.5 and diagonal[np.eye(9, dtype=bool)].sum() < 0.2
 
 
 def test_motion_blur_smears_along_its_angle_only():
     stripes = vertical_stripes(period=5)
-    assert np.array_equal(motion_blur(stripes, 5, 90.0), stripes)
-    across = motion_blur(stripes, 5, 0.0)
+    assert np.array_equal(motion_blur(stripes, 5, 0.0), stripes)
+    across = motion_blur(stripes, 5, 90.0)
     assert np.all(across[:, 2:-2] == 100)
 
 
@@ -193,7 +252,9 @@ def test_plan_values_stay_in_their_ranges():
     assert {b.size for b in by_kind['median']} == set(range(3, 16, 2))
     assert {b.size for b in by_kind['motion']} == set(range(5, 26, 2))
     angles = [b.angle for b in by_kind['motion']]
-    assert 0 <= min(angles) < 5 and 175 < max(angles) < 180
+    assert 0 <= min(angles) < 5 and 355 < max(angles) < 360
+    directions = [b.direction for b in by_kind['motion']]
+    assert -1 <= min(directions) < -0.95 and 0.95 < max(directions) <= 1
 
 
 def test_probability_zero_never_runs_and_one_always_runs():

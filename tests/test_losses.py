@@ -11,8 +11,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from models.discriminator import MultiScaleDiscriminator, define_D
 from models import losses
+from models.discriminator import MultiScaleDiscriminator, define_D, upgrade_discriminator_keys
 from models.losses import VGG19_FILE, VGG19_LEGACY_PATH, GANLoss, VGGPerceptualLoss, feature_matching_loss
 from models.weights import WeightsError
 from train_helpers import vgg_weights
@@ -138,7 +138,7 @@ def test_vgg19_download_of_other_weights_is_refused(weights_server, tmp_path, mo
 
 
 def d_options(**values):
-    base = {'num_D': 3, 'n_layers_D': 4, 'Dnorm': 'in', 'load_size': 512}
+    base = {'num_D': 3, 'n_layers_D': 4, 'Dnorm': 'in', 'load_size': 512, 'init_type': 'normal', 'init_gain': 0.02}
     return argparse.Namespace(**{**base, **values})
 
 
@@ -148,10 +148,25 @@ def test_discriminator_layout_and_spectral_norm_on_every_conv():
     channels = [layer.conv2d.out_channels for layer in net.D_pool[0].model]
     assert channels == [64, 128, 256, 512, 512]
     assert [layer.conv2d.stride[0] for layer in net.D_pool[0].model] == [1, 2, 2, 2, 2]
-    assert net.D_pool[0].score_out.padding == (0, 0) and net.D_pool[0].score_out.out_channels == 1
+    score = net.D_pool[0].score_out.conv2d
+    assert score.padding == (0, 0) and score.out_channels == 1 and score.bias is not None
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 3 * 6 and all(hasattr(m, 'weight_orig') and hasattr(m, 'weight_u') for m in convs)
     assert isinstance(net.D_pool[0].model[1].norm.norm, nn.InstanceNorm2d)
+
+
+def test_discriminator_keys_are_the_published_ones_and_our_earlier_files_still_load():
+    state = define_D(d_options(num_D=2, n_layers_D=2, load_size=64)).state_dict()
+    score_keys = sorted(k for k in state if 'score_out' in k)
+    assert score_keys == [f'D_pool.{i}.score_out.conv2d.{name}' for i in range(2)
+                          for name in ('bias', 'weight_orig', 'weight_u', 'weight_v')]
+    earlier = {k.replace('score_out.conv2d.', 'score_out.'): v for k, v in state.items()}
+    assert earlier.keys() != state.keys()
+    upgraded = upgrade_discriminator_keys(earlier)
+    assert list(upgraded) == list(state) and all(upgraded[k] is v for k, v in earlier.items() if k in state)
+    fresh = define_D(d_options(num_D=2, n_layers_D=2, load_size=64))
+    fresh.load_state_dict(upgraded)
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in state.items())
 
 
 @pytest.mark.parametrize('size, num_D, n_layers', [(64, 2, 2), (72, 1, 3), (96, 3, 2)])

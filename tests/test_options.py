@@ -1,11 +1,16 @@
 """Original flags, their defaults, quoted values, and the device choice."""
 import logging
+import os
+import re
+import shlex
 
 import pytest
 import torch
 
+from conftest import ROOT
 from options.test_options import TestOptions
 from utils import devices
+from utils.cli import UserError
 
 
 def parse(*args):
@@ -61,3 +66,94 @@ def test_training_dataset_defaults_follow_the_model():
     assert TrainOptions().parse(['--gpus', '0']).dataset_name == 'celeba'
     assert TrainOptions().parse(['--gpus', '0', '--model', 'sparnethd']).dataset_name == 'ffhq'
     assert TrainOptions().parse(['--gpus', '0', '--dataset_name', 'ffhq']).dataset_name == 'ffhq'
+
+
+# Every flag of the published option files (base, train, test, and the models'), with the published defaults.
+PUBLISHED_BASE = {'--dataroot': 'faces', '--name': 'run', '--gpus': '0', '--seed': '123',
+                  '--checkpoints_dir': './check_points', '--debug': None, '--att_name': 'spar', '--res_depth': '10',
+                  '--bottleneck_size': '4', '--input_nc': '3', '--output_nc': '3', '--ngf': '64', '--ndf': '64',
+                  '--n_layers_D': '4', '--num_D': '3', '--Gnorm': 'bn', '--Dnorm': 'none', '--init_type': 'normal',
+                  '--init_gain': '0.02', '--serial_batches': None, '--num_threads': '8', '--batch_size': '32',
+                  '--load_size': '512', '--max_dataset_size': '1000', '--preprocess': 'none', '--epoch': 'latest',
+                  '--load_iter': '0', '--verbose': None, '--suffix': '{model}_size{load_size}'}
+PUBLISHED_TRAIN = {'--visual_freq': '400', '--print_freq': '100', '--save_iter_freq': '5000',
+                   '--save_latest_freq': '500', '--save_epoch_freq': '5', '--save_by_iter': None,
+                   '--continue_train': None, '--epoch_count': '1', '--phase': 'train', '--resume_epoch': '0',
+                   '--resume_iter': '0', '--n_epochs': '10', '--n_epochs_decay': '10', '--total_epochs': '20',
+                   '--niter_decay': '100', '--beta1': '0.5', '--lr': '0.0002', '--g_lr': '0.0001', '--d_lr': '0.0004',
+                   '--gan_mode': 'hinge', '--lr_policy': 'linear', '--lr_decay_iters': '50'}
+PUBLISHED_TEST = {'--ntest': '5', '--test_img_path': '', '--test_upscale': '1', '--results_dir': './results/',
+                  '--save_as_dir': '', '--phase': 'test', '--pretrain_model_path': '', '--eval': None,
+                  '--num_test': '50'}
+PUBLISHED_MODEL = {('sparnet', True): {'--scale_factor': '8', '--lambda_pix': '1.0'},
+                   ('sparnet', False): {'--scale_factor': '8', '--lambda_pix': '1.0'},
+                   ('sparnethd', True): {'--lambda_pcp': '1.0', '--lambda_pix': '100.0', '--lambda_fm': '10.0',
+                                         '--lambda_g': '1.0'},
+                   ('sparnethd', False): {}}
+IGNORED = {True: {'sparnet': '--input_nc --output_nc --ngf --ndf --preprocess --phase --save_by_iter --epoch_count '
+                             '--n_epochs --niter_decay --g_lr --d_lr --gan_mode',
+                  'sparnethd': '--input_nc --output_nc --ngf --ndf --preprocess --phase --save_by_iter --epoch_count '
+                               '--n_epochs --niter_decay --lr'},
+           False: {model: '--input_nc --output_nc --ngf --ndf --preprocess --eval --num_test' + extra +
+                   ' --debug --serial_batches --init_type --init_gain'
+                   for model, extra in (('sparnet', ' --scale_factor --lambda_pix'), ('sparnethd', ''))}}
+
+
+def command_line(flags):
+    return [item for flag, value in flags.items() for item in ((flag,) if value is None else (flag, value))]
+
+
+@pytest.mark.parametrize('is_train', [True, False])
+@pytest.mark.parametrize('model', ['sparnet', 'sparnethd'])
+def test_every_flag_of_the_published_option_files_parses(model, is_train, caplog):
+    from options.train_options import TrainOptions
+    dataset = ('celeba' if model == 'sparnet' else 'ffhq') if is_train else 'single'
+    flags = {**PUBLISHED_BASE, '--model': model, '--dataset_name': dataset,
+             **(PUBLISHED_TRAIN if is_train else PUBLISHED_TEST), **PUBLISHED_MODEL[model, is_train]}
+    with caplog.at_level(logging.WARNING):
+        opt = (TrainOptions() if is_train else TestOptions()).parse(command_line(flags))
+    assert opt.name == f'run_{model}_size512' and opt.max_dataset_size == 1000 and opt.debug and opt.verbose
+    assert opt.phase == ('train' if is_train else 'test')
+    if is_train:
+        assert opt.total_epochs == 7 and opt.serial_batches and (opt.resume_epoch, opt.resume_iter) == (0, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.name == 'options']
+    assert warnings == [f'ignored (accepted for the published commands, no effect here): {IGNORED[is_train][model]}']
+
+
+def test_ignored_flags_warn_only_when_given(caplog):
+    from options.train_options import TrainOptions
+    with caplog.at_level(logging.WARNING):
+        TrainOptions().parse(['--gpus', '0', '--lr', '0.001', '--Dnorm', 'in'])
+        TestOptions().parse(['--gpus', '0'])
+    assert not [r for r in caplog.records if r.name == 'options']
+    with caplog.at_level(logging.WARNING):
+        TrainOptions().parse(['--gpus', '0', '--n_epochs=10', '--save_by'])  # an abbreviation, as argparse allows
+    assert [r.getMessage() for r in caplog.records if r.name == 'options'] == [
+        'ignored (accepted for the published commands, no effect here): --save_by_iter --n_epochs']
+
+
+def test_epoch_count_flags():
+    from options.train_options import TrainOptions
+    epochs = {extra: TrainOptions().parse(['--gpus', '0', '--total_epochs', '20', *extra]).total_epochs
+              for extra in ((), ('--published_epochs',), ('--debug',), ('--published_epochs', '--debug'))}
+    assert list(epochs.values()) == [20, 21, 7, 7]
+
+
+@pytest.mark.parametrize('suffix, message', [('{nope}', "KeyError('nope')"), ('{model', 'not a valid format')])
+def test_bad_suffix_refused_in_one_line(suffix, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse('--suffix', suffix)
+
+
+def test_max_dataset_size_must_be_positive():
+    with pytest.raises(UserError, match='--max_dataset_size must be at least 1, got 0'):
+        parse('--max_dataset_size', '0')
+
+
+def test_train_sh_commands_parse_and_train_the_published_epoch_counts():
+    from options.train_options import TrainOptions
+    with open(os.path.join(ROOT, 'train.sh')) as f:
+        lines = f.read().replace('\\\n', ' ').splitlines()
+    commands = [shlex.split(line)[2:] for line in lines if line.startswith('python train.py')]
+    options = [TrainOptions().parse([*command, '--gpus', '0']) for command in commands]
+    assert [(opt.model, opt.total_epochs) for opt in options] == [('sparnet', 21)] * 2 + [('sparnethd', 11)] * 2

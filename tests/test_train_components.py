@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.ema import ema_copy, ema_update
+from models.ema import ema_copy, ema_step, ema_update
 from models.lr_policy import create_scheduler, lr_factor
 from utils import checkpoint, distributed
 from utils.checkpoint import atomic_save, load_train_state, rng_states, set_rng_states
@@ -31,7 +31,27 @@ def test_ema_averages_parameters_and_float_buffers_and_copies_integer_ones():
             torch.testing.assert_close(value, 0.9 * before[name] + 0.1 * current[name])
         else:
             assert value.item() == 7
-    assert not ema.training and not any(p.requires_grad for p in ema.parameters())
+    assert ema.training and not any(p.requires_grad for p in ema.parameters())
+
+
+@pytest.mark.parametrize('norm', [nn.InstanceNorm2d, nn.BatchNorm2d])
+def test_ema_step_leaves_h_as_the_published_average_then_train_mode_forward(norm):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.utils.spectral_norm(nn.Conv2d(3, 8, 3)), norm(8, affine=True),
+                        nn.utils.spectral_norm(nn.Conv2d(8, 4, 3)))
+    published, ours = ema_copy(net), ema_copy(net)
+    inputs = torch.randn(2, 3, 12, 12)
+    for _ in range(3):
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+            net(inputs)  # G's forward: G's own vectors move
+            ema_update(published, net, 0.9)
+            published(inputs)  # the published H forward, in train mode
+        ema_step(ours, net, 0.9, inputs)
+    expected = published.state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in ours.state_dict().items())
+    assert not torch.equal(expected['0.weight_u'], net.state_dict()['0.weight_u'])
 
 
 def policy_options(policy, **values):

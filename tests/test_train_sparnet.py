@@ -143,3 +143,37 @@ def test_bad_training_flags_refused(tmp_path):
         run_training(train_flags(tmp_path, 'sparnet', 'bad', '--print_freq', '0'))
     with pytest.raises(UserError, match='no training state to resume from'):
         run_training(train_flags(tmp_path, 'sparnet', 'never_trained', '--continue_train'))
+
+
+@pytest.mark.parametrize('extra, epochs', [((), 2), (('--published_epochs',), 3)])
+def test_epoch_count_of_a_tiny_run(tmp_path, extra, epochs):
+    face_folder(tmp_path / 'faces', count=4)  # batch 2: 2 iterations per epoch
+    assert run_training(train_flags(tmp_path, 'sparnet', 'count', '--total_epochs', '2', *extra)) == 0
+    save_dir = tmp_path / 'checkpoints' / 'count'
+    state = load_train_state(str(save_dir / 'latest_train_state.pth'))
+    assert (state['iteration'], state['epoch']) == (2 * epochs, epochs - 1)
+    assert f'epoch_{epochs}_net_G.pth' in os.listdir(save_dir)
+    assert sorted(read_events(tmp_path / 'logs' / 'count')[0]['loss/Pix']) == list(range(1, 2 * epochs + 1))
+
+
+def test_debug_run_and_verbose_networks(tmp_path, capsys):
+    face_folder(tmp_path / 'faces', count=4)
+    assert run_training(train_flags(tmp_path, 'sparnet', 'debug', '--total_epochs', '50', '--debug', '--verbose')) == 0
+    state = load_train_state(str(tmp_path / 'checkpoints' / 'debug' / 'latest_train_state.pth'))
+    assert (state['iteration'], state['epoch'], state['batch_in_epoch']) == (7, 6, 1)  # 7 epochs of one batch
+    assert sorted(read_events(tmp_path / 'logs' / 'debug')[0]['loss/Pix']) == list(range(1, 8))
+    parameters = sum(p.numel() for p in GeneratorSpec('sparnet', 1, 'spar', 'bn').build().parameters())
+    out = capsys.readouterr().out
+    assert f'[Network G] {parameters:,} parameters' in out and 'SPARNet(' in out
+
+
+def test_new_run_starts_at_resume_epoch_and_iter_with_that_learning_rate(tmp_path, caplog):
+    face_folder(tmp_path / 'faces', count=4)
+    flags = train_flags(tmp_path, 'sparnet', 'late', '--total_epochs', '3', '--resume_epoch', '1', '--resume_iter', '1',
+                        '--lr_policy', 'linear', '--n_epochs_decay', '3')
+    with caplog.at_level(logging.INFO):
+        assert run_training(flags) == 0
+    assert 'starting at epoch 2, iteration 3 (new weights, --resume_epoch/--resume_iter)' in caplog.text
+    scalars, _ = read_events(tmp_path / 'logs' / 'late')
+    assert sorted(scalars['loss/Pix']) == [4, 5, 6]
+    assert scalars['lr/lr_G'][4] == pytest.approx(0.0005 * (1 - 4 / 6))  # linear to 0 over the 6 iterations of the run

@@ -41,10 +41,24 @@ def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path,
     G, H = (torch.load(save_dir / f'latest_net_{net}.pth', weights_only=True) for net in 'GH')
     assert G.keys() == H.keys() and any(k.endswith('weight_orig') for k in H)
     assert not all(torch.equal(G[k], H[k]) for k in G)
+    errors = sigma_errors(H)  # H's vectors, power-iterated on H's weights as published, give its sigma
+    assert len(errors) > 100 and max(errors) < 0.1 and np.median(errors) < 0.03
 
     check_test_script_output(['--model', 'sparnethd', '--res_depth', '1', '--name', 'tiny_hd', '--checkpoints_dir',
                               str(tmp_path / 'checkpoints')], save_dir / 'latest_net_H.pth',
                              GeneratorSpec('sparnethd', 1, 'spar', 'in'), tmp_path, monkeypatch)
+
+
+def sigma_errors(state_dict):
+    """Per spectral-normalised conv: |u . W v - largest singular value of W| / that value, W = weight_orig."""
+    errors = []
+    for key, weight in state_dict.items():
+        if key.endswith('weight_orig'):
+            matrix, prefix = weight.flatten(1).double(), key[:-len('orig')]
+            implied = state_dict[prefix + 'u'].double() @ matrix @ state_dict[prefix + 'v'].double()
+            largest = torch.linalg.matrix_norm(matrix, ord=2)
+            errors.append(float(abs(implied - largest) / largest))
+    return errors
 
 
 def test_missing_vgg_weights_stop_before_training(tmp_path):

@@ -74,16 +74,21 @@ def run_test_script(argv, monkeypatch):
     return script.main()
 
 
-def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, monkeypatch):
-    """Run test.py on two LR faces with `checkpoint_flags`; its outputs must be those of `spec` with `weights_path`."""
-    lr_dir, out_dir = tmp_path / 'lr', tmp_path / 'sr'
+def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, monkeypatch, out_dir=None):
+    """Run test.py on two LR faces with `checkpoint_flags`; its outputs must be those of `spec` with `weights_path`.
+
+    Results go to --save_as_dir, or to `out_dir` when the flags place them there.
+    """
+    lr_dir = tmp_path / 'lr'
+    save_flags = [] if out_dir else ['--save_as_dir', str(tmp_path / 'sr')]
+    out_dir = out_dir or tmp_path / 'sr'
     lr_dir.mkdir()
     faces = [np.asarray(Image.fromarray(face).resize((64, 64), Image.BICUBIC)) for face in face_images(2, seed=9)]
     for index, face in enumerate(faces):
         Image.fromarray(face).save(lr_dir / f'{index}.png')
     code = run_test_script(['--gpus', '0', *checkpoint_flags, '--load_size', '64', '--dataset_name', 'single',
-                            '--dataroot', str(lr_dir), '--save_as_dir', str(out_dir), '--num_threads', '0',
-                            '--reference_impl'], monkeypatch)
+                            '--dataroot', str(lr_dir), *save_flags, '--num_threads', '0', '--reference_impl'],
+                           monkeypatch)
     assert code == 0
     net = spec.build()
     net.load_state_dict(torch.load(weights_path, weights_only=True))

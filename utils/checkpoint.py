@@ -50,6 +50,11 @@ def save_checkpoint(save_dir, tag, networks, train_state=None):
         atomic_save(train_state, state_path(save_dir, tag))
 
 
+def describe(obj):
+    """`list of 2`, `dict`, ...: what a file held, for error messages."""
+    return f'{type(obj).__name__} of {len(obj)}' if isinstance(obj, (list, tuple, dict)) else type(obj).__name__
+
+
 def load_train_state(path):
     """The dict saved by `save_checkpoint`, read without running code; UserError in one line if unusable."""
     if not os.path.isfile(path):
@@ -59,6 +64,16 @@ def load_train_state(path):
     if not isinstance(state, dict) or 'iteration' not in state:
         raise UserError(f"{path}: not a training state saved by train.py")
     return state
+
+
+def load_published_position(path):
+    """(epoch, batch in epoch) of the published code's `<tag>.info` ({'resume_epoch': .., 'resume_iter': ..})."""
+    info = load_tensors(path, what="position file of the published code")
+    if not (isinstance(info, dict) and all(isinstance(info.get(key), int) and info[key] >= 0
+                                           for key in ('resume_epoch', 'resume_iter'))):
+        raise UserError(f"{path}: expected the published code's {{'resume_epoch': E, 'resume_iter': I}}, "
+                        f"found {describe(info)}")
+    return info['resume_epoch'], info['resume_iter']
 
 
 def rng_states():
