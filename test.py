@@ -1,10 +1,14 @@
 """Super-resolve every image below --dataroot with a SPARNet / SPARNetHD checkpoint.
 
 Outputs keep their relative names under --save_as_dir. Unreadable inputs are reported and
-skipped; the run ends with a summary and exits non-zero when any image failed.
+skipped; the run ends with a summary and exits non-zero when any image failed. Loader processes
+decode the next batches and writer threads encode the last ones while the network runs. Under
+torchrun each process takes its share of the inputs (utils/sharding.py); --skip_existing and
+--report make a run resumable (utils/run_report.py).
 """
 import logging
 import os
+import time
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -13,9 +17,12 @@ from data import create_dataset, create_test_dataloader
 from models import create_model
 from models.fast_inference import set_inference_threads
 from options.test_options import TestOptions
-from utils.cli import UserError, run
+from utils import sharding
+from utils.cli import UserError, print_path_lists, run
 from utils.image_io import IMG_EXTENSIONS, save_rgb
+from utils.run_report import RunLog, combine, merge_rank_reports, skip_existing
 from utils.tensor_image import tensor_to_uint8
+from utils.write_pool import WritePool
 
 log = logging.getLogger('test')
 
@@ -24,37 +31,98 @@ def output_dir(opt):
     return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'test_{opt.epoch}')
 
 
-def main():
-    opt = TestOptions().parse()
-    set_inference_threads()
+class OutputWriter:
+    """Saves one output (on a writer thread) and records its outcome."""
+
+    def __init__(self, opt, save_dir, run_log):
+        self.opt = opt
+        self.save_dir = save_dir
+        self.run_log = run_log
+
+    def __call__(self, image, rel_path, seconds):
+        start = time.perf_counter()
+        input_path, output_path = os.path.join(self.opt.dataroot, rel_path), os.path.join(self.save_dir, rel_path)
+        try:
+            save_rgb(image, output_path, self.opt.jpeg_quality)
+        except (OSError, ValueError) as err:
+            message = f'{output_path}: could not write the result ({err})'
+            log.error(message)
+            self.run_log.record(input_path, 'failed', output_path, message, seconds + time.perf_counter() - start)
+            return
+        self.run_log.record(input_path, 'done', output_path, seconds=seconds + time.perf_counter() - start)
+
+
+def run_share(opt, shard, dataset, model, save_dir, run_log):
+    """Super-resolve this process's inputs, the network running while other threads load and write."""
+    inputs = shard.take(dataset.paths)
+    jobs = [(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, rel_path)) for rel_path in inputs]
+    if opt.skip_existing:
+        pending = {input_path for input_path, _ in skip_existing(jobs, run_log)}
+        inputs = [rel_path for rel_path, (input_path, _) in zip(inputs, jobs) if input_path in pending]
+    dataset.paths = inputs
+    writer = OutputWriter(opt, save_dir, run_log)
+    label = 'test' if not shard.distributed else f'test (process {shard.rank} of {shard.world_size})'
+    with WritePool(opt.write_threads, max_pending=2 * opt.batch_size) as pool:
+        for batch in tqdm(create_test_dataloader(dataset, opt), desc=label, unit='batch', disable=not shard.is_main):
+            for rel_path, message in batch['errors']:
+                log.error('%s (skipped)', message)
+                run_log.record(os.path.join(opt.dataroot, rel_path), 'failed', error=message)
+            if batch['LR'] is None:
+                continue
+            start = time.perf_counter()
+            model.set_input(batch)
+            outputs = tensor_to_uint8(model.test(), opt.round_output)
+            network_share = (time.perf_counter() - start) / len(outputs)
+            for rel_path, image, load_seconds in zip(batch['LR_paths'], outputs, batch['seconds']):
+                pool.submit(writer, image, rel_path, load_seconds + network_share)
+
+
+def main(argv=None):
+    opt = TestOptions().parse(argv)
+    shard = sharding.start(opt, opt.dist_timeout)
+    try:
+        return test(opt, shard)
+    finally:
+        sharding.stop()
+
+
+def test(opt, shard):
+    set_inference_threads(shard.cpu_threads())
+    opt.num_threads = min(opt.num_threads, shard.cpu_threads() or opt.num_threads)
     dataset = create_dataset(opt)
     if len(dataset) == 0:
         raise UserError(f"--dataroot {opt.dataroot}: no images found "
                         f"(looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)")
     model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
+    if opt.report and shard.is_main:
+        merge_rank_reports(opt.report)  # lines left by the processes of a killed run, before new ones come
+    sharding.check_same_inputs(shard, dataset.paths, f'--dataroot {opt.dataroot}')
     save_dir = output_dir(opt)
-    done, failed = 0, []
+    run_log = RunLog(opt.report, shard.rank, shard.world_size)
     with logging_redirect_tqdm():
-        for rel_path in dataset.non_images:
-            log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
-        for batch in tqdm(create_test_dataloader(dataset, opt), desc='test', unit='batch'):
-            for rel_path, message in batch['errors']:
-                log.error('%s (skipped)', message)
-                failed.append(rel_path)
-            if batch['LR'] is None:
-                continue
-            model.set_input(batch)
-            outputs = tensor_to_uint8(model.test(), opt.round_output)
-            for rel_path, image in zip(batch['LR_paths'], outputs):
-                try:
-                    save_rgb(image, os.path.join(save_dir, rel_path), opt.jpeg_quality)
-                    done += 1
-                except (OSError, ValueError) as err:
-                    log.error('%s: could not write the result (%s)', os.path.join(save_dir, rel_path), err)
-                    failed.append(rel_path)
-    print(f'{done} done, {len(dataset.non_images)} skipped (not images), {len(failed)} failed; '
-          f'results in {save_dir}')
-    return 1 if failed else 0
+        if shard.is_main:
+            for rel_path in dataset.non_images:
+                log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
+        try:
+            run_share(opt, shard, dataset, model, save_dir, run_log)
+        finally:
+            run_log.close()
+    try:
+        summaries = sharding.gather(shard, run_log.summary())
+    except sharding.PeersLost as err:
+        print(f'process {shard.rank}: the other processes did not finish within --dist_timeout {opt.dist_timeout} '
+              f'minutes ({err}); this one did {run_log.counts["done"]} and failed {run_log.counts["failed"]}')
+        return 1
+    counts, failures = combine(summaries)
+    if shard.is_main:
+        if opt.report and shard.distributed:
+            merge_rank_reports(opt.report)
+        existing = f', {counts["skipped"]} skipped (output exists)' if opt.skip_existing else ''
+        processes = f' by {shard.world_size} processes' if shard.distributed else ''
+        print(f'{counts["done"]} done, {len(dataset.non_images)} skipped (not images), {counts["failed"]} failed'
+              f'{existing}{processes}; results in {save_dir}')
+        print_path_lists((('failed', failures),))
+    return 1 if counts['failed'] else 0
 
 
 if __name__ == '__main__':
