@@ -107,13 +107,10 @@ def test(opt, shard):
             run_share(opt, shard, dataset, model, save_dir, run_log)
         finally:
             run_log.close()
-    try:
-        summaries = sharding.gather(shard, run_log.summary())
-    except sharding.PeersLost as err:
-        print(f'process {shard.rank}: the other processes did not finish within --dist_timeout {opt.dist_timeout} '
-              f'minutes ({err}); this one did {run_log.counts["done"]} and failed {run_log.counts["failed"]}')
+    summaries = sharding.gather_outcomes(shard, run_log.summary(), opt.dist_timeout)
+    if summaries is None:
         return 1
-    counts, failures = combine(summaries)
+    counts, listed = combine(summaries)
     if shard.is_main:
         if opt.report and shard.distributed:
             merge_rank_reports(opt.report)
@@ -121,7 +118,7 @@ def test(opt, shard):
         processes = f' by {shard.world_size} processes' if shard.distributed else ''
         print(f'{counts["done"]} done, {len(dataset.non_images)} skipped (not images), {counts["failed"]} failed'
               f'{existing}{processes}; results in {save_dir}')
-        print_path_lists((('failed', failures),))
+        print_path_lists((('failed', listed['failed']),))
     return 1 if counts['failed'] else 0
 
 

@@ -1,7 +1,8 @@
 """What became of each input of a run: counts and failures for the summary, and the JSONL report.
 
 With `--report FILE.jsonl`, every input gets one line as soon as its fate is known:
-`{"path", "output", "status": "done"|"skipped"|"failed", "error", "seconds", "rank", "time"}`, written
+`{"path", "output", "status", "error", "seconds", "rank", "time"}`, status being `done`, `skipped`
+(its output existed), `failed`, or `no_face` (a photo in which no face was found), written
 with one `write` and flushed, so a killed run leaves an exact record of what it finished (a
 line is written only after its output is complete). Lines are appended: a resumed run adds to
 the report of the run it resumes. Under torchrun each process appends to its own file
@@ -17,7 +18,8 @@ import threading
 import time
 from collections import Counter
 
-STATUSES = ('done', 'skipped', 'failed')
+STATUSES = ('done', 'skipped', 'failed', 'no_face')
+LISTED = ('failed', 'no_face')  # statuses whose inputs the summary names
 
 
 def rank_report_path(path, rank):
@@ -52,7 +54,7 @@ class RunLog:
     def __init__(self, report_path=None, rank=0, world_size=1):
         self.rank = rank
         self.counts = Counter()
-        self.failures = []
+        self.listed = {status: [] for status in LISTED}
         self._lock = threading.Lock()
         self._file = None
         if report_path:
@@ -70,8 +72,8 @@ class RunLog:
                            'time': time.strftime('%Y-%m-%dT%H:%M:%S%z')}) + '\n'
         with self._lock:
             self.counts[status] += 1
-            if status == 'failed':
-                self.failures.append(path)
+            if status in self.listed:
+                self.listed[status].append(path)
             if self._file is not None:
                 self._file.write(line)
                 self._file.flush()
@@ -82,18 +84,19 @@ class RunLog:
             self._file = None
 
     def summary(self):
-        """Counts and failed inputs of this process, small enough to send to the other processes."""
+        """Counts, failed inputs and photos without a face of this process, to send to the other processes."""
         with self._lock:
-            return {'counts': dict(self.counts), 'failures': list(self.failures)}
+            return {'counts': dict(self.counts), 'listed': {status: list(paths) for status, paths in self.listed.items()}}
 
 
 def combine(summaries):
-    """Totals of several processes' `RunLog.summary()`: (Counter of statuses, failed inputs sorted)."""
-    counts, failures = Counter(), []
+    """Totals of several processes' `RunLog.summary()`: (Counter of statuses, {status: sorted inputs})."""
+    counts, listed = Counter(), {status: [] for status in LISTED}
     for summary in summaries:
         counts.update(summary['counts'])
-        failures += summary['failures']
-    return counts, sorted(failures)
+        for status, paths in summary['listed'].items():
+            listed[status] += paths
+    return counts, {status: sorted(paths) for status, paths in listed.items()}
 
 
 def skip_existing(jobs, log):

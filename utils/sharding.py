@@ -13,6 +13,7 @@ when one dies).
 import datetime
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 
 import torch.distributed as dist
@@ -77,6 +78,16 @@ def gather(shard, obj):
     except (RuntimeError, dist.DistError) as err:
         raise PeersLost(str(err).splitlines()[0] if str(err) else type(err).__name__) from err
     return gathered
+
+
+def gather_outcomes(shard, outcome, timeout_minutes):
+    """`gather(shard, outcome)`, or None (said on stderr) when the others did not finish in time."""
+    try:
+        return gather(shard, outcome)
+    except PeersLost as err:
+        print(f'process {shard.rank}: the other processes did not finish within --dist_timeout {timeout_minutes:g} '
+              f'minutes ({err}); the report files hold what each process did', file=sys.stderr)
+        return None
 
 
 def check_same_inputs(shard, names, where):
