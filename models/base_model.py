@@ -49,8 +49,9 @@ class BaseModel:
     def setup_inference(self):
         """Load the weights strictly and prepare the network that `test()` runs.
 
-        Default: the fast path (norms folded into the convs, same function); `--reference_impl`
-        runs the plain module, `--onnx_model` an exported model with ONNX Runtime.
+        Default: the fast path (norms folded into the convs, same function; the plain module is
+        dropped once folded); `--reference_impl` runs the plain module, `--onnx_model` an exported
+        model with ONNX Runtime.
         """
         opt = self.opt
         if opt.onnx_model:
@@ -69,6 +70,7 @@ class BaseModel:
             self.inference_net = prepare_inference_net(self.netG, self.device, opt.precision)
         except ValueError as err:
             raise UserError(f'--precision {opt.precision}: {err}') from err
+        self.netG = None  # the folded copy is all that runs: free the plain module (340 MB for SPARNetHD)
         return self
 
     def set_input(self, batch):
