@@ -87,7 +87,8 @@ class BaseOptions:
             opt.Gnorm = model_class.default_gnorm
         if opt.load_size is None:
             opt.load_size = model_class.default_load_size
-        opt.num_threads = max(0, min(opt.num_threads, os.cpu_count() or 1))
+        if opt.num_threads is not None:  # None: test options choose by device
+            opt.num_threads = max(0, min(opt.num_threads, os.cpu_count() or 1))
         if launched_by_torchrun():  # utils.distributed.setup gives each process its own device
             opt.device, opt.gpu_ids = torch.device('cpu'), []
         else:

@@ -1,4 +1,6 @@
 """Flags of test.py and test_enhance_single_unalign.py."""
+import os
+
 import torch
 
 from utils.cli import UserError
@@ -6,8 +8,12 @@ from utils.cli import UserError
 from .base_options import BaseOptions, unquoted, unquoted_lower
 
 # Images per batch when --batch_size is not given: on the CPU what measured fastest per image
-# (scripts/benchmark.py --end_to_end; larger batches fall out of the caches), on GPUs larger.
-DEFAULT_BATCH_SIZE = {'cpu': 4, 'cuda': 16}
+# for SPARNet (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.
+DEFAULT_BATCH_SIZE = {('cpu', 'fp32'): 4, ('cpu', 'bf16'): 8, 'cuda': 16}
+# Loader processes and writer threads when not given: on the CPU every extra thread takes cores
+# from the network (one of each measured fastest); a GPU leaves the cores to them.
+DEFAULT_LOADERS = {'cpu': 1, 'cuda': 8}
+DEFAULT_WRITERS = {'cpu': 1, 'cuda': 2}
 
 
 class TestOptions(BaseOptions):
@@ -44,13 +50,14 @@ class TestOptions(BaseOptions):
                             help='lowest detection score kept (default: 0 for cnn, 0.3 for hog, which else '
                                  'takes badges and patterns for faces)')
         parser.add_argument('--face_batch_size', type=int, default=4, help='aligned faces enhanced per batch')
-        parser.set_defaults(batch_size=None)
+        parser.set_defaults(batch_size=None, num_threads=None)
         parser.add_argument('--skip_existing', action='store_true',
                             help='skip inputs whose output already exists (resumes a killed run)')
         parser.add_argument('--report', type=unquoted, default='',
                             help='append one JSON line per input (path, status, error, seconds) to this file')
-        parser.add_argument('--write_threads', type=int, default=2,
-                            help='threads encoding and writing outputs while the network runs (0: in turn)')
+        parser.add_argument('--write_threads', type=int, default=None,
+                            help='threads encoding and writing outputs while the network runs (0: in turn; '
+                                 'default 1 on the CPU, 2 on a GPU)')
         parser.add_argument('--dist_timeout', type=float, default=30,
                             help='under torchrun, minutes a process waits for the others (at the start and '
                                  'when it has finished its share) before giving up')
@@ -58,9 +65,13 @@ class TestOptions(BaseOptions):
 
     def parse(self, args=None):
         opt = super().parse(args)
+        on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())  # torchrun: not chosen yet
         if opt.batch_size is None:
-            on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())
-            opt.batch_size = DEFAULT_BATCH_SIZE['cuda' if on_gpu else 'cpu']
+            opt.batch_size = DEFAULT_BATCH_SIZE['cuda' if on_gpu else ('cpu', opt.precision)]
+        if opt.num_threads is None:
+            opt.num_threads = min(DEFAULT_LOADERS['cuda' if on_gpu else 'cpu'], os.cpu_count() or 1)
+        if opt.write_threads is None:
+            opt.write_threads = DEFAULT_WRITERS['cuda' if on_gpu else 'cpu']
         for flag, value, lowest in (('--batch_size', opt.batch_size, 1), ('--write_threads', opt.write_threads, 0)):
             if value < lowest:
                 raise UserError(f'{flag} must be {lowest} or more, got {value}')

@@ -109,11 +109,11 @@ def faces_benchmark(args, net, weights_path, folder):
     names = make_lr_faces(args.face_folders, args.count, lr_dir)
     test_script = load_script('test')
     fast = {p: prepare_inference_net(net, 'cpu', p) for p in args.precision_list}
-    batch_size = args.batch_size or DEFAULT_BATCH_SIZE['cpu']
     flags = ['--gpus', '0', *MODEL_FLAGS['sparnet'], '--dataroot', lr_dir, '--pretrain_model_path', weights_path]
     variants = {'published': lambda out: published_face_loop(net, lr_dir, names, out)}
     for precision in args.precision_list:
-        variants[f'network {precision}'] = lambda out, p=precision: network_only(fast[p], lr_dir, names, batch_size)
+        batch_size = args.batch_size or DEFAULT_BATCH_SIZE['cpu', precision]
+        variants[f'network {precision}'] = lambda out, p=precision, b=batch_size: network_only(fast[p], lr_dir, names, b)
         variants[f'test.py {precision}'] = lambda out, p=precision: test_script.main(
             [*flags, '--save_as_dir', out, '--precision', p, *args.test_flags.split()])
     times = run_in_turns(variants, args.repeats, folder, names)
@@ -160,8 +160,7 @@ def published_photo_loop(net, photos, out_dir):
                 break
             shape = predictor(img, found.rect)
             points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
-            tform = transform.SimilarityTransform()
-            tform.estimate(points, template)
+            tform = transform.SimilarityTransform.from_estimate(points, template)
             aligned.append(transform.warp(img, tform.inverse, output_shape=(512, 512), order=3) * 255)
             tforms.append(tform)
         hq_faces = []
@@ -218,7 +217,7 @@ def build_parser():
     parser.add_argument('--photos', default='', help='folder of photos with faces, for the whole-photo pipeline')
     parser.add_argument('--photo_count', type=int, default=6, help='photos to run (default: the first 6)')
     parser.add_argument('--precisions', default='fp32', help='comma-separated among fp32,bf16 (default: fp32)')
-    parser.add_argument('--batch_size', type=int, default=None, help='network-only batch (default: test.py\'s)')
+    parser.add_argument('--batch_size', type=int, default=None, help="network-only batch (default: test.py's for the precision)")
     parser.add_argument('--repeats', type=int, default=1, help='runs of each variant, in turns (default: 1)')
     parser.add_argument('--test_flags', default='', help='extra flags for test.py, e.g. "--batch_size 8"')
     parser.add_argument('--photo_flags', default='--detector cnn',
