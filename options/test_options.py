@@ -67,7 +67,8 @@ class TestOptions(BaseOptions):
         opt = super().parse(args)
         on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())  # torchrun: not chosen yet
         if opt.batch_size is None:
-            opt.batch_size = DEFAULT_BATCH_SIZE['cuda' if on_gpu else ('cpu', opt.precision)]
+            opt.batch_size = DEFAULT_BATCH_SIZE['cuda'] if on_gpu else DEFAULT_BATCH_SIZE.get(
+                ('cpu', opt.precision), DEFAULT_BATCH_SIZE['cpu', 'fp32'])
         if opt.num_threads is None:
             opt.num_threads = min(DEFAULT_LOADERS['cuda' if on_gpu else 'cpu'], os.cpu_count() or 1)
         if opt.write_threads is None:
