@@ -20,7 +20,6 @@ from options.test_options import TestOptions
 from utils import sharding
 from utils.cli import UserError, print_path_lists, run
 from utils.image_io import IMG_EXTENSIONS, save_rgb
-from utils.run_report import RunLog, combine, merge_rank_reports, skip_existing
 from utils.tensor_image import tensor_to_uint8
 from utils.write_pool import WritePool
 
@@ -52,21 +51,19 @@ class OutputWriter:
         self.run_log.record(input_path, 'done', output_path, seconds=seconds + time.perf_counter() - start)
 
 
-def run_share(opt, shard, dataset, model, save_dir, run_log):
-    """Super-resolve this process's inputs, the network running while other threads load and write."""
-    inputs = shard.take(dataset.paths)
-    jobs = [(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, rel_path)) for rel_path in inputs]
-    if opt.skip_existing:
-        pending = {input_path for input_path, _ in skip_existing(jobs, run_log)}
-        inputs = [rel_path for rel_path, (input_path, _) in zip(inputs, jobs) if input_path in pending]
-    dataset.paths = inputs
-    writer = OutputWriter(opt, save_dir, run_log)
+def run_share(opt, shard, dataset, model, run):
+    """Super-resolve this process's inputs, the network running while other processes load and threads write."""
+    save_dir = output_dir(opt)
+    jobs = run.pending([(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, rel_path), rel_path)
+                        for rel_path in dataset.paths])
+    dataset.paths = [rel_path for _, _, rel_path in jobs]
+    writer = OutputWriter(opt, save_dir, run.log)
     label = 'test' if not shard.distributed else f'test (process {shard.rank} of {shard.world_size})'
     with WritePool(opt.write_threads, max_pending=2 * opt.batch_size) as pool:
         for batch in tqdm(create_test_dataloader(dataset, opt), desc=label, unit='batch', disable=not shard.is_main):
             for rel_path, message in batch['errors']:
                 log.error('%s (skipped)', message)
-                run_log.record(os.path.join(opt.dataroot, rel_path), 'failed', error=message)
+                run.log.record(os.path.join(opt.dataroot, rel_path), 'failed', error=message)
             if batch['LR'] is None:
                 continue
             start = time.perf_counter()
@@ -78,12 +75,7 @@ def run_share(opt, shard, dataset, model, save_dir, run_log):
 
 
 def main(argv=None):
-    opt = TestOptions().parse(argv)
-    shard = sharding.start(opt, opt.dist_timeout)
-    try:
-        return test(opt, shard)
-    finally:
-        sharding.stop()
+    return sharding.run_sharded(TestOptions().parse(argv), test)
 
 
 def test(opt, shard):
@@ -94,30 +86,19 @@ def test(opt, shard):
         raise UserError(f"--dataroot {opt.dataroot}: no images found "
                         f"(looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)")
     model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
-    if opt.report and shard.is_main:
-        merge_rank_reports(opt.report)  # lines left by the processes of a killed run, before new ones come
-    sharding.check_same_inputs(shard, dataset.paths, f'--dataroot {opt.dataroot}')
-    save_dir = output_dir(opt)
-    run_log = RunLog(opt.report, shard.rank, shard.world_size)
+    run = sharding.ShardedRun(shard, dataset.paths, f'--dataroot {opt.dataroot}', opt.report, opt.skip_existing)
     with logging_redirect_tqdm():
         if shard.is_main:
             for rel_path in dataset.non_images:
                 log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
-        try:
-            run_share(opt, shard, dataset, model, save_dir, run_log)
-        finally:
-            run_log.close()
-    summaries = sharding.gather_outcomes(shard, run_log.summary(), opt.dist_timeout)
-    if summaries is None:
+        run_share(opt, shard, dataset, model, run)
+    totals = run.finish(None, opt.dist_timeout)
+    if totals is None:
         return 1
-    counts, listed = combine(summaries)
+    counts, listed, _ = totals
     if shard.is_main:
-        if opt.report and shard.distributed:
-            merge_rank_reports(opt.report)
-        existing = f', {counts["skipped"]} skipped (output exists)' if opt.skip_existing else ''
-        processes = f' by {shard.world_size} processes' if shard.distributed else ''
         print(f'{counts["done"]} done, {len(dataset.non_images)} skipped (not images), {counts["failed"]} failed'
-              f'{existing}{processes}; results in {save_dir}')
+              f'{run.summary_suffix(counts, "output exists")}; results in {output_dir(opt)}')
         print_path_lists((('failed', listed['failed']),))
     return 1 if counts['failed'] else 0
 

@@ -22,7 +22,6 @@ from utils.cli import UserError, print_path_lists, run
 from utils.face_detect import FaceDetector
 from utils.face_restore import FaceRestorer, NoFaceFound
 from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb
-from utils.run_report import RunLog, combine, merge_rank_reports, skip_existing
 
 log = logging.getLogger('test_enhance_single_unalign')
 
@@ -95,11 +94,7 @@ def check_options(opt):
 def main(args=None):
     opt = TestOptions().parse(args)
     check_options(opt)
-    shard = sharding.start(opt, opt.dist_timeout)
-    try:
-        return enhance_photos(opt, shard)
-    finally:
-        sharding.stop()
+    return sharding.run_sharded(opt, enhance_photos)
 
 
 def enhance_photos(opt, shard):
@@ -109,18 +104,12 @@ def enhance_photos(opt, shard):
     detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
     enhancer = Enhancer.from_options(opt)  # before any output: wrong weights write nothing
     restorer = FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
-    if opt.report and shard.is_main:
-        merge_rank_reports(opt.report)  # lines left by the processes of a killed run, before new ones come
-    sharding.check_same_inputs(shard, [photo_path for photo_path, _ in jobs], f'--test_img_path {opt.test_img_path}')
-    run_log = RunLog(opt.report, shard.rank, shard.world_size)
-    jobs = shard.take(jobs)
-    if opt.skip_existing:
-        pending = dict(skip_existing([(photo_path, final_path(out_dir, opt.ext)) for photo_path, out_dir in jobs],
-                                     run_log))
-        jobs = [(photo_path, out_dir) for photo_path, out_dir in jobs if photo_path in pending]
+    run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs], f'--test_img_path {opt.test_img_path}',
+                              opt.report, opt.skip_existing)
+    jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
     restored_faces = 0
     with logging_redirect_tqdm():
-        for photo_path, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single or not shard.is_main):
+        for photo_path, _, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single or not shard.is_main):
             start = time.perf_counter()
             try:
                 n_faces = enhance_photo(restorer, photo_path, out_dir, opt)
@@ -128,25 +117,20 @@ def enhance_photos(opt, shard):
                 if single:
                     raise
                 log.log(logging.WARNING if err.no_face else logging.ERROR, '%s (skipped)', err)
-                run_log.record(photo_path, 'no_face' if err.no_face else 'failed', error=str(err),
+                run.log.record(photo_path, 'no_face' if err.no_face else 'failed', error=str(err),
                                seconds=time.perf_counter() - start)
                 continue
             restored_faces += n_faces
-            run_log.record(photo_path, 'done', final_path(out_dir, opt.ext), seconds=time.perf_counter() - start)
+            run.log.record(photo_path, 'done', final_path(out_dir, opt.ext), seconds=time.perf_counter() - start)
             log.info('%s: %d face(s) -> %s', photo_path, n_faces, out_dir)
-    run_log.close()
-    outcomes = sharding.gather_outcomes(shard, (run_log.summary(), restored_faces), opt.dist_timeout)
-    if outcomes is None:
+    totals = run.finish(restored_faces, opt.dist_timeout)
+    if totals is None:
         return 1
-    counts, listed = combine(summary for summary, _ in outcomes)
+    counts, listed, faces = totals
     if shard.is_main:
-        if opt.report and shard.distributed:
-            merge_rank_reports(opt.report)
-        existing = f', {counts["skipped"]} skipped (results exist)' if opt.skip_existing else ''
-        processes = f' by {shard.world_size} processes' if shard.distributed else ''
-        print(f'{counts["done"]} photo(s) enhanced ({sum(faces for _, faces in outcomes)} faces), '
-              f'{counts["no_face"]} without a face, {counts["failed"]} failed{existing}{processes}; '
-              f'results in {opt.results_dir}')
+        print(f'{counts["done"]} photo(s) enhanced ({sum(faces)} faces), '
+              f'{counts["no_face"]} without a face, {counts["failed"]} failed'
+              f'{run.summary_suffix(counts, "results exist")}; results in {opt.results_dir}')
         print_path_lists((('without a face', listed['no_face']), ('failed', listed['failed'])))
     return 1 if counts['failed'] or counts['done'] + counts['skipped'] == 0 else 0
 

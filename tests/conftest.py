@@ -15,6 +15,7 @@ from models.networks import GeneratorSpec, random_generator  # noqa: E402,F401 (
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: runs a full-size network on the CPU (tens of seconds)')
+    config.addinivalue_line('markers', 'gpu: needs CUDA GPUs (skipped without them)')
 
 
 RELEASED_SPECS = {

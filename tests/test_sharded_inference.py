@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -147,6 +148,18 @@ def test_a_process_that_stops_answering_does_not_hold_the_others_forever(folder,
     result = run_torchrun(folder, tmp_path / 'out', 'hang', '--dist_timeout', '0.25')
     assert result.returncode != 0 and time.monotonic() - start < 120
     assert 'process 0: the other processes did not finish within --dist_timeout 0.25 minutes' in result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs 2 CUDA GPUs')
+def test_two_gpu_processes_nccl_match_one_process(folder, tmp_path):
+    out = tmp_path / 'out'
+    result = run_torchrun(folder, out, 'none', '--gpus', '1')  # later --gpus wins over the CPU flags
+    assert f'{N_FACES - 1} done, 0 skipped (not images), 1 failed by 2 processes' in result.stdout, result.stderr
+    expected = outputs(folder['reference'])
+    for name, path in outputs(out).items():  # GPU kernels may round differently from the CPU ones
+        diff = np.abs(np.asarray(Image.open(path), dtype=int) - np.asarray(Image.open(expected[name]), dtype=int))
+        assert diff.max() <= 2 and (diff == 0).mean() > 0.95, name
 
 
 def test_strided_shares_cover_every_input_once():

@@ -100,14 +100,14 @@ def combine(summaries):
 
 
 def skip_existing(jobs, log):
-    """The (input, output) jobs whose output is not there yet; the others are recorded as skipped.
+    """The (input, output, ...) jobs whose output is not there yet; the others are recorded as skipped.
 
     Outputs are written to a temporary name and renamed, so an existing output is a complete one.
     """
     pending = []
-    for input_path, output_path in jobs:
-        if os.path.exists(output_path):
-            log.record(input_path, 'skipped', output=output_path)
+    for job in jobs:
+        if os.path.exists(job[1]):
+            log.record(job[0], 'skipped', output=job[1])
         else:
-            pending.append((input_path, output_path))
+            pending.append(job)
     return pending

@@ -20,6 +20,7 @@ import torch.distributed as dist
 
 from . import distributed
 from .cli import UserError
+from .run_report import RunLog, combine, merge_rank_reports, skip_existing
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,57 @@ def start(opt, timeout_minutes):
 
 def stop():
     distributed.cleanup()
+
+
+def run_sharded(opt, work):
+    """`work(opt, shard)` in this process's Shard (torchrun or not), the process group closed after it."""
+    shard = start(opt, opt.dist_timeout)
+    try:
+        return work(opt, shard)
+    finally:
+        stop()
+
+
+class ShardedRun:
+    """The bookkeeping test.py and the whole-photo script share, under torchrun or alone.
+
+    Checks that every process listed the same `inputs`, gives this process its pending jobs,
+    records outcomes in `log` (and the --report file), and at the end hands every process's
+    outcomes to all.
+    """
+
+    def __init__(self, shard, inputs, where, report='', skip_done=False):
+        self.shard = shard
+        self.report = report
+        self.skip_done = skip_done
+        if report and shard.is_main:
+            merge_rank_reports(report)  # lines left by the processes of a killed run, before new ones come
+        check_same_inputs(shard, inputs, where)
+        self.log = RunLog(report, shard.rank, shard.world_size)
+
+    def pending(self, jobs):
+        """This process's share of `jobs` ((input, output, ...) tuples), less those already done if skipping."""
+        jobs = self.shard.take(jobs)
+        return skip_existing(jobs, self.log) if self.skip_done else jobs
+
+    def finish(self, outcome, timeout_minutes):
+        """(Counter of statuses, {status: inputs}, [`outcome` of each process]) of all processes together.
+
+        None when the others did not finish within `timeout_minutes` (said on stderr).
+        """
+        self.log.close()
+        gathered = gather_outcomes(self.shard, (self.log.summary(), outcome), timeout_minutes)
+        if gathered is None:
+            return None
+        if self.shard.is_main and self.report and self.shard.distributed:
+            merge_rank_reports(self.report)
+        counts, listed = combine(summary for summary, _ in gathered)
+        return counts, listed, [outcome for _, outcome in gathered]
+
+    def summary_suffix(self, counts, skipped_as):
+        """The end of the summary line: inputs skipped (when skipping) and the number of processes."""
+        existing = f', {counts["skipped"]} skipped ({skipped_as})' if self.skip_done else ''
+        return existing + (f' by {self.shard.world_size} processes' if self.shard.distributed else '')
 
 
 def gather(shard, obj):
