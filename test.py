@@ -1,10 +1,14 @@
 """Super-resolve every image below --dataroot with a SPARNet / SPARNetHD checkpoint.
 
 Outputs keep their relative names under --save_as_dir. Unreadable inputs are reported and
-skipped; the run ends with a summary and exits non-zero when any image failed.
+skipped; the run ends with a summary and exits non-zero when any image failed. Loader processes
+decode the next batches and writer threads encode the last ones while the network runs. Under
+torchrun each process takes its share of the inputs (utils/sharding.py); --skip_existing and
+--report make a run resumable (utils/run_report.py).
 """
 import logging
 import os
+import time
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -12,10 +16,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data import create_dataset, create_test_dataloader
 from models import create_model
 from options.test_options import TestOptions
-from utils.cli import run
+from utils import sharding
+from utils.cli import print_path_lists, run
 from utils.devices import set_inference_threads
 from utils.image_io import save_rgb
 from utils.tensor_image import tensor_to_uint8
+from utils.write_pool import WritePool
 
 log = logging.getLogger('test')
 
@@ -24,36 +30,74 @@ def output_dir(opt):
     return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.epoch}')
 
 
-def main():
-    opt = TestOptions().parse()
-    set_inference_threads()
-    dataset = create_dataset(opt)
-    model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
-    if opt.verbose:
-        model.print_networks({'G': model.netG})
+class OutputWriter:
+    """Saves one output (on a writer thread) and records its outcome."""
+
+    def __init__(self, opt, save_dir, run_log):
+        self.opt = opt
+        self.save_dir = save_dir
+        self.run_log = run_log
+
+    def __call__(self, image, rel_path, seconds):
+        start = time.perf_counter()
+        input_path, output_path = os.path.join(self.opt.dataroot, rel_path), os.path.join(self.save_dir, rel_path)
+        try:
+            save_rgb(image, output_path, self.opt.jpeg_quality)
+        except (OSError, ValueError) as err:
+            message = f'{output_path}: could not write the result ({err})'
+            log.error(message)
+            self.run_log.record(input_path, 'failed', output_path, message, seconds + time.perf_counter() - start)
+            return
+        self.run_log.record(input_path, 'done', output_path, seconds=seconds + time.perf_counter() - start)
+
+
+def run_share(opt, shard, dataset, model, run):
+    """Super-resolve this process's inputs, the network running while other processes load and threads write."""
     save_dir = output_dir(opt)
-    done, failed = 0, []
-    with logging_redirect_tqdm():
-        for rel_path in dataset.non_images:
-            log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
-        for batch in tqdm(create_test_dataloader(dataset, opt), desc='test', unit='batch'):
+    jobs = run.pending([(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, rel_path), rel_path)
+                        for rel_path in dataset.paths])
+    dataset.paths = [rel_path for _, _, rel_path in jobs]
+    writer = OutputWriter(opt, save_dir, run.log)
+    label = 'test' if not shard.distributed else f'test (process {shard.rank} of {shard.world_size})'
+    with WritePool(opt.write_threads, max_pending=2 * opt.batch_size) as pool:
+        for batch in tqdm(create_test_dataloader(dataset, opt), desc=label, unit='batch', disable=not shard.is_main):
             for rel_path, message in batch['errors']:
                 log.error('%s (skipped)', message)
-                failed.append(rel_path)
+                run.log.record(os.path.join(opt.dataroot, rel_path), 'failed', error=message)
             if batch['LR'] is None:
                 continue
+            start = time.perf_counter()
             model.set_input(batch)
             outputs = tensor_to_uint8(model.test(), opt.round_output)
-            for rel_path, image in zip(batch['LR_paths'], outputs):
-                try:
-                    save_rgb(image, os.path.join(save_dir, rel_path), opt.jpeg_quality)
-                    done += 1
-                except (OSError, ValueError) as err:
-                    log.error('%s: could not write the result (%s)', os.path.join(save_dir, rel_path), err)
-                    failed.append(rel_path)
-    print(f'{done} done, {len(dataset.non_images)} skipped (not images), {len(failed)} failed; '
-          f'results in {save_dir}')
-    return 1 if failed else 0
+            network_share = (time.perf_counter() - start) / len(outputs)
+            for rel_path, image, load_seconds in zip(batch['LR_paths'], outputs, batch['seconds']):
+                pool.submit(writer, image, rel_path, load_seconds + network_share)
+
+
+def main(argv=None):
+    return sharding.run_sharded(TestOptions().parse(argv), test)
+
+
+def test(opt, shard):
+    set_inference_threads(shard.cpu_threads())
+    opt.num_threads = min(opt.num_threads, shard.cpu_threads() or opt.num_threads)
+    dataset = create_dataset(opt)
+    model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
+    run = sharding.ShardedRun(shard, dataset.paths, f'--dataroot {opt.dataroot}', opt.report, opt.skip_existing)
+    with logging_redirect_tqdm():
+        if shard.is_main:
+            for rel_path in dataset.non_images:
+                log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
+        run_share(opt, shard, dataset, model, run)
+    totals = run.finish(None, opt.dist_timeout)
+    if totals is None:
+        return 1
+    counts, listed, _ = totals
+    if shard.is_main:
+        print(f'{counts["done"]} done, {len(dataset.non_images)} skipped (not images), {counts["failed"]} failed'
+              f'{run.summary_suffix(counts, "output exists")}; results in {output_dir(opt)}')
+        print_path_lists((('failed', listed['failed']),))
+    return 1 if counts['failed'] else 0
 
 
 if __name__ == '__main__':

@@ -5,10 +5,13 @@ used, downloaded into the weights cache on first use.
 
 Faces are found with dlib, aligned to the FFHQ template at 512x512, enhanced in batches and
 blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
-`LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>`.
+`LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>` (written last: a photo whose
+`hq_final` exists is complete, which --skip_existing relies on). Under torchrun each process
+takes its share of the photos of a folder (utils/sharding.py).
 """
 import logging
 import os
+import time
 from collections import Counter
 
 from tqdm import tqdm
@@ -17,6 +20,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from models.inference import Enhancer
 from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
+from utils import sharding
 from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
 from utils.face_detect import FaceDetector
@@ -50,11 +54,15 @@ class PhotoError(UserError):
         self.no_face = no_face
 
 
+def final_path(out_dir, ext):
+    return os.path.join(out_dir, f'hq_final.{ext}')
+
+
 def save_results(restored, out_dir, ext, jpeg_quality):
     for folder, faces in (('LQ_faces', restored.lq_faces), ('HQ', restored.hq_faces)):
         for index, face in enumerate(faces):
             save_rgb(face, os.path.join(out_dir, folder, f'{index:03d}.{ext}'), jpeg_quality)
-    save_rgb(restored.final, os.path.join(out_dir, f'hq_final.{ext}'), jpeg_quality)
+    save_rgb(restored.final, final_path(out_dir, ext), jpeg_quality)
 
 
 def enhance_photo(restorer, photo_path, out_dir, opt):
@@ -86,31 +94,46 @@ def check_options(opt):
 
 def main(args=None):
     opt = TestOptions().parse(args, default_weights=DEFAULT_PHOTO_MODEL)
-    set_inference_threads()
     check_options(opt)
+    return sharding.run_sharded(opt, enhance_photos)
+
+
+def enhance_photos(opt, shard):
+    set_inference_threads(shard.cpu_threads())
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)
     detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
     enhancer = Enhancer.from_options(opt)  # before any output: wrong weights write nothing
     restorer = FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
-    restored_faces, without_face, failed = 0, [], []
+    run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs], f'--test_img_path {opt.test_img_path}',
+                              opt.report, opt.skip_existing)
+    jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
+    restored_faces = 0
     with logging_redirect_tqdm():
-        for photo_path, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single):
+        for photo_path, _, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single or not shard.is_main):
+            start = time.perf_counter()
             try:
                 n_faces = enhance_photo(restorer, photo_path, out_dir, opt)
             except PhotoError as err:
                 if single:
                     raise
                 log.log(logging.WARNING if err.no_face else logging.ERROR, '%s (skipped)', err)
-                (without_face if err.no_face else failed).append(photo_path)
+                run.log.record(photo_path, 'no_face' if err.no_face else 'failed', error=str(err),
+                               seconds=time.perf_counter() - start)
                 continue
             restored_faces += n_faces
+            run.log.record(photo_path, 'done', final_path(out_dir, opt.ext), seconds=time.perf_counter() - start)
             log.info('%s: %d face(s) -> %s', photo_path, n_faces, out_dir)
-    done = len(jobs) - len(without_face) - len(failed)
-    print(f'{done} photo(s) enhanced ({restored_faces} faces), {len(without_face)} without a face, '
-          f'{len(failed)} failed; results in {opt.results_dir}')
-    print_path_lists((('without a face', without_face), ('failed', failed)))
-    return 1 if failed or done == 0 else 0
+    totals = run.finish(restored_faces, opt.dist_timeout)
+    if totals is None:
+        return 1
+    counts, listed, faces = totals
+    if shard.is_main:
+        print(f'{counts["done"]} photo(s) enhanced ({sum(faces)} faces), '
+              f'{counts["no_face"]} without a face, {counts["failed"]} failed'
+              f'{run.summary_suffix(counts, "results exist")}; results in {opt.results_dir}')
+        print_path_lists((('without a face', listed['no_face']), ('failed', listed['failed'])))
+    return 1 if counts['failed'] or counts['done'] + counts['skipped'] == 0 else 0
 
 
 if __name__ == '__main__':

@@ -23,9 +23,12 @@ def create_dataset(opt):
 
 
 def create_test_dataloader(dataset, opt):
-    """In-order batches; unreadable images come out in `errors` instead of stopping the run."""
-    return torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=False,
-                                       num_workers=opt.num_threads, collate_fn=dataset.collate)
+    """In-order batches, decoded by --num_threads processes ahead of the network (pinned for a GPU).
+
+    Unreadable images come out in `errors` instead of stopping the run.
+    """
+    return torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=False, num_workers=opt.num_threads,
+                                       collate_fn=dataset.collate, pin_memory=opt.device.type == 'cuda')
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):

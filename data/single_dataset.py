@@ -1,5 +1,6 @@
 """The images of a test folder (subfolders too), resized to `--load_size` as the released models expect."""
 import os
+import time
 
 import numpy as np
 import torch
@@ -36,20 +37,21 @@ class SingleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         rel_path = self.paths[index]
+        start = time.perf_counter()
         try:
             img = read_rgb(os.path.join(self.root, rel_path))
         except ImageReadError as err:
             return {'LR': None, 'LR_paths': rel_path, 'error': str(err)}
         if img.size != (self.load_size, self.load_size):
             img = img.resize((self.load_size, self.load_size), Image.BICUBIC)
-        return {'LR': uint8_to_tensor(np.asarray(img)), 'LR_paths': rel_path}
+        return {'LR': uint8_to_tensor(np.asarray(img)), 'LR_paths': rel_path, 'seconds': time.perf_counter() - start}
 
     @staticmethod
     def collate(samples):
-        """Stack the readable samples; list the unreadable ones as (path, message)."""
+        """Stack the readable samples (with the seconds each took to load); list the unreadable ones as (path, message)."""
         good = [s for s in samples if s['LR'] is not None]
         return {'LR': torch.stack([s['LR'] for s in good]) if good else None,
-                'LR_paths': [s['LR_paths'] for s in good],
+                'LR_paths': [s['LR_paths'] for s in good], 'seconds': [s['seconds'] for s in good],
                 'errors': [(s['LR_paths'], s['error']) for s in samples if s['LR'] is None]}
 
 

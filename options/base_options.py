@@ -98,7 +98,8 @@ class BaseOptions:
         opt = self.gather_options(args, default_weights)
         opt.is_train = self.is_train
         vars(opt).update(self.generator)
-        opt.num_threads = max(0, min(opt.num_threads, os.cpu_count() or 1))
+        if opt.num_threads is not None:  # None: test options choose by device
+            opt.num_threads = max(0, min(opt.num_threads, os.cpu_count() or 1))
         if launched_by_torchrun():  # utils.distributed.setup gives each process its own device
             opt.device, opt.gpu_ids = torch.device('cpu'), []
         else:

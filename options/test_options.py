@@ -1,9 +1,21 @@
 """Flags of test.py and test_enhance_single_unalign.py."""
-from utils.cli import unquoted, unquoted_lower
+import os
+
+import torch
+
+from utils.cli import UserError, unquoted, unquoted_lower
 from utils.devices import PRECISIONS
 from utils.face_detect import DETECTORS
 
 from .base_options import BaseOptions
+
+# Images per batch when --batch_size is not given: on the CPU what measured fastest per image
+# for SPARNet (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.
+DEFAULT_BATCH_SIZE = {('cpu', 'fp32'): 4, ('cpu', 'bf16'): 8, 'cuda': 16}
+# Loader processes and writer threads when not given: on the CPU every extra thread takes cores
+# from the network (one of each measured fastest); a GPU leaves the cores to them.
+DEFAULT_LOADERS = {'cpu': 1, 'cuda': 8}
+DEFAULT_WRITERS = {'cpu': 1, 'cuda': 2}
 
 
 class TestOptions(BaseOptions):
@@ -47,7 +59,35 @@ class TestOptions(BaseOptions):
         self.original_flags.add_argument('--scale_factor', type=int, default=8,
                                          help='every input is resized to --load_size, whatever its size')
         self.original_flags.add_argument('--lambda_pix', type=float, default=1.0)
+        parser.set_defaults(batch_size=None, num_threads=None)
+        parser.add_argument('--skip_existing', action='store_true',
+                            help='skip inputs whose output already exists (resumes a killed run)')
+        parser.add_argument('--report', type=unquoted, default='',
+                            help='append one JSON line per input (path, status, error, seconds) to this file')
+        parser.add_argument('--write_threads', type=int, default=None,
+                            help='threads encoding and writing outputs while the network runs (0: in turn; '
+                                 'default 1 on the CPU, 2 on a GPU)')
+        parser.add_argument('--dist_timeout', type=float, default=30,
+                            help='under torchrun, minutes a process waits for the others (at the start and '
+                                 'when it has finished its share) before giving up')
         return parser
 
     ignored_flags = BaseOptions.ignored_flags + ('eval', 'num_test', 'scale_factor', 'lambda_pix', 'debug',
                                                  'serial_batches', 'init_type', 'init_gain')
+
+    def parse(self, args=None, default_weights=''):
+        opt = super().parse(args, default_weights)
+        on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())  # torchrun: not chosen yet
+        if opt.batch_size is None:
+            opt.batch_size = DEFAULT_BATCH_SIZE['cuda'] if on_gpu else DEFAULT_BATCH_SIZE.get(
+                ('cpu', opt.precision), DEFAULT_BATCH_SIZE['cpu', 'fp32'])
+        if opt.num_threads is None:
+            opt.num_threads = min(DEFAULT_LOADERS['cuda' if on_gpu else 'cpu'], os.cpu_count() or 1)
+        if opt.write_threads is None:
+            opt.write_threads = DEFAULT_WRITERS['cuda' if on_gpu else 'cpu']
+        for flag, value, lowest in (('--batch_size', opt.batch_size, 1), ('--write_threads', opt.write_threads, 0)):
+            if value < lowest:
+                raise UserError(f'{flag} must be {lowest} or more, got {value}')
+        if opt.dist_timeout <= 0:
+            raise UserError(f'--dist_timeout must be a positive number of minutes, got {opt.dist_timeout}')
+        return opt

@@ -7,7 +7,9 @@ Paths: `reference` (the plain module), `fast` (the default fp32 path), `bf16` / 
 precision, where the device has it natively), `onnx` (ONNX Runtime on the exported graph). For each
 model, batch size and path: seconds per batch (median of --repeats runs, the paths interleaved so that
 load from other processes hits them alike), images/s, GFLOP/s counted on the reference network's
-convolutions (the same count for every path), its share of the peak, the speed-up over `reference`,
+convolutions (the same count for every path), its share of the peak, the speed-up over the published
+test loop as users ran it (batch 1, one image at a time, PIL read, the plain module, PIL save: the
+baseline users know) and over `reference` (the plain module at the same batch size),
 the peak memory a forward adds to the process, and the output's difference from `reference` on a
 real face (skimage's astronaut). Then a SPARNet training step (batch 8, L1, Adam): plain vs fast.
 Without --weights the networks get random weights (batch-norm statistics randomised, spectral norm
@@ -42,6 +44,8 @@ from models.networks import random_generator  # noqa: E402
 from models.released import RELEASED_MODELS  # noqa: E402
 from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
+from scripts import benchmark_end_to_end  # noqa: E402
+from scripts.benchmark_end_to_end import published_face_loop  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.devices import check_precision, set_inference_threads  # noqa: E402
 
@@ -71,6 +75,9 @@ def build_parser():
     parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: one per usable core)')
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
     parser.add_argument('--json', default=None, help='write all results here')
+    parser.add_argument('--end_to_end', nargs=argparse.REMAINDER, default=None, metavar='FLAGS',
+                        help='time test.py and the whole-photo script over folders against the published loops '
+                             'instead; the flags that follow go to scripts/benchmark_end_to_end.py (--faces, --photos, ...)')
     return parser
 
 
@@ -225,6 +232,21 @@ def build_paths(names, net, device, size, folder):
     return paths
 
 
+def published_seconds_per_image(net, spec, image, count, folder):
+    """Seconds per image of the published test loop (CPU) on `count` copies of the face, input file to output file."""
+    size = image.shape[0]
+    lr = Image.fromarray(image).resize((size // 8, size // 8), Image.BICUBIC) if spec.model == 'sparnet' else \
+        Image.fromarray(image)
+    lr_dir, names = os.path.join(folder, 'published_lr'), [f'{index}.png' for index in range(count)]
+    os.makedirs(lr_dir)
+    for name in names:
+        lr.save(os.path.join(lr_dir, name))
+    published_face_loop(net, lr_dir, names[:1], os.path.join(folder, 'published_warm_up'), size)
+    start = time.perf_counter()
+    published_face_loop(net, lr_dir, names, os.path.join(folder, 'published_out'), size)
+    return (time.perf_counter() - start) / count
+
+
 def benchmark_model(name, args, device, weights, peaks):
     spec, size = RELEASED_MODELS[name].spec, RELEASED_MODELS[name].load_size
     default_batches = DEFAULT_BATCHES[spec.model]
@@ -248,6 +270,11 @@ def benchmark_model(name, args, device, weights, peaks):
             for _, path in tqdm(steps, desc=f'{name} batch {batch}', unit='run', leave=False):
                 results[path]['times'].append(timed(paths[path], x, device)[0])
             rows += summarize(name, batch, flops, weight_kind, results, peaks)
+        if device.type == 'cpu':
+            published = published_seconds_per_image(net.cpu().eval(), spec, image, args.repeats, folder)
+            for row in rows:
+                row['vs_published'] = published / (row['seconds_per_batch'] / row['batch'])
+            print(f'  published test loop: {published:.3f} s per image')
     return rows
 
 
@@ -314,9 +341,9 @@ def training_benchmark(steps, device, threads_note):
 
 
 def format_table(rows):
-    lines = ['| model | batch | path | s / batch | images / s | GFLOP/s | % of peak | speed-up | peak MB |'
-             ' max rel. diff | PSNR dB |',
-             '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    lines = ['| model | batch | path | s / batch | images / s | GFLOP/s | % of peak | vs published | vs reference |'
+             ' peak MB | max rel. diff | PSNR dB |',
+             '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
 
     def number(value, fmt):
         return '-' if value is None else format(value, fmt)
@@ -326,6 +353,7 @@ def format_table(rows):
         lines.append(f"| {row['model']} | {row['batch']} | {row['path']} | {row['seconds_per_batch']:.3f} | "
                      f"{row['images_per_second']:.2f} | {row['gflops']:.0f} | "
                      f"{number(row['peak_share'] and 100 * row['peak_share'], '.0f')} | "
+                     f"{number(row.get('vs_published'), '.2f')} | "
                      f"{number(row['speedup'], '.2f')} | {number(row['peak_memory_mb'], '.0f')} | "
                      f"{number(diff, '.1e')} | {number(psnr_value, '.1f')} |")
     return '\n'.join(lines)
@@ -333,6 +361,8 @@ def format_table(rows):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.end_to_end is not None:
+        return benchmark_end_to_end.main(args.end_to_end)
     model_names = parse_list(args.models, RELEASED_MODELS, '--models')
     args.path_list = parse_list(args.paths, PATHS, '--paths')
     weights = {}

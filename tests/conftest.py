@@ -25,6 +25,7 @@ from utils import download  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: runs a full-size network on the CPU (tens of seconds)')
+    config.addinivalue_line('markers', 'gpu: needs CUDA GPUs (skipped without them)')
 
 
 RELEASED_SPECS = {name: model.spec for name, model in RELEASED_MODELS.items()}

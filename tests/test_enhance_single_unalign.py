@@ -1,5 +1,6 @@
 """test_enhance_single_unalign.py: outputs, folders, failures; end to end with a released-format SPARNetHD."""
 import importlib.util
+import json
 import os
 
 import cv2
@@ -164,3 +165,24 @@ def test_end_to_end_with_the_default_model_downloaded(tmp_path, released_checkpo
     assert change[126, 222] > 20  # the face's centre
     assert rows.max() < 280 and 100 < cols.min() and cols.max() < 350  # around the face only
     assert psnr(final[300:], photo[300:], 'rgb') > 30
+
+
+def test_folder_resumes_with_skip_existing_and_reports_each_photo(tmp_path, enhancer, run_main, capsys):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / 'astronaut.jpg', quality=95)
+    Image.fromarray(data.chelsea()).save(photos / 'cat.jpg')
+    (photos / 'zz_broken.jpg').write_bytes(b'\xff\xd8 not a jpeg')
+    out, report = tmp_path / 'out', tmp_path / 'photos.jsonl'
+    assert run_main(photos, out, '--report', str(report), '--skip_existing') == 1  # the broken file
+    final = out / 'astronaut' / 'hq_final.jpg'
+    first_write = (final.stat().st_ino, final.stat().st_mtime_ns)
+    assert run_main(photos, out, '--report', str(report), '--skip_existing') == 1
+    assert (final.stat().st_ino, final.stat().st_mtime_ns) == first_write and enhancer.batches == [1]
+    assert '0 photo(s) enhanced (0 faces), 1 without a face, 1 failed, 1 skipped (results exist)' in \
+        capsys.readouterr().out
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    statuses = [(os.path.basename(line['path']), line['status']) for line in lines]
+    assert statuses == [('astronaut.jpg', 'done'), ('cat.jpg', 'no_face'), ('zz_broken.jpg', 'failed'),
+                        ('astronaut.jpg', 'skipped'), ('cat.jpg', 'no_face'), ('zz_broken.jpg', 'failed')]
+    assert lines[0]['output'] == str(final) and 'not a readable image' in lines[2]['error']

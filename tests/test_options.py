@@ -157,3 +157,22 @@ def test_train_sh_commands_parse_and_train_the_published_epoch_counts():
     commands = [shlex.split(line)[2:] for line in lines if line.startswith('python train.py')]
     options = [TrainOptions().parse([*command, '--gpus', '0']) for command in commands]
     assert [(opt.model, opt.total_epochs) for opt in options] == [('sparnet', 21)] * 2 + [('sparnethd', 11)] * 2
+
+
+def test_inference_defaults_follow_the_device_and_bad_values_are_refused(monkeypatch):
+    from options.test_options import DEFAULT_BATCH_SIZE, DEFAULT_LOADERS, DEFAULT_WRITERS
+    from utils.cli import UserError
+    cpu = parse()
+    assert (cpu.batch_size, cpu.write_threads) == (DEFAULT_BATCH_SIZE['cpu', 'fp32'], DEFAULT_WRITERS['cpu'])
+    assert cpu.num_threads == min(DEFAULT_LOADERS['cpu'], os.cpu_count())
+    assert parse('--precision', 'bf16').batch_size == DEFAULT_BATCH_SIZE['cpu', 'bf16']
+    assert (parse('--batch_size', '3', '--num_threads', '0').batch_size, parse('--num_threads', '0').num_threads) == (3, 0)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setenv('RANK', '0')  # under torchrun the GPU is chosen later, per process
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    gpu = TestOptions().parse(['--gpus', '1'])
+    assert (gpu.batch_size, gpu.write_threads) == (DEFAULT_BATCH_SIZE['cuda'], DEFAULT_WRITERS['cuda'])
+    for flags in (['--batch_size', '0'], ['--write_threads', '-1'], ['--dist_timeout', '0']):
+        with pytest.raises(UserError, match=flags[0]):
+            parse(*flags)

@@ -21,8 +21,12 @@ def launched_by_torchrun():
     return all(name in os.environ for name in TORCHRUN_VARIABLES)
 
 
-def setup(opt):
-    """Set `opt.rank`, `opt.world_size`; under torchrun also this process's device and the process group."""
+def setup(opt, timeout=None, cpu_objects=False):
+    """Set `opt.rank`, `opt.world_size`; under torchrun also this process's device and the process group.
+
+    `timeout` (a timedelta) bounds every collective; `cpu_objects` adds gloo beside NCCL on GPUs, so
+    that Python objects (run summaries) are exchanged on the CPU.
+    """
     opt.rank, opt.world_size = 0, 1
     if not launched_by_torchrun():
         return opt
@@ -32,12 +36,13 @@ def setup(opt):
         if local_rank >= torch.cuda.device_count():
             raise UserError(f"torchrun started more processes per node than the {torch.cuda.device_count()} "
                             "GPUs; lower --nproc_per_node")
-        opt.device, opt.gpu_ids, backend = torch.device('cuda', local_rank), [local_rank], 'nccl'
+        opt.device, opt.gpu_ids = torch.device('cuda', local_rank), [local_rank]
+        backend = 'cpu:gloo,cuda:nccl' if cpu_objects else 'nccl'
         torch.cuda.set_device(opt.device)
     else:
         opt.device, opt.gpu_ids, backend = torch.device('cpu'), [], 'gloo'
     if opt.world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend)
+        dist.init_process_group(backend, timeout=timeout)
     return opt
 
 

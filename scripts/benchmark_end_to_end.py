@@ -1,0 +1,269 @@
+"""End-to-end speed: test.py over a folder of faces and the whole-photo script over a folder of
+photos, against the published code's loops as users ran them (`scripts/benchmark.py --end_to_end`).
+
+    python scripts/benchmark_end_to_end.py --faces /data/lfw,/data/utk --count 1000 --precisions fp32,bf16
+    python scripts/benchmark_end_to_end.py --photos /data/photos --photo_count 6 --precisions fp32,bf16
+
+Faces: the first --count images of the --faces folders, each resized to 128x128 and reduced to a
+16x16 LR face with PIL bicubic (the Helen test-set form), saved as PNG. Then, in turns (so load
+from other processes hits all alike), repeated --repeats times:
+- `published`: the published test.py loop: batch 1, one image at a time (PIL read and bicubic
+  resize, tensor, the plain module in eval mode under no_grad, `(y + 1) / 2 * 255` clipped and
+  truncated, PIL save);
+- `network <precision>`: the fast path alone on the preloaded batches of --batch_size (the
+  network-only rate);
+- `test.py <precision>`: `test.main` over the folder, model loading included, at its defaults.
+Photos: the published whole-photo script's steps in one process (dlib CNN detection on the
+photo upsampled once, five landmarks, scikit-image similarity warp order 3, one face at a time
+through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG outputs)
+against `test_enhance_single_unalign.main` over the folder.
+Weights: random ones (the same for every path) unless --weights gives the released file.
+"""
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from data.base_dataset import resize_square  # noqa: E402
+from models.fast_inference import prepare_inference_net  # noqa: E402
+from models.networks import random_generator  # noqa: E402
+from models.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS  # noqa: E402
+from models.weights import load_generator_weights  # noqa: E402
+from options.test_options import DEFAULT_BATCH_SIZE  # noqa: E402
+from utils.cli import UserError, run  # noqa: E402
+from utils.devices import set_inference_threads  # noqa: E402
+from utils.image_io import list_images, read_rgb  # noqa: E402
+
+SPECS = {'sparnet': RELEASED_MODELS['sparnet'].spec, 'sparnethd': RELEASED_MODELS[DEFAULT_PHOTO_MODEL].spec}
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f'benchmarked_{name}', os.path.join(ROOT, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_lr_faces(folders, count, dest):
+    """The first `count` images of `folders` as 16x16 LR PNG faces (128x128 centre square, PIL bicubic down)."""
+    sources = [os.path.join(folder, name) for folder in folders for name in list_images(folder)][:count]
+    if len(sources) < count:
+        raise UserError(f'--faces: found {len(sources)} images, fewer than --count {count}')
+    os.makedirs(dest, exist_ok=True)
+    for index, path in enumerate(sources):
+        hr = resize_square(read_rgb(path), 128)
+        hr.resize((16, 16), Image.BICUBIC).save(os.path.join(dest, f'{index:05d}.png'))
+    return sorted(os.listdir(dest))
+
+
+def published_face_loop(net, lr_dir, names, out_dir, load_size=128):
+    """The published test.py loop: one image at a time through the plain module, saved with PIL."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names:
+        img = Image.open(os.path.join(lr_dir, name)).convert('RGB').resize((load_size, load_size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+        with torch.no_grad():
+            y = net(((x - 0.5) / 0.5)[None])
+        array = ((y[0].numpy().transpose(1, 2, 0) + 1.0) / 2.0 * 255.0).clip(0, 255).astype(np.uint8)
+        Image.fromarray(array).save(os.path.join(out_dir, name))
+
+
+def network_only(fast, lr_dir, names, batch_size, load_size=128):
+    """Seconds the fast path alone takes over the faces, preloaded in batches of `batch_size`."""
+    images = [np.asarray(Image.open(os.path.join(lr_dir, name)).convert('RGB').resize((load_size, load_size),
+                                                                                      Image.BICUBIC))
+              for name in names]
+    batches = [torch.from_numpy(np.stack(images[i:i + batch_size])).permute(0, 3, 1, 2).float() / 127.5 - 1
+               for i in range(0, len(images), batch_size)]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            fast(batch).clamp_(-1, 1)
+    return time.perf_counter() - start
+
+
+def level_difference(dir_a, dir_b, names):
+    """(share of identical pixels, largest difference in 8-bit levels) between two output folders."""
+    same, total, largest = 0, 0, 0
+    for name in names:
+        a = np.asarray(Image.open(os.path.join(dir_a, name)), dtype=np.int16)
+        b = np.asarray(Image.open(os.path.join(dir_b, name)), dtype=np.int16)
+        diff = np.abs(a - b)
+        same, total, largest = same + int((diff == 0).sum()), total + diff.size, max(largest, int(diff.max()))
+    return same / total, largest
+
+
+def faces_benchmark(args, net, weights_path, folder):
+    """{variant: [seconds per run]} over the LR faces, and the output differences from the published loop."""
+    lr_dir = os.path.join(folder, 'lr')
+    names = make_lr_faces(args.face_folders, args.count, lr_dir)
+    test_script = load_script('test')
+    fast = {p: prepare_inference_net(net, 'cpu', p) for p in args.precision_list}
+    flags = ['--gpus', '0', '--dataroot', lr_dir, '--pretrain_model_path', weights_path]
+    variants = {'published': lambda out: published_face_loop(net, lr_dir, names, out)}
+    for precision in args.precision_list:
+        batch_size = args.batch_size or DEFAULT_BATCH_SIZE['cpu', precision]
+        variants[f'network {precision}'] = lambda out, p=precision, b=batch_size: network_only(fast[p], lr_dir, names, b)
+        variants[f'test.py {precision}'] = lambda out, p=precision: test_script.main(
+            [*flags, '--save_as_dir', out, '--precision', p, *args.test_flags.split()])
+    times = run_in_turns(variants, args.repeats, folder, names)
+    for precision in args.precision_list:
+        same, largest = level_difference(os.path.join(folder, 'published_0'),
+                                         os.path.join(folder, f'test.py_{precision}_0'), names)
+        print(f'test.py {precision} vs published outputs: {100 * same:.2f} % of the pixels identical, '
+              f'at most {largest} levels apart')
+    return times
+
+
+def run_in_turns(variants, repeats, folder, names):
+    times = {name: [] for name in variants}
+    order = list(variants)
+    for repeat in range(repeats):
+        for name in order if repeat % 2 == 0 else order[::-1]:
+            out = os.path.join(folder, f'{name.replace(" ", "_")}_{repeat}')
+            start = time.perf_counter()
+            result = variants[name](out)
+            seconds = result if name.startswith('network') else time.perf_counter() - start
+            times[name].append(seconds)
+            print(f'  {name}: {seconds:.1f} s ({len(names) / seconds:.2f} images/s), load average '
+                  f'{os.getloadavg()[0]:.2f}', flush=True)
+    return times
+
+
+def published_photo_loop(net, photos, out_dir):
+    """The published whole-photo script's steps, each photo in turn, in one process."""
+    import cv2
+    import dlib
+    from skimage import transform
+
+    from utils.face_align import ffhq_template
+    from utils.face_detect import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
+    detector = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
+    predictor = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
+    template = ffhq_template(512)
+    faces_done = 0
+    for photo_path in photos:
+        img = np.asarray(Image.open(photo_path).convert('RGB'))
+        aligned, tforms = [], []
+        for found in detector(img, 1):
+            if found.rect.width() > 999 or found.rect.height() > 999:
+                break
+            shape = predictor(img, found.rect)
+            points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
+            tform = transform.SimilarityTransform.from_estimate(points, template)
+            aligned.append(transform.warp(img, tform.inverse, output_shape=(512, 512), order=3) * 255)
+            tforms.append(tform)
+        hq_faces = []
+        for face in aligned:
+            with torch.no_grad():
+                y = net((torch.tensor(face.transpose(2, 0, 1)) / 255.0 * 2 - 1)[None].float())
+            hq_faces.append(((y[0].numpy().transpose(1, 2, 0) + 1) / 2 * 255).clip(0, 255).astype(np.uint8))
+        final = img.astype(np.float64)
+        for hq, tform in zip(hq_faces, tforms):
+            back = transform.warp(hq / 255.0, tform, output_shape=img.shape[:2], order=3) * 255
+            mask = cv2.blur((back == 0).astype(np.float32), (5, 5)) > 0
+            final = final * mask + (1 - mask) * back
+        photo_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(photo_path))[0])
+        for sub, faces in (('LQ_faces', aligned), ('HQ', hq_faces)):
+            os.makedirs(os.path.join(photo_dir, sub), exist_ok=True)
+            for index, face in enumerate(faces):
+                Image.fromarray(face.astype(np.uint8)).save(os.path.join(photo_dir, sub, f'{index:03d}.jpg'))
+        Image.fromarray(final.astype(np.uint8)).save(os.path.join(photo_dir, 'hq_final.jpg'))
+        faces_done += len(hq_faces)
+    return faces_done
+
+
+def photos_benchmark(args, net, weights_path, folder):
+    photos = [os.path.join(args.photos, name) for name in list_images(args.photos)][:args.photo_count]
+    photo_dir = os.path.join(folder, 'photos')
+    os.makedirs(photo_dir)
+    for path in photos:  # a flat folder of the chosen photos, for the whole-photo script
+        os.symlink(os.path.abspath(path), os.path.join(photo_dir, os.path.basename(path)))
+    photo_script = load_script('test_enhance_single_unalign')
+    flags = ['--gpus', '0', '--test_img_path', photo_dir,
+             '--pretrain_model_path', weights_path]
+    variants = {'published photos': lambda out: published_photo_loop(net, photos, out)}
+    for precision in args.precision_list:
+        variants[f'photo script {precision}'] = lambda out, p=precision: photo_script.main(
+            [*flags, '--results_dir', out, '--precision', p, *args.photo_flags.split()])
+    return run_in_turns(variants, args.repeats, folder, photos)
+
+
+def table(times, count, unit, baseline, network_rows=()):
+    lines = [f'| run | {unit} | s | {unit} / s | vs {baseline} | share of the network-only rate |', '|---|---:|---:|---:|---:|---:|']
+    base = statistics.median(times[baseline])
+    for name, runs in times.items():
+        seconds = statistics.median(runs)
+        network = next((f'network {p}' for p in network_rows if name == f'test.py {p}'), None)
+        share = f'{100 * statistics.median(times[network]) / seconds:.0f} %' if network in times else '-'
+        lines.append(f'| {name} | {count} | {seconds:.1f} | {count / seconds:.2f} | {base / seconds:.2f}x | {share} |')
+    return '\n'.join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--faces', default='', help='comma-separated folders of face images (HR, any size)')
+    parser.add_argument('--count', type=int, default=1000, help='faces to make and run (default: 1000)')
+    parser.add_argument('--photos', default='', help='folder of photos with faces, for the whole-photo pipeline')
+    parser.add_argument('--photo_count', type=int, default=6, help='photos to run (default: the first 6)')
+    parser.add_argument('--precisions', default='fp32', help='comma-separated among fp32,bf16 (default: fp32)')
+    parser.add_argument('--batch_size', type=int, default=None, help="network-only batch (default: test.py's for the precision)")
+    parser.add_argument('--repeats', type=int, default=1, help='runs of each variant, in turns (default: 1)')
+    parser.add_argument('--test_flags', default='', help='extra flags for test.py, e.g. "--batch_size 8"')
+    parser.add_argument('--photo_flags', default='--detector cnn',
+                        help='extra flags for the whole-photo script (default: "--detector cnn", as published)')
+    parser.add_argument('--weights', action='append', default=[], metavar='MODEL=PATH',
+                        help='released weights, e.g. sparnet=pretrain_models/SPARNet-V16-S4-epoch20.pth')
+    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: one per usable core)')
+    return parser
+
+
+def network_and_weights(model, weights, folder):
+    """The plain module in eval mode and a released-format file of its weights (random unless given)."""
+    spec = SPECS[model]
+    if model in weights:
+        return load_generator_weights(spec.build(), weights[model], spec).eval(), weights[model]
+    net = random_generator(spec)
+    path = os.path.join(folder, f'{model}.pth')
+    torch.save(net.state_dict(), path)
+    return net, path
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.face_folders = [f for f in args.faces.split(',') if f]
+    args.precision_list = [p for p in args.precisions.split(',') if p]
+    if not args.face_folders and not args.photos:
+        raise UserError('give --faces and/or --photos')
+    if args.count < 1 or args.repeats < 1:
+        raise UserError('--count and --repeats must be at least 1')
+    weights = dict(item.split('=', 1) for item in args.weights)
+    threads = set_inference_threads(args.threads)
+    load_start = os.getloadavg()
+    print(f'{threads} threads, torch {torch.__version__}, load average {load_start[0]:.2f}')
+    with tempfile.TemporaryDirectory() as folder:
+        if args.face_folders:
+            net, path = network_and_weights('sparnet', weights, folder)
+            times = faces_benchmark(args, net, path, folder)
+            print(table(times, args.count, 'faces', 'published', args.precision_list))
+        if args.photos:
+            net, path = network_and_weights('sparnethd', weights, folder)
+            times = photos_benchmark(args, net, path, folder)
+            print(table(times, args.photo_count, 'photos', 'published photos'))
+    load_end = os.getloadavg()
+    print(f'load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}')
+    return 0
+
+
+if __name__ == '__main__':
+    run(main)
