@@ -24,8 +24,8 @@ def output_dir(opt):
     return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'test_{opt.epoch}')
 
 
-def main():
-    opt = TestOptions().parse()
+def main(argv=None):
+    opt = TestOptions().parse(argv)
     set_inference_threads()
     dataset = create_dataset(opt)
     model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
