@@ -175,7 +175,6 @@ class Scorers:
 
     def __init__(self, models, device, weights_dir):
         needs_fid = any('fid' in model.published.metrics for model in models)
-        self.device = device
         self.fid = FIDInception(INCEPTION_WEIGHTS.fetch(weights_dir)).to(device) if needs_fid else None
         self.identity = FaceIdentity()
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 
 from conftest import ROOT, GeneratorSpec, random_generator, run_script
 from models.released import RELEASED_MODELS, TEST_SETS_ARCHIVE
-from scripts import evaluate, reproduce
+from scripts import download_weights, evaluate, reproduce
 from train_helpers import face_images
 from utils.archive import ArchiveError, check_archive, extract_archive
 from utils.cli import UserError
@@ -180,12 +180,16 @@ def test_missing_archive_is_one_line_and_exit_2(weights_server, tmp_path):
 
 def test_missing_model_is_one_line(weights_server, tmp_path):
     weights_server.add(write_tgz(tmp_path / 'test_dirs.tgz', release_layout()), TEST_SETS_ARCHIVE.file_name)
+    offline = str(tmp_path / 'offline')  # the archive fetched for a machine without internet
+    assert download_weights.main(['test_dirs', '--dir', offline]) == 0
     with pytest.raises(UserError) as err:
-        reproduce.main(['--models', 'sparnet_light_attn3d', '--gpus', '0', '--out_dir', str(tmp_path / 'out')])
+        reproduce.main(['--models', 'sparnet_light_attn3d', '--gpus', '0', '--weights_dir', offline,
+                        '--out_dir', str(tmp_path / 'out')])
     file_name = RELEASED_MODELS['sparnet_light_attn3d'].file_name
     assert one_line(err).startswith(f'sparnet_light_attn3d: could not download {weights_server.url}/{file_name} '
                                     '(HTTP 404 Not Found)')
-
+    assert weights_server.requests == ['/test_dirs.tgz', f'/{file_name}']
+    assert sorted(os.listdir(offline)) == ['test_dirs', 'test_dirs.tgz']  # unpacked beside the archive
 
 MALICIOUS = {
     'dot-dot': ({'../x': b'escaped'}, {}, "the member '../x' would land outside the target folder"),
