@@ -64,7 +64,8 @@ TABLE_COLUMNS = ('model', 'test set', 'metric', 'paper', 'released (original REA
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', default=list(RELEASED_MODELS), choices=list(RELEASED_MODELS),
-                        metavar='NAME', help=f"released models to reproduce (default: all: {' '.join(RELEASED_MODELS)})")
+                        metavar='NAME',
+                        help=f"released models to reproduce (default: all: {' '.join(RELEASED_MODELS)})")
     parser.add_argument('--precision', default='fp32', choices=tuple(PRECISIONS),
                         help='inference precision (the tolerances are for fp32)')
     parser.add_argument('--gpus', type=int, default=1,

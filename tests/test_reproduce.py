@@ -27,16 +27,11 @@ E2E_MODELS = ('sparnet_light_attn3d', 'sparnethd_attn2d')
 # that takes the released network's place in the table, with the same code path from download to table.
 SMALL_HD_SPEC, SMALL_HD_SIZE = GeneratorSpec('sparnethd', 1, 'spar', 'in'), 64
 
+
 def png_bytes(image, fmt='PNG'):
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, fmt)
     return buffer.getvalue()
-
-
-def add_file(tar, name, data):
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
 
 
 def release_layout():
@@ -62,7 +57,9 @@ def write_tgz(path, files=(), links=()):
             info.type, info.linkname = tarfile.SYMTYPE, target
             tar.addfile(info)
         for name, data in dict(files).items():
-            add_file(tar, name, data)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return str(path)
 
 
@@ -111,7 +108,8 @@ def test_reproduce_end_to_end_then_resumes(weights_server, released_checkpoint, 
         assert row['complete'] and row['precision'] == 'fp32' and row['device'].startswith('cpu, ')
         json_path = tmp_path / f'{name}_evaluate.json'
         assert evaluate.main(['--results_dir', row['folders']['outputs'], '--gt_dir', helen_hr, '--metrics',
-                              'psnr,ssim,id', '--save_json', str(json_path), '--save_csv', str(tmp_path / 'x.csv')]) == 0
+                              'psnr,ssim,id', '--save_json', str(json_path),
+                              '--save_csv', str(tmp_path / 'x.csv')]) == 0
         expected = read_json(json_path)
         assert row['this_run'] == {'psnr': expected['psnr'], 'ssim': expected['ssim']}
         assert row['identity']['id_cos'] == expected['id_cos'] and row['identity']['pairs'] > 0
@@ -122,12 +120,14 @@ def test_reproduce_end_to_end_then_resumes(weights_server, released_checkpoint, 
 
     hd = rows['sparnethd_attn2d']
     celeba_hr = os.path.join(unpacked, 'CelebAHQ-Test-HR')
-    assert hd['folders']['inputs'] == os.path.join(unpacked, 'CelebA-TestN') and hd['folders']['ground_truth'] == celeba_hr
+    assert hd['folders']['inputs'] == os.path.join(unpacked, 'CelebA-TestN')
+    assert hd['folders']['ground_truth'] == celeba_hr
     assert hd['fid_images'] == [CELEBA_FACES, CELEBA_FACES + 1] and hd['complete']
     assert hd['identity']['id_cos'] is None and hd['identity']['pairs'] == 0  # no ground truth of the same name
     json_path = tmp_path / 'hd_evaluate.json'
     assert evaluate.main(['--results_dir', hd['folders']['outputs'], '--gt_dir', celeba_hr, '--metrics', 'fid',
-                          '--gpus', '0', '--inception_weights', str(inception_file), '--save_json', str(json_path)]) == 0
+                          '--gpus', '0', '--inception_weights', str(inception_file),
+                          '--save_json', str(json_path)]) == 0
     assert hd['this_run'] == {'fid': read_json(json_path)['fid']}
     assert hd['released'] == {'fid': 26.72} and hd['paper'] == {'fid': 27.16}
 
@@ -209,7 +209,8 @@ def test_malicious_archives_are_refused_and_write_nothing(tmp_path, kind):
     (tmp_path / 'cache').mkdir()
     target = tmp_path / 'cache' / 'test_dirs'
     before = sorted(p for p in tmp_path.rglob('*'))
-    for action in (lambda: check_archive(archive, 'evil.tgz'), lambda: extract_archive(archive, str(target), 'evil.tgz')):
+    for action in (lambda: check_archive(archive, 'evil.tgz'),
+                   lambda: extract_archive(archive, str(target), 'evil.tgz')):
         with pytest.raises(ArchiveError) as err:
             action()
         assert one_line(err).startswith(f'evil.tgz: refused: {expected.format(outside=outside)}')
@@ -230,7 +231,8 @@ def test_malicious_download_is_refused_and_deleted(weights_server, tmp_path):
 def test_a_safe_archive_is_unpacked_whole(tmp_path):
     archive = write_tgz(tmp_path / 'ok.tgz', {'a/b.png': b'b', 'c.png': b'c'}, {'a/link.png': 'b.png'})
     target = extract_archive(archive, str(tmp_path / 'target'))
-    assert sorted(os.listdir(target)) == ['a', 'c.png'] and os.readlink(os.path.join(target, 'a', 'link.png')) == 'b.png'
+    assert sorted(os.listdir(target)) == ['a', 'c.png']
+    assert os.readlink(os.path.join(target, 'a', 'link.png')) == 'b.png'
     assert sorted(os.listdir(tmp_path)) == ['ok.tgz', 'target']  # the temporary folder was renamed
     (tmp_path / 'broken.tgz').write_bytes(open(archive, 'rb').read()[:-40])
     with pytest.raises(ArchiveError) as err:
@@ -249,7 +251,8 @@ def make_tree(root, paths):
 @pytest.mark.parametrize('paths, helen, celeba', [
     (['test_dirs/Helen_test_DIC/LR/1.png', 'test_dirs/Helen_test_DIC/HR/1.png', 'test_dirs/CelebA-TestN/1.jpg',
       'test_dirs/CelebAHQ-Test-HR/2.png'],
-     ('test_dirs/Helen_test_DIC/LR', 'test_dirs/Helen_test_DIC/HR'), ('test_dirs/CelebA-TestN', 'test_dirs/CelebAHQ-Test-HR')),
+     ('test_dirs/Helen_test_DIC/LR', 'test_dirs/Helen_test_DIC/HR'),
+     ('test_dirs/CelebA-TestN', 'test_dirs/CelebAHQ-Test-HR')),
     (['helen_test_dic/lr/1.png', 'helen_test_dic/hr/1.png', 'celeba_testn/LQ/1.png', 'celeba_testn/HR/1.png'],
      ('helen_test_dic/lr', 'helen_test_dic/hr'), ('celeba_testn/LQ', 'celeba_testn/HR')),
     (['data/HELEN/LR/a/1.png', 'data/HELEN/HR/a/1.png', 'CelebA-TestN/1.png', 'CelebA-TestN-HR/1.png'],

@@ -33,7 +33,6 @@ class EvalSet:
 
     name: str
     label: str
-    description: str
     assumed_inputs: str  # relative to the test_dirs folder, as the original scripts read it
     assumed_gt: str
     input_flag: str  # flags (without --) that give the folders by hand; upper-cased: test.sh's variables
@@ -52,12 +51,12 @@ class EvalSet:
 
 
 TEST_SETS = {test_set.name: test_set for test_set in (
-    EvalSet('helen', 'Helen', "Helen test set of DICNet: 16x16 LR faces and their 128x128 HR",
-            'Helen_test_DIC/LR', 'Helen_test_DIC/HR', 'helen_lr', 'helen_hr', 50, 16,
+    # DICNet's Helen test set: 16x16 LR faces and their 128x128 HR
+    EvalSet('helen', 'Helen', 'Helen_test_DIC/LR', 'Helen_test_DIC/HR', 'helen_lr', 'helen_hr', 50, 16,
             folder_names=('helen*',), input_names=('lr', 'lq', 'input*'), gt_names=('hr', 'gt', 'hq')),
-    EvalSet('celeba_testn', 'CelebA-TestN',
-            'CelebA-TestN: 512x512 low-quality faces; FID against the CelebA-HQ test faces',
-            'CelebA-TestN', 'CelebAHQ-Test-HR', 'celeba_testn', 'celeba_testn_hr', 1117, 2,
+    # 512x512 low-quality faces; FID against the (unpaired) CelebA-HQ test faces
+    EvalSet('celeba_testn', 'CelebA-TestN', 'CelebA-TestN', 'CelebAHQ-Test-HR', 'celeba_testn', 'celeba_testn_hr',
+            1117, 2,
             folder_names=('celebatestn', 'celebatestnlq', 'celebatestnlr'), input_names=('lq', 'lr', 'input*'),
             gt_names=('hr', 'gt', 'hq'), inputs_in_folder=True,
             gt_elsewhere=('celebahqtest*', 'celebatestnhr', 'celebatestngt', 'celebatestnhq', 'celebahq')),
