@@ -1,4 +1,5 @@
-# Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
+# Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests),
+# `make reproduce` (set up + the paper's tables from the released models; REPRODUCE_ARGS="--models sparnet" etc.).
 # The demo's SPARNetHD weights are downloaded into the weights cache ($SPARNET_HOME, default ~/.cache/sparnet)
 # on first use; offline, it stops with one line saying where to put the file by hand.
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo clean
+.PHONY: setup test demo reproduce clean
 DEMO_PHOTO := samples/astronaut.jpg
 
 setup: $(STAMP)
@@ -24,6 +25,9 @@ demo: $(STAMP)
 	$(PY) test_enhance_single_unalign.py --pretrain_model_path sparnethd_attn2d \
 		--test_img_path $(DEMO_PHOTO) --results_dir demo_results
 	@echo "enhanced photo: demo_results/hq_final.jpg"
+
+reproduce: $(STAMP)
+	$(PY) scripts/reproduce.py $(REPRODUCE_ARGS)
 
 clean:
 	rm -rf $(VENV) results demo_results samples

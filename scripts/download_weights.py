@@ -1,8 +1,9 @@
-"""List the released models and other weights with what is already downloaded; download some or all.
+"""List the released models, other weights and the test sets with what is already downloaded; download some or all.
 
     python scripts/download_weights.py                        # the table, and what is cached where
     python scripts/download_weights.py sparnethd_attn2d       # fetch one (names, file names or --all)
     python scripts/download_weights.py --all --dir weights/   # into a folder, e.g. to copy to a cluster
+    python scripts/download_weights.py test_dirs fid_inception --dir weights/   # what reproduce.py also needs
     python scripts/download_weights.py --markdown             # the README's table of released models
 
 Without --dir, files go to the weights cache ($SPARNET_HOME, else ~/.cache/sparnet), where
@@ -18,19 +19,19 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models.losses import VGG19_WEIGHTS  # noqa: E402
-from models.released import RELEASED_MODELS, find_released, markdown_table  # noqa: E402
+from models.released import RELEASED_MODELS, TEST_SETS_ARCHIVE, find_released, markdown_table  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.download import cache_dir  # noqa: E402
 from utils.fid import INCEPTION_WEIGHTS  # noqa: E402
 
 log = logging.getLogger('download_weights')
-OTHER_WEIGHTS = {remote.name: remote for remote in (VGG19_WEIGHTS, INCEPTION_WEIGHTS)}
+OTHER_FILES = {remote.name: remote for remote in (VGG19_WEIGHTS, INCEPTION_WEIGHTS, TEST_SETS_ARCHIVE)}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('names', nargs='*',
-                        help=f"what to download: {', '.join([*RELEASED_MODELS, *OTHER_WEIGHTS])} "
+                        help=f"what to download: {', '.join([*RELEASED_MODELS, *OTHER_FILES])} "
                              '(or a released file name)')
     parser.add_argument('--all', action='store_true', help='download the four released models')
     parser.add_argument('--dir', default=None,
@@ -42,18 +43,18 @@ def build_parser():
 
 def remote_file(name):
     """The RemoteFile called `name` (a released model's name or file name, vgg19, fid_inception)."""
-    if name in OTHER_WEIGHTS:
-        return OTHER_WEIGHTS[name]
+    if name in OTHER_FILES:
+        return OTHER_FILES[name]
     released = find_released(name)
     if released is None:
-        raise UserError(f"{name!r}: unknown; choose among {', '.join([*RELEASED_MODELS, *OTHER_WEIGHTS])}")
+        raise UserError(f"{name!r}: unknown; choose among {', '.join([*RELEASED_MODELS, *OTHER_FILES])}")
     return released.remote
 
 
 def listing(folder):
     """One line per file: name, file, MB and where it is (or 'not downloaded')."""
     lines = [f'weights folder: {cache_dir(folder)}']
-    remotes = [model.remote for model in RELEASED_MODELS.values()] + list(OTHER_WEIGHTS.values())
+    remotes = [model.remote for model in RELEASED_MODELS.values()] + list(OTHER_FILES.values())
     width = max(len(remote.name) for remote in remotes)
     for remote in remotes:
         path = remote.local_path(folder)

@@ -12,8 +12,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
-
 from utils import evaluation  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.devices import select_device  # noqa: E402
@@ -62,25 +60,14 @@ def main(argv=None):
                  if 'fid' in metrics else None)
     identity = FaceIdentity(args.id_detector) if 'id' in metrics else None
 
-    rows, fid_value, fid_counts, fid_errors = [], None, (0, 0), []
-    with logging_redirect_tqdm():
-        if pairs:
-            rows = evaluation.evaluate_pairs(pairs, metrics, args.psnr_channels, args.resize_result, identity,
-                                             args.y_quantization)
-            csv_path = args.save_csv or os.path.join(args.results_dir, 'metrics.csv')
-            evaluation.write_csv(rows, csv_path)
-            log.info('per-pair scores written to %s', csv_path)
-        if fid_model is not None:
-            fid_value, fid_counts, fid_errors = evaluation.evaluate_fid(
-                args.results_dir, args.gt_dir, fid_model, device, args.fid_batch_size)
-
-    summary = evaluation.summarize(rows, metrics, fid_value, fid_counts, args.psnr_channels,
-                                   args.y_quantization)
+    csv_path = args.save_csv or os.path.join(args.results_dir, 'metrics.csv')
+    summary, failures = evaluation.score_folders(
+        args.results_dir, args.gt_dir, pairs, metrics, csv_path, identity, fid_model, device, args.fid_batch_size,
+        args.psnr_channels, args.resize_result, args.y_quantization)
     print(evaluation.markdown_table(summary))
     if args.save_json:
         evaluation.write_json(summary, args.save_json)
         log.info('means written to %s', args.save_json)
-    failures = summary['failed_pairs'] + len(fid_errors)
     if failures:
         log.error('%d image(s) could not be evaluated (see above); the means leave them out', failures)
     return 1 if failures else 0

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+import torchvision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -21,6 +22,7 @@ sys.path.insert(0, ROOT)
 from models.networks import GeneratorSpec, random_generator  # noqa: E402,F401 (used by the tests)
 from models.released import RELEASED_MODELS  # noqa: E402
 from utils import download  # noqa: E402
+from utils.fid import FID_WEIGHTS_NAME  # noqa: E402
 
 
 def pytest_configure(config):
@@ -68,6 +70,25 @@ def released_checkpoint(tmp_path_factory):
             torch.save(random_generator(RELEASED_SPECS[name]).state_dict(), cache[name])
         return cache[name]
     return make
+
+
+@pytest.fixture(scope='session')
+def inception_file(tmp_path_factory):
+    """Random Inception weights in pytorch-fid's file format (torchvision's Inception v3 with 1008
+    classes and no aux head has the FID network's keys). BatchNorm statistics are taken from one
+    batch so that the features stay in a sane range."""
+    torch.manual_seed(0)
+    net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=True)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(2, 3, 299, 299) * 2 - 1)
+    path = tmp_path_factory.mktemp('torch_home') / 'hub' / 'checkpoints' / FID_WEIGHTS_NAME
+    path.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), path)
+    return path
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -89,25 +89,6 @@ def test_fid_needs_two_images_per_side():
 
 
 @pytest.fixture(scope='module')
-def inception_file(tmp_path_factory):
-    """Random Inception weights in pytorch-fid's file format (torchvision's Inception v3 with 1008
-    classes and no aux head has the FID network's keys). BatchNorm statistics are taken from one
-    batch so that the features stay in a sane range."""
-    torch.manual_seed(0)
-    net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=True)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None
-    net.train()
-    with torch.no_grad():
-        net(torch.rand(2, 3, 299, 299) * 2 - 1)
-    path = tmp_path_factory.mktemp('torch_home') / 'hub' / 'checkpoints' / FID_WEIGHTS_NAME
-    path.parent.mkdir(parents=True)
-    torch.save(net.state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope='module')
 def image_folders(tmp_path_factory):
     """Two folders of three 64x64 images: astronaut crops and their noisy versions."""
     root = tmp_path_factory.mktemp('fid_images')

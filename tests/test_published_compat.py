@@ -86,7 +86,7 @@ def test_published_checkpoint_folder_loads_with_epoch_20_in_test_py_and_resumes_
     check_test_script_output(['--model', 'sparnet', '--res_depth', '1', '--name', 'published', '--checkpoints_dir',
                               str(tmp_path / 'checkpoints'), '--epoch', '20', '--results_dir', str(results),
                               '--phase', 'val', '--scale_factor', '4', '--eval', '--num_test', '5', '--verbose'],
-                             folder / '20_net_G.pth', spec, tmp_path, monkeypatch,
+                             folder / '20_net_G.pth', spec, tmp_path,
                              out_dir=results / 'published' / 'val_20')
     assert '[Network G]' in capsys.readouterr().out
     check_resumed_published_run(tmp_path, 'sparnet', {'G': net}, caplog)

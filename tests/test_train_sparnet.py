@@ -23,7 +23,7 @@ from utils.psnr_ssim import psnr, ssim
 from utils.run_logs import read_events, read_text_log
 
 
-def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypatch, caplog):
+def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=6)
     (tmp_path / 'faces' / 'broken.png').write_bytes(b'\x89PNG not an image')
     val = face_folder(tmp_path / 'val', count=2, seed=3)
@@ -56,7 +56,7 @@ def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypat
     spec = GeneratorSpec('sparnet', 1, 'spar', 'bn')
     check_test_script_output(['--model', 'sparnet', '--res_depth', '1', '--name', 'tiny', '--checkpoints_dir',
                               str(tmp_path / 'checkpoints'), '--epoch', '9'], save_dir / 'epoch_9_net_G.pth', spec,
-                             tmp_path, monkeypatch)
+                             tmp_path)
 
 
 def check_bicubic_baseline_and_grid(tmp_path, scalars, iteration):

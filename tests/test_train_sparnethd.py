@@ -15,7 +15,7 @@ from utils.cli import UserError
 from utils.run_logs import read_events
 
 
-def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path, monkeypatch):
+def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path):
     face_folder(tmp_path / 'faces', count=4)
     val = face_folder(tmp_path / 'val', count=1, seed=3)
     flags = train_flags(tmp_path, 'sparnethd', 'tiny_hd', '--total_epochs', '5', '--batch_size', '1',
@@ -46,7 +46,7 @@ def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path,
 
     check_test_script_output(['--model', 'sparnethd', '--res_depth', '1', '--name', 'tiny_hd', '--checkpoints_dir',
                               str(tmp_path / 'checkpoints')], save_dir / 'latest_net_H.pth',
-                             GeneratorSpec('sparnethd', 1, 'spar', 'in'), tmp_path, monkeypatch)
+                             GeneratorSpec('sparnethd', 1, 'spar', 'in'), tmp_path)
 
 
 def sigma_errors(state_dict):

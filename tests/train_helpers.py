@@ -2,7 +2,6 @@
 import importlib.util
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -65,16 +64,15 @@ def run_training(flags):
     return train.main(flags)
 
 
-def run_test_script(argv, monkeypatch):
+def run_test_script(argv):
     """test.py's main in this process, with `argv` as its command line; returns its exit code."""
     spec = importlib.util.spec_from_file_location('sparnet_test_script', os.path.join(ROOT, 'test.py'))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    monkeypatch.setattr(sys, 'argv', ['test.py', *argv])
-    return script.main()
+    return script.main(argv)
 
 
-def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, monkeypatch, out_dir=None):
+def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, out_dir=None):
     """Run test.py on two LR faces with `checkpoint_flags`; its outputs must be those of `spec` with `weights_path`.
 
     Results go to --save_as_dir, or to `out_dir` when the flags place them there.
@@ -87,8 +85,7 @@ def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, mon
     for index, face in enumerate(faces):
         Image.fromarray(face).save(lr_dir / f'{index}.png')
     code = run_test_script(['--gpus', '0', *checkpoint_flags, '--load_size', '64', '--dataset_name', 'single',
-                            '--dataroot', str(lr_dir), *save_flags, '--num_threads', '0', '--reference_impl'],
-                           monkeypatch)
+                            '--dataroot', str(lr_dir), *save_flags, '--num_threads', '0', '--reference_impl'])
     assert code == 0
     net = spec.build()
     net.load_state_dict(torch.load(weights_path, weights_only=True))

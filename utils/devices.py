@@ -105,3 +105,13 @@ def set_inference_threads(num_threads=None):
         num_threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
     torch.set_num_threads(num_threads)
     return num_threads
+
+
+def describe_device(device, gpu_ids=()):
+    """'cpu, 2 threads' or 'NVIDIA A100 (cuda:0)', '2 x NVIDIA A100 (cuda:0,1)': what a run ran on."""
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return f'{device.type}, {torch.get_num_threads()} threads'
+    ids = list(gpu_ids) or [device.index or 0]
+    count = f'{len(ids)} x ' if len(ids) > 1 else ''
+    return f"{count}{torch.cuda.get_device_name(ids[0])} (cuda:{','.join(map(str, ids))})"

@@ -14,6 +14,7 @@ import os
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from utils import fid, psnr_ssim
 from utils.atomic import atomic_write
@@ -148,6 +149,24 @@ def summarize(rows, metrics, fid_value=None, fid_counts=(0, 0), psnr_channels='y
         'id_no_face': sum(1 for row in scored if 'id' in metrics and 'id_cos' not in row),
         'fid_images': list(fid_counts) if 'fid' in metrics else None,
     }
+
+
+def score_folders(results_dir, gt_dir, pairs, metrics, csv_path=None, identity=None, fid_model=None, device=None,
+                  fid_batch_size=50, psnr_channels='y', resize_result=False,
+                  y_quantization=psnr_ssim.PUBLISHED_Y_QUANTIZATION):
+    """(summary, images that could not be scored): the paired metrics over `pairs` (their rows
+    written to `csv_path` when given), and with 'fid' in `metrics` FID of the two folders as wholes."""
+    rows, fid_value, fid_counts, fid_errors = [], None, (0, 0), []
+    with logging_redirect_tqdm():
+        if pairs:
+            rows = evaluate_pairs(pairs, metrics, psnr_channels, resize_result, identity, y_quantization)
+            if csv_path:
+                write_csv(rows, csv_path)
+                log.info('per-pair scores written to %s', csv_path)
+        if 'fid' in metrics:
+            fid_value, fid_counts, fid_errors = evaluate_fid(results_dir, gt_dir, fid_model, device, fid_batch_size)
+    summary = summarize(rows, metrics, fid_value, fid_counts, psnr_channels, y_quantization)
+    return summary, summary['failed_pairs'] + len(fid_errors)
 
 
 def _format(value, digits=4):
