@@ -14,13 +14,12 @@ from collections import Counter
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from models.inference import Enhancer
+from models.inference import photo_restorer
 from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
-from utils.face_detect import FaceDetector
-from utils.face_restore import FaceRestorer, NoFaceFound
+from utils.face_restore import NoFaceFound
 from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
 
 log = logging.getLogger('test_enhance_single_unalign')
@@ -90,9 +89,7 @@ def main(args=None):
     check_options(opt)
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)
-    detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
-    enhancer = Enhancer.from_options(opt)  # before any output: wrong weights write nothing
-    restorer = FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
+    restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
     restored_faces, without_face, failed = 0, [], []
     with logging_redirect_tqdm():
         for photo_path, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single):

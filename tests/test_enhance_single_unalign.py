@@ -9,6 +9,7 @@ from PIL import Image
 from skimage import data
 
 from conftest import ROOT, run_script
+from models.inference import Enhancer
 from models.released import RELEASED_MODELS
 from utils.cli import UserError
 from utils.psnr_ssim import psnr
@@ -43,7 +44,7 @@ class IdentityEnhancer:
 @pytest.fixture
 def enhancer(monkeypatch):
     identity = IdentityEnhancer()
-    monkeypatch.setattr(script.Enhancer, 'from_options', classmethod(lambda cls, opt: identity))
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: identity))
     return identity
 
 
