@@ -30,8 +30,8 @@ gr = None  # gradio, imported by main() once GRADIO_TEMP_DIR names the run's cac
 log = logging.getLogger('app')
 
 GRADIO_TEMP_ENV = 'GRADIO_TEMP_DIR'
-CACHE_FOLDER = 'gradio_cache'  # in the run folder: uploads and the copies the page serves; removed at exit
-CACHE_CLEANING = (3600, 86400)  # every hour, Gradio deletes the copies older than a day
+CACHE_FOLDER = 'gradio_cache'  # in the run folder: uploads and links to the results served; removed at exit
+CACHE_CLEANING = (3600, 86400)  # every hour, Gradio deletes the uploads older than a day
 FACE_MODEL_DEFAULT = 'sparnet'
 
 INTRO = """# SPARNet face enhancement
@@ -171,69 +171,74 @@ def output_choices(pipeline):
     return precision, ext
 
 
+def input_files(label, elem_id):
+    return gr.File(label=label, file_count='multiple', file_types=['image'], elem_id=elem_id)
+
+
+def result_outputs(prefix, downloads_label):
+    """(before/after gallery, downloads) of a tab, their element ids starting with `prefix`."""
+    gallery = gr.Gallery(label='Faces: before, after', columns=4, interactive=False, elem_id=f'{prefix}_gallery')
+    downloads = gr.File(label=downloads_label, file_count='multiple', interactive=False, elem_id=f'{prefix}_downloads')
+    return gallery, downloads
+
+
+def photos_tab(pipeline, job_queue):
+    with gr.Tab('Photos'), gr.Row():
+        with gr.Column(scale=1):
+            photos = input_files('Photos', 'photo_files')
+            model = gr.Radio(list(PHOTO_MODELS), value=DEFAULT_PHOTO_MODEL, label='Model', elem_id='photo_model',
+                             info=' / '.join(RELEASED_MODELS[name].description.split(':')[0] for name in PHOTO_MODELS))
+            gr.Markdown(PHOTO_NOTE)
+            detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
+                                info='cnn: more robust; hog: much faster on a CPU, frontal faces')
+            upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale',
+                               info='enlarge the whole photo (bicubic) before the faces are pasted back')
+            precision, ext = output_choices(pipeline)
+            enhance = gr.Button('Enhance', variant='primary', elem_id='photo_button')
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id='photo_status')
+            chooser = gr.Dropdown(label='Photo shown', visible=False, interactive=True)
+            slider = gr.ImageSlider(label='Before / after', type='filepath', interactive=False, elem_id='photo_slider')
+            gallery, downloads = result_outputs('photo', 'Downloads: enhanced photos, faces.zip')
+    shown = gr.State([])
+
+    def enhance_photos(files, model, detector, upscale, precision, ext, progress=gr.Progress(track_tqdm=True)):
+        result = run_job(pipeline.enhance_photos, files, model, detector, upscale, precision, ext)
+        return photo_outputs(result, len(files))
+
+    def show_photo(name, pairs):
+        return next(((before, after) for shown_name, before, after in pairs if shown_name == name), None)
+
+    enhance.click(enhance_photos, [photos, model, detector, upscale, precision, ext],
+                  [slider, chooser, gallery, downloads, shown, status], **job_queue)
+    chooser.change(show_photo, [chooser, shown], slider, queue=False)
+
+
+def faces_tab(pipeline, job_queue):
+    with gr.Tab('Aligned faces'), gr.Row():
+        with gr.Column(scale=1):
+            faces = input_files('Aligned faces', 'face_files')
+            model = gr.Radio(list(FACE_MODELS), value=FACE_MODEL_DEFAULT, label='Model', elem_id='face_model')
+            gr.Markdown(FACES_NOTE)
+            precision, ext = output_choices(pipeline)
+            enhance = gr.Button('Enhance faces', variant='primary', elem_id='face_button')
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id='face_status')
+            gallery, downloads = result_outputs('face', 'Downloads: enhanced faces, faces.zip')
+
+    def enhance_faces(files, model, precision, ext, progress=gr.Progress(track_tqdm=True)):
+        return face_outputs(run_job(pipeline.enhance_faces, files, model, precision, ext), len(files))
+
+    enhance.click(enhance_faces, [faces, model, precision, ext], [gallery, downloads, status], **job_queue)
+
+
 def build_page(pipeline, concurrency=1):
     """The Blocks page; both tabs' jobs share one queue of `concurrency` jobs at a time (one device)."""
     job_queue = {'concurrency_id': 'device', 'concurrency_limit': concurrency}
     with gr.Blocks(title='SPARNet face enhancement', analytics_enabled=False, delete_cache=CACHE_CLEANING) as page:
         gr.Markdown(INTRO)
-        with gr.Tab('Photos'):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    photos = gr.File(label='Photos', file_count='multiple', file_types=['image'],
-                                     elem_id='photo_files')
-                    model = gr.Radio(list(PHOTO_MODELS), value=DEFAULT_PHOTO_MODEL, label='Model',
-                                     info=' / '.join(RELEASED_MODELS[name].description.split(':')[0]
-                                                     for name in PHOTO_MODELS), elem_id='photo_model')
-                    gr.Markdown(PHOTO_NOTE)
-                    detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
-                                        info='cnn: more robust; hog: much faster on a CPU, frontal faces')
-                    upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale',
-                                       info='enlarge the whole photo (bicubic) before the faces are pasted back')
-                    precision, ext = output_choices(pipeline)
-                    enhance = gr.Button('Enhance', variant='primary', elem_id='photo_button')
-                with gr.Column(scale=2):
-                    status = gr.Markdown(elem_id='photo_status')
-                    chooser = gr.Dropdown(label='Photo shown', visible=False, interactive=True)
-                    slider = gr.ImageSlider(label='Before / after', type='filepath', interactive=False,
-                                            elem_id='photo_slider')
-                    gallery = gr.Gallery(label='Faces: before, after', columns=4, interactive=False,
-                                         elem_id='photo_faces')
-                    photo_downloads = gr.File(label='Downloads: enhanced photos, faces.zip', file_count='multiple',
-                                              interactive=False, elem_id='photo_downloads')
-            shown = gr.State([])
-
-            def enhance_photos(files, model, detector, upscale, precision, ext, progress=gr.Progress(track_tqdm=True)):
-                result = run_job(pipeline.enhance_photos, files, model, detector, upscale, precision, ext)
-                return photo_outputs(result, len(files))
-
-            def show_photo(name, pairs):
-                return next(((before, after) for shown_name, before, after in pairs if shown_name == name), None)
-
-            enhance.click(enhance_photos, [photos, model, detector, upscale, precision, ext],
-                          [slider, chooser, gallery, photo_downloads, shown, status], **job_queue)
-            chooser.change(show_photo, [chooser, shown], slider, queue=False)
-        with gr.Tab('Aligned faces'):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    faces = gr.File(label='Aligned faces', file_count='multiple', file_types=['image'],
-                                    elem_id='face_files')
-                    face_model = gr.Radio(list(FACE_MODELS), value=FACE_MODEL_DEFAULT, label='Model',
-                                          elem_id='face_model')
-                    gr.Markdown(FACES_NOTE)
-                    face_precision, face_ext = output_choices(pipeline)
-                    enhance_faces_button = gr.Button('Enhance faces', variant='primary', elem_id='face_button')
-                with gr.Column(scale=2):
-                    face_status = gr.Markdown(elem_id='face_status')
-                    face_gallery = gr.Gallery(label='Faces: before, after', columns=4, interactive=False,
-                                              elem_id='face_gallery')
-                    face_downloads = gr.File(label='Downloads: enhanced faces, faces.zip', file_count='multiple',
-                                             interactive=False, elem_id='face_downloads')
-
-            def enhance_faces(files, model, precision, ext, progress=gr.Progress(track_tqdm=True)):
-                return face_outputs(run_job(pipeline.enhance_faces, files, model, precision, ext), len(files))
-
-            enhance_faces_button.click(enhance_faces, [faces, face_model, face_precision, face_ext],
-                                       [face_gallery, face_downloads, face_status], **job_queue)
+        photos_tab(pipeline, job_queue)
+        faces_tab(pipeline, job_queue)
     return page
 
 

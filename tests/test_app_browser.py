@@ -28,8 +28,8 @@ sync_api = pytest.importorskip('playwright.sync_api', reason='pip install -r req
 CHROMIUM = next(filter(None, map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome'))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason='no Chromium on PATH (Debian: apt-get install chromium)')
 
-CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                  '--disable-component-update', '--disable-sync']
+CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 JOB_SECONDS = 600  # SPARNetHD on a busy 2-core CPU
 
 
@@ -207,13 +207,13 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     assert '1 of 1 photo enhanced (1 face)' in status, status
     assert any('face' in text for text in progress), progress
     wait_for_images(page, '#photo_slider', 2)
-    wait_for_images(page, '#photo_faces', 2)
+    wait_for_images(page, '#photo_gallery', 2)
     screenshot('4_astronaut')
 
     run_dir = next(path for path in (tmp_path / 'results').iterdir())
     job = next(run_dir.glob('photos_*/astronaut.png')).parent
     assert sorted(loaded_images(page, '#photo_slider')) == [[512, 512]] * 2
-    assert loaded_images(page, '#photo_faces') == [[512, 512]] * 2
+    assert loaded_images(page, '#photo_gallery') == [[512, 512]] * 2
     links = {link.get_attribute('download'): link for link in page.locator('#photo_downloads a[download]').all()}
     assert sorted(links) == ['astronaut.png', 'faces.zip']
     enhanced = np.asarray(Image.open(io.BytesIO(fetch(page, links['astronaut.png']))))
