@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data
 
 import app
-from app_pipeline import AppPipeline, JobError, supported_precisions, unique_names
+from app_pipeline import AppPipeline, Item, JobError, JobResult, supported_precisions, unique_names
 from models.inference import Enhancer
 from models.released import RELEASED_MODELS
 from train_helpers import face_images, load_script, run_test_script
@@ -221,9 +221,47 @@ def test_run_folders_and_served_copies(tmp_path, monkeypatch):
     assert os.path.samefile(copy, result) and app.served(copy) == copy
 
 
-def test_both_tabs_share_one_queue_for_the_device(tmp_path, monkeypatch):
-    gradio = pytest.importorskip('gradio', reason='pip install -r requirements-app.txt')
-    monkeypatch.setattr(app, 'gr', gradio)
+@pytest.fixture
+def gradio(monkeypatch):
+    module = pytest.importorskip('gradio', reason='pip install -r requirements-app.txt')
+    monkeypatch.setattr(app, 'gr', module)
+    return module
+
+
+def test_job_failures_become_one_message(gradio):
+    def broken(files):
+        return 1 / 0
+
+    def refused(files):
+        raise JobError("'x' is not a model offered here <sparnet>")
+    for job, files, message in [(broken, ['a.jpg'], 'the job failed (ZeroDivisionError: division by zero); '
+                                                    'the server log has the details'),
+                                (refused, ['a.jpg'], "&#x27;x&#x27; is not a model offered here &lt;sparnet&gt;"),
+                                (broken, None, 'Add one or more image files first.')]:
+        with pytest.raises(gradio.Error) as error:
+            app.run_job(job, files)
+        assert error.value.message == message  # escaped: the page shows it as HTML
+
+
+def test_photo_results_in_the_page(tmp_path, gradio, monkeypatch):
+    monkeypatch.setenv(app.GRADIO_TEMP_ENV, str(tmp_path / 'cache'))
+    for name in ('a.jpg', 'a.png', 'a_lq.png', 'a_hq.png', 'b.jpg', 'b.png', 'faces.zip'):
+        (tmp_path / name).write_bytes(name.encode())
+    items = [Item('a', str(tmp_path / 'a.jpg'), str(tmp_path / 'a.png'),
+                  [(str(tmp_path / 'a_lq.png'), str(tmp_path / 'a_hq.png'))]),
+             Item('b', str(tmp_path / 'b.jpg'), str(tmp_path / 'b.png'))]
+    result = JobResult(str(tmp_path), items, ['c: no face found'], str(tmp_path / 'faces.zip'), 2.0)
+    slider, chooser, gallery, downloads, pairs, status = app.photo_outputs(result, 3)
+    assert [name for name, _, _ in pairs] == ['a', 'b'] and slider == pairs[0][1:]
+    assert chooser.visible and chooser.value == 'a'
+    assert [caption for _, caption in gallery] == ['a #0 before', 'a #0 after']
+    assert [os.path.basename(path) for path in downloads] == ['a.png', 'b.png', 'faces.zip']
+    assert all(path.startswith(str(tmp_path / 'cache')) for path in downloads + [path for path, _ in gallery])
+    assert status == (f'**2 of 3 photos enhanced** (1 face) in 2.0 s; files in `{tmp_path}`\n'
+                      '- c: no face found')
+
+
+def test_both_tabs_share_one_queue_for_the_device(tmp_path, gradio):
     pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0)
     page = app.build_page(pipeline, concurrency=2)
     jobs = [fn for fn in page.fns.values() if fn.name in ('enhance_photos', 'enhance_faces')]
