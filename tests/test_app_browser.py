@@ -117,6 +117,17 @@ def wait_for_images(page, selector, count):
                            '.filter(i => i.complete && i.naturalWidth > 0).length >= count', arg=[selector, count])
 
 
+def run_job(page, button, status, done):
+    """Click `button`; the progress texts the page showed until the `status` element holds `done`."""
+    page.locator(button).click()
+    progress, deadline = set(), time.monotonic() + JOB_SECONDS
+    while not page.locator(status, has_text=done).count():
+        assert time.monotonic() < deadline, f'{done!r} not shown within {JOB_SECONDS} s'
+        progress.update(page.locator('.progress-text, .meta-text').all_inner_texts())
+        time.sleep(0.05)
+    return progress
+
+
 def choose(page, component, value):
     page.locator(f'#{component} [data-testid="{value}-radio-label"]').click()
 
@@ -180,8 +191,8 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
 
     # a photo without a face: the first use of sparnethd_attn2d downloads it, then the message
     choose(page, 'photo_model', 'sparnethd_attn2d')
-    page.locator('#photo_button').click()
-    page.locator('#photo_status', has_text='0 of 1 photo enhanced').wait_for(timeout=JOB_SECONDS * 1000)
+    progress = run_job(page, '#photo_button', '#photo_status', '0 of 1 photo enhanced')
+    assert any('/345.1M B' in text for text in progress), progress  # the download's progress bar
     no_face = 'cat: no face found (detector hog); try the other detector, or a photo where the faces are larger'
     assert no_face in page.locator('#photo_status').inner_text()
     assert message(page, 'cat: no face found') == no_face
@@ -198,14 +209,8 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
 
     # the server still serves: the astronaut, with a progress bar per face while SPARNetHD runs
     upload(page, 'photo_files', tmp_path / 'astronaut.jpg')
-    page.locator('#photo_button').click()
-    progress, deadline = set(), time.monotonic() + JOB_SECONDS
-    while time.monotonic() < deadline and not page.locator('#photo_status', has_text='1 of 1 photo').count():
-        progress.update(page.locator('.progress-text, .meta-text').all_inner_texts())
-        time.sleep(0.2)
-    status = page.locator('#photo_status').inner_text()
-    assert '1 of 1 photo enhanced (1 face)' in status, status
-    assert any('face' in text for text in progress), progress
+    progress = run_job(page, '#photo_button', '#photo_status', '1 of 1 photo enhanced (1 face)')
+    assert any('0/1 face' in text for text in progress), progress  # the progress bar per face
     wait_for_images(page, '#photo_slider', 2)
     wait_for_images(page, '#photo_gallery', 2)
     screenshot('4_astronaut')
@@ -230,8 +235,7 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     page.get_by_role('tab', name='Aligned faces').click()
     upload(page, 'face_files', tmp_path / 'face16.png')
     choose(page, 'face_model', 'sparnet_light_attn3d')
-    page.locator('#face_button').click()
-    page.locator('#face_status', has_text='1 of 1 face enhanced').wait_for(timeout=JOB_SECONDS * 1000)
+    run_job(page, '#face_button', '#face_status', '1 of 1 face enhanced')
     wait_for_images(page, '#face_gallery', 2)
     assert sorted(loaded_images(page, '#face_gallery')) == [[16, 16], [128, 128]]
     links = {link.get_attribute('download'): link for link in page.locator('#face_downloads a[download]').all()}
