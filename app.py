@@ -58,7 +58,7 @@ def parse_args(argv):
     parser.add_argument('--gpus', type=int, default=1,
                         help='1: run on the GPU with the most free memory (the CPU when there is none); 0: the CPU')
     parser.add_argument('--weights_dir', default=None,
-                        help=f'folder of downloaded weights (default: ${CACHE_ENV}, else {DEFAULT_CACHE})')
+                        help=f'folder of downloaded weights; None: ${CACHE_ENV}, else {DEFAULT_CACHE}')
     parser.add_argument('--results_dir', default=os.path.join('results', 'app'),
                         help='each run writes everything below its own folder here (<date>-<time>)')
     parser.add_argument('--max_upload_mb', type=int, default=50, help='largest file the page accepts, in MB')
