@@ -1,13 +1,16 @@
-# Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests),
-# `make reproduce` (set up + the paper's tables from the released models; REPRODUCE_ARGS="--models sparnet" etc.).
-# The demo's SPARNetHD weights are downloaded into the weights cache ($SPARNET_HOME, default ~/.cache/sparnet)
-# on first use; offline, it stops with one line saying where to put the file by hand.
+# Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
+# Also: `make app` (set up + the web page), `make reproduce` (set up + the paper's tables from the released
+# models; REPRODUCE_ARGS="--models sparnet" etc.). The demo's SPARNetHD weights are downloaded into the weights
+# cache ($SPARNET_HOME, default ~/.cache/sparnet) on first use; offline, it stops with one line saying where to
+# put the file by hand.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+APP_STAMP := $(VENV)/.installed-app
+APP_ARGS ?=
 
-.PHONY: setup test demo reproduce clean
+.PHONY: setup test demo app reproduce clean
 DEMO_PHOTO := samples/astronaut.jpg
 
 setup: $(STAMP)
@@ -17,7 +20,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -r requirements.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+# The web page and its browser test (Gradio, Playwright); the core install stays without them.
+$(APP_STAMP): $(STAMP) requirements-app.txt
+	$(PY) -m pip install -r requirements-app.txt
+	touch $(APP_STAMP)
+
+test: $(STAMP) $(APP_STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
@@ -28,6 +36,10 @@ demo: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) scripts/reproduce.py $(REPRODUCE_ARGS)
+
+# The web page on http://127.0.0.1:7860 (flags of app.py in APP_ARGS, e.g. make app APP_ARGS="--port 8000")
+app: $(APP_STAMP)
+	$(PY) app.py $(APP_ARGS)
 
 clean:
 	rm -rf $(VENV) results demo_results samples

@@ -17,14 +17,13 @@ from collections import Counter
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from models.inference import Enhancer
+from models.inference import photo_restorer
 from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils import sharding
 from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
-from utils.face_detect import FaceDetector
-from utils.face_restore import FaceRestorer, NoFaceFound
+from utils.face_restore import NoFaceFound
 from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
 
 log = logging.getLogger('test_enhance_single_unalign')
@@ -102,9 +101,7 @@ def enhance_photos(opt, shard):
     set_inference_threads(shard.cpu_threads())
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)
-    detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
-    enhancer = Enhancer.from_options(opt)  # before any output: wrong weights write nothing
-    restorer = FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
+    restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
     run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs], f'--test_img_path {opt.test_img_path}',
                               opt.report, opt.skip_existing)
     jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])

@@ -13,6 +13,17 @@ from utils.tensor_image import uint8_to_tensor
 from .base_dataset import first
 
 
+def read_face(path, load_size):
+    """The network input of one test image: RGB uint8, PIL-bicubic resized to load_size x load_size.
+
+    ImageReadError when it cannot be read. test.py (through SingleDataset) and app.py read faces so.
+    """
+    img = read_rgb(path)
+    if img.size != (load_size, load_size):
+        img = img.resize((load_size, load_size), Image.BICUBIC)
+    return np.asarray(img)
+
+
 class SingleDataset(torch.utils.data.Dataset):
     """LR images only: RGB, PIL bicubic resize to load_size x load_size, scaled to [-1, 1]."""
 
@@ -39,12 +50,10 @@ class SingleDataset(torch.utils.data.Dataset):
         rel_path = self.paths[index]
         start = time.perf_counter()
         try:
-            img = read_rgb(os.path.join(self.root, rel_path))
+            face = read_face(os.path.join(self.root, rel_path), self.load_size)
         except ImageReadError as err:
             return {'LR': None, 'LR_paths': rel_path, 'error': str(err)}
-        if img.size != (self.load_size, self.load_size):
-            img = img.resize((self.load_size, self.load_size), Image.BICUBIC)
-        return {'LR': uint8_to_tensor(np.asarray(img)), 'LR_paths': rel_path, 'seconds': time.perf_counter() - start}
+        return {'LR': uint8_to_tensor(face), 'LR_paths': rel_path, 'seconds': time.perf_counter() - start}
 
     @staticmethod
     def collate(samples):

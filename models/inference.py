@@ -1,18 +1,26 @@
-"""Enhancing 8-bit RGB faces with a loaded model: the entry point of the whole-photo pipeline."""
+"""Enhancing 8-bit RGB faces with a loaded model, and the whole-photo pipeline built from the flags."""
+import threading
+
 import numpy as np
 
+from utils.face_detect import FaceDetector
+from utils.face_restore import FaceRestorer
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 
 from . import create_model
 
 
 class Enhancer:
-    """Callable: (N, H, W, 3) uint8 RGB faces -> (N, H, W, 3) uint8 enhanced faces, in batches."""
+    """Callable: (N, H, W, 3) uint8 RGB faces -> (N, H, W, 3) uint8 enhanced faces, in batches.
+
+    Safe to call from several threads (the web page's jobs): one batch at a time goes through the model.
+    """
 
     def __init__(self, model, batch_size, round_output=False):
         self.model = model
         self.batch_size = max(1, batch_size)
         self.round_output = round_output
+        self._lock = threading.Lock()
 
     @classmethod
     def from_options(cls, opt):
@@ -23,6 +31,18 @@ class Enhancer:
         outputs = []
         for start in range(0, len(faces), self.batch_size):
             batch = uint8_to_tensor(faces[start:start + self.batch_size])
-            self.model.set_input({'LR': batch, 'LR_paths': []})
-            outputs.append(tensor_to_uint8(self.model.test(), self.round_output))
+            with self._lock:
+                self.model.set_input({'LR': batch, 'LR_paths': []})
+                outputs.append(tensor_to_uint8(self.model.test(), self.round_output))
         return np.concatenate(outputs) if outputs else np.zeros_like(faces)
+
+
+def photo_restorer(opt, enhancer=None):
+    """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
+
+    `enhancer` defaults to the network of `opt` (its weights loaded strictly). test_enhance_single_unalign.py
+    and the web page (app.py) both build their pipeline here.
+    """
+    detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
+    enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
+    return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)

@@ -1,5 +1,4 @@
 """test_enhance_single_unalign.py: outputs, folders, failures; end to end with a released-format SPARNetHD."""
-import importlib.util
 import json
 import os
 
@@ -9,22 +8,15 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from conftest import ROOT, run_script
+from conftest import run_script
+from models.inference import Enhancer
 from models.released import RELEASED_MODELS
+from train_helpers import load_script
 from utils.cli import UserError
 from utils.psnr_ssim import psnr
 
 
-def load_script():
-    """The top-level script as a module (this test file has the same name, so no plain import)."""
-    path = os.path.join(ROOT, 'test_enhance_single_unalign.py')
-    spec = importlib.util.spec_from_file_location('enhance_script', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = load_script()
+script = load_script('test_enhance_single_unalign.py')
 
 HD_FLAGS = ['--gpus', '0', '--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
             '--att_name', 'spar', '--Gnorm', 'in']
@@ -44,7 +36,7 @@ class IdentityEnhancer:
 @pytest.fixture
 def enhancer(monkeypatch):
     identity = IdentityEnhancer()
-    monkeypatch.setattr(script.Enhancer, 'from_options', classmethod(lambda cls, opt: identity))
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: identity))
     return identity
 
 

@@ -301,7 +301,7 @@ def test_photo_script_offline_stops_with_one_line(tmp_path):
     assert proc.returncode == 2
     hd = RELEASED_MODELS['sparnethd_attn2d']
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f'error: sparnethd_attn2d: could not download ') and '(connection refused)' in last
+    assert last.startswith('error: sparnethd_attn2d: could not download ') and '(connection refused)' in last
     assert last.endswith(f"put it at {os.path.join(os.environ[download.CACHE_ENV], hd.file_name)}")
     assert not (tmp_path / 'out').exists()
 

@@ -64,12 +64,18 @@ def run_training(flags):
     return train.main(flags)
 
 
-def run_test_script(argv):
-    """test.py's main in this process, with `argv` as its command line; returns its exit code."""
-    spec = importlib.util.spec_from_file_location('sparnet_test_script', os.path.join(ROOT, 'test.py'))
+def load_script(file_name):
+    """A top-level script of the repo as a fresh module (test.py and test_enhance_single_unalign.py share their
+    names with test modules, so they are not imported by name)."""
+    spec = importlib.util.spec_from_file_location(f'script_{file_name[:-3]}', os.path.join(ROOT, file_name))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    return script.main(argv)
+    return script
+
+
+def run_test_script(argv):
+    """test.py's main in this process, with `argv` as its command line; returns its exit code."""
+    return load_script('test.py').main(argv)
 
 
 def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, out_dir=None):

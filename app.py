@@ -1,0 +1,291 @@
+"""A web page (Gradio) for enhancing the faces of photos, and aligned faces, with the released models.
+
+    python app.py [--port 7860] [--results_dir results/app] [--gpus 1] ...   (`make app` installs and starts it)
+
+It serves on 127.0.0.1 only, unless --host or --share say otherwise. Photos tab: the pipeline of
+test_enhance_single_unalign.py (detect, align, enhance with SPARNetHD, paste back); Faces tab: that of
+test.py. The jobs themselves are in app_pipeline.py; each run writes below its own folder of --results_dir.
+"""
+import argparse
+import contextlib
+import datetime
+import html
+import importlib
+import importlib.util
+import logging
+import os
+import secrets
+import shutil
+import signal
+
+from app_pipeline import DEFAULT_MAX_PIXELS, FACE_MODELS, OUTPUT_FORMATS, PHOTO_MODELS, UPSCALES, AppPipeline
+from models.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
+from utils.cli import UserError, run
+from utils.devices import set_inference_threads
+from utils.face_detect import DETECTORS
+from utils.download import CACHE_ENV, DEFAULT_CACHE
+
+gr = None  # gradio, imported by main() once GRADIO_TEMP_DIR names the run's cache (read on import)
+
+log = logging.getLogger('app')
+
+GRADIO_TEMP_ENV = 'GRADIO_TEMP_DIR'
+CACHE_FOLDER = 'gradio_cache'  # in the run folder: uploads and links to the results served; removed at exit
+CACHE_CLEANING = (3600, 86400)  # every hour, Gradio deletes the uploads older than a day
+FACE_MODEL_DEFAULT = 'sparnet'
+
+INTRO = """# SPARNet face enhancement
+Faces are found in your photos (dlib), aligned to the FFHQ template, restored by SPARNetHD and pasted back.
+Everything runs on this machine; the released weights of a model (about 350 MB for SPARNetHD) are downloaded
+once, on first use."""
+PHOTO_NOTE = ('Only SPARNetHD runs on photos: the SPARNet (x8) models super-resolve 16x16 faces to 128x128, '
+              'which faces cut out of a photo are not. Use them in the *Aligned faces* tab.')
+FACES_NOTE = ('Faces already cropped and aligned: 16x16 faces for `sparnet` and `sparnet_light_attn3d` (x8 to '
+              '128x128), 512x512 FFHQ-aligned faces for the `sparnethd` models (make them from photos with '
+              '`scripts/align_and_crop_dir.py`). Each face is first resized to the network\'s input size '
+              '(128 or 512) with bicubic interpolation, as test.py does.')
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to serve on; 0.0.0.0 opens the page to every machine that can reach this one')
+    parser.add_argument('--port', type=int, default=7860, help='port to serve on')
+    parser.add_argument('--share', action='store_true',
+                        help="also serve the page through a public Gradio link (*.gradio.live): anyone with the link "
+                             "can use it")
+    parser.add_argument('--gpus', type=int, default=1,
+                        help='1: run on the GPU with the most free memory (the CPU when there is none); 0: the CPU')
+    parser.add_argument('--weights_dir', default=None,
+                        help=f'folder of downloaded weights; None: ${CACHE_ENV}, else {DEFAULT_CACHE}')
+    parser.add_argument('--results_dir', default=os.path.join('results', 'app'),
+                        help='each run writes everything below its own folder here (<date>-<time>)')
+    parser.add_argument('--max_upload_mb', type=int, default=50, help='largest file the page accepts, in MB')
+    parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='largest photo in pixels, counted after the upscale of the Photos tab')
+    parser.add_argument('--concurrency', type=int, default=1,
+                        help='jobs run at a time on the device; more wait in a queue')
+    args = parser.parse_args(argv)
+    for flag in ('max_upload_mb', 'max_pixels', 'concurrency'):
+        if getattr(args, flag) < 1:
+            raise UserError(f'--{flag} must be 1 or more, got {getattr(args, flag)}')
+    if not 1 <= args.port <= 65535:
+        raise UserError(f'--port must be a port number (1-65535), got {args.port}')
+    return args
+
+
+def make_run_dir(results_dir):
+    """A new folder `<results_dir>/<date>-<time>` (`-2`, `-3`, ... when that second is taken)."""
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    for attempt in range(1, 1000):
+        run_dir = os.path.abspath(os.path.join(results_dir, stamp if attempt == 1 else f'{stamp}-{attempt}'))
+        try:
+            os.makedirs(run_dir)
+            return run_dir
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise UserError(f'--results_dir {results_dir}: cannot create a folder there ({err.strerror})') from err
+    raise UserError(f'--results_dir {results_dir}: no free folder name for {stamp}')
+
+
+def served(path):
+    """A link to `path` in Gradio's cache, where the page may serve it (the run folder itself is not served)."""
+    cache = os.environ[GRADIO_TEMP_ENV]
+    if os.path.commonpath([cache, os.path.abspath(path)]) == cache:
+        return path
+    target = os.path.join(cache, secrets.token_hex(16), os.path.basename(path))
+    os.makedirs(os.path.dirname(target))
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copyfile(path, target)
+    return target
+
+
+def page_error(message):
+    return gr.Error(html.escape(message), duration=None, print_exception=False)
+
+
+def run_job(job, files, *choices):
+    """`job(files, *choices)`; its problems as warnings, and any failure as one message in the page."""
+    if not files:
+        raise page_error('Add one or more image files first.')
+    try:
+        result = job(list(files), *choices)
+    except UserError as err:
+        raise page_error(str(err)) from err
+    except Exception as err:  # a bug, or out of memory: one line in the page, the traceback in the server's log
+        log.exception('the job failed')
+        raise page_error(f'the job failed ({err.__class__.__name__}: {err}); the server log has the details') from err
+    for problem in result.problems:
+        gr.Warning(html.escape(problem))
+    return result
+
+
+def count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def status_text(result, asked, noun, detail=''):
+    """Markdown: what was done, where the files are, and each input that could not be done."""
+    lines = [f'**{len(result.items)} of {count(asked, noun)} enhanced**{detail} in {result.seconds:.1f} s'
+             + (f'; files in `{result.folder}`' if result.items else '')]
+    lines += [f'- {html.escape(problem)}' for problem in result.problems]
+    return '\n'.join(lines)
+
+
+def downloads(result):
+    """The enhanced files, then faces.zip; None when there is nothing."""
+    files = [item.after for item in result.items] + ([result.zip_path] if result.zip_path else [])
+    return [served(path) for path in files] or None
+
+
+def photo_outputs(result, asked):
+    """(slider, photo chooser, gallery, downloads, shown pairs, status) for the Photos tab."""
+    pairs = [(item.name, served(item.before), served(item.after)) for item in result.items]
+    gallery = [(served(path), f'{item.name} #{index} {when}') for item in result.items
+               for index, pair in enumerate(item.faces) for path, when in zip(pair, ('before', 'after'))]
+    names = [name for name, _, _ in pairs]
+    faces = sum(len(item.faces) for item in result.items)
+    status = status_text(result, asked, 'photo', f" ({count(faces, 'face')})")
+    chooser = gr.Dropdown(choices=names, value=names[0] if names else None, visible=len(names) > 1)
+    return (pairs[0][1:] if pairs else None, chooser, gallery, downloads(result), pairs, status)
+
+
+def face_outputs(result, asked):
+    """(gallery, downloads, status) for the Faces tab."""
+    gallery = [(served(path), f'{item.name} {when}') for item in result.items
+               for path, when in ((item.before, 'before'), (item.after, 'after'))]
+    status = status_text(result, asked, 'face')
+    return gallery, downloads(result), status
+
+
+def output_choices(pipeline):
+    """(precision, output format) radios, shared by both tabs."""
+    precision = gr.Radio(pipeline.precisions, value='fp32', label='Precision',
+                         info=f'offered where this {pipeline.device.type} runs it natively; bf16 / fp16 outputs '
+                              'differ from fp32 by about 1 %')
+    ext = gr.Radio(list(OUTPUT_FORMATS), value='png', label='Output format', info='png: lossless; jpg: quality 95')
+    return precision, ext
+
+
+def input_files(label, elem_id):
+    return gr.File(label=label, file_count='multiple', file_types=['image'], elem_id=elem_id)
+
+
+def result_outputs(prefix, downloads_label):
+    """(before/after gallery, downloads) of a tab, their element ids starting with `prefix`."""
+    gallery = gr.Gallery(label='Faces: before, after', columns=4, interactive=False, elem_id=f'{prefix}_gallery')
+    downloads = gr.File(label=downloads_label, file_count='multiple', interactive=False, elem_id=f'{prefix}_downloads')
+    return gallery, downloads
+
+
+def photos_tab(pipeline, job_queue):
+    with gr.Tab('Photos'), gr.Row():
+        with gr.Column(scale=1):
+            photos = input_files('Photos', 'photo_files')
+            model = gr.Radio(list(PHOTO_MODELS), value=DEFAULT_PHOTO_MODEL, label='Model', elem_id='photo_model',
+                             info=' / '.join(RELEASED_MODELS[name].description.split(':')[0] for name in PHOTO_MODELS))
+            gr.Markdown(PHOTO_NOTE)
+            detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
+                                info='cnn: more robust; hog: much faster on a CPU, frontal faces')
+            upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale',
+                               info='enlarge the whole photo (bicubic) before the faces are pasted back')
+            precision, ext = output_choices(pipeline)
+            enhance = gr.Button('Enhance', variant='primary', elem_id='photo_button')
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id='photo_status')
+            chooser = gr.Dropdown(label='Photo shown', visible=False, interactive=True)
+            slider = gr.ImageSlider(label='Before / after', type='filepath', interactive=False, elem_id='photo_slider')
+            gallery, downloads = result_outputs('photo', 'Downloads: enhanced photos, faces.zip')
+    shown = gr.State([])
+
+    def enhance_photos(files, model, detector, upscale, precision, ext, progress=gr.Progress(track_tqdm=True)):
+        result = run_job(pipeline.enhance_photos, files, model, detector, upscale, precision, ext)
+        return photo_outputs(result, len(files))
+
+    def show_photo(name, pairs):
+        return next(((before, after) for shown_name, before, after in pairs if shown_name == name), None)
+
+    enhance.click(enhance_photos, [photos, model, detector, upscale, precision, ext],
+                  [slider, chooser, gallery, downloads, shown, status], **job_queue)
+    chooser.change(show_photo, [chooser, shown], slider, queue=False)
+
+
+def faces_tab(pipeline, job_queue):
+    with gr.Tab('Aligned faces'), gr.Row():
+        with gr.Column(scale=1):
+            faces = input_files('Aligned faces', 'face_files')
+            model = gr.Radio(list(FACE_MODELS), value=FACE_MODEL_DEFAULT, label='Model', elem_id='face_model')
+            gr.Markdown(FACES_NOTE)
+            precision, ext = output_choices(pipeline)
+            enhance = gr.Button('Enhance faces', variant='primary', elem_id='face_button')
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id='face_status')
+            gallery, downloads = result_outputs('face', 'Downloads: enhanced faces, faces.zip')
+
+    def enhance_faces(files, model, precision, ext, progress=gr.Progress(track_tqdm=True)):
+        return face_outputs(run_job(pipeline.enhance_faces, files, model, precision, ext), len(files))
+
+    enhance.click(enhance_faces, [faces, model, precision, ext], [gallery, downloads, status], **job_queue)
+
+
+def build_page(pipeline, concurrency=1):
+    """The Blocks page; both tabs' jobs share one queue of `concurrency` jobs at a time (one device)."""
+    job_queue = {'concurrency_id': 'device', 'concurrency_limit': concurrency}
+    with gr.Blocks(title='SPARNet face enhancement', analytics_enabled=False, delete_cache=CACHE_CLEANING) as page:
+        gr.Markdown(INTRO)
+        photos_tab(pipeline, job_queue)
+        faces_tab(pipeline, job_queue)
+    return page
+
+
+def import_gradio(cache_dir):
+    """Import Gradio with its temporary files (uploads, the copies the page serves) in `cache_dir`."""
+    global gr
+    os.environ[GRADIO_TEMP_ENV] = cache_dir  # read on import and when the page is built
+    gr = importlib.import_module('gradio')
+
+
+def serve(page, args, run_dir):
+    """Serve `page` until Ctrl-C or SIGTERM."""
+    try:
+        page.launch(server_name=args.host, server_port=args.port, share=args.share,
+                    max_file_size=f'{args.max_upload_mb}mb', ssr_mode=False, run_history=False,
+                    footer_links=['api', 'settings'], prevent_thread_lock=True, quiet=True)
+    except OSError as err:
+        raise UserError(f'cannot serve on {args.host}:{args.port} ({err}); pick another --port') from err
+    print(f'serving on {page.local_url}' + (f' and {page.share_url}' if page.share_url else '')
+          + f' (Ctrl-C stops); results of this run: {run_dir}', flush=True)
+    try:
+        page.block_thread()
+    finally:
+        page.close()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if importlib.util.find_spec('gradio') is None:
+        raise UserError('the web page needs Gradio: pip install -r requirements-app.txt (make app does it)')
+    run_dir = make_run_dir(args.results_dir)
+    cache_dir = os.path.join(run_dir, CACHE_FOLDER)
+    try:
+        import_gradio(cache_dir)
+        set_inference_threads()
+        logging.getLogger('httpx').setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
+        pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels)
+        page = build_page(pipeline, args.concurrency)
+        page.queue(default_concurrency_limit=args.concurrency)
+        serve(page, args, run_dir)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(run_dir)  # nothing was made: no empty folder left behind
+    return 0
+
+
+if __name__ == '__main__':
+    run(main)

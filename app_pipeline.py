@@ -1,0 +1,252 @@
+"""What the web page (app.py) runs, without Gradio: its choices -> the scripts' pipeline, job folders, zips.
+
+The choices become the flags of test_enhance_single_unalign.py / test.py, parsed by TestOptions, so weights
+resolve, download (with the tqdm bar the page shows) and load as for the scripts. Photos go through
+`models.inference.photo_restorer` (detect, align, enhance, paste back); aligned faces are read by
+`data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last networks used stay
+loaded, keyed by model, precision and device. Everything is written below the run folder:
+
+    photos_NNNN/<name>.<ext>                      the whole photo with its faces enhanced
+    photos_NNNN/<name>/LQ_faces/000.<ext>, HQ/... its aligned faces and their enhanced versions
+    photos_NNNN/faces.zip                         LQ_faces and HQ of every photo of the job
+    faces_NNNN/<name>.<ext>, faces_NNNN/faces.zip the enhanced aligned faces
+"""
+import itertools
+import os
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from PIL import Image
+from tqdm import tqdm
+
+from data.single_dataset import read_face
+from models.inference import Enhancer, photo_restorer
+from models.released import RELEASED_MODELS
+from options.test_options import TestOptions
+from utils.atomic import atomic_write
+from utils.cli import UserError
+from utils.devices import PRECISIONS, check_precision, select_device
+from utils.face_detect import DETECTORS
+from utils.face_restore import NoFaceFound
+from utils.image_io import ImageReadError, read_rgb_array, save_rgb
+
+# SPARNet (x8) enlarges 16x16 faces: faces cut out of a photo are far larger, so only SPARNetHD runs on photos.
+PHOTO_MODELS = tuple(name for name, model in RELEASED_MODELS.items() if model.spec.model == 'sparnethd')
+FACE_MODELS = tuple(RELEASED_MODELS)
+OUTPUT_FORMATS = ('png', 'jpg')
+JPEG_QUALITY = 95
+UPSCALES = (1, 2, 3, 4)
+DEFAULT_MAX_PIXELS = 50_000_000
+MODELS_KEPT = 2  # networks kept loaded; a SPARNetHD takes about 0.7 GB
+
+
+class JobError(UserError):
+    """A job could not start (a choice outside the offered ones, weights not fetched or not fitting)."""
+
+
+class InputProblem(Exception):
+    """One input file cannot be used; the message names it by its file name only."""
+
+
+@dataclass
+class Item:
+    """One input done: its name, the input (before), the output (after) and, for a photo, its faces."""
+
+    name: str
+    before: str
+    after: str
+    faces: list = field(default_factory=list)  # [(aligned face, enhanced face)] paths
+
+
+@dataclass
+class JobResult:
+    folder: str
+    items: list
+    problems: list  # one line per input that could not be done
+    zip_path: str | None
+    seconds: float
+
+
+def supported_precisions(device):
+    """The precisions `device` runs natively (utils.devices.check_precision), fp32 first."""
+    supported = []
+    for precision in PRECISIONS:
+        try:
+            check_precision(device, precision)
+        except ValueError:
+            continue
+        supported.append(precision)
+    return supported
+
+
+def unique_names(paths):
+    """A name per input file: its name without extension, `_2`, `_3`, ... added to repeated ones."""
+    names = []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, count = stem, 1
+        while name in names:
+            count += 1
+            name = f'{stem}_{count}'
+        names.append(name)
+    return names
+
+
+def write_zip(path, folder, files):
+    """Zip `files` under their paths relative to `folder` (stored: images are compressed already)."""
+    with atomic_write(path) as handle, zipfile.ZipFile(handle, 'w', zipfile.ZIP_STORED) as archive:
+        for file in files:
+            archive.write(file, os.path.relpath(file, folder))
+    return path
+
+
+def check_choice(value, choices, what):
+    if value not in choices:
+        raise JobError(f"{value!r} is not a {what} offered here ({', '.join(map(str, choices))})")
+
+
+class AppPipeline:
+    """Runs the page's jobs on one device (the GPU with the most free memory, or the CPU)."""
+
+    def __init__(self, run_dir, gpus=1, weights_dir=None, max_pixels=DEFAULT_MAX_PIXELS):
+        self.run_dir = run_dir
+        self.device, gpu_ids = select_device(min(gpus, 1))  # warns once when there is no GPU
+        self.gpus = 1 if gpu_ids else 0
+        self.weights_dir = weights_dir
+        self.max_pixels = max_pixels
+        self.precisions = supported_precisions(self.device)
+        self._enhancers = OrderedDict()
+        self._lock = threading.Lock()
+        self._job_numbers = itertools.count(1)
+
+    def options(self, model, precision, *flags):
+        """The scripts' options for these choices; released weights are downloaded on first use."""
+        args = ['--gpus', str(self.gpus), '--pretrain_model_path', model, '--precision', precision, *flags]
+        if self.weights_dir:
+            args += ['--weights_dir', self.weights_dir]
+        return TestOptions().parse(args)
+
+    def enhancer(self, opt):
+        """The Enhancer of `opt`, loaded once and kept for the next jobs."""
+        key = (opt.pretrain_model_path, opt.precision, str(opt.device))
+        with self._lock:
+            if key not in self._enhancers:
+                self._enhancers[key] = Enhancer.from_options(opt)
+                while len(self._enhancers) > MODELS_KEPT:
+                    self._enhancers.popitem(last=False)
+            self._enhancers.move_to_end(key)
+            return self._enhancers[key]
+
+    def job_folder(self, kind):
+        return os.path.join(self.run_dir, f'{kind}_{next(self._job_numbers):04d}')
+
+    def check_pixels(self, path, name, upscale=1):
+        """InputProblem unless the image at `path` is readable and, enlarged `upscale` times, within max_pixels."""
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise InputProblem(f'{name}: not a readable image ({str(err).replace(path, name)})') from err
+        pixels = width * height * upscale ** 2
+        if pixels > self.max_pixels:
+            enlarged = f' enlarged {upscale}x' if upscale > 1 else ''
+            raise InputProblem(f'{name}: {width}x{height}{enlarged} is {pixels / 1e6:.1f} megapixels, more than '
+                               f'the {self.max_pixels / 1e6:.1f} this server takes (app.py --max_pixels); '
+                               f'use a smaller photo{" or upscale" if upscale > 1 else ""}')
+
+    def read(self, read_image, path, name, upscale=1):
+        """`read_image(path)` after the size check; InputProblem naming the file when it fails."""
+        self.check_pixels(path, name, upscale)
+        try:
+            return read_image(path)
+        except ImageReadError as err:
+            raise InputProblem(str(err).replace(path, name)) from err
+
+    def enhance_photos(self, paths, model, detector='cnn', upscale=1, precision='fp32', ext='png'):
+        """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py)."""
+        check_choice(model, PHOTO_MODELS, 'model for whole photos')
+        check_choice(detector, DETECTORS, 'face detector')
+        check_choice(upscale, UPSCALES, 'upscale factor')
+        self._check_output(precision, ext)
+        started = time.monotonic()
+        face_batch = 1 if self.device.type == 'cpu' else 4  # on a CPU a face takes seconds: progress per face
+        opt = self.options(model, precision, '--detector', detector, '--test_upscale', str(upscale),
+                           '--face_batch_size', str(face_batch))
+        restorer = photo_restorer(opt, self.enhancer(opt))
+        folder = self.job_folder('photos')
+        items, problems = [], []
+        for path, name in zip(tqdm(paths, desc='photos', unit='photo'), unique_names(paths)):
+            try:
+                restored = restorer(self.read(read_rgb_array, path, name, upscale))
+            except NoFaceFound:
+                problems.append(f'{name}: no face found (detector {detector}); try the other detector, '
+                                f'or a photo where the faces are larger')
+                continue
+            except InputProblem as err:
+                problems.append(str(err))
+                continue
+            self._save(problems, items, name, lambda: self._save_photo(restored, path, name, folder, ext))
+        faces = [face for item in items for pair in item.faces for face in pair]
+        return self._finish(folder, items, problems, faces, started)
+
+    def enhance_faces(self, paths, model, precision='fp32', ext='png'):
+        """Aligned faces enhanced one by one, read and resized to the network's size as test.py does."""
+        check_choice(model, FACE_MODELS, 'model')
+        self._check_output(precision, ext)
+        started = time.monotonic()
+        opt = self.options(model, precision)
+        enhancer = self.enhancer(opt)
+        folder = self.job_folder('faces')
+        items, problems = [], []
+        for path, name in zip(tqdm(paths, desc='faces', unit='face'), unique_names(paths)):
+            try:
+                face = self.read(lambda image_path: read_face(image_path, opt.load_size), path, name)
+            except InputProblem as err:
+                problems.append(str(err))
+                continue
+            enhanced = enhancer(face[None])[0]
+            self._save(problems, items, name, lambda: self._save_face(enhanced, path, name, folder, ext))
+        return self._finish(folder, items, problems, [item.after for item in items], started)
+
+    def _check_output(self, precision, ext):
+        check_choice(precision, self.precisions, f'precision of this {self.device.type}')
+        check_choice(ext, OUTPUT_FORMATS, 'output format')
+
+    @staticmethod
+    def _save(problems, items, name, save):
+        """items += save(), or a problem line when the disk refuses."""
+        try:
+            items.append(save())
+        except (OSError, ValueError) as err:
+            problems.append(f'{name}: could not write the results ({err})')
+
+    @staticmethod
+    def _save_photo(restored, path, name, folder, ext):
+        after = os.path.join(folder, f'{name}.{ext}')
+        save_rgb(restored.final, after, JPEG_QUALITY)
+        faces = []
+        for index, pair in enumerate(zip(restored.lq_faces, restored.hq_faces)):
+            paths = tuple(os.path.join(folder, name, kind, f'{index:03d}.{ext}') for kind in ('LQ_faces', 'HQ'))
+            for face, face_path in zip(pair, paths):
+                save_rgb(face, face_path, JPEG_QUALITY)
+            faces.append(paths)
+        return Item(name, path, after, faces)
+
+    @staticmethod
+    def _save_face(enhanced, path, name, folder, ext):
+        after = os.path.join(folder, f'{name}.{ext}')
+        save_rgb(enhanced, after, JPEG_QUALITY)
+        return Item(name, path, after)
+
+    @staticmethod
+    def _finish(folder, items, problems, zipped, started):
+        zip_path = None
+        if zipped:
+            try:
+                zip_path = write_zip(os.path.join(folder, 'faces.zip'), folder, zipped)
+            except OSError as err:
+                problems.append(f'faces.zip: could not be written ({err})')
+        return JobResult(folder, items, problems, zip_path, time.monotonic() - started)

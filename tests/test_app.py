@@ -1,0 +1,267 @@
+"""The web page's jobs without a browser (app_pipeline.py) and app.py's own parts: the scripts' pipeline and
+results, one line per input that fails, weights fetched once, limits, and choices outside the page refused."""
+import importlib.util
+import os
+import re
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+import app
+from app_pipeline import AppPipeline, Item, JobError, JobResult, supported_precisions, unique_names
+from models.inference import Enhancer
+from models.released import RELEASED_MODELS
+from train_helpers import face_images, load_script, run_test_script
+from utils.cli import UserError
+from utils.devices import native_bf16_cpu
+from utils.download import DownloadError
+
+HD = RELEASED_MODELS['sparnethd_attn2d']
+
+
+class InvertingEnhancer:
+    """Stands in for SPARNetHD: 255 - face, so the pasted faces show; records the batches."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, faces):
+        self.batches.append(len(faces))
+        return 255 - faces
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """The networks built, as the stand-in each one is."""
+    networks = []
+
+    def build(cls, opt):
+        networks.append(InvertingEnhancer())
+        return networks[-1]
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(build))
+    return networks
+
+
+@pytest.fixture
+def hd_weights_dir(tmp_path, released_checkpoint):
+    """A --weights_dir holding the released SPARNetHD file (random weights, never downloaded)."""
+    folder = tmp_path / 'weights'
+    folder.mkdir()
+    os.link(released_checkpoint('sparnethd_attn2d'), folder / HD.file_name)
+    return str(folder)
+
+
+def read(path):
+    return np.asarray(Image.open(path).convert('RGB'))
+
+
+def test_photos_go_through_the_scripts_pipeline(tmp_path, built, hd_weights_dir):
+    """Same photo, same choices: the page's results are test_enhance_single_unalign.py's, file for file."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(photos / 'astronaut.png')
+    Image.fromarray(np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)).save(photos / 'pair.jpg', quality=95)
+    Image.fromarray(data.chelsea()).save(photos / 'cat.jpg')
+    (photos / 'broken.jpg').write_bytes(b'\xff\xd8 not a jpeg')
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
+    paths = [str(photos / name) for name in ('astronaut.png', 'pair.jpg', 'cat.jpg', 'broken.jpg')]
+    result = pipeline.enhance_photos(paths, 'sparnethd_attn2d', 'hog', 2, 'fp32', 'png')
+
+    job = tmp_path / 'run' / 'photos_0001'
+    assert result.folder == str(job)
+    assert [(item.name, len(item.faces)) for item in result.items] == [('astronaut', 1), ('pair', 2)]
+    assert built[0].batches == [1, 1, 1]  # one face at a time on a CPU: progress per face
+    assert result.problems[0] == ('cat: no face found (detector hog); try the other detector, or a photo where '
+                                  'the faces are larger')
+    assert result.problems[1].startswith('broken: not a readable image (') and len(result.problems) == 2
+    assert not any(str(tmp_path) in problem for problem in result.problems)  # file names, no server paths
+
+    script = load_script('test_enhance_single_unalign.py')
+    out = tmp_path / 'script'
+    assert script.main(['--gpus', '0', '--pretrain_model_path', os.path.join(hd_weights_dir, HD.file_name),
+                        '--detector', 'hog', '--test_upscale', '2', '--ext', 'png',
+                        '--test_img_path', paths[0], '--results_dir', str(out)]) == 0
+    final = read(job / 'astronaut.png')
+    np.testing.assert_array_equal(final, read(out / 'hq_final.png'))
+    for kind in ('LQ_faces', 'HQ'):
+        np.testing.assert_array_equal(read(job / 'astronaut' / kind / '000.png'), read(out / kind / '000.png'))
+    assert final.shape == (1024, 1024, 3)
+    assert np.abs(final[230:270, 420:470].astype(int) - 128).mean() > 40  # the inverted face is pasted
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert sorted(archive.namelist()) == ['astronaut/HQ/000.png', 'astronaut/LQ_faces/000.png',
+                                              'pair/HQ/000.png', 'pair/HQ/001.png',
+                                              'pair/LQ_faces/000.png', 'pair/LQ_faces/001.png']
+        assert archive.read('pair/HQ/001.png') == (job / 'pair' / 'HQ' / '001.png').read_bytes()
+
+    assert len(built) == 2  # the page's and the script's
+    second = pipeline.enhance_photos([paths[0]], 'sparnethd_attn2d', 'hog', 1, 'fp32', 'jpg')
+    assert len(built) == 2  # the page's network stayed loaded
+    assert second.folder.endswith('photos_0002') and os.path.isfile(second.items[0].after)
+    assert second.items[0].after.endswith('astronaut.jpg')
+
+
+def test_aligned_faces_are_test_py_outputs_and_weights_come_once(tmp_path, weights_server, released_checkpoint):
+    light = RELEASED_MODELS['sparnet_light_attn3d']
+    weights_server.add_released('sparnet_light_attn3d', released_checkpoint('sparnet_light_attn3d'))
+    faces = tmp_path / 'faces'
+    faces.mkdir()
+    for index, face in enumerate(face_images(2, seed=3, size=(16, 16))):
+        Image.fromarray(face).save(faces / f'face_{index}.png')
+    (faces / 'face_2.png').write_bytes(b'\x89PNG not a png')
+    paths = [str(faces / f'face_{index}.png') for index in range(3)]
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0)
+    result = pipeline.enhance_faces(paths, 'sparnet_light_attn3d', 'fp32', 'png')
+    assert [item.name for item in result.items] == ['face_0', 'face_1']
+    assert result.problems == [result.problems[0]] and result.problems[0].startswith('face_2: not a readable image')
+    assert weights_server.requests == [f'/{light.file_name}']
+
+    # one face per batch as the page (batches of several round a few pixels one level apart)
+    assert run_test_script(['--gpus', '0', '--pretrain_model_path', 'sparnet_light_attn3d', '--dataroot', str(faces),
+                            '--save_as_dir', str(tmp_path / 'test_py'), '--num_threads', '0', '--batch_size', '1']) == 1
+    for item in result.items:
+        output = read(item.after)
+        assert output.shape == (128, 128, 3)
+        np.testing.assert_array_equal(output, read(tmp_path / 'test_py' / f'{item.name}.png'))
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert sorted(archive.namelist()) == ['face_0.png', 'face_1.png']
+    assert weights_server.requests == [f'/{light.file_name}']  # downloaded once, then from the cache
+
+
+def test_limits_and_choices_outside_the_page(tmp_path, built, hd_weights_dir):
+    Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
+    photo = str(tmp_path / 'astronaut.png')
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir, max_pixels=600 * 600)
+    assert len(pipeline.enhance_photos([photo], 'sparnethd_attn2d', 'hog', 1).items) == 1  # 512x512 fits
+    result = pipeline.enhance_photos([photo], 'sparnethd_attn2d', 'hog', 2)
+    assert result.items == [] and result.zip_path is None
+    assert result.problems == ['astronaut: 512x512 enlarged 2x is 1.0 megapixels, more than the 0.4 this server '
+                               'takes (app.py --max_pixels); use a smaller photo or upscale']
+    for choices, message in [(('sparnet',), "'sparnet' is not a model for whole photos offered here "
+                                            "(sparnethd_attn2d, sparnethd_attn3d)"),
+                             (('https://example.com/x.pth',), 'is not a model for whole photos'),
+                             (('sparnethd_attn2d', 'mtcnn'), "'mtcnn' is not a face detector"),
+                             (('sparnethd_attn2d', 'hog', 8), 'is not a upscale factor'),
+                             (('sparnethd_attn2d', 'hog', 1, 'fp16'), "'fp16' is not a precision of this cpu"),
+                             (('sparnethd_attn2d', 'hog', 1, 'fp32', 'gif'), "'gif' is not a output format")]:
+        with pytest.raises(JobError, match=re.escape(message)):
+            pipeline.enhance_photos([photo], *choices)
+    with pytest.raises(JobError, match="'/etc/passwd' is not a model"):
+        pipeline.enhance_faces([photo], '/etc/passwd')
+    with pytest.raises(DownloadError, match=r'^sparnethd_attn3d: could not download .*\(connection refused\)'):
+        pipeline.enhance_photos([photo], 'sparnethd_attn3d', 'hog')  # the session's download URL refuses
+    assert len(built) == 1 and sorted(os.listdir(tmp_path / 'run')) == ['photos_0001']
+
+
+def test_precisions_offered_and_names():
+    cpu = supported_precisions(torch.device('cpu'))
+    assert cpu == (['fp32', 'bf16'] if native_bf16_cpu() else ['fp32'])
+    assert unique_names(['a/x.jpg', 'b/x.png', 'x_2.jpg', 'c/x.jpg']) == ['x', 'x_2', 'x_2_2', 'x_3']
+
+
+def test_an_enhancer_shared_by_threads_gives_each_its_own_faces():
+    """Jobs run in threads and share a loaded network: a batch must not meet another job's input."""
+    class SlowModel:
+        def set_input(self, batch):
+            self.LR = batch['LR']
+
+        def test(self):
+            time.sleep(0.01)
+            return self.LR
+    enhancer = Enhancer(SlowModel(), batch_size=1)
+    faces = [np.full((3, 4, 4, 3), value, np.uint8) for value in (0, 100, 200)]
+    outputs = [None] * 3
+
+    def run(index):
+        outputs[index] = enhancer(faces[index])
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for face, output in zip(faces, outputs):
+        np.testing.assert_array_equal(output, face)
+
+
+@pytest.mark.parametrize('flags, message', [(['--concurrency', '0'], '--concurrency must be 1 or more'),
+                                            (['--port', '70000'], '--port must be a port number'),
+                                            (['--max_pixels', '0'], '--max_pixels must be 1 or more')])
+def test_app_flags(tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        app.main([*flags, '--results_dir', str(tmp_path / 'results')])
+    assert not (tmp_path / 'results').exists()
+
+
+def test_app_without_gradio_says_how_to_install_it(tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None if name == 'gradio' else find_spec(name))
+    with pytest.raises(UserError, match='needs Gradio: pip install -r requirements-app.txt'):
+        app.main(['--results_dir', str(tmp_path / 'results')])
+    assert not (tmp_path / 'results').exists()
+
+
+def test_run_folders_and_served_copies(tmp_path, monkeypatch):
+    first, second = app.make_run_dir(str(tmp_path)), app.make_run_dir(str(tmp_path))
+    assert first != second and os.path.dirname(first) == str(tmp_path)  # same second: -2
+    cache = os.path.join(first, app.CACHE_FOLDER)
+    monkeypatch.setenv(app.GRADIO_TEMP_ENV, cache)
+    result = os.path.join(first, 'photos_0001', 'x.png')
+    os.makedirs(os.path.dirname(result))
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(result)
+    copy = app.served(result)
+    assert os.path.dirname(os.path.dirname(copy)) == cache and os.path.basename(copy) == 'x.png'
+    assert os.path.samefile(copy, result) and app.served(copy) == copy
+
+
+@pytest.fixture
+def gradio(monkeypatch):
+    module = pytest.importorskip('gradio', reason='pip install -r requirements-app.txt')
+    monkeypatch.setattr(app, 'gr', module)
+    return module
+
+
+def test_job_failures_become_one_message(gradio):
+    def broken(files):
+        return 1 / 0
+
+    def refused(files):
+        raise JobError("'x' is not a model offered here <sparnet>")
+    for job, files, message in [(broken, ['a.jpg'], 'the job failed (ZeroDivisionError: division by zero); '
+                                                    'the server log has the details'),
+                                (refused, ['a.jpg'], "&#x27;x&#x27; is not a model offered here &lt;sparnet&gt;"),
+                                (broken, None, 'Add one or more image files first.')]:
+        with pytest.raises(gradio.Error) as error:
+            app.run_job(job, files)
+        assert error.value.message == message  # escaped: the page shows it as HTML
+
+
+def test_photo_results_in_the_page(tmp_path, gradio, monkeypatch):
+    monkeypatch.setenv(app.GRADIO_TEMP_ENV, str(tmp_path / 'cache'))
+    for name in ('a.jpg', 'a.png', 'a_lq.png', 'a_hq.png', 'b.jpg', 'b.png', 'faces.zip'):
+        (tmp_path / name).write_bytes(name.encode())
+    items = [Item('a', str(tmp_path / 'a.jpg'), str(tmp_path / 'a.png'),
+                  [(str(tmp_path / 'a_lq.png'), str(tmp_path / 'a_hq.png'))]),
+             Item('b', str(tmp_path / 'b.jpg'), str(tmp_path / 'b.png'))]
+    result = JobResult(str(tmp_path), items, ['c: no face found'], str(tmp_path / 'faces.zip'), 2.0)
+    slider, chooser, gallery, downloads, pairs, status = app.photo_outputs(result, 3)
+    assert [name for name, _, _ in pairs] == ['a', 'b'] and slider == pairs[0][1:]
+    assert chooser.visible and chooser.value == 'a'
+    assert [caption for _, caption in gallery] == ['a #0 before', 'a #0 after']
+    assert [os.path.basename(path) for path in downloads] == ['a.png', 'b.png', 'faces.zip']
+    assert all(path.startswith(str(tmp_path / 'cache')) for path in downloads + [path for path, _ in gallery])
+    assert status == (f'**2 of 3 photos enhanced** (1 face) in 2.0 s; files in `{tmp_path}`\n'
+                      '- c: no face found')
+
+
+def test_both_tabs_share_one_queue_for_the_device(tmp_path, gradio):
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0)
+    page = app.build_page(pipeline, concurrency=2)
+    jobs = [fn for fn in page.fns.values() if fn.name in ('enhance_photos', 'enhance_faces')]
+    assert sorted(fn.name for fn in jobs) == ['enhance_faces', 'enhance_photos']
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in jobs} == {('device', 2)}
