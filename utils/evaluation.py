@@ -13,13 +13,13 @@ import os
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from utils import fid, psnr_ssim
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.image_io import ImageReadError, read_rgb_array
 from utils.pairing import list_folder_images
+from utils.progress import progress
 
 log = logging.getLogger('evaluate')
 
@@ -83,7 +83,7 @@ def evaluate_pairs(pairs, metrics, psnr_channels='y', resize_result=False, ident
                    y_quantization=psnr_ssim.PUBLISHED_Y_QUANTIZATION):
     """One row per pair (`CSV_COLUMNS`); a pair that fails is logged and kept with its error as note."""
     rows = []
-    for pair in tqdm(pairs, desc='/'.join(m for m in metrics if m in PAIRED_METRICS), unit='pair'):
+    for pair in progress(pairs, desc='/'.join(m for m in metrics if m in PAIRED_METRICS), unit='pair'):
         row = {'name': pair.name, 'result': pair.result_path, 'gt': pair.gt_path}
         try:
             row.update(score_pair(*load_pair(pair, resize_result), metrics, psnr_channels, identity,
