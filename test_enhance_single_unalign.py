@@ -32,7 +32,7 @@ from utils.progress import logging_redirect, progress
 log = logging.getLogger('test_enhance_single_unalign')
 FACE_FOLDERS = ('LQ_faces', 'HQ')
 RESULT_EXTS = ('jpg', 'png')  # the --ext choices
-FACE_FILE = re.compile(r'\d{3,}\.(jpg|png)')
+FACE_FILE = re.compile(r'(\d{3}|[1-9]\d{3,})\.(jpg|png)')  # the names f'{index:03d}.{ext}' gives
 
 
 def photo_jobs(test_img_path, results_dir):

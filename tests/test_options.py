@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from options import generator_flags
 from options.test_options import TestOptions
 from utils import devices
 from utils.cli import UserError
@@ -199,3 +200,21 @@ def test_inference_defaults_follow_the_device_and_bad_values_are_refused(monkeyp
     for flags in (['--batch_size', '0'], ['--write_threads', '-1'], ['--dist_timeout', '0']):
         with pytest.raises(SystemExit):
             parse(*flags)
+
+
+@pytest.mark.parametrize('extra, named', [
+    (['--reference_impl'], '--reference_impl (runs the PyTorch module)'),
+    (['--precision', 'bf16'], '--precision bf16 (the ONNX model runs in fp32, as exported)'),
+    (['--pretrain_model_path', 'nowhere.pth'], '--pretrain_model_path (the ONNX file holds the weights)'),
+])
+def test_onnx_model_refuses_the_flags_it_would_ignore(extra, named):
+    with pytest.raises(UserError, match=re.escape(f'--onnx_model runs m.onnx with ONNX Runtime; drop {named}')):
+        parse('--onnx_model', 'm.onnx', *extra)
+
+
+def test_onnx_model_alone_fetches_no_default_weights(monkeypatch):
+    monkeypatch.setattr(generator_flags, 'resolve_weights', lambda source, folder: None if not source else
+                        pytest.fail(f'fetched {source}'))
+    opt = TestOptions().parse(['--gpus', '0', '--onnx_model', 'm.onnx', '--model', 'sparnethd'],
+                              default_weights='sparnethd_attn2d')
+    assert (opt.model, opt.load_size, opt.pretrain_model_path) == ('sparnethd', 512, '')
