@@ -6,25 +6,22 @@ The original project's script name; the same code as `scripts/evaluate.py --metr
 (the published protocol by default: Y truncated to uint8, Gaussian-window SSIM; pairs matched by
 file name). Prints the means and the protocol as Markdown.
 """
-import argparse
-
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from utils import evaluation
-from utils.cli import run
+from utils.cli import ArgumentParser, run
 from utils.pairing import pair_folders
+from utils.progress import logging_redirect
 
 METRICS = ('psnr', 'ssim')
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     evaluation.add_pair_arguments(parser)
     parser.add_argument('--save_csv', default=None, help='also write the per-pair scores here')
     args = parser.parse_args(argv)
 
     pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, evaluation.log)
-    with logging_redirect_tqdm():
+    with logging_redirect():
         rows = evaluation.evaluate_pairs(pairs, METRICS, args.psnr_channels, args.resize_result,
                                          y_quantization=args.y_quantization)
     if args.save_csv:

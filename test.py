@@ -10,16 +10,15 @@ import logging
 import os
 import time
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from data import create_dataset, create_test_dataloader
 from models import create_model
 from options.test_options import TestOptions
 from utils import sharding
 from utils.cli import print_path_lists, run
 from utils.devices import set_inference_threads
-from utils.image_io import save_rgb
+from utils.image_io import output_name, save_rgb
+from utils.paths import check_output_folders
+from utils.progress import logging_redirect, progress
 from utils.tensor_image import tensor_to_uint8
 from utils.write_pool import WritePool
 
@@ -28,6 +27,10 @@ log = logging.getLogger('test')
 
 def output_dir(opt):
     return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.epoch}')
+
+
+def output_flag(opt):
+    return '--save_as_dir' if opt.save_as_dir else 'the output folder (<results_dir>/<name>/<phase>_<epoch>)'
 
 
 class OutputWriter:
@@ -40,7 +43,8 @@ class OutputWriter:
 
     def __call__(self, image, rel_path, seconds):
         start = time.perf_counter()
-        input_path, output_path = os.path.join(self.opt.dataroot, rel_path), os.path.join(self.save_dir, rel_path)
+        input_path = os.path.join(self.opt.dataroot, rel_path)
+        output_path = os.path.join(self.save_dir, output_name(rel_path))
         try:
             save_rgb(image, output_path, self.opt.jpeg_quality)
         except (OSError, ValueError) as err:
@@ -54,13 +58,15 @@ class OutputWriter:
 def run_share(opt, shard, dataset, model, run):
     """Super-resolve this process's inputs, the network running while other processes load and threads write."""
     save_dir = output_dir(opt)
-    jobs = run.pending([(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, rel_path), rel_path)
+    jobs = run.pending([(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, output_name(rel_path)), rel_path)
                         for rel_path in dataset.paths])
     dataset.paths = [rel_path for _, _, rel_path in jobs]
     writer = OutputWriter(opt, save_dir, run.log)
     label = 'test' if not shard.distributed else f'test (process {shard.rank} of {shard.world_size})'
-    with WritePool(opt.write_threads, max_pending=2 * opt.batch_size) as pool:
-        for batch in tqdm(create_test_dataloader(dataset, opt), desc=label, unit='batch', disable=not shard.is_main):
+    with WritePool(opt.write_threads, max_pending=2 * opt.batch_size) as pool, \
+            progress(total=len(dataset.paths), desc=label, unit='image', disable=not shard.is_main) as bar:
+        for batch in create_test_dataloader(dataset, opt):
+            bar.update(len(batch['LR_paths']) + len(batch['errors']))
             for rel_path, message in batch['errors']:
                 log.error('%s (skipped)', message)
                 run.log.record(os.path.join(opt.dataroot, rel_path), 'failed', error=message)
@@ -75,7 +81,9 @@ def run_share(opt, shard, dataset, model, run):
 
 
 def main(argv=None):
-    return sharding.run_sharded(TestOptions().parse(argv), test)
+    opt = TestOptions().parse(argv)
+    check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])
+    return sharding.run_sharded(opt, test)
 
 
 def test(opt, shard):
@@ -84,7 +92,7 @@ def test(opt, shard):
     dataset = create_dataset(opt)
     model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
     run = sharding.ShardedRun(shard, dataset.paths, f'--dataroot {opt.dataroot}', opt.report, opt.skip_existing)
-    with logging_redirect_tqdm():
+    with logging_redirect():
         if shard.is_main:
             for rel_path in dataset.non_images:
                 log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))

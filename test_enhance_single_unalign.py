@@ -6,16 +6,16 @@ used, downloaded into the weights cache on first use.
 Faces are found with dlib, aligned to the FFHQ template at 512x512, enhanced in batches and
 blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
 `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>` (written last: a photo whose
-`hq_final` exists is complete, which --skip_existing relies on). Under torchrun each process
+`hq_final` exists is complete, which --skip_existing relies on). Those files of an earlier run
+in the photo's results folder are removed before the new ones are written, and nothing else
+there: no old `HQ/007.jpg` stays beside a new run's three faces. Under torchrun each process
 takes its share of the photos of a folder (utils/sharding.py).
 """
 import logging
 import os
+import re
 import time
 from collections import Counter
-
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from models.inference import photo_restorer
 from models.released import DEFAULT_PHOTO_MODEL
@@ -25,8 +25,13 @@ from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
 from utils.face_restore import NoFaceFound
 from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
+from utils.paths import check_output_folders, real_path
+from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('test_enhance_single_unalign')
+FACE_FOLDERS = ('LQ_faces', 'HQ')
+RESULT_EXTS = ('jpg', 'png')  # the --ext choices
+FACE_FILE = re.compile(r'(\d{3}|[1-9]\d{3,})\.(jpg|png)')  # the names f'{index:03d}.{ext}' gives
 
 
 def photo_jobs(test_img_path, results_dir):
@@ -57,7 +62,41 @@ def final_path(out_dir, ext):
     return os.path.join(out_dir, f'hq_final.{ext}')
 
 
+def earlier_results(out_dir):
+    """The files of `out_dir` this script writes (`hq_final.<ext>` first, `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>`)."""
+    found = [path for path in (final_path(out_dir, ext) for ext in RESULT_EXTS) if os.path.isfile(path)]
+    for folder in (os.path.join(out_dir, name) for name in FACE_FOLDERS):
+        if os.path.isdir(folder):
+            found += [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+                      if FACE_FILE.fullmatch(name) and os.path.isfile(os.path.join(folder, name))]
+    return found
+
+
+def is_result_file(path, out_dir):
+    """Whether `path` is (or would be) one of the files this script writes into `out_dir`."""
+    path, out_dir = real_path(path), real_path(out_dir)
+    folder, name = os.path.split(path)
+    return (path in {real_path(final_path(out_dir, ext)) for ext in RESULT_EXTS} or
+            (folder in {os.path.join(out_dir, face_folder) for face_folder in FACE_FOLDERS}
+             and FACE_FILE.fullmatch(name) is not None))
+
+
+def check_folders(test_img_path, results_dir):
+    """Before any work: the results folder writable and apart from the photos (UserError in one line)."""
+    if os.path.isfile(test_img_path) and is_result_file(test_img_path, results_dir):
+        raise UserError(f'--test_img_path {test_img_path} is one of the files this run writes into --results_dir '
+                        f'{results_dir}; copy the photo elsewhere or choose another --results_dir')
+    inputs = [('--test_img_path', test_img_path)] if os.path.isdir(test_img_path) else []
+    check_output_folders(inputs, [('--results_dir', results_dir)])
+
+
 def save_results(restored, out_dir, ext, jpeg_quality):
+    """Replace the results of an earlier run in `out_dir` (and only them) with those of `restored`."""
+    earlier = earlier_results(out_dir)
+    for path in earlier:  # hq_final first: a photo without it is incomplete, whatever else is there
+        os.remove(path)
+    if earlier:
+        log.info('%s: removed the %d result files of an earlier run', out_dir, len(earlier))
     for folder, faces in (('LQ_faces', restored.lq_faces), ('HQ', restored.hq_faces)):
         for index, face in enumerate(faces):
             save_rgb(face, os.path.join(out_dir, folder, f'{index:03d}.{ext}'), jpeg_quality)
@@ -83,17 +122,12 @@ def enhance_photo(restorer, photo_path, out_dir, opt):
 def check_options(opt):
     if not opt.test_img_path:
         raise UserError('--test_img_path is required: a photo or a folder of photos')
-    if opt.test_upscale < 1:
-        raise UserError(f'--test_upscale must be 1 or more, got {opt.test_upscale}')
-    if opt.detect_max_size < 1:
-        raise UserError(f'--detect_max_size must be a positive number of pixels, got {opt.detect_max_size}')
-    if opt.face_batch_size < 1:
-        raise UserError(f'--face_batch_size must be 1 or more, got {opt.face_batch_size}')
 
 
 def main(args=None):
     opt = TestOptions().parse(args, default_weights=DEFAULT_PHOTO_MODEL)
     check_options(opt)
+    check_folders(opt.test_img_path, opt.results_dir)
     return sharding.run_sharded(opt, enhance_photos)
 
 
@@ -106,8 +140,8 @@ def enhance_photos(opt, shard):
                               opt.report, opt.skip_existing)
     jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
     restored_faces = 0
-    with logging_redirect_tqdm():
-        for photo_path, _, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single or not shard.is_main):
+    with logging_redirect():
+        for photo_path, _, out_dir in progress(jobs, desc='photos', unit='photo', disable=single or not shard.is_main):
             start = time.perf_counter()
             try:
                 n_faces = enhance_photo(restorer, photo_path, out_dir, opt)

@@ -13,8 +13,6 @@ import signal
 import time
 
 import torch
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset, create_train_dataloader, get_dataset_class
 from models import create_model
@@ -23,6 +21,7 @@ from utils import distributed
 from utils.checkpoint import (load_published_position, load_train_state, rng_states, save_checkpoint, set_rng_states,
                               state_path)
 from utils.cli import UserError, run
+from utils.progress import logging_redirect, progress as progress_bar
 from utils.train_logger import TrainLogger
 from utils.validation import Validator
 
@@ -248,8 +247,8 @@ class Trainer:
     def _train_epoch(self, stop):
         """Train the rest of `self.epoch`; returns 'done', 'stopped' or 'non-finite'."""
         batches = self.loader.epoch(self.epoch, self.batch_in_epoch)
-        progress = tqdm(batches, total=self.loader.batches_per_epoch, initial=self.batch_in_epoch, unit='it',
-                        desc=f'epoch {self.epoch + 1}/{self.opt.total_epochs}', disable=not self.is_main)
+        progress = progress_bar(batches, total=self.loader.batches_per_epoch, initial=self.batch_in_epoch, unit='it',
+                                desc=f'epoch {self.epoch + 1}/{self.opt.total_epochs}', disable=not self.is_main)
         for batch in progress:
             self._report_unreadable(batch['errors'])
             self.model.set_input(batch)
@@ -287,7 +286,7 @@ class Trainer:
                 log.info('training %s on %d images of %s: %d iterations per epoch, %d processes, %s',
                          opt.model, len(self.dataset), self.dataset.root, self.loader.batches_per_epoch,
                          opt.world_size, opt.device)
-            with StopSignals(self.is_main) as stop, logging_redirect_tqdm(), algorithms(opt.deterministic):
+            with StopSignals(self.is_main) as stop, logging_redirect(), algorithms(opt.deterministic):
                 self.timer = IterationTimer(self.iteration)
                 for epoch in range(self.epoch, opt.total_epochs):
                     if epoch > self.epoch:

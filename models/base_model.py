@@ -63,7 +63,8 @@ class BaseModel:
             onnx_size = list(self.inference_net.input_shape[2:])
             if onnx_size != [opt.load_size, opt.load_size]:
                 raise UserError(f"{opt.onnx_model}: exported for {onnx_size[0]}x{onnx_size[1]} inputs, but "
-                                f"--load_size is {opt.load_size}; export again with --in_size {opt.load_size}")
+                                f"--load_size is {opt.load_size}; pass --load_size {onnx_size[0]} (and the --model "
+                                f"it was exported from), or export again with --in_size {opt.load_size}")
             return self
         path = self.inference_weights_path()
         if not opt.pretrain_model_path and not os.path.isfile(path):

@@ -9,7 +9,8 @@ import data
 import models
 from models.blocks import NORM_TYPES
 from models.init import INIT_TYPES
-from utils.cli import UserError, unquoted, unquoted_lower
+from utils.cli import (ArgumentParser, UserError, non_negative_int, number_type, positive_float, positive_int, unquoted,
+                       unquoted_lower)
 from utils.devices import select_device
 from utils.distributed import launched_by_torchrun
 
@@ -39,27 +40,27 @@ class BaseOptions:
                             help='checkpoints are saved in <checkpoints_dir>/<name>/')
         parser.add_argument('--Dnorm', type=unquoted_lower, default='in', choices=NORM_TYPES,
                             help='discriminator norm')
-        parser.add_argument('--num_D', type=int, default=3, help='scales of the multi-scale discriminator')
-        parser.add_argument('--n_layers_D', type=int, default=4, help='stride-2 layers per discriminator')
+        parser.add_argument('--num_D', type=positive_int, default=3, help='scales of the multi-scale discriminator')
+        parser.add_argument('--n_layers_D', type=positive_int, default=4, help='stride-2 layers per discriminator')
         parser.add_argument('--init_type', type=unquoted_lower, default='normal', choices=INIT_TYPES,
                             help='training: initial conv weights, N(0, --init_gain) for normal (the published '
                                  'recipe); batch-norm scales are N(1, --init_gain)')
-        parser.add_argument('--init_gain', type=float, default=0.02,
+        parser.add_argument('--init_gain', type=positive_float, default=0.02,
                             help='training: std of normal, gain of xavier and orthogonal initial weights')
         parser.add_argument('--dataset_name', type=unquoted_lower, default='single', choices=data.DATASET_NAMES,
                             help='dataset loader (default: single for testing; for training celeba with '
                                  'sparnet, ffhq with sparnethd)')
-        parser.add_argument('--batch_size', type=int, default=16, help='images per batch')
-        parser.add_argument('--load_size', type=int, default=None,
+        parser.add_argument('--batch_size', type=positive_int, default=16, help='images per batch')
+        parser.add_argument('--load_size', type=positive_int, default=None,
                             help='images are resized to this size (default: that of the released model, else '
                                  '128 sparnet, 512 sparnethd)')
-        parser.add_argument('--num_threads', type=int, default=8,
+        parser.add_argument('--num_threads', type=non_negative_int, default=8,
                             help='data loading processes (capped at the number of CPU cores)')
         parser.add_argument('--epoch', type=unquoted, default='latest',
                             help='checkpoint to load from checkpoints_dir: latest or an epoch number')
-        parser.add_argument('--load_iter', type=int, default=0,
+        parser.add_argument('--load_iter', type=non_negative_int, default=0,
                             help='if > 0, load the checkpoint of that iteration instead of --epoch')
-        parser.add_argument('--max_dataset_size', type=int, default=float('inf'),
+        parser.add_argument('--max_dataset_size', type=number_type(int, low=1, infinite=True), default=float('inf'),
                             help='use at most this many images of --dataroot (the first ones in sorted order)')
         parser.add_argument('--suffix', type=unquoted, default='',
                             help='--name becomes <name>_<suffix>, {flag} in the suffix replaced by its value, '
@@ -79,9 +80,12 @@ class BaseOptions:
     ignored_flags = ('input_nc', 'output_nc', 'ngf', 'ndf', 'preprocess')
 
     def gather_options(self, args=None, default_weights=''):
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)
+        self.check_given(known)
+        if getattr(known, 'onnx_model', ''):  # the exported file is the network: no default weights to fetch
+            default_weights = ''
         self.generator = resolve_generator_options(known, self.is_train, default_weights)
         model_class = models.get_model_class(self.generator['model'])
         parser = model_class.modify_commandline_options(parser, self.is_train)
@@ -91,6 +95,9 @@ class BaseOptions:
         parser = data.get_dataset_class(known.dataset_name).modify_commandline_options(parser, self.is_train)
         self.parser = parser
         return parser.parse_args(args)
+
+    def check_given(self, known):
+        """UserError for contradictory flags as given, before any weights are fetched."""
 
     def parse(self, args=None, default_weights=''):
         """The options of `args` (default: sys.argv). `default_weights` serves a test run that has no
@@ -106,8 +113,6 @@ class BaseOptions:
             opt.device, opt.gpu_ids = select_device(opt.gpus)
         if opt.suffix:
             opt.name = f'{opt.name}_{name_suffix(opt)}'
-        if opt.max_dataset_size < 1:
-            raise UserError(f"--max_dataset_size must be at least 1, got {opt.max_dataset_size}")
         self.warn_ignored(args, models.get_model_class(opt.model))
         torch.manual_seed(opt.seed)
         self.opt = opt

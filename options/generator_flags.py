@@ -18,7 +18,7 @@ from models.pretrained import resolve_weights
 from models.released import RELEASED_MODELS
 from models.weights import infer_spec, mismatch_message, read_state_dict
 from utils.checkpoint import load_tag, net_path
-from utils.cli import unquoted, unquoted_lower
+from utils.cli import non_negative_int, positive_int, unquoted, unquoted_lower
 from utils.download import CACHE_ENV, DEFAULT_CACHE
 from utils.state_dict import WeightsError, shape_differences
 
@@ -32,12 +32,12 @@ def add_generator_arguments(parser):
     parser.add_argument('--model', type=unquoted_lower, default=None, choices=models.MODEL_NAMES,
                         help='sparnet (128x128, x8 from a 16x16 face) or sparnethd (512x512 blind restoration); '
                              'default: that of the weights, else sparnet')
-    parser.add_argument('--res_depth', type=int, default=None,
+    parser.add_argument('--res_depth', type=non_negative_int, default=None,
                         help='residual FAU blocks in the generator (default: that of the weights, else 10)')
     parser.add_argument('--att_name', type=unquoted_lower, default=None, choices=ATT_NAMES,
                         help='spatial attention: spar (2D mask) or spar3d (3D mask) (default: that of the '
                              'weights, else spar)')
-    parser.add_argument('--bottleneck_size', type=int, default=None,
+    parser.add_argument('--bottleneck_size', type=positive_int, default=None,
                         help='hourglass bottleneck size in pixels (default: that of the weights, else 4)')
     parser.add_argument('--Gnorm', type=unquoted_lower, default=None, choices=NORM_TYPES,
                         help='generator norm (default: that of the weights, else bn for sparnet, in for sparnethd)')

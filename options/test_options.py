@@ -3,7 +3,8 @@ import os
 
 import torch
 
-from utils.cli import UserError, unquoted, unquoted_lower
+from utils.cli import (UserError, jpeg_quality, non_negative_int, number_type, positive_float, positive_int, unquoted,
+                       unquoted_lower)
 from utils.devices import PRECISIONS
 from utils.face_detect import DETECTORS
 
@@ -23,11 +24,12 @@ class TestOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = super().initialize(parser)
-        parser.add_argument('--ntest', type=float, default=float('inf'), help='test at most this many images')
+        parser.add_argument('--ntest', type=number_type(int, low=1, infinite=True), default=float('inf'),
+                            help='test at most this many images')
         parser.add_argument('--results_dir', type=unquoted, default='./results/', help='results are saved here')
         parser.add_argument('--save_as_dir', type=unquoted, default='',
                             help='save outputs in this folder (default: <results_dir>/<name>/test_<epoch>)')
-        parser.add_argument('--jpeg_quality', type=int, default=75,
+        parser.add_argument('--jpeg_quality', type=jpeg_quality, default=75,
                             help='quality of JPEG outputs (75: PIL default, as the published code)')
         parser.add_argument('--round_output', action='store_true',
                             help='round to the nearest 8-bit level instead of truncating (the published code truncates)')
@@ -39,19 +41,19 @@ class TestOptions(BaseOptions):
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
         parser.add_argument('--test_img_path', type=unquoted, default='',
                             help='photo, or folder of photos, for test_enhance_single_unalign.py')
-        parser.add_argument('--test_upscale', type=int, default=1,
+        parser.add_argument('--test_upscale', type=positive_int, default=1,
                             help='enlarge the whole photo by this factor before pasting the faces back')
         parser.add_argument('--detector', type=unquoted_lower, default='cnn', choices=DETECTORS,
                             help="dlib face detector: cnn (mmod, as the published script) or hog (faster)")
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
-        parser.add_argument('--detect_max_size', type=int, default=1600,
+        parser.add_argument('--detect_max_size', type=positive_int, default=1600,
                             help='photos with a longer side run face detection on a copy downscaled to it; '
                                  'photos at most half of it are searched upsampled 2x, as the published script')
         parser.add_argument('--detect_min_score', type=float, default=None,
                             help='lowest detection score kept (default: 0 for cnn, 0.3 for hog, which else '
                                  'takes badges and patterns for faces)')
-        parser.add_argument('--face_batch_size', type=int, default=4, help='aligned faces enhanced per batch')
+        parser.add_argument('--face_batch_size', type=positive_int, default=4, help='aligned faces enhanced per batch')
         parser.add_argument('--phase', type=unquoted, default='test',
                             help='default --save_as_dir is <results_dir>/<name>/<phase>_<epoch>')
         self.original_flags.add_argument('--eval', action='store_true')
@@ -64,10 +66,10 @@ class TestOptions(BaseOptions):
                             help='skip inputs whose output already exists (resumes a killed run)')
         parser.add_argument('--report', type=unquoted, default='',
                             help='append one JSON line per input (path, status, error, seconds) to this file')
-        parser.add_argument('--write_threads', type=int, default=None,
+        parser.add_argument('--write_threads', type=non_negative_int, default=None,
                             help='threads encoding and writing outputs while the network runs (0: in turn; '
                                  'default 1 on the CPU, 2 on a GPU)')
-        parser.add_argument('--dist_timeout', type=float, default=30,
+        parser.add_argument('--dist_timeout', type=positive_float, default=30,
                             help='under torchrun, minutes a process waits for the others (at the start and '
                                  'when it has finished its share) before giving up')
         return parser
@@ -85,9 +87,16 @@ class TestOptions(BaseOptions):
             opt.num_threads = min(DEFAULT_LOADERS['cuda' if on_gpu else 'cpu'], os.cpu_count() or 1)
         if opt.write_threads is None:
             opt.write_threads = DEFAULT_WRITERS['cuda' if on_gpu else 'cpu']
-        for flag, value, lowest in (('--batch_size', opt.batch_size, 1), ('--write_threads', opt.write_threads, 0)):
-            if value < lowest:
-                raise UserError(f'{flag} must be {lowest} or more, got {value}')
-        if opt.dist_timeout <= 0:
-            raise UserError(f'--dist_timeout must be a positive number of minutes, got {opt.dist_timeout}')
         return opt
+
+    def check_given(self, known):
+        """Flags --onnx_model would silently ignore are refused: the exported file is the network, in fp32."""
+        if not known.onnx_model:
+            return
+        contradicting = [flag for flag, given in (
+            ('--reference_impl (runs the PyTorch module)', known.reference_impl),
+            (f'--precision {known.precision} (the ONNX model runs in fp32, as exported)', known.precision != 'fp32'),
+            ('--pretrain_model_path (the ONNX file holds the weights)', known.pretrain_model_path),
+        ) if given]
+        if contradicting:
+            raise UserError(f"--onnx_model runs {known.onnx_model} with ONNX Runtime; drop {', '.join(contradicting)}")

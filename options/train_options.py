@@ -1,7 +1,7 @@
 """Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
 from models.losses import GAN_MODES
 from models.lr_policy import LR_POLICIES
-from utils.cli import unquoted, unquoted_lower
+from utils.cli import non_negative_int, number_type, positive_float, positive_int, unquoted, unquoted_lower
 from utils.psnr_ssim import add_y_quantization_argument
 
 from .base_options import BaseOptions
@@ -14,42 +14,45 @@ class TrainOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = super().initialize(parser)
-        parser.add_argument('--total_epochs', type=int, default=50,
+        parser.add_argument('--total_epochs', type=positive_int, default=50,
                             help='epochs to train (exactly; see --published_epochs)')
         parser.add_argument('--published_epochs', action='store_true',
                             help='train --total_epochs + 1 epochs, as the published loop did '
                                  '(range(0, total_epochs + 1)); train.sh passes it to reproduce the released models')
-        parser.add_argument('--resume_epoch', type=int, default=0,
+        parser.add_argument('--resume_epoch', type=non_negative_int, default=0,
                             help='start at this epoch (0 = the first) and --resume_iter batches into it, as the '
                                  'published flags; with --continue_train the saved position is used instead')
-        parser.add_argument('--resume_iter', type=int, default=0, help='see --resume_epoch')
-        parser.add_argument('--lr', type=float, default=0.0002, help='generator learning rate of sparnet (Adam)')
-        parser.add_argument('--g_lr', type=float, default=0.0001, help='generator learning rate of sparnethd (Adam)')
-        parser.add_argument('--d_lr', type=float, default=0.0004,
+        parser.add_argument('--resume_iter', type=non_negative_int, default=0, help='see --resume_epoch')
+        parser.add_argument('--lr', type=positive_float, default=0.0002,
+                            help='generator learning rate of sparnet (Adam)')
+        parser.add_argument('--g_lr', type=positive_float, default=0.0001,
+                            help='generator learning rate of sparnethd (Adam)')
+        parser.add_argument('--d_lr', type=positive_float, default=0.0004,
                             help='discriminator learning rate of sparnethd (Adam)')
         parser.add_argument('--gan_mode', type=unquoted_lower, default='hinge', choices=GAN_MODES,
                             help='GAN loss of sparnethd')
-        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1 (beta2 is 0.99)')
+        parser.add_argument('--beta1', type=number_type(float, low=0, below=1), default=0.9,
+                            help='Adam beta1 (beta2 is 0.99)')
         parser.add_argument('--lr_policy', type=unquoted_lower, default='constant', choices=LR_POLICIES,
                             help='learning-rate schedule, stepped every iteration. constant: how the released '
                                  'models were trained (the published loop never stepped its scheduler); '
                                  'linear: constant, then down to 0 over the last --n_epochs_decay epochs; '
                                  'step: times --lr_decay_gamma every --lr_decay_iters iterations; '
                                  'cosine: cosine annealing to 0 over the whole run')
-        parser.add_argument('--n_epochs_decay', type=int, default=10,
+        parser.add_argument('--n_epochs_decay', type=non_negative_int, default=10,
                             help='linear policy: epochs, at the end of the run, over which lr goes to 0')
-        parser.add_argument('--lr_decay_iters', type=int, default=50000,
+        parser.add_argument('--lr_decay_iters', type=positive_int, default=50000,
                             help='step policy: iterations between two decays')
-        parser.add_argument('--lr_decay_gamma', type=float, default=0.1, help='step policy: decay factor')
-        parser.add_argument('--visual_freq', type=int, default=400,
+        parser.add_argument('--lr_decay_gamma', type=positive_float, default=0.1, help='step policy: decay factor')
+        parser.add_argument('--visual_freq', type=positive_int, default=400,
                             help='iterations between two image grids (LR | SR | EMA SR | HR) in TensorBoard')
-        parser.add_argument('--print_freq', type=int, default=100,
+        parser.add_argument('--print_freq', type=positive_int, default=100,
                             help='iterations between two console lines and TensorBoard scalars')
-        parser.add_argument('--save_latest_freq', type=int, default=5000,
+        parser.add_argument('--save_latest_freq', type=positive_int, default=5000,
                             help='iterations between two saves of the `latest` checkpoint (resumable)')
-        parser.add_argument('--save_iter_freq', type=int, default=10000,
+        parser.add_argument('--save_iter_freq', type=non_negative_int, default=10000,
                             help='iterations between two `iter_N` network snapshots (0: none)')
-        parser.add_argument('--save_epoch_freq', type=int, default=5,
+        parser.add_argument('--save_epoch_freq', type=non_negative_int, default=5,
                             help='epochs between two `epoch_N` network snapshots (the last epoch is always saved)')
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from <checkpoints_dir>/<name>/latest exactly where it stopped')
@@ -59,7 +62,7 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--val_dataroot', type=unquoted, default='',
                             help='folder of HR faces: PSNR/SSIM of G (and EMA H) and of the bicubic baseline on '
                                  'it, and a face grid PNG, every --val_freq iterations')
-        parser.add_argument('--val_freq', type=int, default=5000, help='iterations between two validations')
+        parser.add_argument('--val_freq', type=positive_int, default=5000, help='iterations between two validations')
         add_y_quantization_argument(parser)
         parser.add_argument('--fast_train', action='store_true',
                             help='one device only: run the upsampling convs as transposed convs, channels-last, '

@@ -7,20 +7,18 @@ one face, `name_K.ext` (K = 0, 1, ... left to right) for several. Photos without
 that cannot be read are listed at the end; exit code 1 when any photo failed or no crop was
 written, 2 on bad input.
 """
-import argparse
 import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tqdm import tqdm  # noqa: E402
-from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
-
-from utils.cli import UserError, print_path_lists, run  # noqa: E402
+from utils.cli import ArgumentParser, jpeg_quality, number_type, positive_int, print_path_lists, run  # noqa: E402
 from utils.face_align import FACE_SIZE, align_face  # noqa: E402
 from utils.face_detect import DEFAULT_DETECT_MAX_SIZE, DETECTORS, FaceDetector  # noqa: E402
-from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb  # noqa: E402
+from utils.image_io import ImageReadError, find_images, output_name, read_rgb_array, save_rgb  # noqa: E402
+from utils.paths import check_output_folders  # noqa: E402
+from utils.progress import logging_redirect, progress  # noqa: E402
 
 log = logging.getLogger('face_crops')
 
@@ -31,18 +29,17 @@ def add_folder_arguments(parser, detector_default='cnn'):
     parser.add_argument('--output_dir', required=True, help='crops are written here, keeping relative paths')
     parser.add_argument('--detector', default=detector_default, choices=DETECTORS,
                         help='dlib face detector: cnn (mmod, more robust) or hog (much faster on a CPU)')
-    parser.add_argument('--detect_max_size', type=int, default=DEFAULT_DETECT_MAX_SIZE,
+    parser.add_argument('--detect_max_size', type=positive_int, default=DEFAULT_DETECT_MAX_SIZE,
                         help='photos with a longer side are searched on a copy downscaled to it')
     parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
-                        help='format of the crops (default: that of each photo)')
-    parser.add_argument('--jpeg_quality', type=int, default=95, help='quality of JPEG crops')
+                        help='format of the crops (default: that of each photo, PNG for GIF)')
+    parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality of JPEG crops')
     return parser
 
 
 def face_file_names(rel_path, count, ext=''):
     """Output names of `count` crops of a photo: `name.ext` for one, `name_K.ext` for several."""
-    stem, photo_ext = os.path.splitext(rel_path)
-    suffix = f'.{ext}' if ext else photo_ext
+    stem, suffix = os.path.splitext(output_name(rel_path, ext))
     if count == 1:
         return [stem + suffix]
     return [f'{stem}_{index}{suffix}' for index in range(count)]
@@ -53,11 +50,12 @@ def crop_folder(args, crop_face, desc):
 
     Returns the exit code: 1 when a photo failed or no crop was written at all.
     """
+    check_output_folders([('--input_dir', args.input_dir)], [('--output_dir', args.output_dir)])
     photos = find_images(args.input_dir, '--input_dir')
     detector = FaceDetector(args.detector, args.detect_max_size)
     written, dropped, without_face, failed = 0, 0, [], []
-    with logging_redirect_tqdm():
-        for rel_path in tqdm(photos, desc=desc, unit='photo'):
+    with logging_redirect():
+        for rel_path in progress(photos, desc=desc, unit='photo'):
             try:
                 photo = read_rgb_array(os.path.join(args.input_dir, rel_path))
             except ImageReadError as err:
@@ -85,11 +83,10 @@ def crop_folder(args, crop_face, desc):
 
 
 def main(argv=None):
-    parser = add_folder_arguments(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
-    parser.add_argument('--size', type=int, default=FACE_SIZE, help='side of the aligned crops in pixels')
+    parser = add_folder_arguments(ArgumentParser(description=__doc__.split('\n\n')[0]))
+    parser.add_argument('--size', type=number_type(int, low=16), default=FACE_SIZE,
+                        help='side of the aligned crops in pixels')
     args = parser.parse_args(argv)
-    if args.size < 16:
-        raise UserError(f'--size must be at least 16 pixels, got {args.size}')
     return crop_folder(args, lambda photo, face: align_face(photo, face.landmarks, args.size)[0], 'align')
 
 

@@ -36,7 +36,6 @@ from PIL import Image  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from models.fast_inference import prepare_inference_net  # noqa: E402
 from models.fast_training import channels_last, fused_adam, prepare_training_net  # noqa: E402
@@ -46,8 +45,10 @@ from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
 from scripts import benchmark_end_to_end  # noqa: E402
 from scripts.benchmark_end_to_end import published_face_loop  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import (ArgumentParser, UserError, non_negative_int, positive_float, positive_int,  # noqa: E402
+                       run)
 from utils.devices import check_precision, set_inference_threads  # noqa: E402
+from utils.progress import progress  # noqa: E402
 
 DEFAULT_MODELS = ('sparnet', 'sparnet_light_attn3d', 'sparnethd_attn2d')  # of RELEASED_MODELS
 DEFAULT_BATCHES = {'sparnet': (1, 16), 'sparnethd': (1, 2)}  # by network
@@ -56,23 +57,25 @@ TRAIN_BATCH = 8
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', default=','.join(DEFAULT_MODELS),
                         help=f"comma-separated released models among {','.join(RELEASED_MODELS)}")
     parser.add_argument('--paths', default='reference,fast,bf16,onnx', help=f"comma-separated among {','.join(PATHS)}")
     parser.add_argument('--batch_sizes', default=None,
                         help='comma-separated batch sizes for every model (default: 1,16; 1,2 for sparnethd)')
-    parser.add_argument('--repeats', type=int, default=2, help='timed runs per path after a warm-up run (default: 2)')
-    parser.add_argument('--train_steps', type=int, default=3,
+    parser.add_argument('--repeats', type=positive_int, default=2,
+                        help='timed runs per path after a warm-up run (default: 2)')
+    parser.add_argument('--train_steps', type=non_negative_int, default=3,
                         help='timed training steps per path after a warm-up step (default: 3; 0 skips training)')
     parser.add_argument('--weights', action='append', default=[], metavar='MODEL=PATH',
                         help='real weights for a model, e.g. sparnet=pretrain_models/SPARNet-V16-S4-epoch20.pth')
     parser.add_argument('--released', action='store_true',
                         help='use the released weights of every model (from the weights cache, downloaded on first '
                              'use) instead of random ones')
-    parser.add_argument('--peak_gflops', type=float, default=None,
+    parser.add_argument('--peak_gflops', type=positive_float, default=None,
                         help='fp32 peak of the device for the share column (default: measured with a GEMM)')
-    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: one per usable core)')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='intra-op threads (default: one per usable core)')
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
     parser.add_argument('--json', default=None, help='write all results here')
     parser.add_argument('--end_to_end', nargs=argparse.REMAINDER, default=None, metavar='FLAGS',
@@ -267,7 +270,7 @@ def benchmark_model(name, args, device, weights, peaks):
                     _, output = timed(fn, x, device)
                 results[path].update(peak_mb=memory.peak_mb, output=output.float().cpu())
             steps = [(r, path) for r in range(args.repeats) for path in paths]
-            for _, path in tqdm(steps, desc=f'{name} batch {batch}', unit='run', leave=False):
+            for _, path in progress(steps, desc=f'{name} batch {batch}', unit='run', leave=False):
                 results[path]['times'].append(timed(paths[path], x, device)[0])
             rows += summarize(name, batch, flops, weight_kind, results, peaks)
         if device.type == 'cpu':
@@ -318,7 +321,7 @@ def training_benchmark(steps, device, threads_note):
               'fast': (fast, fused_adam(fast.parameters(), 2e-4, (0.9, 0.99)), channels_last(lr), channels_last(hr))}
     times = {name: [] for name in setups}
     losses = {name: [] for name in setups}
-    for step in tqdm(range(steps + 1), desc='training steps', unit='step', leave=False):
+    for step in progress(range(steps + 1), desc='training steps', unit='step', leave=False):
         for name, (model, optimizer, inputs, target) in setups.items():
             if device.type == 'cuda':
                 torch.cuda.synchronize()
@@ -374,8 +377,6 @@ def main(argv=None):
         weights[model] = path
     if args.released:
         weights.update({name: RELEASED_MODELS[name].remote.fetch() for name in model_names if name not in weights})
-    if args.repeats < 1:
-        raise UserError(f'--repeats must be at least 1, got {args.repeats}')
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
     threads = set_inference_threads(args.threads)
     load_start = os.getloadavg()

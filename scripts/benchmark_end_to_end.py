@@ -19,7 +19,6 @@ through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG
 against `test_enhance_single_unalign.main` over the folder.
 Weights: random ones (the same for every path) unless --weights gives the released file.
 """
-import argparse
 import importlib.util
 import os
 import statistics
@@ -40,7 +39,7 @@ from models.networks import random_generator  # noqa: E402
 from models.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
 from options.test_options import DEFAULT_BATCH_SIZE  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import ArgumentParser, UserError, positive_int, run  # noqa: E402
 from utils.devices import set_inference_threads  # noqa: E402
 from utils.image_io import list_images, read_rgb  # noqa: E402
 
@@ -211,20 +210,22 @@ def table(times, count, unit, baseline, network_rows=()):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--faces', default='', help='comma-separated folders of face images (HR, any size)')
-    parser.add_argument('--count', type=int, default=1000, help='faces to make and run (default: 1000)')
+    parser.add_argument('--count', type=positive_int, default=1000, help='faces to make and run (default: 1000)')
     parser.add_argument('--photos', default='', help='folder of photos with faces, for the whole-photo pipeline')
-    parser.add_argument('--photo_count', type=int, default=6, help='photos to run (default: the first 6)')
+    parser.add_argument('--photo_count', type=positive_int, default=6, help='photos to run (default: the first 6)')
     parser.add_argument('--precisions', default='fp32', help='comma-separated among fp32,bf16 (default: fp32)')
-    parser.add_argument('--batch_size', type=int, default=None, help="network-only batch (default: test.py's for the precision)")
-    parser.add_argument('--repeats', type=int, default=1, help='runs of each variant, in turns (default: 1)')
+    parser.add_argument('--batch_size', type=positive_int, default=None,
+                        help="network-only batch (default: test.py's for the precision)")
+    parser.add_argument('--repeats', type=positive_int, default=1, help='runs of each variant, in turns (default: 1)')
     parser.add_argument('--test_flags', default='', help='extra flags for test.py, e.g. "--batch_size 8"')
     parser.add_argument('--photo_flags', default='--detector cnn',
                         help='extra flags for the whole-photo script (default: "--detector cnn", as published)')
     parser.add_argument('--weights', action='append', default=[], metavar='MODEL=PATH',
                         help='released weights, e.g. sparnet=pretrain_models/SPARNet-V16-S4-epoch20.pth')
-    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (default: one per usable core)')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='intra-op threads (default: one per usable core)')
     return parser
 
 
@@ -245,8 +246,6 @@ def main(argv=None):
     args.precision_list = [p for p in args.precisions.split(',') if p]
     if not args.face_folders and not args.photos:
         raise UserError('give --faces and/or --photos')
-    if args.count < 1 or args.repeats < 1:
-        raise UserError('--count and --repeats must be at least 1')
     weights = dict(item.split('=', 1) for item in args.weights)
     threads = set_inference_threads(args.threads)
     load_start = os.getloadavg()

@@ -11,7 +11,6 @@ test.py, train.py and the other scripts look for them. Each file is checked afte
 must load strictly into its network) and kept only then. Exit code: 0, 1 when a download failed
 (the others are still fetched), 2 on an unknown name.
 """
-import argparse
 import logging
 import os
 import sys
@@ -20,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models.losses import VGG19_WEIGHTS  # noqa: E402
 from models.released import RELEASED_MODELS, TEST_SETS_ARCHIVE, find_released, markdown_table  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import ArgumentParser, UserError, run  # noqa: E402
 from utils.download import cache_dir  # noqa: E402
 from utils.fid import INCEPTION_WEIGHTS  # noqa: E402
 
@@ -29,7 +28,7 @@ OTHER_FILES = {remote.name: remote for remote in (VGG19_WEIGHTS, INCEPTION_WEIGH
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('names', nargs='*',
                         help=f"what to download: {', '.join([*RELEASED_MODELS, *OTHER_FILES])} "
                              '(or a released file name)')

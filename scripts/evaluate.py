@@ -6,14 +6,13 @@ Results and ground truths are paired by file name (without extension). Writes a 
 prints the means as a Markdown table, and saves them as JSON with --save_json. Exit code: 0,
 1 when some images could not be compared (listed in the log and the CSV), 2 on bad input.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from utils import evaluation  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import ArgumentParser, UserError, positive_int, run  # noqa: E402
 from utils.devices import select_device  # noqa: E402
 from utils.face_detect import DETECTORS  # noqa: E402
 from utils.download import CACHE_ENV, DEFAULT_CACHE  # noqa: E402
@@ -25,7 +24,7 @@ log = evaluation.log
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     evaluation.add_pair_arguments(parser)
     parser.add_argument('--metrics', default='psnr,ssim',
                         help=f"comma-separated, among {','.join(evaluation.METRICS)} (default: psnr,ssim)")
@@ -37,7 +36,8 @@ def build_parser():
                              "there, else the copy in --weights_dir, downloaded on first use)")
     parser.add_argument('--weights_dir', default=None,
                         help=f'folder of downloaded weights (default: ${CACHE_ENV}, else {DEFAULT_CACHE})')
-    parser.add_argument('--fid_batch_size', type=int, default=50, help='images per Inception batch (default: 50)')
+    parser.add_argument('--fid_batch_size', type=positive_int, default=50,
+                        help='images per Inception batch (default: 50)')
     parser.add_argument('--id_detector', default='hog', choices=DETECTORS,
                         help='dlib face detector for the identity metric: hog (default, fast) or cnn')
     parser.add_argument('--gpus', type=int, default=1, help='GPUs for FID (default: 1; 0: the CPU)')
@@ -50,8 +50,6 @@ def main(argv=None):
         metrics = evaluation.parse_metrics(args.metrics)
     except ValueError as err:
         raise UserError(str(err)) from err
-    if args.fid_batch_size < 1:
-        raise UserError(f'--fid_batch_size must be at least 1, got {args.fid_batch_size}')
     paired = any(name in evaluation.PAIRED_METRICS for name in metrics)
     pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, log) if paired else []
     # Models before any long work: missing weights stop the run at once.

@@ -10,7 +10,6 @@ plain PyTorch module on the same random batch and prints their maximum relative 
 (~1e-6 for SPARNet; ~2e-4 for SPARNetHD, whose instance norms ONNX Runtime sums over 512 x 512
 pixels with fp32 drift); exit code 1 when it exceeds 1e-3, 2 on bad input (nothing is written then).
 """
-import argparse
 import os
 import sys
 
@@ -22,21 +21,22 @@ from models.networks import GeneratorSpec  # noqa: E402
 from models.onnx_inference import DEFAULT_OPSET, OnnxGenerator, export_onnx  # noqa: E402
 from models.weights import load_generator_weights  # noqa: E402
 from options.generator_flags import add_generator_arguments, resolve_generator_options  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import ArgumentParser, UserError, non_negative_int, positive_int, run  # noqa: E402
 
 TOLERANCE = 1e-3
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     add_generator_arguments(parser)
     parser.add_argument('--output', default=None,
                         help='ONNX file to write (default: the weights file name with .onnx, beside a local file, '
                              'else in the current folder)')
-    parser.add_argument('--in_size', type=int, default=None,
+    parser.add_argument('--in_size', type=positive_int, default=None,
                         help='input size (default: that of the released model, else 128 sparnet, 512 sparnethd)')
-    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default: {DEFAULT_OPSET})')
-    parser.add_argument('--check_batch', type=int, default=1,
+    parser.add_argument('--opset', type=positive_int, default=DEFAULT_OPSET,
+                        help=f'ONNX opset (default: {DEFAULT_OPSET})')
+    parser.add_argument('--check_batch', type=non_negative_int, default=1,
                         help='batch size of the ONNX Runtime vs PyTorch check (default: 1; 0 skips it)')
     return parser
 
@@ -58,7 +58,7 @@ def main(argv=None):
     except OSError as err:
         raise UserError(f'{output}: could not write the ONNX file ({err})') from err
     print(f'wrote {output} (input N x 3 x {in_size} x {in_size}, dynamic N, opset {args.opset})')
-    if args.check_batch <= 0:
+    if args.check_batch == 0:
         return 0
     torch.manual_seed(0)
     x = torch.rand(args.check_batch, 3, in_size, in_size) * 2 - 1

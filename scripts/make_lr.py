@@ -7,7 +7,6 @@ enlarges LR inputs to --load_size itself (PIL bicubic), so the 16x16 folder is a
 --upsampled_dir also writes those LR faces enlarged back to the HR size, the 128x128 images
 SPARNet actually consumes. Exit code 1 when an image failed, 2 on bad input.
 """
-import argparse
 import logging
 import os
 import sys
@@ -16,11 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 
-from utils.cli import UserError, run  # noqa: E402
-from utils.image_io import ImageReadError, find_images, read_rgb, save_rgb  # noqa: E402
+from utils.cli import ArgumentParser, jpeg_quality, positive_float, run  # noqa: E402
+from utils.image_io import ImageReadError, find_images, output_name, read_rgb, save_rgb  # noqa: E402
+from utils.paths import check_output_folders  # noqa: E402
+from utils.progress import logging_redirect, progress  # noqa: E402
 
 log = logging.getLogger('make_lr')
 
@@ -35,27 +34,24 @@ def make_lr(hr, scale):
     return hr.resize(downscaled_size(*hr.size, scale), Image.BICUBIC)
 
 
-def output_name(rel_path, ext):
-    return os.path.splitext(rel_path)[0] + f'.{ext}' if ext else rel_path
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--input_dir', required=True, help='folder of HR images (subfolders too)')
     parser.add_argument('--output_dir', required=True, help='LR images are written here under the same names')
-    parser.add_argument('--scale', type=float, default=8, help='downscaling factor (8: 128x128 -> 16x16)')
+    parser.add_argument('--scale', type=positive_float, default=8, help='downscaling factor (8: 128x128 -> 16x16)')
     parser.add_argument('--upsampled_dir', default='',
                         help='also write the LR images enlarged back to the HR size here (bicubic)')
     parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
-                        help='format of the outputs (default: that of each input; png keeps LR lossless)')
-    parser.add_argument('--jpeg_quality', type=int, default=95, help='quality of JPEG outputs')
+                        help='format of the outputs (default: that of each input, PNG for GIF; png keeps LR '
+                             'lossless)')
+    parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality of JPEG outputs')
     args = parser.parse_args(argv)
-    if args.scale <= 0:
-        raise UserError(f'--scale must be positive, got {args.scale}')
+    check_output_folders([('--input_dir', args.input_dir)],
+                         [('--output_dir', args.output_dir), ('--upsampled_dir', args.upsampled_dir)])
     images = find_images(args.input_dir, '--input_dir')
     failed = []
-    with logging_redirect_tqdm():
-        for rel_path in tqdm(images, desc='make LR', unit='image'):
+    with logging_redirect():
+        for rel_path in progress(images, desc='make LR', unit='image'):
             try:
                 hr = read_rgb(os.path.join(args.input_dir, rel_path))
                 if hr.width % args.scale or hr.height % args.scale:

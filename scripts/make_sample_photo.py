@@ -2,7 +2,6 @@
 
     python scripts/make_sample_photo.py [--output samples/astronaut.jpg]
 """
-import argparse
 import os
 import sys
 
@@ -10,14 +9,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from skimage import data  # noqa: E402
 
-from utils.cli import run  # noqa: E402
+from utils.cli import ArgumentParser, jpeg_quality, run  # noqa: E402
 from utils.image_io import save_rgb  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--output', default='samples/astronaut.jpg', help='where to write the photo')
-    parser.add_argument('--jpeg_quality', type=int, default=95, help='quality when writing a JPEG')
+    parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality when writing a JPEG')
     args = parser.parse_args(argv)
     save_rgb(data.astronaut(), args.output, args.jpeg_quality)
     print(f'wrote {args.output}')

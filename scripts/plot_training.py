@@ -7,7 +7,6 @@ A run is its log folder `<log_dir>/<name>/` (its TensorBoard events, or `loss_lo
 has none) or a `loss_log.txt` file. Prints the last validation of each run as a Markdown table.
 Exit code 2 when a run cannot be read.
 """
-import argparse
 import itertools
 import math
 import os
@@ -19,7 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 
 from utils.atomic import atomic_write  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import ArgumentParser, UserError, number_type, run  # noqa: E402
 from utils.run_logs import BASELINE, RunLogError, read_run  # noqa: E402
 
 DEFAULT_OUT = 'training_curves.png'
@@ -28,13 +27,13 @@ NETWORK_STYLES = ('-', '--', '-.')
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', nargs='+', required=True, help='log folders <log_dir>/<name> or loss_log.txt files')
     parser.add_argument('--labels', nargs='+', default=None, help='one name per run (default: the folder names)')
     parser.add_argument('--out', default=None, help=f'the PNG to write (default: <first run>/{DEFAULT_OUT})')
     parser.add_argument('--source', default='auto', choices=('auto', 'events', 'text'),
                         help='read TensorBoard events or the text log (default: events when there are some)')
-    parser.add_argument('--smooth', type=float, default=0.6,
+    parser.add_argument('--smooth', type=number_type(float, low=0, below=1), default=0.6,
                         help="losses smoothed as TensorBoard's slider (0: raw; the raw curve stays, faint)")
     return parser
 
@@ -173,8 +172,6 @@ def validation_table(runs):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not 0 <= args.smooth < 1:
-        raise UserError(f'--smooth must be at least 0 and below 1, got {args.smooth}')
     runs = load_runs(args.runs, args.labels, args.source)
     first = args.runs[0]
     out = args.out or os.path.join(os.path.dirname(first) if os.path.isfile(first) else first, DEFAULT_OUT)

@@ -8,7 +8,6 @@ with PIL's bicubic filter. No alignment. Use CelebA's in-the-wild photos (`img_c
 in the 178x218 aligned release are too small for the 128 px minimum. Names follow
 align_and_crop_dir.py (`name.ext`, `name_K.ext` for several faces).
 """
-import argparse
 import math
 import os
 import sys
@@ -19,7 +18,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from scripts.align_and_crop_dir import add_folder_arguments, crop_folder  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
+from utils.cli import ArgumentParser, positive_float, positive_int, run  # noqa: E402
 
 
 def square_box(box, enlarge, height, width):
@@ -44,15 +43,12 @@ def face_crop(photo, box, enlarge, min_size, size):
 
 
 def main(argv=None):
-    parser = add_folder_arguments(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
-    parser.add_argument('--enlarge', type=float, default=1.3,
+    parser = add_folder_arguments(ArgumentParser(description=__doc__.split('\n\n')[0]))
+    parser.add_argument('--enlarge', type=positive_float, default=1.3,
                         help='side of the square crop over the longer side of the detected face box')
-    parser.add_argument('--min_size', type=int, default=128, help='faces whose square is smaller are dropped')
-    parser.add_argument('--size', type=int, default=128, help='side of the output crops in pixels')
+    parser.add_argument('--min_size', type=positive_int, default=128, help='faces whose square is smaller are dropped')
+    parser.add_argument('--size', type=positive_int, default=128, help='side of the output crops in pixels')
     args = parser.parse_args(argv)
-    if args.enlarge <= 0 or args.min_size < 1 or args.size < 1:
-        raise UserError(f'--enlarge, --min_size and --size must be positive, '
-                        f'got {args.enlarge}, {args.min_size}, {args.size}')
     return crop_folder(args, lambda photo, face: face_crop(photo, face.box, args.enlarge, args.min_size, args.size),
                        'crop')
 

@@ -178,3 +178,37 @@ def test_folder_resumes_with_skip_existing_and_reports_each_photo(tmp_path, enha
     assert statuses == [('astronaut.jpg', 'done'), ('cat.jpg', 'no_face'), ('zz_broken.jpg', 'failed'),
                         ('astronaut.jpg', 'skipped'), ('cat.jpg', 'no_face'), ('zz_broken.jpg', 'failed')]
     assert lines[0]['output'] == str(final) and 'not a readable image' in lines[2]['error']
+
+
+def test_rerun_replaces_the_earlier_results_and_nothing_else(tmp_path, enhancer, run_main, caplog):
+    caplog.set_level('INFO')
+    astronaut = data.astronaut()
+    Image.fromarray(np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)).save(tmp_path / 'photo.png')
+    out = tmp_path / 'out'
+    assert run_main(tmp_path / 'photo.png', out, '--ext', 'png') == 0
+    assert files_below(out) == ['HQ/000.png', 'HQ/001.png', 'LQ_faces/000.png', 'LQ_faces/001.png', 'hq_final.png']
+    (out / 'HQ' / 'notes.txt').write_text('mine')
+    (out / 'HQ' / '0001.jpg').write_bytes(b'mine too: not a name this script writes')
+    Image.fromarray(astronaut).save(tmp_path / 'photo.png')  # now one face
+    assert run_main(tmp_path / 'photo.png', out) == 0
+    assert files_below(out) == ['HQ/000.jpg', 'HQ/0001.jpg', 'HQ/notes.txt', 'LQ_faces/000.jpg', 'hq_final.jpg']
+    assert f'{out}: removed the 5 result files of an earlier run' in caplog.text
+
+
+def test_results_folder_checked_against_the_photos(tmp_path, enhancer, run_main):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / 'astronaut.jpg')
+    with pytest.raises(UserError, match=f'--results_dir {photos} is the same folder as --test_img_path'):
+        run_main(photos, photos)
+    with pytest.raises(UserError, match='--results_dir .* is inside --test_img_path'):
+        run_main(photos, photos / 'hq')
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(UserError, match='is a file, not a folder'):
+        run_main(photos / 'astronaut.jpg', tmp_path / 'file')
+    (photos / 'HQ').mkdir()
+    os.replace(photos / 'astronaut.jpg', photos / 'HQ' / '000.jpg')
+    with pytest.raises(UserError, match='is one of the files this run writes into --results_dir'):
+        run_main(photos / 'HQ' / '000.jpg', photos)
+    assert files_below(photos) == ['HQ/000.jpg']
+    assert run_main(photos / 'HQ' / '000.jpg', tmp_path / 'again') == 0  # a result enhanced into another folder

@@ -1,9 +1,12 @@
-"""Reading every image mode as 8-bit RGB, and writing results without half-written files."""
+"""Reading every image mode as 8-bit RGB, walking folders, and writing results without half-written files."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from utils.image_io import ImageReadError, list_images, read_rgb_array, save_rgb
+from scripts import make_lr
+from utils.image_io import ImageReadError, is_image_file, list_images, output_name, read_rgb_array, save_rgb
 
 
 def test_modes_become_rgb(tmp_path):
@@ -47,3 +50,72 @@ def test_save_is_atomic_and_keeps_format(tmp_path):
     with pytest.raises(ValueError, match='unknown image extension'):
         save_rgb(image, str(tmp_path / 'c.xyz'))
     assert list_images(str(tmp_path)) == ['a/b.png']
+
+
+def test_failed_image_write_keeps_the_old_file_and_leaves_no_part(tmp_path, monkeypatch):
+    path = tmp_path / 'out.png'
+    old = np.zeros((8, 8, 3), np.uint8)
+    save_rgb(old, str(path))
+
+    def disk_full(self, handle, **kwargs):
+        handle.write(b'\x89PNG half')
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(Image.Image, 'save', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        save_rgb(np.ones((8, 8, 3), np.uint8), str(path))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(read_rgb_array(path), old)
+    assert os.listdir(tmp_path) == ['out.png']
+
+
+def make_linked_tree(tmp_path):
+    """root/a.png, root/sub/b.png, and links: a loop, to folders inside and outside root, to a file outside."""
+    root, elsewhere = tmp_path / 'root', tmp_path / 'elsewhere'
+    (root / 'sub').mkdir(parents=True)
+    elsewhere.mkdir()
+    for path in (root / 'a.png', root / 'sub' / 'b.png', elsewhere / 'c.png'):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path)
+    (root / 'sub' / 'up').symlink_to('..')                 # a loop
+    (root / 'alias').symlink_to('sub')                     # a folder inside root
+    (root / 'far').symlink_to(elsewhere)                   # a folder outside root
+    (root / 'picked.png').symlink_to(elsewhere / 'c.png')  # a file outside root
+    return root
+
+
+def test_walk_lists_each_real_folder_once_and_stays_in_the_root(tmp_path, caplog):
+    root = make_linked_tree(tmp_path)
+    assert list_images(str(root)) == ['a.png', 'picked.png', 'sub/b.png']
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == 'WARNING']
+    assert len(warnings) == 1
+    assert warnings[0] == (f'{root}: left out 2 link(s) to folders inside it, whose files are listed under their '
+                           'real path: alias, sub/up; 1 link(s) leading outside it (give their target itself to '
+                           'process it): far')
+    assert list_images(str(root / 'alias')) == ['b.png']  # a link given as the root itself is walked
+
+
+def test_folder_with_links_gives_one_output_per_real_image(tmp_path):
+    root = make_linked_tree(tmp_path)
+    assert make_lr.main(['--input_dir', str(root), '--output_dir', str(tmp_path / 'LR'), '--scale', '2']) == 0
+    written = sorted(str(path.relative_to(tmp_path / 'LR')) for path in (tmp_path / 'LR').rglob('*'))
+    assert written == ['a.png', 'picked.png', 'sub', 'sub/b.png']
+
+
+def test_gif_first_frame_read_and_written_as_png(tmp_path):
+    gifs = tmp_path / 'gifs'
+    gifs.mkdir()
+    frames = [np.full((6, 6, 3), value, np.uint8) for value in (10, 200)]
+    frames[0][0, 0] = (255, 0, 0)
+    Image.fromarray(frames[0]).save(gifs / 'anim.gif', save_all=True,
+                                    append_images=[Image.fromarray(frames[1])])
+    palette = Image.fromarray(frames[0]).convert('P', palette=Image.ADAPTIVE, colors=4)
+    palette.save(gifs / 'clear.gif', transparency=palette.getpixel((0, 0)))
+    assert is_image_file('anim.GIF') and list_images(str(gifs)) == ['anim.gif', 'clear.gif']
+    np.testing.assert_array_equal(read_rgb_array(gifs / 'anim.gif'), frames[0])
+    clear = read_rgb_array(gifs / 'clear.gif')
+    assert tuple(clear[0, 0]) == (255, 255, 255) and tuple(clear[1, 1]) == (10, 10, 10)  # transparency on white
+    assert output_name('sub/anim.gif') == 'sub/anim.png' and output_name('x.JPG') == 'x.JPG'
+    assert output_name('x.gif', 'jpg') == 'x.jpg'
+    assert make_lr.main(['--input_dir', str(gifs), '--output_dir', str(tmp_path / 'LR'), '--scale', '2']) == 0
+    assert sorted(os.listdir(tmp_path / 'LR')) == ['anim.png', 'clear.png']
+    np.testing.assert_array_equal(read_rgb_array(tmp_path / 'LR' / 'anim.png'),
+                                  np.asarray(Image.fromarray(frames[0]).resize((3, 3), Image.BICUBIC)))

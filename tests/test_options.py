@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from options import generator_flags
 from options.test_options import TestOptions
 from utils import devices
 from utils.cli import UserError
@@ -145,9 +146,33 @@ def test_bad_suffix_refused_in_one_line(suffix, message):
         parse('--suffix', suffix)
 
 
-def test_max_dataset_size_must_be_positive():
-    with pytest.raises(UserError, match='--max_dataset_size must be at least 1, got 0'):
-        parse('--max_dataset_size', '0')
+@pytest.mark.parametrize('flag, value, accepted', [
+    ('--batch_size', '0', 'an integer 1 or more'),
+    ('--batch_size', '-2', 'an integer 1 or more'),
+    ('--batch_size', '2.5', 'an integer 1 or more'),
+    ('--load_size', '0', 'an integer 1 or more'),
+    ('--num_threads', '-3', 'an integer 0 or more'),
+    ('--jpeg_quality', '500', 'an integer from 0 to 100'),
+    ('--face_batch_size', '0', 'an integer 1 or more'),
+    ('--test_upscale', '0', 'an integer 1 or more'),
+    ('--ntest', '0', 'an integer 1 or more (or inf)'),
+    ('--max_dataset_size', '0', 'an integer 1 or more (or inf)'),
+    ('--write_threads', '-1', 'an integer 0 or more'),
+    ('--dist_timeout', '0', 'a number above 0'),
+    ('--dist_timeout', 'nan', 'a number above 0'),
+])
+def test_bad_numbers_refused_in_one_line_naming_the_range(capsys, flag, value, accepted):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(flag, value)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: argument {flag}: must be {accepted}, got '{value}' (")
+
+
+def test_numbers_in_range_and_infinite_counts_accepted():
+    opt = parse('--ntest', '2', '--jpeg_quality', "'95'", '--max_dataset_size', 'inf', '--num_threads', '0')
+    assert (opt.ntest, opt.jpeg_quality, opt.max_dataset_size, opt.num_threads) == (2, 95, float('inf'), 0)
+    assert parse().ntest == float('inf')
 
 
 def test_train_sh_commands_parse_and_train_the_published_epoch_counts():
@@ -161,7 +186,6 @@ def test_train_sh_commands_parse_and_train_the_published_epoch_counts():
 
 def test_inference_defaults_follow_the_device_and_bad_values_are_refused(monkeypatch):
     from options.test_options import DEFAULT_BATCH_SIZE, DEFAULT_LOADERS, DEFAULT_WRITERS
-    from utils.cli import UserError
     cpu = parse()
     assert (cpu.batch_size, cpu.write_threads) == (DEFAULT_BATCH_SIZE['cpu', 'fp32'], DEFAULT_WRITERS['cpu'])
     assert cpu.num_threads == min(DEFAULT_LOADERS['cpu'], os.cpu_count())
@@ -174,5 +198,23 @@ def test_inference_defaults_follow_the_device_and_bad_values_are_refused(monkeyp
     gpu = TestOptions().parse(['--gpus', '1'])
     assert (gpu.batch_size, gpu.write_threads) == (DEFAULT_BATCH_SIZE['cuda'], DEFAULT_WRITERS['cuda'])
     for flags in (['--batch_size', '0'], ['--write_threads', '-1'], ['--dist_timeout', '0']):
-        with pytest.raises(UserError, match=flags[0]):
+        with pytest.raises(SystemExit):
             parse(*flags)
+
+
+@pytest.mark.parametrize('extra, named', [
+    (['--reference_impl'], '--reference_impl (runs the PyTorch module)'),
+    (['--precision', 'bf16'], '--precision bf16 (the ONNX model runs in fp32, as exported)'),
+    (['--pretrain_model_path', 'nowhere.pth'], '--pretrain_model_path (the ONNX file holds the weights)'),
+])
+def test_onnx_model_refuses_the_flags_it_would_ignore(extra, named):
+    with pytest.raises(UserError, match=re.escape(f'--onnx_model runs m.onnx with ONNX Runtime; drop {named}')):
+        parse('--onnx_model', 'm.onnx', *extra)
+
+
+def test_onnx_model_alone_fetches_no_default_weights(monkeypatch):
+    monkeypatch.setattr(generator_flags, 'resolve_weights', lambda source, folder: None if not source else
+                        pytest.fail(f'fetched {source}'))
+    opt = TestOptions().parse(['--gpus', '0', '--onnx_model', 'm.onnx', '--model', 'sparnethd'],
+                              default_weights='sparnethd_attn2d')
+    assert (opt.model, opt.load_size, opt.pretrain_model_path) == ('sparnethd', 512, '')

@@ -37,8 +37,10 @@ def expected_output(name, checkpoint, lr_path, load_size):
 
 
 def run_test(checkpoint, dataroot, out, *extra, flags=ORIGINAL_FLAGS['sparnet']):
+    """test.py in a subprocess; `checkpoint` None gives no --pretrain_model_path (for --onnx_model)."""
+    weights = ['--pretrain_model_path', checkpoint] if checkpoint else []
     return run_script('test.py', '--gpus', '1', *flags, '--dataset_name', 'single', '--dataroot', str(dataroot),
-                      '--pretrain_model_path', checkpoint, '--save_as_dir', str(out), *extra)
+                      *weights, '--save_as_dir', str(out), *extra)
 
 
 @pytest.fixture
@@ -52,6 +54,7 @@ def lr_folder(tmp_path):
     Image.fromarray(np.dstack([rgb(16, 3), np.full((16, 16), 128, np.uint8)])).save(root / 'rgba.png')
     Image.fromarray(rgb(16, 4)).convert('P').save(root / 'palette.png')
     Image.fromarray((rgb(16, 5)[..., 0].astype(np.uint16) * 257)).save(root / 'deep16.png')
+    Image.fromarray(rgb(16, 6)).save(root / 'anim.gif', save_all=True, append_images=[Image.fromarray(rgb(16, 7))])
     (root / 'broken.png').write_bytes(b'\x89PNG not really')
     (root / 'notes.txt').write_text('not an image')
     return root
@@ -62,15 +65,18 @@ def test_folder_with_every_mode_broken_and_non_image_files(released_checkpoint, 
     out = tmp_path / 'out'
     result = run_test(checkpoint, lr_folder, out, '--batch_size', '4', '--reference_impl')
     assert result.returncode == 1, result.stderr
-    assert '6 done, 1 skipped (not images), 1 failed' in result.stdout
+    assert '7 done, 1 skipped (not images), 1 failed' in result.stdout
     assert 'broken.png: not a readable image' in result.stderr and 'notes.txt: not an image file' in result.stderr
+    assert 'test: 8/8 images (100%)' in result.stderr and '\r' not in result.stderr  # stderr is a pipe: plain lines
     written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
-    assert written == ['deep16.png', 'gray.png', 'palette.png', 'rgb.png', 'rgba.png', 'sub/photo.jpg']
+    assert written == ['anim.png', 'deep16.png', 'gray.png', 'palette.png', 'rgb.png', 'rgba.png', 'sub/photo.jpg']
     saved = np.asarray(Image.open(out / 'rgb.png'))
     assert saved.shape == (128, 128, 3)
     np.testing.assert_array_equal(saved, expected_output('sparnet', checkpoint, lr_folder / 'rgb.png', 128))
     gray = np.asarray(Image.open(out / 'gray.png'))
     assert gray.shape == (128, 128, 3)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / 'anim.png')),  # its first frame, written as PNG
+                                  expected_output('sparnet', checkpoint, lr_folder / 'anim.gif', 128))
 
 
 @pytest.mark.parametrize('name', ['sparnet_light_attn3d', 'sparnethd_attn2d', 'sparnethd_attn3d'])
@@ -119,7 +125,7 @@ def assert_within_one_level(saved, expected):
 def test_default_fast_path_matches_reference(released_checkpoint, lr_folder, tmp_path):
     checkpoint = released_checkpoint('sparnet')
     result = run_test(checkpoint, lr_folder, tmp_path / 'out', '--batch_size', '3')
-    assert result.returncode == 1 and '6 done' in result.stdout  # broken.png fails, as above
+    assert result.returncode == 1 and '7 done' in result.stdout  # broken.png fails, as above
     for name in ('rgb.png', 'rgba.png', 'deep16.png'):
         assert_within_one_level(np.asarray(Image.open(tmp_path / 'out' / name)),
                                 expected_output('sparnet', checkpoint, lr_folder / name, 128))
@@ -138,10 +144,21 @@ def test_onnx_model_path(released_checkpoint, lr_folder, tmp_path):
                           '--pretrain_model_path', checkpoint, '--output', str(onnx_path))
     assert exported.returncode == 0, exported.stderr
     flags = ORIGINAL_FLAGS['sparnet_light_attn3d']
-    result = run_test(checkpoint, lr_folder, tmp_path / 'out', '--onnx_model', str(onnx_path), flags=flags)
-    assert result.returncode == 1 and '6 done' in result.stdout
+    result = run_test(None, lr_folder, tmp_path / 'out', '--onnx_model', str(onnx_path), flags=flags)
+    assert result.returncode == 1 and '7 done' in result.stdout
     assert_within_one_level(np.asarray(Image.open(tmp_path / 'out' / 'rgb.png')),
                             expected_output('sparnet_light_attn3d', checkpoint, lr_folder / 'rgb.png', 128))
-    result = run_test(checkpoint, lr_folder, tmp_path / 'out2', '--onnx_model', str(onnx_path),
+    result = run_test(None, lr_folder, tmp_path / 'out2', '--onnx_model', str(onnx_path),
                       '--load_size', '64', flags=flags)
     assert result.returncode == 2 and 'exported for 128x128 inputs, but --load_size is 64' in result.stderr
+    result = run_test(checkpoint, lr_folder, tmp_path / 'out3', '--onnx_model', str(onnx_path), flags=flags)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith(
+        f'error: --onnx_model runs {onnx_path} with ONNX Runtime; drop --pretrain_model_path')
+    assert not (tmp_path / 'out2').exists() and not (tmp_path / 'out3').exists()
+
+
+def test_bad_number_is_one_line_and_exit_2(released_checkpoint, lr_folder, tmp_path):
+    result = run_test(released_checkpoint('sparnet'), lr_folder, tmp_path / 'out', '--ntest', '0')
+    assert result.returncode == 2 and not (tmp_path / 'out').exists()
+    assert result.stderr.splitlines() == ["error: argument --ntest: must be an integer 1 or more (or inf), got '0' "
+                                          "(test.py -h lists the flags)"]

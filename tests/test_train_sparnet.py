@@ -135,12 +135,15 @@ def test_crash_while_saving_keeps_the_previous_latest(tmp_path, monkeypatch):
     assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 6
 
 
-def test_bad_training_flags_refused(tmp_path):
+def test_bad_training_flags_refused(tmp_path, capsys):
     face_folder(tmp_path / 'faces', count=2)
     with pytest.raises(UserError, match='--dataset_name single holds no HR targets'):
         run_training(['--gpus', '0', '--dataroot', str(tmp_path / 'faces'), '--dataset_name', 'single'])
-    with pytest.raises(UserError, match='--print_freq must be at least 1'):
-        run_training(train_flags(tmp_path, 'sparnet', 'bad', '--print_freq', '0'))
+    for flag, value in (('--print_freq', '0'), ('--batch_size', '-1'), ('--lr', '-1'), ('--beta1', '1')):
+        with pytest.raises(SystemExit) as exit_info:
+            run_training(train_flags(tmp_path, 'sparnet', 'bad', flag, value))
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.startswith(f"error: argument {flag}: must be ")
     with pytest.raises(UserError, match='no training state to resume from'):
         run_training(train_flags(tmp_path, 'sparnet', 'never_trained', '--continue_train'))
 

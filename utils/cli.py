@@ -1,5 +1,11 @@
-"""Entry-point wrapper: user errors become one line on stderr and a non-zero exit, not a traceback."""
+"""Entry-point wrapper: user errors become one line on stderr and a non-zero exit, not a traceback.
+
+Also the command-line parser and the numeric flag types shared by every script, so that a bad
+value is refused the same way everywhere: one line naming the flag and the accepted range, exit 2.
+"""
+import argparse
 import logging
+import math
 import sys
 
 
@@ -13,6 +19,47 @@ def unquoted(value):
 
 def unquoted_lower(value):
     return unquoted(value).lower()
+
+
+def number_type(kind=int, low=None, high=None, above=None, below=None, infinite=False):
+    """argparse `type=`: a finite `kind` (int or float) >= `low`, <= `high`, > `above`, < `below`
+    ('inf' too if `infinite`); anything else is refused naming the accepted range."""
+    lower = f'{low} or more' if low is not None else f'above {above}' if above is not None else ''
+    upper = f'at most {high}' if high is not None else f'below {below}' if below is not None else ''
+    bounds = f'from {low} to {high}' if low is not None and high is not None else \
+        ' and '.join(filter(None, (lower, upper)))
+    accepted = (f"{'an integer' if kind is int else 'a number'} {bounds}"
+                f"{' (or inf)' if infinite else ''}")
+
+    def parse(text):
+        text = unquoted(str(text))
+        if infinite and text.lower() in ('inf', 'infinity'):
+            return float('inf')
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or (low is not None and value < low) or \
+                (high is not None and value > high) or (above is not None and value <= above) or \
+                (below is not None and value >= below):
+            raise argparse.ArgumentTypeError(f'must be {accepted}, got {text!r}')
+        return value
+    parse.__name__ = accepted
+    return parse
+
+
+positive_int = number_type(int, low=1)
+non_negative_int = number_type(int, low=0)
+positive_float = number_type(float, above=0)
+non_negative_float = number_type(float, low=0)
+jpeg_quality = number_type(int, low=0, high=100)  # PIL's range (75 its default, 95 about its best)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (`error: argument --x: ...`) and exit 2, not the usage block."""
+
+    def error(self, message):
+        self.exit(2, f'error: {message} ({self.prog} -h lists the flags)\n')
 
 
 class UserError(Exception):

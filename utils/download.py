@@ -15,10 +15,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-from tqdm import tqdm
 
 from .atomic import atomic_write
 from .cli import UserError
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class _Transfer:
 
     def copy_to(self, handle):
         """Copy the body into `handle`; network failures are raised as ConnectionError (writes as OSError)."""
-        with tqdm(total=self.expected, unit='B', unit_scale=True, desc=self.label) as bar:
+        with progress(total=self.expected, unit='B', unit_scale=True, desc=self.label) as bar:
             while True:
                 try:
                     chunk = self.response.read(CHUNK_BYTES)

@@ -13,14 +13,13 @@ import os
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from utils import fid, psnr_ssim
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.image_io import ImageReadError, read_rgb_array
 from utils.pairing import list_folder_images
+from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('evaluate')
 
@@ -84,7 +83,7 @@ def evaluate_pairs(pairs, metrics, psnr_channels='y', resize_result=False, ident
                    y_quantization=psnr_ssim.PUBLISHED_Y_QUANTIZATION):
     """One row per pair (`CSV_COLUMNS`); a pair that fails is logged and kept with its error as note."""
     rows = []
-    for pair in tqdm(pairs, desc='/'.join(m for m in metrics if m in PAIRED_METRICS), unit='pair'):
+    for pair in progress(pairs, desc='/'.join(m for m in metrics if m in PAIRED_METRICS), unit='pair'):
         row = {'name': pair.name, 'result': pair.result_path, 'gt': pair.gt_path}
         try:
             row.update(score_pair(*load_pair(pair, resize_result), metrics, psnr_channels, identity,
@@ -157,7 +156,7 @@ def score_folders(results_dir, gt_dir, pairs, metrics, csv_path=None, identity=N
     """(summary, images that could not be scored): the paired metrics over `pairs` (their rows
     written to `csv_path` when given), and with 'fid' in `metrics` FID of the two folders as wholes."""
     rows, fid_value, fid_counts, fid_errors = [], None, (0, 0), []
-    with logging_redirect_tqdm():
+    with logging_redirect():
         if pairs:
             rows = evaluate_pairs(pairs, metrics, psnr_channels, resize_result, identity, y_quantization)
             if csv_path:

@@ -2,9 +2,8 @@
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
-
 from .face_align import FACE_SIZE, align_face, paste_faces
+from .progress import progress
 
 
 class NoFaceFound(Exception):
@@ -46,7 +45,7 @@ class FaceRestorer:
     def enhance_faces(self, lq_faces):
         """Run `enhance` over the aligned faces `batch_size` at a time, with a progress bar over faces."""
         enhanced = []
-        with tqdm(total=len(lq_faces), desc='faces', unit='face', leave=False, disable=not self.progress) as bar:
+        with progress(total=len(lq_faces), desc='faces', unit='face', leave=False, disable=not self.progress) as bar:
             for start in range(0, len(lq_faces), self.batch_size):
                 batch = lq_faces[start:start + self.batch_size]
                 result = np.asarray(self.enhance(batch))

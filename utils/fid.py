@@ -18,10 +18,10 @@ import torchvision
 from pytorch_fid.inception import (FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC, FIDInceptionE_1,
                                    FIDInceptionE_2)
 from scipy import linalg
-from tqdm import tqdm
 
 from utils.download import RemoteFile
 from utils.image_io import ImageReadError, read_rgb_array
+from utils.progress import progress
 from utils.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
@@ -122,11 +122,11 @@ def _same_size_batches(paths, batch_size, errors):
 def inception_features(model, paths, device, batch_size=50, desc='FID features'):
     """(N, 2048) float64 features of the readable images among `paths`, and [(path, error)]."""
     errors, features = [], []
-    with tqdm(total=len(paths), desc=desc, unit='img') as progress:
+    with progress(total=len(paths), desc=desc, unit='image') as bar:
         for batch_paths, images in _same_size_batches(paths, batch_size, errors):
             tensor = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255.0
             features.append(model(tensor).cpu().numpy().astype(np.float64))
-            progress.update(len(batch_paths))
+            bar.update(len(batch_paths))
     return (np.concatenate(features) if features else np.empty((0, FEATURE_DIMS))), errors
 
 

@@ -1,4 +1,5 @@
 """Reading any image PIL can open as 8-bit RGB, and finding images in folders."""
+import logging
 import os
 
 import numpy as np
@@ -6,8 +7,13 @@ from PIL import Image, ImageOps
 
 from .atomic import atomic_write
 from .cli import UserError
+from .paths import is_within, real_path
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+log = logging.getLogger('image_io')
+# GIF: the first frame is read; outputs named after a GIF input are written as PNG (`output_name`).
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp', '.gif')
+WRITTEN_AS = {'.gif': '.png'}  # formats PIL cannot write an RGB image in without loss
+SHOWN_LINKS = 5
 
 
 class ImageReadError(Exception):
@@ -18,20 +24,56 @@ def is_image_file(path):
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
-def list_files(root, skip_hidden=False):
-    """Files below `root` (subfolders too, links followed), sorted, as paths relative to `root`.
+def output_name(rel_path, ext=''):
+    """The output name of input `rel_path`: with extension `ext` if given, else its own (GIF becomes PNG)."""
+    stem, own_ext = os.path.splitext(rel_path)
+    if ext:
+        return f'{stem}.{ext}'
+    return stem + WRITTEN_AS[own_ext.lower()] if own_ext.lower() in WRITTEN_AS else rel_path
 
-    `skip_hidden` leaves out dot-files and dot-folders (.DS_Store, .ipynb_checkpoints, ...).
+
+def list_files(root, skip_hidden=False):
+    """Files below `root` (subfolders too), sorted, as paths relative to `root`.
+
+    The walk never leaves `root`'s real path and lists each real folder once: links to folders
+    are not followed (the folder a link inside `root` points to is listed under its real path
+    anyway; one leading outside, or a loop such as `sub/up -> ..`, would list unrelated or
+    endless files). One warning line names them. Links to files are listed, wherever they point:
+    each is one file someone put there (a folder of links is a common way to pick a subset), and
+    cannot recurse. `skip_hidden` leaves out dot-files and dot-folders (.DS_Store, ...).
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder")
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    root_real = real_path(root)
+    found, inside, outside = [], [], []
+    for folder, dirs, files in os.walk(root):
         if skip_hidden:
             dirs[:] = [d for d in dirs if not d.startswith('.')]
             files = [f for f in files if not f.startswith('.')]
+        for path in (os.path.join(folder, name) for name in dirs):
+            if os.path.islink(path):
+                (inside if is_within(real_path(path), root_real) else outside).append(os.path.relpath(path, root))
         found += [os.path.relpath(os.path.join(folder, name), root) for name in files]
+    _warn_links_left_out(root, sorted(inside), sorted(outside))
     return sorted(found)
+
+
+def _shown(paths):
+    return ', '.join(paths[:SHOWN_LINKS]) + (f' (+{len(paths) - SHOWN_LINKS} more)' if len(paths) > SHOWN_LINKS else '')
+
+
+def _warn_links_left_out(root, inside, outside):
+    """One warning line (from the first process only under torchrun, where every process lists the folder)."""
+    if not (inside or outside) or os.environ.get('RANK', '0') != '0':
+        return
+    parts = []
+    if inside:
+        parts.append(f'{len(inside)} link(s) to folders inside it, whose files are listed under their real '
+                     f'path: {_shown(inside)}')
+    if outside:
+        parts.append(f'{len(outside)} link(s) leading outside it (give their target itself to process it): '
+                     f'{_shown(outside)}')
+    log.warning('%s: left out %s', root, '; '.join(parts))
 
 
 def list_images(root):

@@ -1,0 +1,111 @@
+"""Output folders: refused before any work when they are the input folder, inside or around it, or not writable."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scripts import align_and_crop_dir, make_lr, prepare_celeba
+from train_helpers import run_test_script
+from utils.cli import UserError
+from utils.paths import check_output_folders, check_separate_folders, check_writable_folder
+
+
+@pytest.fixture
+def faces(tmp_path):
+    """A folder of two 16x16 images (real files, checked unchanged after each refusal)."""
+    root = tmp_path / 'faces'
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ('a.png', 'b.png'):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / name)
+    return root
+
+
+def snapshot(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob('*')) if path.is_file()}
+
+
+def test_test_py_refuses_its_input_folder_as_output(faces, released_checkpoint):
+    before = snapshot(faces)
+    flags = ['--gpus', '0', '--pretrain_model_path', released_checkpoint('sparnet'), '--dataroot', str(faces)]
+    (faces.parent / 'link').symlink_to(faces)
+    for output_flags, message in (
+            (['--save_as_dir', str(faces)], f'--save_as_dir {faces} is the same folder as --dataroot {faces}'),
+            (['--save_as_dir', str(faces.parent / 'link')], 'is the same folder as --dataroot'),
+            (['--save_as_dir', str(faces / 'sr')], f'--save_as_dir {faces / "sr"} is inside --dataroot'),
+            (['--save_as_dir', str(faces.parent)], 'contains --dataroot'),
+            (['--results_dir', str(faces)], 'the output folder (<results_dir>/<name>/<phase>_<epoch>) ')):
+        with pytest.raises(UserError, match=message.replace('(', r'\(').replace(')', r'\)')):
+            run_test_script([*flags, *output_flags])
+    assert snapshot(faces) == before
+
+
+def test_test_py_checks_the_output_folder_before_any_image(faces, released_checkpoint, tmp_path):
+    (tmp_path / 'file').write_text('not a folder')
+    flags = ['--gpus', '0', '--pretrain_model_path', released_checkpoint('sparnet'), '--dataroot', str(faces)]
+    with pytest.raises(UserError, match=f"--save_as_dir {tmp_path / 'file'}: is a file, not a folder"):
+        run_test_script([*flags, '--save_as_dir', str(tmp_path / 'file')])
+    with pytest.raises(UserError, match=f"--save_as_dir {tmp_path / 'file' / 'sr'}: cannot be created, "
+                                        f"{tmp_path / 'file'} is a file"):
+        run_test_script([*flags, '--save_as_dir', str(tmp_path / 'file' / 'sr')])
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--output_dir', '{in}'], '--output_dir {in} is the same folder as --input_dir {in}'),
+    (['--output_dir', '{in}/LR'], '--output_dir {in}/LR is inside --input_dir {in}'),
+    (['--output_dir', '{tmp}/LR', '--upsampled_dir', '{in}/up'], '--upsampled_dir {in}/up is inside --input_dir'),
+    (['--output_dir', '{tmp}/LR', '--upsampled_dir', '{tmp}/LR'], '--output_dir {tmp}/LR is the same folder as '
+                                                                  '--upsampled_dir {tmp}/LR'),
+    (['--output_dir', '{tmp}/file'], '--output_dir {tmp}/file: is a file, not a folder'),
+], ids=['same', 'inside', 'upsampled_inside', 'two_outputs', 'file'])
+def test_make_lr_refuses_before_writing(faces, tmp_path, extra, message):
+    (tmp_path / 'file').write_text('x')
+    before = snapshot(faces)
+    fill = {'{in}': str(faces), '{tmp}': str(tmp_path)}
+    extra, message = [fill_in(value, fill) for value in extra], fill_in(message, fill)
+    with pytest.raises(UserError, match=message):
+        make_lr.main(['--input_dir', str(faces), *extra])
+    assert snapshot(faces) == before and not (tmp_path / 'LR').exists()
+
+
+def fill_in(text, values):
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+@pytest.mark.parametrize('script', [align_and_crop_dir, prepare_celeba])
+def test_crop_scripts_refuse_their_input_folder_as_output(faces, tmp_path, script):
+    before = snapshot(faces)
+    for output, message in ((faces, 'is the same folder as --input_dir'), (faces / 'crops', 'is inside --input_dir')):
+        with pytest.raises(UserError, match=message):
+            script.main(['--input_dir', str(faces), '--output_dir', str(output), '--detector', 'hog'])
+    assert snapshot(faces) == before
+
+
+def test_folder_rules(tmp_path):
+    inputs = [('--in', str(tmp_path / 'in'))]
+    check_separate_folders(inputs, [('--out', str(tmp_path / 'out')), ('--up', str(tmp_path / 'input'))])
+    check_separate_folders(inputs, [('--out', ''), ('--up', str(tmp_path / 'in2'))])  # empty paths: not given
+    with pytest.raises(UserError, match='is inside --in'):
+        check_separate_folders(inputs, [('--out', str(tmp_path / 'in' / '..' / 'in' / 'x'))])
+    with pytest.raises(UserError, match='--out .* contains --in'):
+        check_separate_folders(inputs, [('--out', str(tmp_path))])
+
+
+def test_unwritable_folders_named_in_one_line(tmp_path, monkeypatch):
+    check_writable_folder('--out', str(tmp_path / 'new' / 'deeper'))  # creatable: fine, and not created
+    assert not (tmp_path / 'new').exists()
+    monkeypatch.setattr(os, 'access', lambda path, mode: path != str(tmp_path))
+    with pytest.raises(UserError, match=f'--out {tmp_path}: no permission to write in it'):
+        check_writable_folder('--out', str(tmp_path))
+    with pytest.raises(UserError, match=f"--out {tmp_path / 'new'}: no permission to create it in {tmp_path};"):
+        check_output_folders([], [('--out', str(tmp_path / 'new'))])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root may write in any folder')
+def test_read_only_folder_refused(tmp_path):
+    (tmp_path / 'ro').mkdir(mode=0o555)
+    with pytest.raises(UserError, match='no permission'):
+        check_writable_folder('--out', str(tmp_path / 'ro'))
