@@ -2,7 +2,8 @@
 
 Faces are found with dlib, aligned to the FFHQ template at 512x512, enhanced in batches and
 blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
-`LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>`.
+`LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>`. In a folder, the next photo is read
+and searched for faces while the faces of the current one are enhanced.
 """
 import logging
 import os
@@ -15,9 +16,10 @@ from models.fast_inference import set_inference_threads
 from models.inference import Enhancer
 from options.test_options import TestOptions
 from utils.cli import UserError, print_path_lists, run
-from utils.face_detect import FaceDetector
+from utils.detection_flags import detector_from_flags
 from utils.face_restore import FaceRestorer, NoFaceFound
 from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb
+from utils.one_ahead import one_ahead
 
 log = logging.getLogger('test_enhance_single_unalign')
 
@@ -56,20 +58,31 @@ def save_results(restored, out_dir, ext, jpeg_quality):
     save_rgb(restored.final, os.path.join(out_dir, f'hq_final.{ext}'), jpeg_quality)
 
 
-def enhance_photo(restorer, photo_path, out_dir, opt):
-    """Restore one photo and save its results; returns its number of faces or raises PhotoError."""
+def read_and_search(detector, photo_path):
+    """(photo, its `FaceSearch`): the part of a photo's work that runs ahead in folder runs."""
+    photo = read_rgb_array(photo_path)
+    return photo, detector.search(photo)
+
+
+def enhance_photo(restorer, searched, photo_path, out_dir, opt):
+    """Restore one photo from its `read_and_search` Future and save the results.
+
+    Returns (number of faces, FaceSearch) or raises PhotoError.
+    """
     try:
-        restored = restorer(read_rgb_array(photo_path))
+        photo, search = searched.result()
+        restored = restorer.restore(photo, search.faces)
     except NoFaceFound as err:
-        raise PhotoError(f'{photo_path}: no face found (--detector {opt.detector}); try the other detector, '
-                         f'or a larger --detect_max_size for small faces in a large photo', no_face=True) from err
+        raise PhotoError(f'{photo_path}: no face found of at least --min_face_size {opt.min_face_size} px '
+                         f'(--detector {opt.detector}); for smaller faces lower --min_face_size, '
+                         f'or try the other detector', no_face=True) from err
     except ImageReadError as err:
         raise PhotoError(str(err)) from err
     try:
         save_results(restored, out_dir, opt.ext, opt.jpeg_quality)
     except (OSError, ValueError) as err:
         raise PhotoError(f'{out_dir}: could not write the results ({err})') from err
-    return len(restored.faces)
+    return len(restored.faces), search
 
 
 def check_options(opt):
@@ -77,8 +90,6 @@ def check_options(opt):
         raise UserError('--test_img_path is required: a photo or a folder of photos')
     if opt.test_upscale < 1:
         raise UserError(f'--test_upscale must be 1 or more, got {opt.test_upscale}')
-    if opt.detect_max_size < 1:
-        raise UserError(f'--detect_max_size must be a positive number of pixels, got {opt.detect_max_size}')
     if opt.face_batch_size < 1:
         raise UserError(f'--face_batch_size must be 1 or more, got {opt.face_batch_size}')
 
@@ -89,14 +100,16 @@ def main(args=None):
     check_options(opt)
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)
-    detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
+    detector = detector_from_flags(opt)
     enhancer = Enhancer.from_options(opt)  # before any output: wrong weights write nothing
     restorer = FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
     restored_faces, without_face, failed = 0, [], []
-    with logging_redirect_tqdm():
-        for photo_path, out_dir in tqdm(jobs, desc='photos', unit='photo', disable=single):
+    with detector, logging_redirect_tqdm():
+        searches = one_ahead(lambda job: read_and_search(detector, job[0]), jobs)
+        for (photo_path, out_dir), searched in tqdm(searches, total=len(jobs), desc='photos', unit='photo',
+                                                    disable=single):
             try:
-                n_faces = enhance_photo(restorer, photo_path, out_dir, opt)
+                n_faces, search = enhance_photo(restorer, searched, photo_path, out_dir, opt)
             except PhotoError as err:
                 if single:
                     raise
@@ -104,7 +117,8 @@ def main(args=None):
                 (without_face if err.no_face else failed).append(photo_path)
                 continue
             restored_faces += n_faces
-            log.info('%s: %d face(s) -> %s', photo_path, n_faces, out_dir)
+            log.info('%s: %d face(s) -> %s (detection %.1f s, %s)', photo_path, n_faces, out_dir,
+                     search.seconds, search.describe())
     done = len(jobs) - len(without_face) - len(failed)
     print(f'{done} photo(s) enhanced ({restored_faces} faces), {len(without_face)} without a face, '
           f'{len(failed)} failed; results in {opt.results_dir}')

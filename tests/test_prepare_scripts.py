@@ -53,7 +53,8 @@ def test_align_and_crop_dir(photos, tmp_path, hog):
         crop = read(out / 'sub' / f'pair_{index}.jpg')
         assert crop.shape == (512, 512, 3)
         assert psnr(crop, align_face(pair, face.landmarks)[0], 'rgb') > 35
-    assert psnr(read(out / 'sub' / 'pair_0.jpg'), expected, 'rgb') > 30  # faces numbered left to right
+    # faces numbered left to right: the mirrored face scores ~10 dB; JPEG can move a landmark by its 1 px step
+    assert psnr(read(out / 'sub' / 'pair_0.jpg'), expected, 'rgb') > 25
     assert '3 crops written' in proc.stdout and '1 photos without a face' in proc.stdout
     assert 'cat.jpg' in proc.stdout and 'broken.jpg' in proc.stdout and 'not a readable image' in proc.stderr
 
