@@ -7,34 +7,18 @@ import pytest
 from scripts.make_sample_photo import grid_photo, group_photo
 from utils.face_detect import FaceDetector
 from utils.face_search import (CENTRE_SLACK, DETECTION_WINDOW, OVERLAP, PASS_MARGIN, axis_tiles, box_iou,
-                               non_max_suppression, plan_search)
+                               non_max_suppression, plan_search, same_faces)
 
 
 def centre(box):
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
-def faces_per_planted_box(faces, boxes):
-    """(how many found faces sit on each planted face, how many sit on none).
-
-    A face sits on a planted one when their centres are less than 0.3 box sides apart.
-    """
-    centres = np.array([centre(box) for box in boxes])
-    sides = np.array([box[2] - box[0] + 1 for box in boxes])
-    counts, strays = np.zeros(len(boxes), int), 0
-    for face in faces:
-        distances = np.linalg.norm(centres - centre(face.box), axis=1)
-        nearest = distances.argmin()
-        if distances[nearest] < 0.3 * sides[nearest]:
-            counts[nearest] += 1
-        else:
-            strays += 1
-    return counts.tolist(), strays
-
-
 def assert_each_face_found_once(faces, boxes):
-    counts, strays = faces_per_planted_box(faces, boxes)
-    assert counts == [1] * len(boxes) and strays == 0, (counts, strays)
+    """Every planted face found, once, and nothing else."""
+    pairs = same_faces(boxes, [face.box for face in faces])
+    missed = sorted(set(range(len(boxes))) - {i for i, _ in pairs})
+    assert len(pairs) == len(boxes) == len(faces), f'{len(faces)} found for {len(boxes)}; missed {missed}'
 
 
 def test_axis_tiles_by_hand():
@@ -98,6 +82,15 @@ def test_a_tiled_pass_drops_faces_too_large_for_its_overlap():
 def test_box_iou_by_hand():
     np.testing.assert_allclose(box_iou((0, 0, 9, 9), [(0, 0, 9, 9), (5, 0, 14, 9), (10, 10, 19, 19), (0, 0, 4, 9)]),
                                [1, 50 / 150, 0, 0.5])
+
+
+def test_same_faces_pairs_each_box_once_nearest_first():
+    planted = [(0, 0, 99, 99), (200, 0, 299, 99)]
+    found = [(25, 0, 124, 99), (5, 5, 104, 104), (400, 0, 499, 99), (3, 0, 102, 99)]
+    # 0 pairs with its nearest (found 3, 3 px away) not with found 1 (7 px) or 0 (25 px); 1 has no face within 30 px
+    assert same_faces(planted, found) == [(0, 3)]
+    assert same_faces(planted, [(200, 20, 299, 119)], tolerance=0.1) == []
+    assert same_faces([], found) == [] and same_faces(planted, []) == []
 
 
 def test_non_max_suppression_keeps_the_best_of_each_overlapping_group():

@@ -126,3 +126,25 @@ def non_max_suppression(boxes, scores, iou=NMS_IOU):
             overlaps = box_iou(boxes[best], [boxes[index] for index in order])
             order = [index for index, overlap in zip(order, overlaps) if overlap <= iou]
     return kept
+
+
+def same_faces(boxes, other_boxes, tolerance=0.3):
+    """[(i, j)]: boxes[i] and other_boxes[j] on the same face, each box paired at most once, nearest first.
+
+    Two boxes are on the same face when their centres are less than `tolerance` times the side
+    of the larger one apart (dlib's two detectors box faces a little differently).
+    """
+    def centres_and_sides(values):
+        values = np.asarray(values, dtype=np.float64).reshape(-1, 4)
+        return (values[:, :2] + values[:, 2:]) / 2, np.maximum(values[:, 2] - values[:, 0], values[:, 3] - values[:, 1]) + 1
+    centres, sides = centres_and_sides(boxes)
+    other_centres, other_sides = centres_and_sides(other_boxes)
+    distance = np.linalg.norm(centres[:, None] - other_centres[None], axis=2)
+    close = distance < tolerance * np.maximum.outer(sides, other_sides)
+    pairs, used, used_other = [], set(), set()
+    for i, j in zip(*np.unravel_index(np.argsort(distance, axis=None), distance.shape)):
+        if close[i, j] and i not in used and j not in used_other:
+            pairs.append((int(i), int(j)))
+            used.add(i)
+            used_other.add(j)
+    return pairs
