@@ -17,7 +17,7 @@ from models.inference import Enhancer
 from options.test_options import TestOptions
 from utils.cli import UserError, print_path_lists, run
 from utils.detection_flags import detector_from_flags
-from utils.face_restore import FaceRestorer, NoFaceFound
+from utils.face_restore import FaceRestorer
 from utils.image_io import IMG_EXTENSIONS, ImageReadError, list_images, read_rgb_array, save_rgb
 from utils.one_ahead import one_ahead
 
@@ -71,13 +71,13 @@ def enhance_photo(restorer, searched, photo_path, out_dir, opt):
     """
     try:
         photo, search = searched.result()
-        restored = restorer.restore(photo, search.faces)
-    except NoFaceFound as err:
-        raise PhotoError(f'{photo_path}: no face found of at least --min_face_size {opt.min_face_size} px '
-                         f'(--detector {opt.detector}); for smaller faces lower --min_face_size, '
-                         f'or try the other detector', no_face=True) from err
     except ImageReadError as err:
         raise PhotoError(str(err)) from err
+    if not search.faces:
+        raise PhotoError(f'{photo_path}: no face found of at least --min_face_size {opt.min_face_size} px '
+                         f'(--detector {opt.detector}, {search.describe()}, {search.seconds:.1f} s); for smaller '
+                         f'faces lower --min_face_size, or try the other detector', no_face=True)
+    restored = restorer.restore(photo, search.faces)
     try:
         save_results(restored, out_dir, opt.ext, opt.jpeg_quality)
     except (OSError, ValueError) as err:

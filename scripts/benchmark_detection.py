@@ -8,12 +8,14 @@
 test_enhance_single_unalign.py) and, with --published, as the published script did (dlib's CNN on
 the whole photo upsampled once), unless that search image is over --published_max_mp megapixels
 (dlib's CNN needs about 1 GB per megapixel). Faces of the two match when their box centres are
-less than 0.3 box sides apart. Times are CPU seconds of one core for both with --detect_workers 1
-(the default here, so that they compare on a shared machine), else wall seconds.
+less than 0.3 box sides apart. Both are timed in CPU seconds (the published search uses one
+core; this one's worker processes are counted), which compare on a shared machine, and this
+one also in wall seconds; peak memory is the process's (this one's with --detect_workers 1).
 --synthetic: 4:3 group photos of that many megapixels, faces of 40 to 60 px on a grid of 250 px
 cells (scripts/make_sample_photo.py), searched with each detector and minimum face size: wall and
 CPU seconds, peak memory of the search (one worker), faces found of those planted.
---pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
+The detection workers re-import this script (multiprocessing's spawn), so PyTorch is imported only
+where the pipeline needs it. --pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
 photo searched while the current one is enhanced (as test_enhance_single_unalign.py) or one
 after the other: wall seconds of each.
 """
@@ -29,12 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dlib  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import test_enhance_single_unalign as whole_photo  # noqa: E402
-from models.fast_inference import prepare_inference_net, set_inference_threads  # noqa: E402
-from models.networks import GeneratorSpec, random_generator  # noqa: E402
 from scripts.make_sample_photo import grid_photo  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.detection_flags import add_detection_flags, detector_from_flags  # noqa: E402
@@ -43,7 +41,6 @@ from utils.face_restore import FaceRestorer  # noqa: E402
 from utils.face_search import same_faces  # noqa: E402
 from utils.image_io import list_images, read_rgb_array  # noqa: E402
 from utils.one_ahead import one_ahead  # noqa: E402
-from utils.tensor_image import tensor_to_uint8, uint8_to_tensor  # noqa: E402
 
 SYNTHETIC_CELL = 250
 SYNTHETIC_FACES = (40, 60)
@@ -89,29 +86,27 @@ def published_boxes(photo, cnn):
 
 def compare_photos(args, detector):
     cnn = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE)) if args.published else None
-    seconds = 'CPU s' if args.detect_workers == 1 else 'wall s'
-    print(f'| photo | megapixels | published: faces | {seconds} | this: faces | {seconds} | peak GB added | '
-          f'found by both | published only | this only |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print('| photo | megapixels | published: faces | CPU s | peak GB | this: faces | CPU s | wall s | peak GB '
+          '| found by both | published only | this only |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     totals = np.zeros(7)
     for rel_path in tqdm(list_images(args.photos), desc='photos', unit='photo', leave=False):
         photo = read_rgb_array(os.path.join(args.photos, rel_path))
         megapixels = photo.shape[0] * photo.shape[1] / 1e6
         ours, wall, cpu, peak = measured(search_once, detector, photo)
-        ours_time = cpu if args.detect_workers == 1 else wall
+        ours_cells = f"{len(ours)} | {cpu:.1f} | {wall:.1f} | {f'{peak:.1f}' if detector.workers == 1 else ''}"
         if cnn is None or 4 * megapixels > args.published_max_mp:
             reason = 'not run' if cnn is None else f'not run (~{4 * megapixels:.0f} GB)'
-            print(f'| {rel_path} | {megapixels:.1f} | {reason} | | {len(ours)} | {ours_time:.1f} | {peak:.1f} '
-                  f'| | | |')
+            print(f'| {rel_path} | {megapixels:.1f} | {reason} | | | {ours_cells} | | | |')
             continue
-        theirs, _, published_cpu, _ = measured(published_boxes, photo, cnn)
+        theirs, _, published_cpu, published_peak = measured(published_boxes, photo, cnn)
         both = len(same_faces(theirs, ours))
-        row = [len(theirs), published_cpu, len(ours), ours_time, both, len(theirs) - both, len(ours) - both]
+        row = [len(theirs), published_cpu, len(ours), cpu, both, len(theirs) - both, len(ours) - both]
         totals += row
-        print(f'| {rel_path} | {megapixels:.1f} | {row[0]} | {row[1]:.1f} | {row[2]} | {row[3]:.1f} | {peak:.1f} '
+        print(f'| {rel_path} | {megapixels:.1f} | {row[0]} | {row[1]:.1f} | {published_peak:.1f} | {ours_cells} '
               f'| {row[4]} | {row[5]} | {row[6]} |')
     if cnn is not None:
-        print(f'| all run by both | | {totals[0]:.0f} | {totals[1]:.0f} | {totals[2]:.0f} | {totals[3]:.0f} | | '
+        print(f'| all run by both | | {totals[0]:.0f} | {totals[1]:.0f} | | {totals[2]:.0f} | {totals[3]:.0f} | | | '
               f'{totals[4]:.0f} | {totals[5]:.0f} | {totals[6]:.0f} |')
 
 
@@ -133,7 +128,7 @@ def compare_sizes(args):
         for kind in detectors:
             for min_face_size in min_face_sizes:
                 tile_size = args.detect_tile_size or TILE_SIZES[kind]
-                for workers in sorted({1, args.detect_workers, default_workers(kind, tile_size)}):
+                for workers in sorted({1, args.detect_workers or default_workers(kind, tile_size)}):
                     detector = FaceDetector(kind, min_face_size, tile_size=tile_size, workers=workers)
                     found, wall, cpu, peak = measured(search_once, detector, photo)
                     plan = ', '.join(f'{p.scale:.2f} x {len(p.tiles)}' for p in detector.plan(*photo.shape[:2]))
@@ -144,6 +139,10 @@ def compare_sizes(args):
 
 def random_enhancer():
     """SPARNetHD (2D attention) with random weights on the fast path: (N, 512, 512, 3) uint8 -> same."""
+    import torch
+    from models.fast_inference import prepare_inference_net
+    from models.networks import GeneratorSpec, random_generator
+    from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
     net = prepare_inference_net(random_generator(GeneratorSpec('sparnethd', 10, 'spar', 'in')), torch.device('cpu'))
 
     def enhance(faces):
@@ -160,6 +159,7 @@ def done(function, item):
 
 def folder_run(paths, detector, restorer, out_dir, ahead):
     """Wall seconds of searching, enhancing and saving every photo, the search one photo ahead or not."""
+    import test_enhance_single_unalign as whole_photo
     def search(path):
         return whole_photo.read_and_search(detector, path)
     start = time.perf_counter()
@@ -172,6 +172,8 @@ def folder_run(paths, detector, restorer, out_dir, ahead):
 
 
 def compare_pipelines(args):
+    import torch
+    from models.fast_inference import set_inference_threads
     paths = [os.path.join(args.pipeline, rel_path) for rel_path in list_images(args.pipeline)]
     set_inference_threads()
     restorer = FaceRestorer(None, random_enhancer(), progress=False)
@@ -188,14 +190,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--photos', default='', help='folder of photos to search and compare')
     parser.add_argument('--published', action='store_true', help='also search them as the published script did')
-    parser.add_argument('--published_max_mp', type=float, default=12,
-                        help='largest published search image (megapixels) to run (default 12: about 12 GB)')
+    parser.add_argument('--published_max_mp', type=float, default=10,
+                        help='largest published search image (megapixels) to run (default 10: about 10 GB)')
     parser.add_argument('--synthetic', default='', help='comma-separated megapixels of synthetic group photos')
     parser.add_argument('--detectors', default='cnn,hog', help='detectors for --synthetic')
     parser.add_argument('--min_face_sizes', default='40,80', help='minimum face sizes for --synthetic')
     parser.add_argument('--pipeline', default='', help='folder of photos for a timed folder run')
     add_detection_flags(parser)
-    parser.set_defaults(detect_workers=1)
     args = parser.parse_args(argv)
     if not (args.photos or args.synthetic or args.pipeline):
         raise UserError('nothing to measure: give --photos, --synthetic and/or --pipeline')

@@ -53,4 +53,4 @@ def detector_from_flags(args):
                     args.detect_max_size, args.min_face_size)
     workers = args.detect_workers or default_workers(args.detector, tile_size)
     return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, tile_size, workers,
-                        args.detect_max_size)
+                        args.detect_max_size, progress=True)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import cv2
 import dlib
 import numpy as np
+from tqdm import tqdm
 
 from .cli import UserError
-from .face_search import DETECTION_WINDOW, non_max_suppression, plan_search  # noqa: F401 (DETECTION_WINDOW: API)
+from .face_search import DETECTION_WINDOW, check_search, non_max_suppression, plan_search  # noqa: F401 (API)
 
 DETECTORS = ('cnn', 'hog')
 CNN_DETECTOR_FILE = 'mmod_human_face_detector.dat'
@@ -86,8 +87,6 @@ class DlibSearch:
     """Callable: HxWx3 uint8 image -> [(left, top, right, bottom, score)] found by dlib at the image's own scale."""
 
     def __init__(self, kind):
-        if kind not in DETECTORS:
-            raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
         self.kind = kind
         if kind == 'cnn':
             self._cnn = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
@@ -150,21 +149,22 @@ class FaceDetector:
     """
 
     def __init__(self, kind='cnn', min_face_size=DEFAULT_MIN_FACE_SIZE, min_score=None, tile_size=None, workers=1,
-                 max_search_size=None):
-        if not min_face_size > 0:
-            raise ValueError(f'the minimum face size must be a positive number of pixels, got {min_face_size}')
+                 max_search_size=None, progress=False):
+        if kind not in DETECTORS:
+            raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
+        self.tile_size = TILE_SIZES[kind] if tile_size is None else tile_size
+        check_search(min_face_size, self.tile_size)
         if max_search_size is not None and max_search_size < 1:
             raise ValueError(f'the search size limit must be a positive number of pixels, got {max_search_size}')
         if workers < 1:
             raise ValueError(f'the number of detection workers must be at least 1, got {workers}')
-        self._search = DlibSearch(kind)
         self.kind = kind
         self.min_face_size = min_face_size
         self.min_score = MIN_SCORES[kind] if min_score is None else min_score
-        self.tile_size = TILE_SIZES[kind] if tile_size is None else tile_size
-        plan_search(1, 1, min_face_size, self.tile_size)  # checks the tile size
         self.workers = workers
         self.max_search_size = max_search_size
+        self.progress = progress
+        self._search = DlibSearch(kind)
         self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
         self._pool = None
 
@@ -173,10 +173,16 @@ class FaceDetector:
         max_scale = math.inf if self.max_search_size is None else self.max_search_size / max(height, width)
         return plan_search(height, width, self.min_face_size, self.tile_size, max_scale)
 
-    def _searches(self, prepared, count):
-        """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order; in worker processes when several."""
+    def _searches(self, prepared, count, bar):
+        """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order; in worker processes when several.
+
+        `bar` is updated as each image is searched.
+        """
+        def searched(scales, found):
+            bar.update()
+            return scales, found
         if self.workers == 1 or count < 2:
-            return [(scales, self._search(image)) for image, scales in prepared]
+            return [searched(scales, self._search(image)) for image, scales in prepared]
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context('spawn'),
                                              initializer=_start_worker, initargs=(self.kind,))
@@ -186,8 +192,8 @@ class FaceDetector:
                 pending.append((scales, self._pool.submit(_search_in_worker, image)))
                 if len(pending) > 2 * self.workers:
                     scales, future = pending.popleft()
-                    found.append((scales, future.result()))
-            found.extend((scales, future.result()) for scales, future in pending)
+                    found.append(searched(scales, future.result()))
+            found.extend(searched(scales, future.result()) for scales, future in pending)
         except BrokenProcessPool as err:
             self.close()
             raise DetectionWorkerDied(f'a face-detection worker process died (out of memory?): use fewer '
@@ -201,9 +207,13 @@ class FaceDetector:
         """
         passes = self.plan(*photo.shape[:2]) if passes is None else passes
         jobs = [(search_pass, tile) for search_pass in passes for tile in search_pass.tiles]
+        bar = tqdm(total=len(jobs), desc='face search', unit='tile', leave=False,
+                   disable=not self.progress or len(jobs) < 2)
         prepared = (search_image(photo, tile.window, search_pass.scale) for search_pass, tile in jobs)
         boxes, scores = [], []
-        for (search_pass, tile), ((scale_x, scale_y), found) in zip(jobs, self._searches(prepared, len(jobs))):
+        with bar:
+            found_per_tile = self._searches(prepared, len(jobs), bar)
+        for (search_pass, tile), ((scale_x, scale_y), found) in zip(jobs, found_per_tile):
             x0, y0 = tile.window[:2]
             for left, top, right, bottom, score in found:
                 box = ((left + 0.5) / scale_x - 0.5 + x0, (top + 0.5) / scale_y - 0.5 + y0,

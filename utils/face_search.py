@@ -72,16 +72,21 @@ def axis_tiles(length, tile, overlap):
     return [(starts[index], ends[index], cuts[index], cuts[index + 1]) for index in range(count)]
 
 
+def check_search(min_face_size, tile_size):
+    """ValueError unless faces are looked for from a positive size, in tiles wider than two overlaps."""
+    if not min_face_size > 0:
+        raise ValueError(f'the minimum face size must be a positive number of pixels, got {min_face_size}')
+    if tile_size < 2 * OVERLAP:
+        raise ValueError(f'the detection tile size must be at least {2 * OVERLAP} pixels, got {tile_size}')
+
+
 def plan_search(height, width, min_face_size, tile_size, max_scale=math.inf):
     """[SearchPass], finest first, that find every face of at least `min_face_size` photo pixels.
 
     `tile_size` bounds the side of every searched image (in its own pixels); `max_scale` caps the
     first pass's scale. Tiles too small to hold a detection window are left out.
     """
-    if tile_size < 2 * OVERLAP:
-        raise ValueError(f'the detection tile size must be at least {2 * OVERLAP} pixels, got {tile_size}')
-    if min_face_size <= 0:
-        raise ValueError(f'the minimum face size must be a positive number of pixels, got {min_face_size}')
+    check_search(min_face_size, tile_size)
     scale = min(DETECTION_WINDOW / min_face_size, max_scale)
     largest_kept = OVERLAP - 2 * CENTRE_SLACK
     passes = []
