@@ -14,10 +14,12 @@ one also in wall seconds; peak memory is the process's (this one's with --detect
 --synthetic: 4:3 group photos of that many megapixels, faces of 40 to 60 px on a grid of 250 px
 cells (scripts/make_sample_photo.py), searched with each detector and minimum face size: wall and
 CPU seconds, peak memory of the search (one worker), faces found of those planted.
-The detection workers re-import this script (multiprocessing's spawn), so PyTorch is imported only
-where the pipeline needs it. --pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
+--pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
 photo searched while the current one is enhanced (as test_enhance_single_unalign.py) or one
 after the other: wall seconds of each.
+
+The detection workers re-import this script (multiprocessing's spawn), so PyTorch is imported only
+where the pipeline needs it.
 """
 import argparse
 import os
@@ -36,7 +38,8 @@ from tqdm import tqdm  # noqa: E402
 from scripts.make_sample_photo import grid_photo  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
 from utils.detection_flags import add_detection_flags, detector_from_flags  # noqa: E402
-from utils.face_detect import CNN_DETECTOR_FILE, TILE_SIZES, FaceDetector, default_workers, dlib_model_path  # noqa: E402
+from utils.face_detect import (CNN_DETECTOR_FILE, TILE_SIZES, FaceDetector, default_workers,  # noqa: E402
+                               dlib_model_path)
 from utils.face_restore import FaceRestorer  # noqa: E402
 from utils.face_search import same_faces  # noqa: E402
 from utils.image_io import list_images, read_rgb_array  # noqa: E402
@@ -181,7 +184,8 @@ def compare_pipelines(args):
         folder_run(paths[:1], detector, restorer, out_dir, ahead=False)  # warm-up: workers, first torch run
         for ahead in (False, True, False, True):
             seconds = folder_run(paths, detector, restorer, out_dir, ahead)
-            print(f"{len(paths)} photos, {'next photo searched during enhancement' if ahead else 'one after the other'}: "
+            order = 'next photo searched during enhancement' if ahead else 'one after the other'
+            print(f"{len(paths)} photos, {order}: "
                   f'{seconds:.1f} s (detector {detector.kind}, {detector.workers} worker(s), '
                   f'{torch.get_num_threads()} torch threads)')
 

@@ -92,7 +92,7 @@ def group_photo(height, width, centres, sizes):
 
 
 def grid_photo(height, width, rows, cols, face_sizes=(40, 60), seed=0):
-    """(photo, boxes): a rows x cols grid of shipped faces with box sides drawn within `face_sizes`, jittered in their cells."""
+    """(photo, boxes): a rows x cols grid of shipped faces, box sides drawn within `face_sizes`, jittered in cells."""
     rng = np.random.default_rng(seed)
     cell_height, cell_width = height / rows, width / cols
     sizes = rng.uniform(*face_sizes, rows * cols)

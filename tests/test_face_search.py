@@ -31,7 +31,8 @@ def test_axis_tiles_by_hand():
 def test_first_pass_brings_the_smallest_face_to_the_detection_window():
     [only] = plan_search(500, 600, 40, 1536)  # the published single 2x upsampling
     assert only.scale == 2 and only.max_face == math.inf
-    assert [(tile.window, tile.owned) for tile in only.tiles] == [((0, 0, 600, 500), (-math.inf,) * 2 + (math.inf,) * 2)]
+    assert [(tile.window, tile.owned) for tile in only.tiles] == [((0, 0, 600, 500), (-math.inf, -math.inf,
+                                                                                      math.inf, math.inf))]
     assert plan_search(3000, 2000, 160, 1536)[0].scale == 0.5  # large faces only: a smaller search image
     assert plan_search(1200, 3200, 40, 4096, max_scale=1600 / 3200)[0].scale == 0.5  # --detect_max_size 1600
 

@@ -46,9 +46,9 @@ def detector_from_flags(args):
     if args.detect_max_size is not None:
         if args.detect_max_size < 1:
             raise UserError(f'--detect_max_size must be a positive number of pixels, got {args.detect_max_size}')
-        log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image at '
-                    '%d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) / %d px, '
-                    'more than --min_face_size %d', args.detect_max_size,
+        log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
+                    'at %d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) '
+                    '/ %d px, more than --min_face_size %d', args.detect_max_size,
                     args.detect_max_size * args.min_face_size // DETECTION_WINDOW, DETECTION_WINDOW,
                     args.detect_max_size, args.min_face_size)
     workers = args.detect_workers or default_workers(args.detector, tile_size)

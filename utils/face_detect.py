@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .cli import UserError
-from .face_search import DETECTION_WINDOW, check_search, non_max_suppression, plan_search  # noqa: F401 (API)
+from .face_search import check_search, non_max_suppression, plan_search
 
 DETECTORS = ('cnn', 'hog')
 CNN_DETECTOR_FILE = 'mmod_human_face_detector.dat'
@@ -77,10 +77,10 @@ class FaceSearch:
 
     def describe(self):
         """E.g. 'scale 2.00 in 6 tiles, 0.86 in 2 tiles, 0.37 whole'."""
-        steps = [f'{search_pass.scale:.2f} ' + (f'in {len(search_pass.tiles)} tiles' if len(search_pass.tiles) > 1
-                                                 else 'whole')
-                 for search_pass in self.passes]
-        return 'scale ' + ', '.join(steps) if steps else 'photo too small to search'
+        if not self.passes:
+            return 'photo too small to search'
+        return 'scale ' + ', '.join(f'{step.scale:.2f} ' + (f'in {len(step.tiles)} tiles' if len(step.tiles) > 1
+                                                            else 'whole') for step in self.passes)
 
 
 class DlibSearch:
@@ -197,7 +197,8 @@ class FaceDetector:
         except BrokenProcessPool as err:
             self.close()
             raise DetectionWorkerDied(f'a face-detection worker process died (out of memory?): use fewer '
-                                      f'--detect_workers or a smaller --detect_tile_size than {self.tile_size}') from err
+                                      f'--detect_workers than {self.workers} or a smaller --detect_tile_size '
+                                      f'than {self.tile_size}') from err
         return found
 
     def detect(self, photo, passes=None):

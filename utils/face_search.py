@@ -58,7 +58,7 @@ class SearchPass:
 
 
 def axis_tiles(length, tile, overlap):
-    """[(start, end, owned_start, owned_end)]: the fewest pieces of at most `tile` covering 0..length, overlapping by `overlap`.
+    """[(start, end, owned_start, owned_end)]: the fewest pieces of at most `tile` covering 0..length with `overlap`.
 
     The pieces share the length equally; each owns the half of its overlaps nearest to it.
     """
@@ -141,7 +141,8 @@ def same_faces(boxes, other_boxes, tolerance=0.3):
     """
     def centres_and_sides(values):
         values = np.asarray(values, dtype=np.float64).reshape(-1, 4)
-        return (values[:, :2] + values[:, 2:]) / 2, np.maximum(values[:, 2] - values[:, 0], values[:, 3] - values[:, 1]) + 1
+        sizes = values[:, 2:] - values[:, :2] + 1
+        return (values[:, :2] + values[:, 2:]) / 2, sizes.max(axis=1)
     centres, sides = centres_and_sides(boxes)
     other_centres, other_sides = centres_and_sides(other_boxes)
     distance = np.linalg.norm(centres[:, None] - other_centres[None], axis=2)
