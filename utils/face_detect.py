@@ -2,8 +2,8 @@
 
 The photo is searched as `face_search.plan_search` lays out: at the scale that brings the
 smallest face wanted (`min_face_size`) up to dlib's 80 px window, in tiles when that image is
-large, then at smaller scales for the larger faces. dlib's CNN holds the GIL and uses one core,
-so tiles are searched in worker processes when there are several. The landmarks are always
+large, then at smaller scales for the larger faces. dlib's CNN uses one core and holds the GIL,
+so it runs in worker processes; HOG releases the GIL and runs in threads. The landmarks are always
 placed on the full-resolution photo. The model files come with the `face_recognition_models`
 package (found on disk, not imported: its __init__ needs pkg_resources).
 """
@@ -11,9 +11,11 @@ import importlib.util
 import math
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -36,7 +38,9 @@ MIN_SCORES = {'cnn': 0.0, 'hog': 0.3}
 # searches (measured: 1.1 GB at 1024x1024, 4.1 GB at 2048x2048), HOG about 16 bytes.
 TILE_SIZES = {'cnn': 1536, 'hog': 4096}
 SEARCH_BYTES_PER_PIXEL = {'cnn': 1000, 'hog': 16}
-# Share of the machine's memory that the detection worker processes may fill together.
+# A CNN worker process re-imports the main script (multiprocessing's spawn): about 0.5 GB with
+# PyTorch. The workers together may fill this share of the machine's memory.
+WORKER_BASE_BYTES = 0.5e9
 WORKER_MEMORY_SHARE = 0.5
 
 
@@ -103,6 +107,7 @@ class DlibSearch:
 
 
 _worker_search = None
+_thread_searches = threading.local()
 
 
 def _start_worker(kind):
@@ -112,6 +117,13 @@ def _start_worker(kind):
 
 def _search_in_worker(image):
     return _worker_search(image)
+
+
+def _search_in_thread(kind, image):
+    """dlib's HOG releases the GIL: threads search in parallel, each with its own detector."""
+    if getattr(_thread_searches, 'kind', None) != kind:
+        _thread_searches.kind, _thread_searches.search = kind, DlibSearch(kind)
+    return _thread_searches.search(image)
 
 
 def search_image(photo, window, scale):
@@ -134,7 +146,7 @@ def default_workers(kind, tile_size):
         memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError):
         return 1
-    per_worker = SEARCH_BYTES_PER_PIXEL[kind] * tile_size ** 2
+    per_worker = SEARCH_BYTES_PER_PIXEL[kind] * tile_size ** 2 + (WORKER_BASE_BYTES if kind == 'cnn' else 0)
     return max(1, min(usable_cores(), int(memory * WORKER_MEMORY_SHARE // per_worker)))
 
 
@@ -144,8 +156,8 @@ class FaceDetector:
     Finds faces whose box side is at least `min_face_size` photo pixels; each searched image is
     at most `tile_size` pixels a side (default per detector, `TILE_SIZES`); `max_search_size`
     (the deprecated --detect_max_size) further caps the first search's longer side. Tiles are
-    searched by `workers` processes (1: in this process). Use as a context manager, or `close()`,
-    to stop the workers.
+    searched by `workers` processes for the CNN, threads for HOG (1: in the caller's thread). Use
+    as a context manager, or `close()`, to stop them.
     """
 
     def __init__(self, kind='cnn', min_face_size=DEFAULT_MIN_FACE_SIZE, min_score=None, tile_size=None, workers=1,
@@ -167,6 +179,19 @@ class FaceDetector:
         self._search = DlibSearch(kind)
         self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
         self._pool = None
+        if workers > 1 and kind == 'cnn':
+            self._start_workers()
+
+    def _start_workers(self):
+        """The CNN's worker processes, started now: they load while the caller loads its own models.
+
+        dlib's CNN holds the GIL, so every CNN search then runs in them, even a photo's only one:
+        the caller's threads (enhancing the previous photo) run meanwhile.
+        """
+        self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context('spawn'),
+                                         initializer=_start_worker, initargs=(self.kind,))
+        for _ in range(self.workers):
+            self._pool.submit(int)  # each task starts one more process
 
     def plan(self, height, width):
         """The `SearchPass`es run on a photo of this size."""
@@ -174,22 +199,26 @@ class FaceDetector:
         return plan_search(height, width, self.min_face_size, self.tile_size, max_scale)
 
     def _searches(self, prepared, count, bar):
-        """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order; in worker processes when several.
+        """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order, `bar` updated as each is searched.
 
-        `bar` is updated as each image is searched.
+        CNN searches run in the worker processes, HOG ones in as many threads (when there are several).
         """
         def searched(scales, found):
             bar.update()
             return scales, found
-        if self.workers == 1 or count < 2:
+        if self.workers == 1 or (self.kind == 'hog' and count < 2):
             return [searched(scales, self._search(image)) for image, scales in prepared]
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context('spawn'),
-                                             initializer=_start_worker, initargs=(self.kind,))
+        if self.kind == 'cnn':
+            if self._pool is None:
+                self._start_workers()
+            search = _search_in_worker
+        else:
+            self._pool = self._pool or ThreadPoolExecutor(self.workers, thread_name_prefix='hog_search')
+            search = partial(_search_in_thread, self.kind)
         pending, found = deque(), []
         try:
             for image, scales in prepared:  # a bounded number of images wait for a worker
-                pending.append((scales, self._pool.submit(_search_in_worker, image)))
+                pending.append((scales, self._pool.submit(search, image)))
                 if len(pending) > 2 * self.workers:
                     scales, future = pending.popleft()
                     found.append(searched(scales, future.result()))
