@@ -141,7 +141,7 @@ def usable_cores():
 
 
 def default_workers(kind, tile_size):
-    """One detection worker (CNN process, HOG thread) per usable core, as many as `WORKER_MEMORY_SHARE` of memory holds."""
+    """One detection worker (CNN process, HOG thread) per usable core, as many as fit in `WORKER_MEMORY_SHARE`."""
     try:
         memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError):
