@@ -27,8 +27,8 @@ def add_detection_flags(parser, text=str):
                              'tiles (default: %s; dlib\'s CNN needs about 1 GB per megapixel of tile)'
                              % ', '.join(f'{size} for {kind}' for kind, size in TILE_SIZES.items()))
     parser.add_argument('--detect_workers', type=int, default=0,
-                        help='processes searching the tiles of a photo (default 0: one per CPU core, as many '
-                             'as half the memory holds)')
+                        help='searches at once: cnn worker processes, hog threads (default 0: one per CPU '
+                             'core, as many as half the memory holds; 1: in the main process)')
     parser.add_argument('--detect_max_size', type=int, default=None,
                         help='deprecated, use --min_face_size: caps the longer side of the first search image')
     return parser
