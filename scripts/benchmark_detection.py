@@ -13,7 +13,8 @@ core; this one's worker processes are counted), which compare on a shared machin
 one also in wall seconds; peak memory is the process's (this one's with --detect_workers 1).
 --synthetic: 4:3 group photos of that many megapixels, faces of 40 to 60 px on a grid of 250 px
 cells (scripts/make_sample_photo.py), searched with each detector and minimum face size: wall and
-CPU seconds, peak memory of the search (one worker), faces found of those planted.
+CPU seconds, peak memory of the search (one worker), faces found of those planted; with one
+worker and the default number, unless --detect_workers is given.
 --pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
 photo searched while the current one is enhanced (as test_enhance_single_unalign.py) or one
 after the other: wall seconds of each.
@@ -131,7 +132,8 @@ def compare_sizes(args):
         for kind in detectors:
             for min_face_size in min_face_sizes:
                 tile_size = args.detect_tile_size or TILE_SIZES[kind]
-                for workers in sorted({1, args.detect_workers or default_workers(kind, tile_size)}):
+                counts = [args.detect_workers] if args.detect_workers else sorted({1, default_workers(kind, tile_size)})
+                for workers in counts:
                     detector = FaceDetector(kind, min_face_size, tile_size=tile_size, workers=workers)
                     found, wall, cpu, peak = measured(search_once, detector, photo)
                     plan = ', '.join(f'{p.scale:.2f} x {len(p.tiles)}' for p in detector.plan(*photo.shape[:2]))
