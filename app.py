@@ -24,6 +24,7 @@ from utils.cli import UserError, run
 from utils.devices import set_inference_threads
 from utils.face_detect import DETECTORS
 from utils.download import CACHE_ENV, DEFAULT_CACHE
+from utils.progress import show_bars_everywhere
 
 gr = None  # gradio, imported by main() once GRADIO_TEMP_DIR names the run's cache (read on import)
 
@@ -276,6 +277,7 @@ def main(argv=None):
         set_inference_threads()
         logging.getLogger('httpx').setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
+        show_bars_everywhere()  # downloads and face searches as bars on the page, terminal or not
         pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels)
         page = build_page(pipeline, args.concurrency)
         page.queue(default_concurrency_limit=args.concurrency)

@@ -178,17 +178,18 @@ class AppPipeline:
         restorer = photo_restorer(opt, self.enhancer(opt))
         folder = self.job_folder('photos')
         items, problems = [], []
-        for path, name in zip(tqdm(paths, desc='photos', unit='photo'), unique_names(paths)):
-            try:
-                restored = restorer(self.read(read_rgb_array, path, name, upscale))
-            except NoFaceFound:
-                problems.append(f'{name}: no face found (detector {detector}); try the other detector, '
-                                f'or a photo where the faces are larger')
-                continue
-            except InputProblem as err:
-                problems.append(str(err))
-                continue
-            self._save(problems, items, name, lambda: self._save_photo(restored, path, name, folder, ext))
+        with restorer.find_faces:
+            for path, name in zip(tqdm(paths, desc='photos', unit='photo'), unique_names(paths)):
+                try:
+                    restored = restorer(self.read(read_rgb_array, path, name, upscale))
+                except NoFaceFound:
+                    problems.append(f'{name}: no face found of at least {opt.min_face_size} px (detector {detector}); '
+                                    f'try the other detector, or a photo where the faces are larger')
+                    continue
+                except InputProblem as err:
+                    problems.append(str(err))
+                    continue
+                self._save(problems, items, name, lambda: self._save_photo(restored, path, name, folder, ext))
         faces = [face for item in items for pair in item.faces for face in pair]
         return self._finish(folder, items, problems, faces, started)
 

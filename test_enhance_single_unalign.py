@@ -8,8 +8,9 @@ blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
 `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>` (written last: a photo whose
 `hq_final` exists is complete, which --skip_existing relies on). Those files of an earlier run
 in the photo's results folder are removed before the new ones are written, and nothing else
-there: no old `HQ/007.jpg` stays beside a new run's three faces. Under torchrun each process
-takes its share of the photos of a folder (utils/sharding.py).
+there: no old `HQ/007.jpg` stays beside a new run's three faces. In a folder, the next photo is
+read and searched for faces while the faces of the current one are enhanced. Under torchrun each
+process takes its share of the photos of a folder (utils/sharding.py).
 """
 import logging
 import os
@@ -23,8 +24,8 @@ from options.test_options import TestOptions
 from utils import sharding
 from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
-from utils.face_restore import NoFaceFound
 from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
+from utils.one_ahead import one_ahead
 from utils.paths import check_output_folders, real_path
 from utils.progress import logging_redirect, progress
 
@@ -103,20 +104,31 @@ def save_results(restored, out_dir, ext, jpeg_quality):
     save_rgb(restored.final, final_path(out_dir, ext), jpeg_quality)
 
 
-def enhance_photo(restorer, photo_path, out_dir, opt):
-    """Restore one photo and save its results; returns its number of faces or raises PhotoError."""
+def read_and_search(detector, photo_path):
+    """(photo, its `FaceSearch`): the part of a photo's work that runs ahead in folder runs."""
+    photo = read_rgb_array(photo_path)
+    return photo, detector.search(photo)
+
+
+def enhance_photo(restorer, searched, photo_path, out_dir, opt):
+    """Restore one photo from its `read_and_search` Future and save the results.
+
+    Returns (number of faces, FaceSearch) or raises PhotoError.
+    """
     try:
-        restored = restorer(read_rgb_array(photo_path))
-    except NoFaceFound as err:
-        raise PhotoError(f'{photo_path}: no face found (--detector {opt.detector}); try the other detector, '
-                         f'or a larger --detect_max_size for small faces in a large photo', no_face=True) from err
+        photo, search = searched.result()
     except ImageReadError as err:
         raise PhotoError(str(err)) from err
+    if not search.faces:
+        raise PhotoError(f'{photo_path}: no face found of at least --min_face_size {opt.min_face_size} px '
+                         f'(--detector {opt.detector}, {search.describe()}, {search.seconds:.1f} s); for smaller '
+                         f'faces lower --min_face_size, or try the other detector', no_face=True)
+    restored = restorer.restore(photo, search.faces)
     try:
         save_results(restored, out_dir, opt.ext, opt.jpeg_quality)
     except (OSError, ValueError) as err:
         raise PhotoError(f'{out_dir}: could not write the results ({err})') from err
-    return len(restored.faces)
+    return len(restored.faces), search
 
 
 def check_options(opt):
@@ -140,11 +152,14 @@ def enhance_photos(opt, shard):
                               opt.report, opt.skip_existing)
     jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
     restored_faces = 0
-    with logging_redirect():
-        for photo_path, _, out_dir in progress(jobs, desc='photos', unit='photo', disable=single or not shard.is_main):
+    detector = restorer.find_faces
+    with detector, logging_redirect():
+        searches = one_ahead(lambda job: read_and_search(detector, job[0]), jobs)
+        for (photo_path, _, out_dir), searched in progress(searches, total=len(jobs), desc='photos', unit='photo',
+                                                           disable=single or not shard.is_main):
             start = time.perf_counter()
             try:
-                n_faces = enhance_photo(restorer, photo_path, out_dir, opt)
+                n_faces, search = enhance_photo(restorer, searched, photo_path, out_dir, opt)
             except PhotoError as err:
                 if single:
                     raise
@@ -154,7 +169,8 @@ def enhance_photos(opt, shard):
                 continue
             restored_faces += n_faces
             run.log.record(photo_path, 'done', final_path(out_dir, opt.ext), seconds=time.perf_counter() - start)
-            log.info('%s: %d face(s) -> %s', photo_path, n_faces, out_dir)
+            log.info('%s: %d face(s) -> %s (detection %.1f s, %s)', photo_path, n_faces, out_dir,
+                     search.seconds, search.describe())
     totals = run.finish(restored_faces, opt.dist_timeout)
     if totals is None:
         return 1

@@ -3,7 +3,7 @@ import threading
 
 import numpy as np
 
-from utils.face_detect import FaceDetector
+from utils.detection_flags import detector_from_flags
 from utils.face_restore import FaceRestorer
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 
@@ -41,8 +41,9 @@ def photo_restorer(opt, enhancer=None):
     """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
 
     `enhancer` defaults to the network of `opt` (its weights loaded strictly). test_enhance_single_unalign.py
-    and the web page (app.py) both build their pipeline here.
+    and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
+    a context manager) to stop the detection workers.
     """
-    detector = FaceDetector(opt.detector, opt.detect_max_size, opt.detect_min_score)
+    detector = detector_from_flags(opt)
     enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
     return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)

@@ -6,7 +6,7 @@ import torch
 from utils.cli import (UserError, jpeg_quality, non_negative_int, number_type, positive_float, positive_int, unquoted,
                        unquoted_lower)
 from utils.devices import PRECISIONS
-from utils.face_detect import DETECTORS
+from utils.detection_flags import add_detection_flags
 
 from .base_options import BaseOptions
 
@@ -43,16 +43,9 @@ class TestOptions(BaseOptions):
                             help='photo, or folder of photos, for test_enhance_single_unalign.py')
         parser.add_argument('--test_upscale', type=positive_int, default=1,
                             help='enlarge the whole photo by this factor before pasting the faces back')
-        parser.add_argument('--detector', type=unquoted_lower, default='cnn', choices=DETECTORS,
-                            help="dlib face detector: cnn (mmod, as the published script) or hog (faster)")
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
-        parser.add_argument('--detect_max_size', type=positive_int, default=1600,
-                            help='photos with a longer side run face detection on a copy downscaled to it; '
-                                 'photos at most half of it are searched upsampled 2x, as the published script')
-        parser.add_argument('--detect_min_score', type=float, default=None,
-                            help='lowest detection score kept (default: 0 for cnn, 0.3 for hog, which else '
-                                 'takes badges and patterns for faces)')
+        add_detection_flags(parser, text=unquoted_lower)
         parser.add_argument('--face_batch_size', type=positive_int, default=4, help='aligned faces enhanced per batch')
         parser.add_argument('--phase', type=unquoted, default='test',
                             help='default --save_as_dir is <results_dir>/<name>/<phase>_<epoch>')

@@ -13,9 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.cli import ArgumentParser, jpeg_quality, number_type, positive_int, print_path_lists, run  # noqa: E402
+from utils.cli import ArgumentParser, jpeg_quality, number_type, print_path_lists, run  # noqa: E402
 from utils.face_align import FACE_SIZE, align_face  # noqa: E402
-from utils.face_detect import DEFAULT_DETECT_MAX_SIZE, DETECTORS, FaceDetector  # noqa: E402
+from utils.detection_flags import add_detection_flags, detector_from_flags  # noqa: E402
 from utils.image_io import ImageReadError, find_images, output_name, read_rgb_array, save_rgb  # noqa: E402
 from utils.paths import check_output_folders  # noqa: E402
 from utils.progress import logging_redirect, progress  # noqa: E402
@@ -23,14 +23,11 @@ from utils.progress import logging_redirect, progress  # noqa: E402
 log = logging.getLogger('face_crops')
 
 
-def add_folder_arguments(parser, detector_default='cnn'):
+def add_folder_arguments(parser):
     """Flags shared by the scripts that crop faces out of a folder of photos."""
     parser.add_argument('--input_dir', required=True, help='folder of photos (subfolders too)')
     parser.add_argument('--output_dir', required=True, help='crops are written here, keeping relative paths')
-    parser.add_argument('--detector', default=detector_default, choices=DETECTORS,
-                        help='dlib face detector: cnn (mmod, more robust) or hog (much faster on a CPU)')
-    parser.add_argument('--detect_max_size', type=positive_int, default=DEFAULT_DETECT_MAX_SIZE,
-                        help='photos with a longer side are searched on a copy downscaled to it')
+    add_detection_flags(parser)
     parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
                         help='format of the crops (default: that of each photo, PNG for GIF)')
     parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality of JPEG crops')
@@ -52,9 +49,9 @@ def crop_folder(args, crop_face, desc):
     """
     check_output_folders([('--input_dir', args.input_dir)], [('--output_dir', args.output_dir)])
     photos = find_images(args.input_dir, '--input_dir')
-    detector = FaceDetector(args.detector, args.detect_max_size)
+    detector = detector_from_flags(args)
     written, dropped, without_face, failed = 0, 0, [], []
-    with logging_redirect():
+    with detector, logging_redirect():
         for rel_path in progress(photos, desc=desc, unit='photo'):
             try:
                 photo = read_rgb_array(os.path.join(args.input_dir, rel_path))
@@ -64,7 +61,8 @@ def crop_folder(args, crop_face, desc):
                 continue
             faces = detector(photo)
             if not faces:
-                log.warning('%s: no face found (skipped)', os.path.join(args.input_dir, rel_path))
+                log.warning('%s: no face found of at least --min_face_size %d px (skipped)',
+                            os.path.join(args.input_dir, rel_path), args.min_face_size)
                 without_face.append(rel_path)
                 continue
             crops = [crop for crop in (crop_face(photo, face) for face in faces) if crop is not None]

@@ -1,23 +1,135 @@
-"""Write a sample photo with one face (scikit-image's astronaut, 512x512) to try the pipeline on.
+"""Write a sample photo to try the pipeline on: one face (scikit-image's astronaut), or a group.
 
     python scripts/make_sample_photo.py [--output samples/astronaut.jpg]
+    python scripts/make_sample_photo.py --group 5x8 --size 3000x2000 --face_sizes 40,60 --output samples/group.jpg
+
+A group photo is a grid of real faces shipped with the installed packages (the astronaut, Grace
+Hopper from matplotlib, and the LFW faces of scikit-image's `lfw_subset`) at random sizes within
+--face_sizes (side of the face box, about brow to chin, in pixels) on a colour gradient.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import cv2  # noqa: E402
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
-from utils.cli import ArgumentParser, jpeg_quality, run  # noqa: E402
+from utils.cli import ArgumentParser, UserError, jpeg_quality, non_negative_int, run  # noqa: E402
 from utils.image_io import save_rgb  # noqa: E402
+
+# Faces (left, top, right, bottom) as dlib's CNN boxes them in the astronaut and Grace Hopper photos.
+ASTRONAUT_BOX = (168, 69, 263, 164)
+HOPPER_BOX = (191, 146, 355, 310)
+# The LFW crops of `lfw_subset` are faces cut tightly; dlib's CNN boxes the middle 82 % of them.
+LFW_BOX_SHARE = 0.82
+# LFW faces that dlib's CNN and HOG detectors each find exactly once, alone on a gray ground, at
+# box sides of 38 to 62 px searched at 2x, and HOG at 76 to 124 px searched as they are; mirrored too.
+LFW_FACES = (0, 3, 5, 8, 10, 11, 15, 18, 19, 22, 24, 25, 27, 31, 34, 36, 37, 38, 40, 41, 42, 48, 50, 51, 52, 53,
+             57, 58, 60, 61, 62, 69, 72, 76, 77, 79, 80, 81, 84, 85, 86, 88, 90, 91, 92, 93, 94, 95, 97, 98, 99)
+
+
+def shipped_faces():
+    """[(RGB uint8 image, face box (left, top, right, bottom))]: real faces of the installed packages.
+
+    The astronaut and Grace Hopper come with a margin of one face side around the box.
+    """
+    hopper = np.asarray(Image.open(os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg'))
+                        .convert('RGB'))
+    faces = []
+    for photo, (left, top, right, bottom) in ((data.astronaut(), ASTRONAUT_BOX), (hopper, HOPPER_BOX)):
+        side = right - left + 1
+        crop = photo[top - side // 2:bottom + 1 + side // 2, left - side // 2:right + 1 + side // 2]
+        faces.append((crop, (side // 2, side // 2, side // 2 + side - 1, side // 2 + side - 1)))
+    lfw = data.lfw_subset()
+    for index in LFW_FACES:
+        gray = np.rint(lfw[index] * 255).astype(np.uint8)
+        side = gray.shape[0]
+        margin = side * (1 - LFW_BOX_SHARE) / 2
+        faces.append((np.repeat(gray[..., None], 3, axis=2), (margin, margin, side - 1 - margin, side - 1 - margin)))
+    return faces
+
+
+def gradient_background(height, width):
+    """A gentle diagonal colour gradient: nothing in it looks like a face, at any scale."""
+    ramp = (np.arange(height)[:, None, None] / height + np.arange(width)[None, :, None] / width) / 2
+    return np.rint(np.array([90, 140, 170]) + ramp * np.array([60, -30, -50])).astype(np.uint8)
+
+
+def group_photo(height, width, centres, sizes):
+    """(photo, boxes): shipped faces pasted with their box centred on each (x, y) of `centres`, box side `sizes`.
+
+    Faces take turns among `shipped_faces()`, every other one mirrored; `boxes` are their boxes
+    (left, top, right, bottom) in photo pixels.
+    """
+    photo = gradient_background(height, width)
+    covered = np.zeros((height, width), bool)
+    sources = shipped_faces()
+    boxes = []
+    for index, ((x, y), size) in enumerate(zip(centres, sizes)):
+        image, (left, top, right, bottom) = sources[index % len(sources)]
+        if index // len(sources) % 2:
+            image = image[:, ::-1]
+            left, right = image.shape[1] - 1 - right, image.shape[1] - 1 - left
+        scale = size / (right - left + 1)
+        patch = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        x0 = round(x - ((left + right) / 2 + 0.5) * scale)
+        y0 = round(y - ((top + bottom) / 2 + 0.5) * scale)
+        if x0 < 0 or y0 < 0 or x0 + patch.shape[1] > width or y0 + patch.shape[0] > height:
+            raise ValueError(f'a face of {size} px centred at ({x}, {y}) does not fit in a {width}x{height} photo')
+        if covered[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]].any():
+            raise ValueError(f'a face of {size} px centred at ({x}, {y}) would cover another face')
+        covered[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = True
+        photo[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+        boxes.append(tuple(float(origin + (value + 0.5) * scale - 0.5)
+                           for origin, value in zip((x0, y0, x0, y0), (left, top, right, bottom))))
+    return photo, boxes
+
+
+def grid_photo(height, width, rows, cols, face_sizes=(40, 60), seed=0):
+    """(photo, boxes): a rows x cols grid of shipped faces, box sides drawn within `face_sizes`, jittered in cells."""
+    rng = np.random.default_rng(seed)
+    cell_height, cell_width = height / rows, width / cols
+    sizes = rng.uniform(*face_sizes, rows * cols)
+    room = np.clip(np.minimum(cell_height, cell_width) / 2 - 1.2 * sizes, 0, None)  # keep the margins in the cell
+    centres = [((col + 0.5) * cell_width + rng.uniform(-1, 1) * room[index],
+                (row + 0.5) * cell_height + rng.uniform(-1, 1) * room[index])
+               for index, (row, col) in enumerate(np.ndindex(rows, cols))]
+    return group_photo(height, width, centres, sizes)
+
+
+def pair(value, separator, flag, kind=int):
+    try:
+        first, second = (kind(part) for part in value.lower().split(separator))
+    except ValueError:
+        raise UserError(f'{flag}: expected two numbers separated by {separator!r}, got {value!r}') from None
+    return first, second
 
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--output', default='samples/astronaut.jpg', help='where to write the photo')
     parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality when writing a JPEG')
+    parser.add_argument('--group', default='', help='ROWSxCOLS: a group photo of that grid of faces')
+    parser.add_argument('--size', default='3000x2000', help='WIDTHxHEIGHT of a group photo')
+    parser.add_argument('--face_sizes', default='40,60', help='MIN,MAX side of the face boxes of a group photo')
+    parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed of a group photo')
     args = parser.parse_args(argv)
+    if args.group:
+        rows, cols = pair(args.group, 'x', '--group')
+        width, height = pair(args.size, 'x', '--size')
+        face_sizes = pair(args.face_sizes, ',', '--face_sizes', float)
+        try:
+            photo, boxes = grid_photo(height, width, rows, cols, face_sizes, args.seed)
+        except ValueError as err:
+            raise UserError(f'--group {args.group} --size {args.size} --face_sizes {args.face_sizes}: {err}') from None
+        save_rgb(photo, args.output, args.jpeg_quality)
+        print(f'wrote {args.output}: {len(boxes)} faces')
+        return
     save_rgb(data.astronaut(), args.output, args.jpeg_quality)
     print(f'wrote {args.output}')
 

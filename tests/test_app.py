@@ -78,8 +78,8 @@ def test_photos_go_through_the_scripts_pipeline(tmp_path, built, hd_weights_dir)
     assert result.folder == str(job)
     assert [(item.name, len(item.faces)) for item in result.items] == [('astronaut', 1), ('pair', 2)]
     assert built[0].batches == [1, 1, 1]  # one face at a time on a CPU: progress per face
-    assert result.problems[0] == ('cat: no face found (detector hog); try the other detector, or a photo where '
-                                  'the faces are larger')
+    assert result.problems[0] == ('cat: no face found of at least 40 px (detector hog); try the other detector, '
+                                  'or a photo where the faces are larger')
     assert result.problems[1].startswith('broken: not a readable image (') and len(result.problems) == 2
     assert not any(str(tmp_path) in problem for problem in result.problems)  # file names, no server paths
 

@@ -193,7 +193,8 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     choose(page, 'photo_model', 'sparnethd_attn2d')
     progress = run_job(page, '#photo_button', '#photo_status', '0 of 1 photo enhanced')
     assert any('/345.1M B' in text for text in progress), progress  # the download's progress bar
-    no_face = 'cat: no face found (detector hog); try the other detector, or a photo where the faces are larger'
+    no_face = ('cat: no face found of at least 40 px (detector hog); try the other detector, or a photo where the '
+               'faces are larger')
     assert no_face in page.locator('#photo_status').inner_text()
     assert message(page, 'cat: no face found') == no_face
     assert weights_server.requests == [f'/{RELEASED_MODELS["sparnethd_attn3d"].file_name}', f'/{hd.file_name}']

@@ -1,6 +1,9 @@
 """test_enhance_single_unalign.py: outputs, folders, failures; end to end with a released-format SPARNetHD."""
 import json
+import logging
 import os
+import re
+import threading
 
 import cv2
 import numpy as np
@@ -71,7 +74,7 @@ def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer, run_main):
     assert psnr(final, cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC), 'rgb') > 45
 
 
-def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enhancer, run_main, capsys):
+def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enhancer, run_main, capsys, caplog):
     photos = tmp_path / 'photos'
     (photos / 'sub').mkdir(parents=True)
     astronaut = data.astronaut()
@@ -81,7 +84,9 @@ def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enh
     Image.fromarray(data.chelsea()).save(photos / 'cat.jpg')
     (photos / 'broken.jpg').write_bytes(b'\xff\xd8 not a jpeg')
     out = tmp_path / 'out'
-    assert run_main(photos, out, '--face_batch_size', '1') == 1  # the broken file failed
+    with caplog.at_level(logging.INFO):
+        assert run_main(photos, out, '--face_batch_size', '1') == 1  # the broken file failed
+    assert re.search(r'astronaut.jpg: 1 face\(s\) -> .* \(detection [0-9.]+ s, scale 2.00 whole\)', caplog.text)
     assert files_below(out) == ['astronaut/HQ/000.jpg', 'astronaut/LQ_faces/000.jpg', 'astronaut/hq_final.jpg',
                                 'sub/pair/HQ/000.jpg', 'sub/pair/HQ/001.jpg', 'sub/pair/LQ_faces/000.jpg',
                                 'sub/pair/LQ_faces/001.jpg', 'sub/pair/hq_final.jpg']
@@ -91,6 +96,29 @@ def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enh
     assert '2 photo(s) enhanced (3 faces), 1 without a face, 1 failed' in printed
     without, failed = printed.split('without a face:')[1].split('failed:')
     assert 'cat.jpg' in without and 'broken.jpg' in failed
+
+
+def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, run_main, monkeypatch):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name in ('a.png', 'b.png'):
+        Image.fromarray(data.astronaut()).save(photos / name)
+    searched = {name: threading.Event() for name in ('a.png', 'b.png')}
+    search = script.read_and_search
+
+    def recording_search(detector, photo_path):
+        found = search(detector, photo_path)
+        searched[os.path.basename(photo_path)].set()
+        return found
+
+    def enhance(faces):
+        overlapped.append(searched['b.png'].wait(timeout=60))
+        return faces.copy()
+    overlapped = []
+    monkeypatch.setattr(script, 'read_and_search', recording_search)
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: enhance))
+    assert run_main(photos, tmp_path / 'out') == 0
+    assert overlapped == [True, True]  # b.png was searched while a.png's face was enhanced
 
 
 def test_folder_where_no_photo_has_a_face_fails(tmp_path, enhancer, run_main):
@@ -111,7 +139,7 @@ def test_results_folders_of_photos_sharing_a_name(tmp_path):
 
 
 @pytest.mark.parametrize('make, message', [
-    (lambda path: Image.fromarray(data.chelsea()).save(path), 'no face found'),
+    (lambda path: Image.fromarray(data.chelsea()).save(path), 'no face found of at least --min_face_size 40 px'),
     (lambda path: path.write_bytes(b'\xff\xd8 not a jpeg'), 'not a readable image'),
     (lambda path: None, 'no such file or folder'),
 ], ids=['no_face', 'unreadable', 'missing'])

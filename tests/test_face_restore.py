@@ -6,7 +6,7 @@ from PIL import Image
 from skimage import data
 
 from utils.face_align import ffhq_template, transform_points
-from utils.face_detect import FaceDetector, FaceModelMissing, detection_plan, dlib_model_path
+from utils.face_detect import FaceDetector, FaceModelMissing, dlib_model_path
 from utils.face_restore import FaceRestorer, NoFaceFound
 from utils.image_io import read_rgb_array
 from utils.psnr_ssim import psnr
@@ -20,8 +20,8 @@ def identity(faces):
 
 @pytest.fixture(scope='module')
 def hog():
-    """HOG searching a 512 px photo as it is (no upsampling, where HOG also finds a false face)."""
-    return FaceDetector('hog', max_size=512)
+    """HOG searching a 512 px photo as it is (faces from 80 px; upsampled, HOG also finds a false face)."""
+    return FaceDetector('hog', min_face_size=80)
 
 
 @pytest.fixture(scope='module')
@@ -36,15 +36,9 @@ def paste_weight(detector, photo):
     return (finals[1].astype(np.float64) - finals[0])[..., 1] / 255
 
 
-def test_detection_plan():
-    assert detection_plan(512, 512, 1600) == (1.0, 1)  # small photo: upsampled once, as published
-    assert detection_plan(600, 900, 1600) == (1.0, 0)
-    assert detection_plan(1200, 3200, 1600) == (0.5, 0)  # large photo: shrunk to the limit
-
-
 @pytest.mark.parametrize('kind', ['hog', 'cnn'])
 def test_one_face_found_where_it_is(kind, astronaut):
-    faces = FaceDetector(kind, max_size=512)(astronaut)
+    faces = FaceDetector(kind, min_face_size=80)(astronaut)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].box, ASTRONAUT_FACE, atol=15)
     left, top, right, bottom = faces[0].box
@@ -101,7 +95,7 @@ def test_faces_are_batched_and_ordered_left_to_right(hog, astronaut):
     def recording(faces):
         batches.append(len(faces))
         return faces.copy()
-    result = FaceRestorer(FaceDetector('hog', max_size=1536), recording, batch_size=2, progress=False)(pair)
+    result = FaceRestorer(FaceDetector('hog', min_face_size=80), recording, batch_size=2, progress=False)(pair)
     assert batches == [2, 1]
     lefts = [face.box[0] for face in result.faces]
     assert lefts == sorted(lefts) and len(lefts) == 3
@@ -110,19 +104,19 @@ def test_faces_are_batched_and_ordered_left_to_right(hog, astronaut):
 
 def test_large_photo_is_searched_downscaled_and_aligned_at_full_resolution(astronaut):
     big = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)
-    faces = FaceDetector('hog', max_size=512)(big)  # the search runs on a 512 px copy
+    faces = FaceDetector('hog', min_face_size=320)(big)  # the search runs on a 512 px copy
     assert len(faces) == 1
     expected_box = (np.array(ASTRONAUT_FACE) + 0.5) * 4 - 0.5
     np.testing.assert_allclose(faces[0].box, expected_box, atol=60)
-    small_landmarks = FaceDetector('hog', max_size=512)(astronaut)[0].landmarks
+    small_landmarks = FaceDetector('hog', min_face_size=80)(astronaut)[0].landmarks
     np.testing.assert_allclose(faces[0].landmarks, (small_landmarks + 0.5) * 4 - 0.5, atol=8)
 
 
 def test_huge_photo(astronaut):
-    """6000x4000 with one face: found through the 1600 px search copy, the rest left as it was."""
+    """6000x4000 with one face: found on a 1600 px search copy, the rest left as it was."""
     huge = np.full((4000, 6000, 3), 90, np.uint8)
     huge[1500:3548, 3000:5048] = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)
-    result = FaceRestorer(FaceDetector('hog'), identity, progress=False)(huge)
+    result = FaceRestorer(FaceDetector('hog', min_face_size=300), identity, progress=False)(huge)
     assert len(result.faces) == 1 and result.final.shape == huge.shape
     left, top = result.faces[0].box[:2]
     assert abs(left - (3000 + 179 * 4)) < 40 and abs(top - (1500 + 83 * 4)) < 40
@@ -132,7 +126,7 @@ def test_huge_photo(astronaut):
 
 def test_a_face_larger_than_999_pixels_is_processed(hog, astronaut):
     close_up = cv2.resize(astronaut[50:210, 150:300], (1950, 2080), interpolation=cv2.INTER_CUBIC)
-    result = FaceRestorer(FaceDetector('hog', max_size=600), identity, progress=False)(close_up)
+    result = FaceRestorer(FaceDetector('hog', min_face_size=280), identity, progress=False)(close_up)
     left, top, right, bottom = result.faces[0].box
     assert right - left > 999
     assert psnr(result.final, close_up, 'rgb') > 40
@@ -143,7 +137,7 @@ def test_a_face_larger_than_999_pixels_is_processed(hog, astronaut):
 @pytest.mark.parametrize('kind', ['hog', 'cnn'])
 def test_no_face(kind, photo):
     with pytest.raises(NoFaceFound, match='no face found'):
-        FaceRestorer(FaceDetector(kind, max_size=512), identity, progress=False)(photo)
+        FaceRestorer(FaceDetector(kind, min_face_size=80), identity, progress=False)(photo)
 
 
 @pytest.mark.parametrize('mode', ['RGBA', 'L', 'I;16'])

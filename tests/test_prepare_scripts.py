@@ -6,7 +6,9 @@ from PIL import Image
 from skimage import data
 
 from conftest import run_script
+from scripts import align_and_crop_dir, make_sample_photo, prepare_celeba
 from scripts.prepare_celeba import face_crop, square_box
+from utils.cli import UserError
 from utils.face_align import align_face
 from utils.face_detect import FaceDetector
 from utils.psnr_ssim import psnr
@@ -53,7 +55,8 @@ def test_align_and_crop_dir(photos, tmp_path, hog):
         crop = read(out / 'sub' / f'pair_{index}.jpg')
         assert crop.shape == (512, 512, 3)
         assert psnr(crop, align_face(pair, face.landmarks)[0], 'rgb') > 35
-    assert psnr(read(out / 'sub' / 'pair_0.jpg'), expected, 'rgb') > 30  # faces numbered left to right
+    # faces numbered left to right: the mirrored face scores ~10 dB; JPEG can move a landmark by its 1 px step
+    assert psnr(read(out / 'sub' / 'pair_0.jpg'), expected, 'rgb') > 25
     assert '3 crops written' in proc.stdout and '1 photos without a face' in proc.stdout
     assert 'cat.jpg' in proc.stdout and 'broken.jpg' in proc.stdout and 'not a readable image' in proc.stderr
 
@@ -65,6 +68,15 @@ def test_align_and_crop_dir_size_and_format(photos, tmp_path):
                       '--detector', 'hog', '--size', '256', '--ext', 'png')
     assert proc.returncode == 0, proc.stderr
     assert Image.open(out / 'sub' / 'pair_1.png').size == (256, 256)
+
+
+@pytest.mark.parametrize('script', [align_and_crop_dir, prepare_celeba])
+def test_crop_scripts_take_the_detection_flags(photos, tmp_path, caplog, script):
+    out = tmp_path / 'out'
+    code = script.main(['--input_dir', str(photos / 'sub'), '--output_dir', str(out), '--detector', 'hog',
+                        '--min_face_size', '200', '--detect_workers', '1'])
+    assert code == 1 and not out.exists()
+    assert 'pair.jpg: no face found of at least --min_face_size 200 px (skipped)' in caplog.text
 
 
 def test_square_box_by_hand():
@@ -131,3 +143,15 @@ def test_make_sample_photo(tmp_path, hog):
     assert proc.returncode == 0, proc.stderr
     photo = read(tmp_path / 'samples' / 'astronaut.jpg')
     assert photo.shape == (512, 512, 3) and len(hog(photo)) == 1
+
+
+def test_make_sample_group_photo(tmp_path):
+    path = tmp_path / 'group.png'
+    make_sample_photo.main(['--group', '2x3', '--size', '600x400', '--face_sizes', '40,60', '--output', str(path)])
+    photo = read(path)
+    assert photo.shape == (400, 600, 3)
+    assert len(FaceDetector('hog', min_face_size=40)(photo)) == 6
+    with pytest.raises(UserError, match="--group 5x5 --size 300x300 --face_sizes 40,60: .* does not fit|cover"):
+        make_sample_photo.main(['--group', '5x5', '--size', '300x300', '--output', str(path)])
+    with pytest.raises(UserError, match="--group: expected two numbers separated by 'x', got '5'"):
+        make_sample_photo.main(['--group', '5', '--output', str(path)])

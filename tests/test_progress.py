@@ -104,3 +104,11 @@ def test_a_loop_left_early_says_where_it_stopped(monkeypatch):
             break  # as train.py's epoch loop on Ctrl-C: the loop's generator is closed
     assert log.getvalue().splitlines() == ['epoch 2/2: 4/100 it (4%), 0.8 it/s, ETA 02:00, elapsed 00:05']
     assert progress_module.in_terminal() is False
+
+
+def test_bars_everywhere_for_the_web_page(monkeypatch):
+    monkeypatch.setattr(sys, 'stderr', io.StringIO())
+    monkeypatch.setattr(progress_module, '_bars_everywhere', False)
+    assert isinstance(progress_module.progress(range(3)), PlainProgress)
+    progress_module.show_bars_everywhere()
+    assert isinstance(progress_module.progress(range(3)), tqdm)

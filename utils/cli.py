@@ -28,8 +28,8 @@ def number_type(kind=int, low=None, high=None, above=None, below=None, infinite=
     upper = f'at most {high}' if high is not None else f'below {below}' if below is not None else ''
     bounds = f'from {low} to {high}' if low is not None and high is not None else \
         ' and '.join(filter(None, (lower, upper)))
-    accepted = (f"{'an integer' if kind is int else 'a number'} {bounds}"
-                f"{' (or inf)' if infinite else ''}")
+    accepted = (' '.join(filter(None, ('an integer' if kind is int else 'a number', bounds)))
+                + (' (or inf)' if infinite else ''))
 
     def parse(text):
         text = unquoted(str(text))

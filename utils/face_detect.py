@@ -1,11 +1,22 @@
 """Faces in a photo with dlib: a CNN (mmod) or HOG detector, then five landmarks per face.
 
-The model files come with the `face_recognition_models` package (found on disk, not imported:
-its __init__ needs pkg_resources). Large photos are searched on a downscaled copy; the
-landmarks are always placed on the full-resolution photo.
+The photo is searched as `face_search.plan_search` lays out: at the scale that brings the
+smallest face wanted (`min_face_size`) up to dlib's 80 px window, in tiles when that image is
+large, then at smaller scales for the larger faces. dlib's CNN uses one core and holds the GIL,
+so it runs in worker processes; HOG releases the GIL and runs in threads. The landmarks are always
+placed on the full-resolution photo. The model files come with the `face_recognition_models`
+package (found on disk, not imported: its __init__ needs pkg_resources).
 """
 import importlib.util
+import math
+import multiprocessing
 import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import cv2
@@ -13,21 +24,32 @@ import dlib
 import numpy as np
 
 from .cli import UserError
+from .face_search import check_search, non_max_suppression, plan_search
+from .progress import progress
 
 DETECTORS = ('cnn', 'hog')
 CNN_DETECTOR_FILE = 'mmod_human_face_detector.dat'
 LANDMARKS_FILE = 'shape_predictor_5_face_landmarks.dat'
-DEFAULT_DETECT_MAX_SIZE = 1600
+DEFAULT_MIN_FACE_SIZE = 40
 # Lowest detection score kept. dlib keeps every HOG window scoring above 0, and weak ones
 # (below ~0.15 on the astronaut photo's badges) are not faces; true faces score near 1.
 MIN_SCORES = {'cnn': 0.0, 'hog': 0.3}
-# Both dlib detectors scan an 80x80 window: a smaller image holds no face (and dlib's CNN
-# fails on tiny images).
-DETECTION_WINDOW = 80
+# Longest side of one searched image: dlib's CNN needs about 1 kB of memory per pixel it
+# searches (measured: 1.1 GB at 1024x1024, 4.1 GB at 2048x2048), HOG about 16 bytes.
+TILE_SIZES = {'cnn': 1536, 'hog': 4096}
+SEARCH_BYTES_PER_PIXEL = {'cnn': 1000, 'hog': 16}
+# A CNN worker process re-imports the main script (multiprocessing's spawn): about 0.5 GB with
+# PyTorch. The workers together may fill this share of the machine's memory.
+WORKER_BASE_BYTES = 0.5e9
+WORKER_MEMORY_SHARE = 0.5
 
 
 class FaceModelMissing(UserError):
     """A dlib model file is not installed; the message says which and how to get it."""
+
+
+class DetectionWorkerDied(UserError):
+    """A detection worker process was killed, most likely for want of memory."""
 
 
 def dlib_model_path(filename):
@@ -50,59 +72,186 @@ class Face:
     landmarks: np.ndarray
 
 
-def detection_plan(height, width, max_size):
-    """(scale applied to the photo, dlib upsampling count) for detection.
+@dataclass
+class FaceSearch:
+    """What searching one photo found, how (the `SearchPass`es run) and in how many seconds."""
+    faces: list
+    passes: list
+    seconds: float
 
-    Photos longer than `max_size` are shrunk to it; photos at most half of it are searched
-    once upsampled, as the published script did, which finds faces down to ~40 px.
-    """
-    longest = max(height, width)
-    if longest > max_size:
-        return max_size / longest, 0
-    return 1.0, 1 if 2 * longest <= max_size else 0
+    def describe(self):
+        """E.g. 'scale 2.00 in 6 tiles, 0.86 in 2 tiles, 0.37 whole'."""
+        if not self.passes:
+            return 'photo too small to search'
+        return 'scale ' + ', '.join(f'{step.scale:.2f} ' + (f'in {len(step.tiles)} tiles' if len(step.tiles) > 1
+                                                            else 'whole') for step in self.passes)
 
 
-class FaceDetector:
-    """Callable: HxWx3 uint8 RGB photo -> list of `Face`, left to right."""
+class DlibSearch:
+    """Callable: HxWx3 uint8 image -> [(left, top, right, bottom, score)] found by dlib at the image's own scale."""
 
-    def __init__(self, kind='cnn', max_size=DEFAULT_DETECT_MAX_SIZE, min_score=None):
-        if kind not in DETECTORS:
-            raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
-        if max_size < 1:
-            raise ValueError(f'the detection size limit must be a positive number of pixels, got {max_size}')
+    def __init__(self, kind):
         self.kind = kind
-        self.max_size = max_size
-        self.min_score = MIN_SCORES[kind] if min_score is None else min_score
         if kind == 'cnn':
             self._cnn = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
         else:
             self._hog = dlib.get_frontal_face_detector()
-        self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
 
-    def _dlib_boxes(self, image, upsample):
-        """[(dlib.rectangle, score)] found in `image`."""
+    def __call__(self, image):
         if self.kind == 'cnn':
-            return [(found.rect, found.confidence) for found in self._cnn(image, upsample)]
-        rects, scores, _ = self._hog.run(image, upsample)
-        return list(zip(rects, scores))
+            found = [(detection.rect, detection.confidence) for detection in self._cnn(image, 0)]
+        else:
+            rects, scores, _ = self._hog.run(image, 0)
+            found = zip(rects, scores)
+        return [(rect.left(), rect.top(), rect.right(), rect.bottom(), float(score)) for rect, score in found]
 
-    def detect(self, photo):
-        """[(box, score)] scoring at least `min_score`, boxes (left, top, right, bottom) in full-resolution pixels."""
-        height, width = photo.shape[:2]
-        scale, upsample = detection_plan(height, width, self.max_size)
-        image = photo
-        if scale != 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-        if min(image.shape[:2]) * 2 ** upsample < DETECTION_WINDOW:
-            return []
-        found = []
-        for rect, score in self._dlib_boxes(np.ascontiguousarray(image), upsample):
-            if score < self.min_score:
-                continue
-            corners = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64)
-            found.append((tuple(float(v) for v in (corners + 0.5) / scale - 0.5), float(score)))
+
+_worker_search = None
+_thread_searches = threading.local()
+
+
+def _start_worker(kind):
+    global _worker_search
+    _worker_search = DlibSearch(kind)
+
+
+def _search_in_worker(image):
+    return _worker_search(image)
+
+
+def _search_in_thread(kind, image):
+    """dlib's HOG releases the GIL: threads search in parallel, each with its own detector."""
+    if getattr(_thread_searches, 'kind', None) != kind:
+        _thread_searches.kind, _thread_searches.search = kind, DlibSearch(kind)
+    return _thread_searches.search(image)
+
+
+def search_image(photo, window, scale):
+    """(the photo's `window` resized by about `scale`, contiguous; the (x, y) scales applied exactly)."""
+    x0, y0, x1, y1 = window
+    crop = photo[y0:y1, x0:x1]
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    if size != (x1 - x0, y1 - y0):
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(crop), (size[0] / (x1 - x0), size[1] / (y1 - y0))
+
+
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+
+def default_workers(kind, tile_size):
+    """One detection worker (CNN process, HOG thread) per usable core, as many as fit in `WORKER_MEMORY_SHARE`."""
+    try:
+        memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, ValueError, OSError):
+        return 1
+    per_worker = SEARCH_BYTES_PER_PIXEL[kind] * tile_size ** 2 + (WORKER_BASE_BYTES if kind == 'cnn' else 0)
+    return max(1, min(usable_cores(), int(memory * WORKER_MEMORY_SHARE // per_worker)))
+
+
+class FaceDetector:
+    """Callable: HxWx3 uint8 RGB photo -> list of `Face`, left to right.
+
+    Finds faces whose box side is at least `min_face_size` photo pixels; each searched image is
+    at most `tile_size` pixels a side (default per detector, `TILE_SIZES`); `max_search_size`
+    (the deprecated --detect_max_size) further caps the first search's longer side. Tiles are
+    searched by `workers` processes for the CNN, threads for HOG (1: in the caller's thread). Use
+    as a context manager, or `close()`, to stop them.
+    """
+
+    def __init__(self, kind='cnn', min_face_size=DEFAULT_MIN_FACE_SIZE, min_score=None, tile_size=None, workers=1,
+                 max_search_size=None, progress=False):
+        if kind not in DETECTORS:
+            raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
+        self.tile_size = TILE_SIZES[kind] if tile_size is None else tile_size
+        check_search(min_face_size, self.tile_size)
+        if max_search_size is not None and max_search_size < 1:
+            raise ValueError(f'the search size limit must be a positive number of pixels, got {max_search_size}')
+        if workers < 1:
+            raise ValueError(f'the number of detection workers must be at least 1, got {workers}')
+        self.kind = kind
+        self.min_face_size = min_face_size
+        self.min_score = MIN_SCORES[kind] if min_score is None else min_score
+        self.workers = workers
+        self.max_search_size = max_search_size
+        self.progress = progress
+        self._search = DlibSearch(kind)
+        self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
+        self._pool = None
+        if workers > 1 and kind == 'cnn':
+            self._start_workers()
+
+    def _start_workers(self):
+        """The CNN's worker processes, started now: they load while the caller loads its own models.
+
+        dlib's CNN holds the GIL, so every CNN search then runs in them, even a photo's only one:
+        the caller's threads (enhancing the previous photo) run meanwhile.
+        """
+        self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context('spawn'),
+                                         initializer=_start_worker, initargs=(self.kind,))
+        for _ in range(self.workers):
+            self._pool.submit(int)  # each task starts one more process
+
+    def plan(self, height, width):
+        """The `SearchPass`es run on a photo of this size."""
+        max_scale = math.inf if self.max_search_size is None else self.max_search_size / max(height, width)
+        return plan_search(height, width, self.min_face_size, self.tile_size, max_scale)
+
+    def _searches(self, prepared, count, bar):
+        """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order, `bar` updated as each is searched.
+
+        CNN searches run in the worker processes, HOG ones in as many threads (when there are several).
+        """
+        def searched(scales, found):
+            bar.update()
+            return scales, found
+        if self.workers == 1 or (self.kind == 'hog' and count < 2):
+            return [searched(scales, self._search(image)) for image, scales in prepared]
+        if self.kind == 'cnn':
+            if self._pool is None:
+                self._start_workers()
+            search = _search_in_worker
+        else:
+            self._pool = self._pool or ThreadPoolExecutor(self.workers, thread_name_prefix='hog_search')
+            search = partial(_search_in_thread, self.kind)
+        pending, found = deque(), []
+        try:
+            for image, scales in prepared:  # a bounded number of images wait for a worker
+                pending.append((scales, self._pool.submit(search, image)))
+                if len(pending) > 2 * self.workers:
+                    scales, future = pending.popleft()
+                    found.append(searched(scales, future.result()))
+            found.extend(searched(scales, future.result()) for scales, future in pending)
+        except BrokenProcessPool as err:
+            self.close()
+            raise DetectionWorkerDied(f'a face-detection worker process died (out of memory?): use fewer '
+                                      f'--detect_workers than {self.workers} or a smaller --detect_tile_size '
+                                      f'than {self.tile_size}') from err
         return found
+
+    def detect(self, photo, passes=None):
+        """[(box, score)] scoring at least `min_score`, boxes (left, top, right, bottom) in photo pixels.
+
+        `passes`: the search plan, by default `plan(height, width)`.
+        """
+        passes = self.plan(*photo.shape[:2]) if passes is None else passes
+        jobs = [(search_pass, tile) for search_pass in passes for tile in search_pass.tiles]
+        bar = progress(total=len(jobs), desc='face search', unit='tile', leave=False,
+                       disable=not self.progress or len(jobs) < 2)
+        prepared = (search_image(photo, tile.window, search_pass.scale) for search_pass, tile in jobs)
+        boxes, scores = [], []
+        with bar:
+            found_per_tile = self._searches(prepared, len(jobs), bar)
+        for (search_pass, tile), ((scale_x, scale_y), found) in zip(jobs, found_per_tile):
+            x0, y0 = tile.window[:2]
+            for left, top, right, bottom, score in found:
+                box = ((left + 0.5) / scale_x - 0.5 + x0, (top + 0.5) / scale_y - 0.5 + y0,
+                       (right + 0.5) / scale_x - 0.5 + x0, (bottom + 0.5) / scale_y - 0.5 + y0)
+                if score >= self.min_score and search_pass.keeps(tile, box):
+                    boxes.append(box)
+                    scores.append(score)
+        return [(boxes[index], scores[index]) for index in non_max_suppression(boxes, scores)]
 
     def landmarks(self, photo, box):
         """(5, 2) float landmarks of the face in `box`, placed on the full-resolution photo."""
@@ -110,6 +259,25 @@ class FaceDetector:
         shape = self._landmarks(np.ascontiguousarray(photo), rect)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64)
 
+    def search(self, photo):
+        """`FaceSearch` of the photo: its faces left to right, the passes run, the seconds taken."""
+        start = time.perf_counter()
+        passes = self.plan(*photo.shape[:2])
+        found = self.detect(photo, passes)
+        faces = sorted((Face(box, score, self.landmarks(photo, box)) for box, score in found),
+                       key=lambda face: (face.box[0], face.box[1]))
+        return FaceSearch(faces, passes, time.perf_counter() - start)
+
     def __call__(self, photo):
-        faces = [Face(box, score, self.landmarks(photo, box)) for box, score in self.detect(photo)]
-        return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+        return self.search(photo).faces
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -57,7 +57,10 @@ class FaceRestorer:
         return np.concatenate(enhanced)
 
     def __call__(self, photo):
-        faces = self.find_faces(photo)
+        return self.restore(photo, self.find_faces(photo))
+
+    def restore(self, photo, faces):
+        """`RestoredPhoto` of the faces found in the photo (raises NoFaceFound when there are none)."""
         if not faces:
             raise NoFaceFound('no face found')
         aligned = [align_face(photo, face.landmarks, self.face_size) for face in faces]

@@ -8,7 +8,8 @@ each image itself. The models ship with the `face_recognition_models` package (o
 import dlib
 import numpy as np
 
-from utils.face_detect import CNN_DETECTOR_FILE, DETECTION_WINDOW, DETECTORS, LANDMARKS_FILE, dlib_model_path
+from utils.face_detect import CNN_DETECTOR_FILE, DETECTORS, LANDMARKS_FILE, dlib_model_path
+from utils.face_search import DETECTION_WINDOW
 
 DESCRIPTOR_FILE = 'dlib_face_recognition_resnet_model_v1.dat'
 

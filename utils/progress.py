@@ -15,6 +15,19 @@ LINE_SECONDS = 60
 STEPS = 10  # a line each time another tenth of the total is done
 
 
+_bars_everywhere = False
+
+
+def show_bars_everywhere():
+    """tqdm bars even outside a terminal: the web page (app.py) shows them through Gradio's tqdm tracking."""
+    global _bars_everywhere
+    _bars_everywhere = True
+
+
+def use_bars():
+    return _bars_everywhere or in_terminal()
+
+
 def in_terminal():
     """Whether stderr (where progress goes) is a terminal."""
     try:
@@ -32,12 +45,12 @@ def progress(iterable=None, total=None, desc='', unit='it', initial=0, leave=Tru
     """
     kwargs = dict(total=total, desc=desc, unit=unit, initial=initial, leave=leave, disable=disable,
                   unit_scale=unit_scale)
-    return tqdm(iterable, **kwargs) if in_terminal() else PlainProgress(iterable, **kwargs)
+    return tqdm(iterable, **kwargs) if use_bars() else PlainProgress(iterable, **kwargs)
 
 
 def logging_redirect():
     """In a terminal, log lines go above the bar (tqdm's redirect); plain progress lines need nothing."""
-    return logging_redirect_tqdm() if in_terminal() else contextlib.nullcontext()
+    return logging_redirect_tqdm() if use_bars() else contextlib.nullcontext()
 
 
 class PlainProgress:

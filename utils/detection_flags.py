@@ -1,0 +1,48 @@
+"""The face-detection flags shared by the whole-photo and the dataset scripts, and the detector they describe."""
+import logging
+
+from .cli import non_negative_int, number_type, positive_int
+from .face_detect import DEFAULT_MIN_FACE_SIZE, DETECTORS, TILE_SIZES, FaceDetector, default_workers
+from .face_search import DETECTION_WINDOW, OVERLAP
+
+log = logging.getLogger('face_detect')
+
+
+def add_detection_flags(parser, text=str):
+    """Add --detector --min_face_size --detect_min_score --detect_tile_size --detect_workers --detect_max_size.
+
+    `text` converts the --detector value (e.g. one that strips shell quotes).
+    """
+    parser.add_argument('--detector', type=text, default='cnn', choices=DETECTORS,
+                        help='dlib face detector: cnn (mmod, as the published script, more robust) or hog '
+                             '(frontal faces only, about 50x faster on a CPU)')
+    parser.add_argument('--min_face_size', type=positive_int, default=DEFAULT_MIN_FACE_SIZE,
+                        help='smallest face looked for: side of its box (about brow to chin) in photo pixels; '
+                             'detection time grows with (photo size / min_face_size)^2')
+    parser.add_argument('--detect_min_score', type=number_type(float), default=None,
+                        help='lowest detection score kept (default: 0 for cnn, 0.3 for hog, which else '
+                             'takes badges and patterns for faces)')
+    parser.add_argument('--detect_tile_size', type=number_type(int, low=2 * OVERLAP), default=None,
+                        help='longest side of one searched image; larger photos are searched in overlapping '
+                             'tiles (default: %s; dlib\'s CNN needs about 1 GB per megapixel of tile)'
+                             % ', '.join(f'{size} for {kind}' for kind, size in TILE_SIZES.items()))
+    parser.add_argument('--detect_workers', type=non_negative_int, default=0,
+                        help='searches at once: cnn worker processes, hog threads (default 0: one per CPU '
+                             'core, as many as half the memory holds; 1: in the main process)')
+    parser.add_argument('--detect_max_size', type=positive_int, default=None,
+                        help='deprecated, use --min_face_size: caps the longer side of the first search image')
+    return parser
+
+
+def detector_from_flags(args):
+    """The `FaceDetector` the flags ask for (their values checked by argparse); --detect_max_size warns."""
+    tile_size = TILE_SIZES[args.detector] if args.detect_tile_size is None else args.detect_tile_size
+    if args.detect_max_size is not None:
+        log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
+                    'at %d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) '
+                    '/ %d px, more than --min_face_size %d', args.detect_max_size,
+                    args.detect_max_size * args.min_face_size // DETECTION_WINDOW, DETECTION_WINDOW,
+                    args.detect_max_size, args.min_face_size)
+    workers = args.detect_workers or default_workers(args.detector, tile_size)
+    return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, tile_size, workers,
+                        args.detect_max_size, progress=True)
