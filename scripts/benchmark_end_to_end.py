@@ -13,6 +13,10 @@ from other processes hits all alike), repeated --repeats times:
 - `network <precision>`: the fast path alone on the preloaded batches of --batch_size (the
   network-only rate);
 - `test.py <precision>`: `test.main` over the folder, model loading included, at its defaults.
+Then the outputs' quality: PSNR / SSIM against the 128x128 HR faces (the published protocol) of
+the published loop and of test.py at each precision, and how far test.py's outputs at each
+precision are from the published loop's (fp32): identical pixel values, values more than one
+8-bit level apart. With trained --weights this is what bf16 costs.
 Photos: the published whole-photo script's steps in one process (dlib CNN detection on the
 photo upsampled once, five landmarks, scikit-image similarity warp order 3, one face at a time
 through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG outputs)
@@ -41,6 +45,7 @@ from models.weights import load_generator_weights  # noqa: E402
 from options.test_options import DEFAULT_BATCH_SIZE  # noqa: E402
 from utils.cli import ArgumentParser, UserError, positive_int, run  # noqa: E402
 from utils.devices import set_inference_threads  # noqa: E402
+from utils import psnr_ssim  # noqa: E402
 from utils.image_io import list_images, read_rgb  # noqa: E402
 
 SPECS = {'sparnet': RELEASED_MODELS['sparnet'].spec, 'sparnethd': RELEASED_MODELS[DEFAULT_PHOTO_MODEL].spec}
@@ -53,14 +58,17 @@ def load_script(name):
     return module
 
 
-def make_lr_faces(folders, count, dest):
-    """The first `count` images of `folders` as 16x16 LR PNG faces (128x128 centre square, PIL bicubic down)."""
+def make_lr_faces(folders, count, dest, hr_dest):
+    """The first `count` images of `folders` as 16x16 LR PNG faces in `dest` (the 128x128 centre
+    square, PIL bicubic down), that square in `hr_dest`."""
     sources = [os.path.join(folder, name) for folder in folders for name in list_images(folder)][:count]
     if len(sources) < count:
         raise UserError(f'--faces: found {len(sources)} images, fewer than --count {count}')
     os.makedirs(dest, exist_ok=True)
+    os.makedirs(hr_dest, exist_ok=True)
     for index, path in enumerate(sources):
         hr = resize_square(read_rgb(path), 128)
+        hr.save(os.path.join(hr_dest, f'{index:05d}.png'))
         hr.resize((16, 16), Image.BICUBIC).save(os.path.join(dest, f'{index:05d}.png'))
     return sorted(os.listdir(dest))
 
@@ -91,21 +99,46 @@ def network_only(fast, lr_dir, names, batch_size, load_size=128):
     return time.perf_counter() - start
 
 
+def read_uint8(folder, name):
+    return np.asarray(Image.open(os.path.join(folder, name)).convert('RGB'))
+
+
 def level_difference(dir_a, dir_b, names):
-    """(share of identical pixels, largest difference in 8-bit levels) between two output folders."""
-    same, total, largest = 0, 0, 0
+    """(share of identical pixel values, share more than one 8-bit level apart, largest difference)
+    between the same images in two output folders."""
+    same, beyond_one, total, largest = 0, 0, 0, 0
     for name in names:
-        a = np.asarray(Image.open(os.path.join(dir_a, name)), dtype=np.int16)
-        b = np.asarray(Image.open(os.path.join(dir_b, name)), dtype=np.int16)
-        diff = np.abs(a - b)
-        same, total, largest = same + int((diff == 0).sum()), total + diff.size, max(largest, int(diff.max()))
-    return same / total, largest
+        diff = np.abs(read_uint8(dir_a, name).astype(np.int16) - read_uint8(dir_b, name))
+        same, beyond_one = same + int((diff == 0).sum()), beyond_one + int((diff > 1).sum())
+        total, largest = total + diff.size, max(largest, int(diff.max()))
+    return same / total, beyond_one / total, largest
+
+
+def mean_scores(result_dir, hr_dir, names):
+    """(mean PSNR, mean SSIM) of the outputs against the HR faces, the published protocol (Y as uint8)."""
+    pairs = [(read_uint8(result_dir, name), read_uint8(hr_dir, name)) for name in names]
+    return (statistics.fmean(psnr_ssim.psnr(result, hr) for result, hr in pairs),
+            statistics.fmean(psnr_ssim.ssim(result, hr) for result, hr in pairs))
+
+
+def quality_report(folder, hr_dir, names, precisions):
+    """Lines: PSNR / SSIM of the published loop's and test.py's outputs, and test.py's against the published loop's."""
+    outputs = {'published loop': os.path.join(folder, 'published_0'),
+               **{f'test.py {p}': os.path.join(folder, f'test.py_{p}_0') for p in precisions}}
+    lines = [f'{variant}: PSNR {psnr:.4f} dB, SSIM {ssim:.5f} against the HR faces'
+             for variant, (psnr, ssim) in ((variant, mean_scores(out, hr_dir, names))
+                                           for variant, out in outputs.items())]
+    for precision in precisions:
+        same, beyond_one, largest = level_difference(outputs['published loop'], outputs[f'test.py {precision}'], names)
+        lines.append(f'test.py {precision} vs published outputs: {100 * same:.2f} % of the pixel values identical, '
+                     f'{100 * beyond_one:.4f} % more than one level apart, at most {largest} levels apart')
+    return lines
 
 
 def faces_benchmark(args, net, weights_path, folder):
     """{variant: [seconds per run]} over the LR faces, and the output differences from the published loop."""
-    lr_dir = os.path.join(folder, 'lr')
-    names = make_lr_faces(args.face_folders, args.count, lr_dir)
+    lr_dir, hr_dir = os.path.join(folder, 'lr'), os.path.join(folder, 'hr')
+    names = make_lr_faces(args.face_folders, args.count, lr_dir, hr_dir)
     test_script = load_script('test')
     fast = {p: prepare_inference_net(net, 'cpu', p) for p in args.precision_list}
     flags = ['--gpus', '0', '--dataroot', lr_dir, '--pretrain_model_path', weights_path]
@@ -116,11 +149,7 @@ def faces_benchmark(args, net, weights_path, folder):
         variants[f'test.py {precision}'] = lambda out, p=precision: test_script.main(
             [*flags, '--save_as_dir', out, '--precision', p, *args.test_flags.split()])
     times = run_in_turns(variants, args.repeats, folder, names)
-    for precision in args.precision_list:
-        same, largest = level_difference(os.path.join(folder, 'published_0'),
-                                         os.path.join(folder, f'test.py_{precision}_0'), names)
-        print(f'test.py {precision} vs published outputs: {100 * same:.2f} % of the pixels identical, '
-              f'at most {largest} levels apart')
+    print('\n'.join(quality_report(folder, hr_dir, names, args.precision_list)))
     return times
 
 
