@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from data import create_dataset, create_train_dataloader, get_dataset_class
+from data import create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
 from models import create_model
 from options.train_options import TrainOptions
 from utils import distributed
@@ -143,7 +143,8 @@ class Trainer:
         dataset = get_dataset_class(self.opt.dataset_name)(self.opt, self.opt.val_dataroot, augment=False)
         dataset.check_readable()
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
-                                             num_workers=self.opt.num_threads, collate_fn=dataset.collate)
+                                             num_workers=self.opt.num_threads, collate_fn=dataset.collate,
+                                             worker_init_fn=leave_stop_signals_to_main)
         return Validator(loader, self.opt.device, dataset.small_lr, self.opt.y_quantization)
 
     def _start_at(self, epoch, batch_in_epoch, source):
