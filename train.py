@@ -38,7 +38,7 @@ STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 POSITIVE_FLAGS = ('total_epochs', 'print_freq', 'visual_freq', 'save_latest_freq', 'val_freq', 'lr_decay_iters')
 NON_NEGATIVE_FLAGS = ('save_iter_freq', 'save_epoch_freq', 'resume_epoch', 'resume_iter')
 UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_epochs', 'published_epochs', 'rank',
-                    'world_size', 'resume_epoch', 'resume_iter', 'verbose', 'reset_optimizer')
+                    'world_size', 'resume_epoch', 'resume_iter', 'verbose', 'reset_optimizer', 'overwrite')
 
 
 def check_options(opt):
@@ -51,6 +51,8 @@ def check_options(opt):
     for flag in NON_NEGATIVE_FLAGS:
         if getattr(opt, flag) < 0:
             raise UserError(f"--{flag} must be 0 or more, got {getattr(opt, flag)}")
+    if opt.overwrite and opt.continue_train:
+        raise UserError("--overwrite starts a new run over an earlier one, --continue_train resumes it: choose one")
     if opt.reset_optimizer and not opt.continue_train:
         raise UserError("--reset_optimizer applies to a resumed run: add --continue_train (a new run's optimizers "
                         "start afresh anyway)")
@@ -146,13 +148,24 @@ class Trainer:
         if opt.continue_train:
             self._resume()
         else:
-            if os.path.exists(os.path.join(self.model.save_dir, 'latest_net_G.pth')) and self.is_main:
-                log.warning('%s holds checkpoints of an earlier run; this new run will overwrite them '
-                            '(--continue_train resumes that run instead)', self.model.save_dir)
+            self._check_new_run()
             if opt.resume_epoch or opt.resume_iter:
                 self._start_at(opt.resume_epoch, opt.resume_iter, 'new weights, --resume_epoch/--resume_iter')
         self.logger = TrainLogger(os.path.join(opt.log_dir, opt.name),
                                   self.iteration if opt.continue_train else None, self.is_main)
+
+    def _check_new_run(self):
+        """UserError if --name already holds a resumable run, unless --overwrite."""
+        save_dir = self.model.save_dir
+        earlier = [name for name in ('latest_train_state.pth', 'latest_net_G.pth')
+                   if os.path.isfile(os.path.join(save_dir, name))]
+        if earlier and not self.opt.overwrite:
+            raise UserError(f"{save_dir} holds the checkpoints of an earlier run of --name {self.opt.name} "
+                            f"({', '.join(earlier)}): resume it with --continue_train, or start a new run over it "
+                            "with --overwrite (or choose another --name)")
+        if earlier and self.is_main:
+            log.warning('--overwrite: the checkpoints of the earlier run in %s are replaced as this run saves them',
+                        save_dir)
 
     def _validator(self):
         dataset = get_dataset_class(self.opt.dataset_name)(self.opt, self.opt.val_dataroot, augment=False)

@@ -82,11 +82,21 @@ def check_bicubic_baseline_and_grid(tmp_path, scalars, iteration):
     assert not [name for name in os.listdir(tmp_path / 'logs' / 'tiny') if name.endswith('.part')]
 
 
-def test_new_run_of_same_name_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):
+def test_new_run_of_same_name_needs_overwrite_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=2)
     flags = train_flags(tmp_path, 'sparnet', 'again', '--total_epochs', '1')
     assert run_training(flags) == 0
-    assert run_training(flags) == 0
+    before = (tmp_path / 'checkpoints' / 'again' / 'latest_train_state.pth').read_bytes()
+    with pytest.raises(UserError, match=r'holds the checkpoints of an earlier run of --name again '
+                                        r'\(latest_train_state\.pth, latest_net_G\.pth\): resume it with '
+                                        r'--continue_train, or start a new run over it with --overwrite') as err:
+        run_training(flags)
+    assert '\n' not in str(err.value)
+    assert (tmp_path / 'checkpoints' / 'again' / 'latest_train_state.pth').read_bytes() == before
+    assert os.listdir(tmp_path / 'logs') == ['again']
+    with pytest.raises(UserError, match='choose one'):
+        run_training([*flags, '--overwrite', '--continue_train'])
+    assert run_training([*flags, '--overwrite']) == 0
     archived = [d for d in os.listdir(tmp_path / 'logs') if d.startswith('again_archived_')]
     assert len(archived) == 1 and read_events(tmp_path / 'logs' / archived[0])[0]['loss/Pix']
     with caplog.at_level(logging.INFO):
