@@ -23,10 +23,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
 from models import create_model
+from models.weights import check_generator_file
 from options.train_options import TrainOptions
 from utils import distributed
 from utils.checkpoint import (SaveError, StagedCheckpoint, load_published_position, load_train_state, rng_states,
-                              set_rng_states, state_path)
+                              set_rng_states, snapshots, state_path)
 from utils.cli import UserError, run
 from utils.state_dict import first_non_finite
 from utils.train_logger import TrainLogger
@@ -203,7 +204,12 @@ class Trainer:
         path = state_path(self.model.save_dir, 'latest')
         if not os.path.isfile(path) and os.path.isfile(os.path.join(self.model.save_dir, 'latest_opts.pth')):
             return self._resume_published()
-        state = load_train_state(path)
+        try:
+            state = load_train_state(path)
+        except UserError as err:
+            if not os.path.isfile(path):
+                raise
+            raise UserError(f'{err}. {self._restart_advice()}') from None
         reset = self.opt.reset_optimizer
         self.model.load_training_state(state['model'], path, with_optimizers=not reset)
         self.epoch, self.batch_in_epoch = state['epoch'], state['batch_in_epoch']
@@ -229,6 +235,18 @@ class Trainer:
             log.warning('--resume_epoch/--resume_iter ignored: --continue_train resumes at the saved position')
         if self.is_main:
             log.info('resuming %s at epoch %d, iteration %d', path, self.epoch + 1, self.iteration)
+
+    def _restart_advice(self):
+        """The newest `epoch_N` / `iter_N` generator snapshot that loads, and the flags of a new run from it."""
+        for iteration, flag, count, path in snapshots(self.model.save_dir, 'G', self.loader.batches_per_epoch):
+            try:
+                check_generator_file(path, path, self.model.spec)
+            except UserError:
+                continue
+            return (f'The newest usable snapshot is {path} (iteration {iteration}): start a new run from it with '
+                    f'--pretrain_model_path {path} {flag} {count} --overwrite (the generator only: optimizer '
+                    'states and any other network start afresh)')
+        return 'No epoch_N / iter_N snapshot loads: start a new run with --overwrite'
 
     def save(self, tag, with_state=False):
         """Stage networks as `<tag>_net_*.pth` (+ the full training state for `latest`), written by the main

@@ -1,5 +1,6 @@
 """What a training run keeps when things go wrong: signals to the process group, full disks, divergence,
 an earlier run of the same name, a corrupt training state."""
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import ROOT, disk_full_for, face_folder, run_training, train_flags
 
 from utils.checkpoint import load_train_state
+from utils.cli import UserError
 from utils.state_dict import first_non_finite
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -118,3 +120,26 @@ def test_blow_up_keeps_the_last_finite_latest_and_its_advice_resumes(tmp_path, c
     state = load_train_state(str(save_dir / 'latest_train_state.pth'))
     assert first_non_finite(state['model']) is None
     assert state['model']['optimizers']['G']['param_groups'][0]['lr'] == 1e-4
+
+
+def test_corrupt_training_state_names_the_newest_usable_snapshot_and_the_flags_that_start_from_it(tmp_path, caplog):
+    face_folder(tmp_path / 'faces', count=4)
+    flags = train_flags(tmp_path, 'sparnet', 'corrupt', '--total_epochs', '3', '--save_epoch_freq', '1',
+                        '--save_iter_freq', '5')
+    assert run_training(flags) == 0
+    save_dir = tmp_path / 'checkpoints' / 'corrupt'
+    for name in ('latest_train_state.pth', 'epoch_3_net_G.pth'):  # iteration 6: newer than iter_5
+        (save_dir / name).write_bytes((save_dir / name).read_bytes()[:1000])
+    snapshot = str(save_dir / 'iter_5_net_G.pth')
+    with pytest.raises(UserError) as err:
+        run_training([*flags, '--continue_train'])
+    message = str(err.value)
+    assert '\n' not in message and 'latest_train_state.pth: not a readable PyTorch training state' in message
+    assert (f'The newest usable snapshot is {snapshot} (iteration 5): start a new run from it with '
+            f'--pretrain_model_path {snapshot} --resume_iter 5 --overwrite') in message
+    advice = message.split('start a new run from it with ')[1].split(' (')[0].split()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert run_training([*flags, *advice]) == 0
+    assert 'starting at epoch 3, iteration 5' in caplog.text
+    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 6

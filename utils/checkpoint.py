@@ -9,6 +9,7 @@ files of two saves. Everything is stored as tensors and plain Python values, loa
 """
 import os
 import random
+import re
 
 import numpy as np
 import torch
@@ -27,6 +28,19 @@ def state_path(save_dir, tag):
 def net_path(save_dir, tag, net_name):
     """`<save_dir>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
     return os.path.join(save_dir, f'{tag}_net_{net_name}.pth')
+
+
+def snapshots(save_dir, net_name, batches_per_epoch):
+    """[(iteration, flag, N, path)] of the `epoch_N` / `iter_N` snapshots of net `net_name`, newest first; `flag`
+    (--resume_epoch or --resume_iter) with N starts a new run at that iteration."""
+    found = []
+    for name in os.listdir(save_dir) if os.path.isdir(save_dir) else ():
+        match = re.fullmatch(rf'(epoch|iter)_(\d+)_net_{net_name}\.pth', name)
+        if match:
+            count = int(match[2])
+            iteration = count * batches_per_epoch if match[1] == 'epoch' else count
+            found.append((iteration, f'--resume_{match[1]}', count, os.path.join(save_dir, name)))
+    return sorted(found, reverse=True)
 
 
 def load_tag(epoch, load_iter):
