@@ -17,7 +17,7 @@ from collections import Counter
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from models.inference import Enhancer
+from models.inference import Enhancer, NonFiniteOutput
 from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils import sharding
@@ -74,6 +74,8 @@ def enhance_photo(restorer, photo_path, out_dir, opt):
                          f'or a larger --detect_max_size for small faces in a large photo', no_face=True) from err
     except ImageReadError as err:
         raise PhotoError(str(err)) from err
+    except NonFiniteOutput as err:
+        raise PhotoError(f'{photo_path}: {err}; nothing written') from err
     try:
         save_results(restored, out_dir, opt.ext, opt.jpeg_quality)
     except (OSError, ValueError) as err:

@@ -95,9 +95,15 @@ class BaseModel:
         self.image_paths = batch['LR_paths'] if 'LR_paths' in batch else batch['HR_paths']
 
     def test(self):
-        """Super-resolve `self.LR` into `self.SR`, clamped to [-1, 1] like the published code."""
+        """Super-resolve `self.LR` into `self.SR`, clamped to [-1, 1] like the published code.
+
+        `self.finite[i]`: whether output i held no NaN or infinity before the clamp (an fp16 overflow or
+        a broken ONNX file gives them; they would be saved as black or saturated pixels).
+        """
         with torch.inference_mode():
-            self.SR = self.inference_net(self.LR).float().clamp_(-1, 1)
+            output = self.inference_net(self.LR).float()
+            self.finite = torch.isfinite(output).flatten(1).all(1).tolist()
+            self.SR = output.clamp_(-1, 1)
         return self.SR
 
     def setup_training(self, iters_per_epoch):

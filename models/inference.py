@@ -6,6 +6,14 @@ from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 from . import create_model
 
 
+NON_FINITE_OUTPUT = ("the network's output holds NaN or infinite values (weights that overflow, an fp16 overflow: "
+                     "try --precision fp32, or a broken --onnx_model)")
+
+
+class NonFiniteOutput(ValueError):
+    """The network gave NaN or infinity for a face: it is not pasted (it would be a black square)."""
+
+
 class Enhancer:
     """Callable: (N, H, W, 3) uint8 RGB faces -> (N, H, W, 3) uint8 enhanced faces, in batches."""
 
@@ -25,4 +33,6 @@ class Enhancer:
             batch = uint8_to_tensor(faces[start:start + self.batch_size])
             self.model.set_input({'LR': batch, 'LR_paths': []})
             outputs.append(tensor_to_uint8(self.model.test(), self.round_output))
+            if not all(self.model.finite):
+                raise NonFiniteOutput(NON_FINITE_OUTPUT)
         return np.concatenate(outputs) if outputs else np.zeros_like(faces)

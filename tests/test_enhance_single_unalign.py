@@ -186,3 +186,17 @@ def test_folder_resumes_with_skip_existing_and_reports_each_photo(tmp_path, enha
     assert statuses == [('astronaut.jpg', 'done'), ('cat.jpg', 'no_face'), ('zz_broken.jpg', 'failed'),
                         ('astronaut.jpg', 'skipped'), ('cat.jpg', 'no_face'), ('zz_broken.jpg', 'failed')]
     assert lines[0]['output'] == str(final) and 'not a readable image' in lines[2]['error']
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('nan', 'tensor encoder.0.conv2d.weight holds NaN or infinite values'),
+    ('overflow', "astronaut.png: the network's output holds NaN or infinite values"),
+])
+def test_non_finite_weights_or_outputs_paste_nothing(tmp_path, broken_checkpoint, kind, message):
+    """Without the checks, NaN outputs were pasted over the face as a black square (exit 0)."""
+    Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
+    with pytest.raises(UserError, match=message):
+        script.main(['--gpus', '0', '--model', 'sparnet', '--load_size', '512', '--detector', 'hog',
+                     '--pretrain_model_path', broken_checkpoint('sparnet_light_attn3d', kind),
+                     '--test_img_path', str(tmp_path / 'astronaut.png'), '--results_dir', str(tmp_path / 'out')])
+    assert not (tmp_path / 'out').exists()
