@@ -14,13 +14,12 @@ from models.networks import GeneratorSpec
 from models.sparnet_model import SPARNetModel
 from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import check_test_script_output, face_folder, run_training, train_flags
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-from utils import checkpoint
 from utils.checkpoint import load_train_state
 from utils.cli import UserError
 from utils.psnr_ssim import psnr, ssim
 from utils.run_logs import read_events, read_text_log
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, monkeypatch, caplog):
