@@ -111,10 +111,10 @@ def no_checkpoints_left(request):
 
 
 def disk_full_for(monkeypatch, fails):
-    """Temporary files of utils.atomic whose final name satisfies `fails(name)` go to /dev/full: every write to
-    them raises the real OSError ENOSPC, as on a full disk."""
+    """Temporary files of utils.atomic whose target's stem (`latest_train_state`, `latest_net_G`, ...) satisfies
+    `fails(stem)` are opened on /dev/full: every write to them raises the real OSError ENOSPC, as on a full disk."""
 
     def open_full(tmp_path, mode='r', **kwargs):
-        final = os.path.basename(tmp_path).split('.')[0]
-        return open('/dev/full' if fails(final) else tmp_path, mode, **kwargs)
+        stem = os.path.basename(tmp_path).split('.')[0]
+        return open('/dev/full' if fails(stem) else tmp_path, mode, **kwargs)
     monkeypatch.setattr(atomic, 'open', open_full, raising=False)
