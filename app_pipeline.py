@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from data.single_dataset import read_face
-from models.inference import Enhancer, photo_restorer
+from models.inference import Enhancer, NonFiniteOutput, photo_restorer
 from models.released import RELEASED_MODELS
 from options.test_options import TestOptions
 from utils.atomic import atomic_write
@@ -189,6 +189,9 @@ class AppPipeline:
                 except InputProblem as err:
                     problems.append(str(err))
                     continue
+                except NonFiniteOutput as err:
+                    problems.append(f'{name}: {err}; nothing written')
+                    continue
                 self._save(problems, items, name, lambda: self._save_photo(restored, path, name, folder, ext))
         faces = [face for item in items for pair in item.faces for face in pair]
         return self._finish(folder, items, problems, faces, started)
@@ -208,7 +211,11 @@ class AppPipeline:
             except InputProblem as err:
                 problems.append(str(err))
                 continue
-            enhanced = enhancer(face[None])[0]
+            try:
+                enhanced = enhancer(face[None])[0]
+            except NonFiniteOutput as err:
+                problems.append(f'{name}: {err}; nothing written')
+                continue
             self._save(problems, items, name, lambda: self._save_face(enhanced, path, name, folder, ext))
         return self._finish(folder, items, problems, [item.after for item in items], started)
 

@@ -12,6 +12,7 @@ import time
 
 from data import create_dataset, create_test_dataloader
 from models import create_model
+from models.inference import NON_FINITE_OUTPUT
 from options.test_options import TestOptions
 from utils import sharding
 from utils.cli import print_path_lists, run
@@ -76,8 +77,14 @@ def run_share(opt, shard, dataset, model, run):
             model.set_input(batch)
             outputs = tensor_to_uint8(model.test(), opt.round_output)
             network_share = (time.perf_counter() - start) / len(outputs)
-            for rel_path, image, load_seconds in zip(batch['LR_paths'], outputs, batch['seconds']):
-                pool.submit(writer, image, rel_path, load_seconds + network_share)
+            for rel_path, image, finite, load_seconds in zip(batch['LR_paths'], outputs, model.finite,
+                                                             batch['seconds']):
+                if finite:
+                    pool.submit(writer, image, rel_path, load_seconds + network_share)
+                else:
+                    input_path = os.path.join(opt.dataroot, rel_path)
+                    log.error('%s: %s; nothing written', input_path, NON_FINITE_OUTPUT)
+                    run.log.record(input_path, 'failed', error=NON_FINITE_OUTPUT)
 
 
 def main(argv=None):

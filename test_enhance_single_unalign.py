@@ -18,7 +18,7 @@ import re
 import time
 from collections import Counter
 
-from models.inference import photo_restorer
+from models.inference import NonFiniteOutput, photo_restorer
 from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils import sharding
@@ -123,7 +123,10 @@ def enhance_photo(restorer, searched, photo_path, out_dir, opt):
         raise PhotoError(f'{photo_path}: no face found of at least --min_face_size {opt.min_face_size} px '
                          f'(--detector {opt.detector}, {search.describe()}, {search.seconds:.1f} s); for smaller '
                          f'faces lower --min_face_size, or try the other detector', no_face=True)
-    restored = restorer.restore(photo, search.faces)
+    try:
+        restored = restorer.restore(photo, search.faces)
+    except NonFiniteOutput as err:
+        raise PhotoError(f'{photo_path}: {err}; nothing written') from err
     try:
         save_results(restored, out_dir, opt.ext, opt.jpeg_quality)
     except (OSError, ValueError) as err:

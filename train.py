@@ -4,6 +4,11 @@
 GPU, or gloo processes on the CPU). `--continue_train` resumes from `<checkpoints_dir>/<name>/latest`
 exactly where the run stopped (or a run of the published code from its `latest_*` files); Ctrl-C
 or SIGTERM save `latest` after the current iteration.
+
+A checkpoint due at iteration N is written under temporary names at once and put in place at
+iteration N + 1, once the weights it holds have given a finite loss (at a stop or at the end of the
+run, at once); non-finite weights or optimizer states are never saved. So `latest` always holds a
+state that trained on, which `--continue_train --reset_optimizer` resumes with new learning rates.
 """
 import contextlib
 import logging
@@ -14,14 +19,16 @@ import time
 
 import torch
 
-from data import create_dataset, create_train_dataloader, get_dataset_class
+from data import create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
 from models import create_model
+from models.weights import check_generator_file
 from options.train_options import TrainOptions
 from utils import distributed
-from utils.checkpoint import (load_published_position, load_train_state, rng_states, save_checkpoint, set_rng_states,
-                              state_path)
+from utils.checkpoint import (SaveError, StagedCheckpoint, load_published_position, load_train_state, rng_states,
+                              set_rng_states, snapshots, state_path)
 from utils.cli import UserError, run
 from utils.progress import logging_redirect, progress as progress_bar
+from utils.state_dict import first_non_finite
 from utils.train_logger import TrainLogger
 from utils.validation import Validator
 
@@ -31,7 +38,7 @@ STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 POSITIVE_FLAGS = ('total_epochs', 'print_freq', 'visual_freq', 'save_latest_freq', 'val_freq', 'lr_decay_iters')
 NON_NEGATIVE_FLAGS = ('save_iter_freq', 'save_epoch_freq', 'resume_epoch', 'resume_iter')
 UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_epochs', 'published_epochs', 'rank',
-                    'world_size', 'resume_epoch', 'resume_iter', 'verbose')
+                    'world_size', 'resume_epoch', 'resume_iter', 'verbose', 'reset_optimizer', 'overwrite')
 
 
 def check_options(opt):
@@ -44,6 +51,11 @@ def check_options(opt):
     for flag in NON_NEGATIVE_FLAGS:
         if getattr(opt, flag) < 0:
             raise UserError(f"--{flag} must be 0 or more, got {getattr(opt, flag)}")
+    if opt.overwrite and opt.continue_train:
+        raise UserError("--overwrite starts a new run over an earlier one, --continue_train resumes it: choose one")
+    if opt.reset_optimizer and not opt.continue_train:
+        raise UserError("--reset_optimizer applies to a resumed run: add --continue_train (a new run's optimizers "
+                        "start afresh anyway)")
 
 
 def plain_options(opt):
@@ -55,6 +67,10 @@ def plain_options(opt):
         if value is None or isinstance(value, (str, int, float, bool, list)):
             plain[name] = value
     return plain
+
+
+class Diverged(Exception):
+    """A non-finite loss, weight or optimizer state: the run stops, and that state is never saved."""
 
 
 class StopSignals:
@@ -125,24 +141,38 @@ class Trainer:
         self.model = create_model(opt).setup_training(self.loader.batches_per_epoch)
         if opt.verbose and self.is_main:
             self.model.print_networks(self.model.saved_networks())
-        self.epoch, self.batch_in_epoch, self.iteration, self.saved_iteration = 0, 0, 0, None
+        self.epoch, self.batch_in_epoch, self.iteration = 0, 0, 0
+        self.saved_iteration = self.latest_iteration = None  # of `latest` on disk / of the newest staged or on disk
+        self.pending = []  # [(StagedCheckpoint or None off the main process, its iteration if `latest`)]
         self.reported_files = set()
         if opt.continue_train:
             self._resume()
         else:
-            if os.path.exists(os.path.join(self.model.save_dir, 'latest_net_G.pth')) and self.is_main:
-                log.warning('%s holds checkpoints of an earlier run; this new run will overwrite them '
-                            '(--continue_train resumes that run instead)', self.model.save_dir)
+            self._check_new_run()
             if opt.resume_epoch or opt.resume_iter:
                 self._start_at(opt.resume_epoch, opt.resume_iter, 'new weights, --resume_epoch/--resume_iter')
         self.logger = TrainLogger(os.path.join(opt.log_dir, opt.name),
                                   self.iteration if opt.continue_train else None, self.is_main)
 
+    def _check_new_run(self):
+        """UserError if --name already holds a resumable run, unless --overwrite."""
+        save_dir = self.model.save_dir
+        earlier = [name for name in ('latest_train_state.pth', 'latest_net_G.pth')
+                   if os.path.isfile(os.path.join(save_dir, name))]
+        if earlier and not self.opt.overwrite:
+            raise UserError(f"{save_dir} holds the checkpoints of an earlier run of --name {self.opt.name} "
+                            f"({', '.join(earlier)}): resume it with --continue_train, or start a new run over it "
+                            "with --overwrite (or choose another --name)")
+        if earlier and self.is_main:
+            log.warning('--overwrite: the checkpoints of the earlier run in %s are replaced as this run saves them',
+                        save_dir)
+
     def _validator(self):
         dataset = get_dataset_class(self.opt.dataset_name)(self.opt, self.opt.val_dataroot, augment=False)
         dataset.check_readable()
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
-                                             num_workers=self.opt.num_threads, collate_fn=dataset.collate)
+                                             num_workers=self.opt.num_threads, collate_fn=dataset.collate,
+                                             worker_init_fn=leave_stop_signals_to_main)
         return Validator(loader, self.opt.device, dataset.small_lr, self.opt.y_quantization)
 
     def _start_at(self, epoch, batch_in_epoch, source):
@@ -156,7 +186,7 @@ class Trainer:
     def _resume_published(self):
         """Resume a run of the published code from its `latest_*` files, saying what they could not restore."""
         save_dir = self.model.save_dir
-        self.model.load_published_checkpoint(save_dir, 'latest')
+        self.model.load_published_checkpoint(save_dir, 'latest', with_optimizers=not self.opt.reset_optimizer)
         info_path = os.path.join(save_dir, 'latest.info')
         if os.path.isfile(info_path):
             self._start_at(*load_published_position(info_path), f'position of {info_path}')
@@ -173,37 +203,91 @@ class Trainer:
         path = state_path(self.model.save_dir, 'latest')
         if not os.path.isfile(path) and os.path.isfile(os.path.join(self.model.save_dir, 'latest_opts.pth')):
             return self._resume_published()
-        state = load_train_state(path)
-        self.model.load_training_state(state['model'], path)
+        try:
+            state = load_train_state(path)
+        except UserError as err:
+            if not os.path.isfile(path):
+                raise
+            raise UserError(f'{err}. {self._restart_advice()}') from None
+        reset = self.opt.reset_optimizer
+        self.model.load_training_state(state['model'], path, with_optimizers=not reset)
         self.epoch, self.batch_in_epoch = state['epoch'], state['batch_in_epoch']
-        self.iteration = self.saved_iteration = state['iteration']
+        self.iteration = self.saved_iteration = self.latest_iteration = state['iteration']
         if self.batch_in_epoch >= self.loader.batches_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        if reset:
+            self.model.start_schedulers_at(self.iteration)
         set_rng_states(state['rng'])
         current = plain_options(self.opt)
         changed = [f'--{name} {value!r} -> {current.get(name)!r}' for name, value in state['options'].items()
                    if name not in UNCOMPARED_FLAGS and current.get(name) != value]
         if changed and self.is_main:
-            log.warning('resuming with flags that differ from the interrupted run (optimizer and scheduler '
-                        'states are the saved ones): %s', ', '.join(changed))
+            optimizers = ('optimizer and scheduler states start afresh: --reset_optimizer' if reset else
+                          'optimizer and scheduler states are the saved ones; --reset_optimizer starts them '
+                          'afresh with the learning rates of the current flags')
+            log.warning('resuming with flags that differ from the interrupted run (%s): %s', optimizers,
+                        ', '.join(changed))
+        if reset and self.is_main:
+            log.info('--reset_optimizer: new optimizer and scheduler states, learning rates %s',
+                     ', '.join(f'{name} {lr:g}' for name, lr in self.model.learning_rates().items()))
         if (self.opt.resume_epoch or self.opt.resume_iter) and self.is_main:
             log.warning('--resume_epoch/--resume_iter ignored: --continue_train resumes at the saved position')
         if self.is_main:
             log.info('resuming %s at epoch %d, iteration %d', path, self.epoch + 1, self.iteration)
 
+    def _restart_advice(self):
+        """The newest `epoch_N` / `iter_N` generator snapshot that loads, and the flags of a new run from it."""
+        for iteration, flag, count, path in snapshots(self.model.save_dir, 'G', self.loader.batches_per_epoch):
+            try:
+                check_generator_file(path, path, self.model.spec)
+            except UserError:
+                continue
+            return (f'The newest usable snapshot is {path} (iteration {iteration}): start a new run from it with '
+                    f'--pretrain_model_path {path} {flag} {count} --overwrite (the generator only: optimizer '
+                    'states and any other network start afresh)')
+        return 'No epoch_N / iter_N snapshot loads: start a new run with --overwrite'
+
     def save(self, tag, with_state=False):
-        """Networks as `<tag>_net_*.pth` (+ the full training state for `latest`), by the main process."""
+        """Stage networks as `<tag>_net_*.pth` (+ the full training state for `latest`), written by the main
+        process under temporary names until `commit_saves()`. Diverged if a weight or optimizer state is not finite.
+        """
+        state = self.model.training_state()
+        non_finite = first_non_finite({part: state[part] for part in ('networks', 'optimizers')})
+        if non_finite is not None:
+            raise Diverged(f'{non_finite} holds NaN or infinite values at iteration {self.iteration}')
+        staged = None
+        if self.is_main:
+            train_state = None
+            if with_state:
+                train_state = {'model': state, 'epoch': self.epoch, 'batch_in_epoch': self.batch_in_epoch,
+                               'iteration': self.iteration, 'rng': rng_states(), 'options': plain_options(self.opt)}
+            staged = StagedCheckpoint(self.model.save_dir, tag, state['networks'], train_state)
+        self.pending.append((staged, self.iteration if with_state else None))
         if with_state:
-            self.saved_iteration = self.iteration
-        if not self.is_main:
-            return
-        networks = {name: net.state_dict() for name, net in self.model.saved_networks().items()}
-        train_state = None
-        if with_state:
-            train_state = {'model': self.model.training_state(), 'epoch': self.epoch,
-                           'batch_in_epoch': self.batch_in_epoch, 'iteration': self.iteration,
-                           'rng': rng_states(), 'options': plain_options(self.opt)}
-        save_checkpoint(self.model.save_dir, tag, networks, train_state)
+            self.latest_iteration = self.iteration
+
+    def commit_saves(self):
+        """Put the staged checkpoints in place (SaveError if one cannot be)."""
+        while self.pending:
+            staged, latest_iteration = self.pending.pop(0)
+            if staged is not None:
+                staged.commit()
+            if latest_iteration is not None:
+                self.saved_iteration = latest_iteration
+
+    def discard_saves(self):
+        """Drop the staged checkpoints: the files on disk stay those of the last commit."""
+        for staged, _ in self.pending:
+            if staged is not None:
+                staged.discard()
+        self.pending = []
+        self.latest_iteration = self.saved_iteration
+
+    def save_latest(self):
+        """`latest` of this iteration, and every staged checkpoint, in place now (at a stop or the end of the run)."""
+        if self.latest_iteration != self.iteration:
+            self.save('latest', with_state=True)
+        self.commit_saves()
 
     def _report_unreadable(self, errors):
         for rel_path, message in errors:
@@ -236,16 +320,21 @@ class Trainer:
         if iteration % opt.save_latest_freq == 0:
             self.save('latest', with_state=True)
 
-    def _report_non_finite(self, losses):
-        if self.is_main:
-            kept = (f'`latest` keeps iteration {self.saved_iteration}' if self.saved_iteration is not None
-                    else 'no checkpoint was saved yet')
-            log.error('non-finite loss at iteration %d (%s): stopped without saving; %s. Lower the learning rate '
-                      'or check the data, then resume with --continue_train', self.iteration,
-                      ', '.join(f'{k} {v:.4g}' for k, v in losses.items()), kept)
+    def _recovery_advice(self):
+        """What is on disk after a divergence, and the flags that resume from it with lower learning rates."""
+        lower = ' '.join(f'--{flag} <below {lr:g}>' for flag, lr in
+                         zip(self.model.lr_flags.values(), self.model.learning_rates().values()))
+        kept = (f'`latest` keeps iteration {self.saved_iteration}' if self.saved_iteration is not None
+                else 'no checkpoint was saved yet')
+        if self.latest_iteration != self.saved_iteration:
+            kept += f' (the one staged at iteration {self.latest_iteration} was dropped: its weights led here)'
+        if self.saved_iteration is None:
+            return f'{kept}. Start again with lower learning rates ({lower}) or check the data'
+        return f'{kept}. Resume from it with lower learning rates: --continue_train --reset_optimizer {lower}; ' \
+               'or check the data'
 
     def _train_epoch(self, stop):
-        """Train the rest of `self.epoch`; returns 'done', 'stopped' or 'non-finite'."""
+        """Train the rest of `self.epoch`; returns 'done' or 'stopped' (Diverged on a non-finite loss)."""
         batches = self.loader.epoch(self.epoch, self.batch_in_epoch)
         progress = progress_bar(batches, total=self.loader.batches_per_epoch, initial=self.batch_in_epoch, unit='it',
                                 desc=f'epoch {self.epoch + 1}/{self.opt.total_epochs}', disable=not self.is_main)
@@ -260,13 +349,13 @@ class Trainer:
             stop_requested, non_finite = distributed.any_process(
                 [stop.received is not None, not all(map(math.isfinite, losses.values()))], self.opt.device)
             if non_finite:
-                self._report_non_finite(losses)
-                return 'non-finite'
+                raise Diverged(f"non-finite loss at iteration {self.iteration} "
+                               f"({', '.join(f'{k} {v:.4g}' for k, v in losses.items())})")
+            self.commit_saves()  # the weights they hold have just given finite losses
             progress.set_postfix(losses, refresh=False)
             self._after_iteration(losses)
             if stop_requested:
-                if self.saved_iteration != self.iteration:
-                    self.save('latest', with_state=True)
+                self.save_latest()
                 distributed.barrier()  # torchrun kills the others as soon as one process exits non-zero
                 if self.is_main:
                     log.warning('stopped at iteration %d; `latest` saved in %s: resume with --continue_train',
@@ -275,7 +364,7 @@ class Trainer:
         return 'done'
 
     def run(self):
-        """Train to --total_epochs; returns the exit code (0 done, 1 non-finite loss, 130/143 stopped)."""
+        """Train to --total_epochs; returns the exit code (0 done, 1 diverged or a save failed, 130/143 stopped)."""
         opt = self.opt
         try:
             if self.epoch >= opt.total_epochs:
@@ -292,20 +381,28 @@ class Trainer:
                     if epoch > self.epoch:
                         self.epoch, self.batch_in_epoch = epoch, 0
                     outcome = self._train_epoch(stop)
-                    if outcome == 'non-finite':
-                        return 1
                     if outcome == 'stopped':
                         return STOP_EXIT_CODES.get(stop.received, 130)
                     if epoch + 1 == opt.total_epochs or (opt.save_epoch_freq and
                                                          (epoch + 1) % opt.save_epoch_freq == 0):
                         self.save(f'epoch_{epoch + 1}')
-                if self.saved_iteration != self.iteration:
-                    self.save('latest', with_state=True)
+                self.save_latest()
             if self.is_main:
                 log.info('finished %d epochs (%d iterations); checkpoints in %s', opt.total_epochs,
                          self.iteration, self.model.save_dir)
             return 0
+        except Diverged as err:
+            if self.is_main:
+                log.error('%s: stopped without saving; %s', err, self._recovery_advice())
+            return 1
+        except SaveError as err:
+            kept = (f'`latest` keeps iteration {self.saved_iteration}' if self.saved_iteration is not None
+                    else 'no `latest` was saved yet')
+            log.error('%s. Stopped at iteration %d; %s: free space (or fix the folder), then resume with '
+                      '--continue_train', err, self.iteration, kept)
+            return 1
         finally:
+            self.discard_saves()
             self.logger.close()
             distributed.cleanup()
 

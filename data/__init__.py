@@ -53,9 +53,18 @@ class ResumableSampler(torch.utils.data.DistributedSampler):
         return super().__len__() - self.start
 
 
+def leave_stop_signals_to_main(worker_id=None):
+    """Loader processes ignore Ctrl-C and SIGTERM: sent to the whole process group (a terminal, Slurm's
+    scancel, systemd), they must not kill the workers under the main process, whose job the stop is
+    (finish the iteration, save, exit). Workers still exit when the main process shuts them down or dies
+    (PyTorch's watchdog checks the parent every few seconds)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _init_train_worker(worker_id):
-    """Seed the global RNGs of a loader process from its torch seed; leave Ctrl-C to the main process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Seed the global RNGs of a loader process from its torch seed; leave the stop signals to the main process."""
+    leave_stop_signals_to_main()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

@@ -24,6 +24,7 @@ class BaseModel:
     default_train_dataset = 'celeba'
     inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir
     ignored_train_flags = ()  # training flags of the other model, accepted without effect
+    lr_flags = {'G': 'lr'}  # {optimizer name: the flag of its learning rate}
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -95,9 +96,15 @@ class BaseModel:
         self.image_paths = batch['LR_paths'] if 'LR_paths' in batch else batch['HR_paths']
 
     def test(self):
-        """Super-resolve `self.LR` into `self.SR`, clamped to [-1, 1] like the published code."""
+        """Super-resolve `self.LR` into `self.SR`, clamped to [-1, 1] like the published code.
+
+        `self.finite[i]`: whether output i held no NaN or infinity before the clamp (an fp16 overflow or
+        a broken ONNX file gives them; they would be saved as black or saturated pixels).
+        """
         with torch.inference_mode():
-            self.SR = self.inference_net(self.LR).float().clamp_(-1, 1)
+            output = self.inference_net(self.LR).float()
+            self.finite = torch.isfinite(output).flatten(1).all(1).tolist()
+            self.SR = output.clamp_(-1, 1)
         return self.SR
 
     def setup_training(self, iters_per_epoch):
@@ -130,9 +137,9 @@ class BaseModel:
         self.schedulers = {name: create_scheduler(optimizer, self.opt, self.iters_per_epoch, iteration)
                            for name, optimizer in self.optimizers.items()}
 
-    def adam(self, params, lr):
-        """Adam with betas (--beta1, 0.99); its fused kernel with --fast_train."""
-        betas = (self.opt.beta1, 0.99)
+    def adam(self, params, name):
+        """Adam of optimizer `name` at its --lr flag, betas (--beta1, 0.99); its fused kernel with --fast_train."""
+        lr, betas = getattr(self.opt, self.lr_flags[name]), (self.opt.beta1, 0.99)
         return fused_adam(params, lr, betas) if self.opt.fast_train else torch.optim.Adam(params, lr, betas=betas)
 
     def create_optimizers(self):
@@ -186,19 +193,22 @@ class BaseModel:
                                "(--num_D --n_layers_D --Dnorm); resume with the flags of the interrupted run")
         net.load_state_dict(state_dict)
 
-    def load_published_checkpoint(self, folder, tag):
+    def load_published_checkpoint(self, folder, tag, with_optimizers=True):
         """Networks and optimizers saved by the published code as `<tag>_net_<name>.pth` and `<tag>_opts.pth`.
 
         The optimizer file is a list of optimizer states in the order of `self.optimizers` ([G] or [G, D]).
         """
         paths = {name: os.path.join(folder, f'{tag}_net_{name}.pth') for name in self.saved_networks()}
-        paths['opts'] = os.path.join(folder, f'{tag}_opts.pth')
+        if with_optimizers:
+            paths['opts'] = os.path.join(folder, f'{tag}_opts.pth')
         missing = [os.path.basename(path) for path in paths.values() if not os.path.isfile(path)]
         if missing:
             raise UserError(f"{folder}: the published code's checkpoint `{tag}` lacks {', '.join(missing)}; "
-                            "a resume needs every network and the optimizer states")
+                            "a resume needs every network and the optimizer states (or --reset_optimizer)")
         for name in self.saved_networks():
             self.load_network_state(name, read_state_dict(paths[name]), paths[name])
+        if not with_optimizers:
+            return
         states = load_tensors(paths['opts'], what='optimizer states file')
         if not isinstance(states, list) or len(states) != len(self.optimizers):
             raise UserError(f"{paths['opts']}: expected a list of {len(self.optimizers)} optimizer states "
@@ -210,10 +220,13 @@ class BaseModel:
                 raise UserError(f"{paths['opts']}: optimizer state {name} does not fit net {name} "
                                 f"({str(err).splitlines()[0]})") from None
 
-    def load_training_state(self, state, path):
-        """Restore `training_state()` strictly; WeightsError naming the file when a network does not fit."""
+    def load_training_state(self, state, path, with_optimizers=True):
+        """Restore `training_state()` strictly (the networks only without `with_optimizers`); WeightsError
+        naming the file when a network does not fit."""
         for name in self.saved_networks():
             self.load_network_state(name, state['networks'][name], f'{path} (net {name})')
+        if not with_optimizers:
+            return
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state['optimizers'][name])
         for name, scheduler in self.schedulers.items():

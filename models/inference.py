@@ -10,6 +10,14 @@ from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 from . import create_model
 
 
+NON_FINITE_OUTPUT = ("the network's output holds NaN or infinite values (weights that overflow, an fp16 overflow: "
+                     "try --precision fp32, or a broken --onnx_model)")
+
+
+class NonFiniteOutput(ValueError):
+    """The network gave NaN or infinity for a face: it is not pasted (it would be a black square)."""
+
+
 class Enhancer:
     """Callable: (N, H, W, 3) uint8 RGB faces -> (N, H, W, 3) uint8 enhanced faces, in batches.
 
@@ -34,6 +42,9 @@ class Enhancer:
             with self._lock:
                 self.model.set_input({'LR': batch, 'LR_paths': []})
                 outputs.append(tensor_to_uint8(self.model.test(), self.round_output))
+                finite = all(self.model.finite)
+            if not finite:
+                raise NonFiniteOutput(NON_FINITE_OUTPUT)
         return np.concatenate(outputs) if outputs else np.zeros_like(faces)
 
 
@@ -44,6 +55,10 @@ def photo_restorer(opt, enhancer=None):
     and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
     a context manager) to stop the detection workers.
     """
-    detector = detector_from_flags(opt)
-    enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
+    detector = detector_from_flags(opt)  # first: its worker processes start while the network loads
+    try:
+        enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
+    except BaseException:
+        detector.close()
+        raise
     return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)

@@ -9,6 +9,7 @@ import warnings
 
 import torch
 
+from utils.atomic import atomic_write
 from utils.cli import UserError
 
 from .fast_inference import FastSPARNet
@@ -20,15 +21,17 @@ class OnnxError(UserError):
     """An ONNX file is missing or unreadable, or ONNX Runtime is not installed."""
 
 
-def export_onnx(net, path, in_size, opset=DEFAULT_OPSET):
-    """Write `net` (a SPARNet, eval semantics) to `path` as ONNX with a dynamic batch axis; returns path."""
+def export_onnx(net, path, in_size, opset=DEFAULT_OPSET, check=None):
+    """Write `net` (a SPARNet, eval semantics) to `path` as ONNX with a dynamic batch axis; returns path.
+
+    The file is written under a temporary name; `check(temporary path)` may refuse it by raising, and
+    `path` then keeps what it held: a refused or interrupted export leaves no file behind.
+    """
     fast = FastSPARNet(net).cpu().eval()
     example = torch.zeros(1, 3, in_size, in_size)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), atomic_write(path, check=check) as handle:
         warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(fast, (example,), path, dynamo=False, opset_version=opset,
+        torch.onnx.export(fast, (example,), handle, dynamo=False, opset_version=opset,
                           input_names=['input'], output_names=['output'],
                           dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}})
     return path

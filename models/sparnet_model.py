@@ -17,7 +17,7 @@ class SPARNetModel(BaseModel):
         return parser
 
     def create_optimizers(self):
-        return {'G': self.adam(self.netG.parameters(), self.opt.lr)}
+        return {'G': self.adam(self.netG.parameters(), 'G')}
 
     def optimize_parameters(self):
         self.SR = self.train_G(self.LR)

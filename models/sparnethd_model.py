@@ -17,6 +17,7 @@ class SPARNetHDModel(BaseModel):
     default_train_dataset = 'ffhq'
     inference_net_name = 'H'  # the EMA generator, as released
     ignored_train_flags = ('lr',)
+    lr_flags = {'G': 'g_lr', 'D': 'd_lr'}
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -50,8 +51,7 @@ class SPARNetHDModel(BaseModel):
         return self
 
     def create_optimizers(self):
-        return {'G': self.adam(self.netG.parameters(), self.opt.g_lr),
-                'D': self.adam(self.netD.parameters(), self.opt.d_lr)}
+        return {'G': self.adam(self.netG.parameters(), 'G'), 'D': self.adam(self.netD.parameters(), 'D')}
 
     def saved_networks(self):
         return {'G': self.netG, 'H': self.netH, 'D': self.netD}

@@ -56,6 +56,13 @@ class TrainOptions(BaseOptions):
                             help='epochs between two `epoch_N` network snapshots (the last epoch is always saved)')
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from <checkpoints_dir>/<name>/latest exactly where it stopped')
+        parser.add_argument('--overwrite', action='store_true',
+                            help='start a new run although <checkpoints_dir>/<name> holds a resumable one '
+                                 '(refused otherwise); its checkpoints are replaced as this run saves')
+        parser.add_argument('--reset_optimizer', action='store_true',
+                            help='with --continue_train: new optimizer and scheduler states, at the learning rates '
+                                 'of the current flags (e.g. lower ones after a divergence); the networks and the '
+                                 'position are the saved ones')
         parser.add_argument('--log_dir', type=unquoted, default='./train_log',
                             help='TensorBoard events and the text log go to <log_dir>/<name>/ '
                                  '(an older one of the same name is archived)')

@@ -91,6 +91,23 @@ def inception_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def broken_checkpoint(released_checkpoint, tmp_path):
+    """broken_checkpoint(name, kind) -> path of released-format weights with one NaN ('nan': refused at load), or
+    all finite but their convolutions 1e15 times too large ('overflow': the outputs overflow to NaN / infinity)."""
+    def make(name, kind):
+        state = torch.load(released_checkpoint(name), weights_only=True)
+        weights = [key for key in state if key.endswith('weight')]
+        if kind == 'nan':
+            state[weights[0]].view(-1)[0] = float('nan')
+        else:
+            state.update({key: state[key] * 1e15 for key in weights})
+        path = tmp_path / f'{name}_{kind}.pth'
+        torch.save(state, path)
+        return str(path)
+    return make
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """GET /<file> from the server's folder, misbehaving as `server.mode` says."""
 

@@ -168,6 +168,8 @@ def test_precisions_offered_and_names():
 def test_an_enhancer_shared_by_threads_gives_each_its_own_faces():
     """Jobs run in threads and share a loaded network: a batch must not meet another job's input."""
     class SlowModel:
+        finite = [True]  # every output finite, as the model reports it
+
         def set_input(self, batch):
             self.LR = batch['LR']
 
@@ -265,3 +267,16 @@ def test_both_tabs_share_one_queue_for_the_device(tmp_path, gradio):
     jobs = [fn for fn in page.fns.values() if fn.name in ('enhance_photos', 'enhance_faces')]
     assert sorted(fn.name for fn in jobs) == ['enhance_faces', 'enhance_photos']
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in jobs} == {('device', 2)}
+
+
+def test_faces_whose_outputs_overflow_are_problems_not_black_images(tmp_path, broken_checkpoint):
+    light = RELEASED_MODELS['sparnet_light_attn3d']
+    weights = tmp_path / 'weights'
+    weights.mkdir()
+    os.replace(broken_checkpoint('sparnet_light_attn3d', 'overflow'), weights / light.file_name)
+    Image.fromarray(face_images(1, seed=3, size=(16, 16))[0]).save(tmp_path / 'face.png')
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=str(weights))
+    result = pipeline.enhance_faces([str(tmp_path / 'face.png')], 'sparnet_light_attn3d', 'fp32', 'png')
+    assert result.items == []
+    assert result.problems == ["face: the network's output holds NaN or infinite values (weights that overflow, an "
+                               "fp16 overflow: try --precision fp32, or a broken --onnx_model); nothing written"]

@@ -240,3 +240,17 @@ def test_results_folder_checked_against_the_photos(tmp_path, enhancer, run_main)
         run_main(photos / 'HQ' / '000.jpg', photos)
     assert files_below(photos) == ['HQ/000.jpg']
     assert run_main(photos / 'HQ' / '000.jpg', tmp_path / 'again') == 0  # a result enhanced into another folder
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('nan', 'tensor encoder.0.conv2d.weight holds NaN or infinite values'),
+    ('overflow', "astronaut.png: the network's output holds NaN or infinite values"),
+])
+def test_non_finite_weights_or_outputs_paste_nothing(tmp_path, broken_checkpoint, kind, message):
+    """Without the checks, NaN outputs were pasted over the face as a black square (exit 0)."""
+    Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
+    with pytest.raises(UserError, match=message):
+        script.main(['--gpus', '0', '--model', 'sparnet', '--load_size', '512', '--detector', 'hog',
+                     '--pretrain_model_path', broken_checkpoint('sparnet_light_attn3d', kind),
+                     '--test_img_path', str(tmp_path / 'astronaut.png'), '--results_dir', str(tmp_path / 'out')])
+    assert not (tmp_path / 'out').exists()

@@ -162,3 +162,24 @@ def test_bad_number_is_one_line_and_exit_2(released_checkpoint, lr_folder, tmp_p
     assert result.returncode == 2 and not (tmp_path / 'out').exists()
     assert result.stderr.splitlines() == ["error: argument --ntest: must be an integer 1 or more (or inf), got '0' "
                                           "(test.py -h lists the flags)"]
+
+
+@pytest.mark.parametrize('kind', ['nan', 'overflow'])
+def test_non_finite_weights_refused_and_non_finite_outputs_not_written(broken_checkpoint, tmp_path, kind):
+    """NaN weights: refused at load (exit 2). Finite weights whose outputs overflow: each image fails (exit 1).
+    Either way no black image is written."""
+    root = tmp_path / 'LR'
+    root.mkdir()
+    for seed in range(2):
+        Image.fromarray(rgb(16, seed)).save(root / f'{seed}.png')
+    checkpoint = broken_checkpoint('sparnet_light_attn3d', kind)
+    result = run_test(checkpoint, root, tmp_path / 'out', flags=ORIGINAL_FLAGS['sparnet_light_attn3d'])
+    if kind == 'nan':
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == (
+            f'error: {checkpoint}: tensor encoder.0.conv2d.weight holds NaN or infinite values (a diverged training '
+            'run or a corrupted file); nothing was loaded')
+    else:
+        assert result.returncode == 1 and '0 done, 0 skipped (not images), 2 failed' in result.stdout
+        assert result.stderr.count("the network's output holds NaN or infinite values") == 2
+    assert not any(names for _, _, names in os.walk(tmp_path / 'out'))

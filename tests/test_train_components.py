@@ -1,4 +1,4 @@
-"""Pieces of the training loop: EMA, learning-rate policies, atomic checkpoints, RNG states, logs."""
+"""Pieces of the training loop: EMA, learning-rate policies, staged checkpoints, RNG states, logs."""
 import argparse
 import os
 import random
@@ -10,9 +10,11 @@ from torch import nn
 
 from models.ema import ema_copy, ema_step, ema_update
 from models.lr_policy import create_scheduler, lr_factor
-from utils import checkpoint, distributed
-from utils.checkpoint import atomic_save, load_train_state, rng_states, set_rng_states
+from train_helpers import disk_full_for
+from utils import distributed
+from utils.checkpoint import SaveError, StagedCheckpoint, load_train_state, rng_states, set_rng_states
 from utils.cli import UserError
+from utils.state_dict import first_non_finite
 from utils.train_logger import archive_old_logs, image_grid
 
 
@@ -81,18 +83,24 @@ def test_scheduler_sets_the_optimizer_lr_every_iteration():
     assert optimizer.param_groups[0]['lr'] == pytest.approx(0.1)
 
 
-def test_atomic_save_keeps_the_previous_file_when_writing_fails(tmp_path, monkeypatch):
-    path = str(tmp_path / 'latest_net_G.pth')
-    atomic_save({'w': torch.ones(3)}, path)
+def test_staged_checkpoint_changes_nothing_until_commit_and_a_full_disk_keeps_the_old_set(tmp_path, monkeypatch):
+    def staged(value):
+        return StagedCheckpoint(str(tmp_path), 'latest', {'G': {'w': torch.full((3,), value)}}, {'iteration': value})
 
-    def crash(obj, f):
-        f.write(b'half a checkpoint')
-        raise OSError('No space left on device')
-    monkeypatch.setattr(checkpoint.torch, 'save', crash)
-    with pytest.raises(OSError, match='No space left'):
-        atomic_save({'w': torch.zeros(3)}, path)
-    assert torch.equal(torch.load(path, weights_only=True)['w'], torch.ones(3))
-    assert os.listdir(tmp_path) == ['latest_net_G.pth']
+    def on_disk():
+        return (torch.load(tmp_path / 'latest_net_G.pth', weights_only=True)['w'][0].item(),
+                load_train_state(str(tmp_path / 'latest_train_state.pth'))['iteration'])
+    staged(1).commit()
+    second = staged(2)
+    assert on_disk() == (1, 1)
+    second.commit()
+    assert on_disk() == (2, 2)
+    disk_full_for(monkeypatch, lambda name: name == 'latest_train_state')
+    with pytest.raises(SaveError, match=r'latest_train_state\.pth: could not write the checkpoint \(No space left on '
+                                        r'device\); the files of `latest` are unchanged'):
+        staged(3)
+    assert on_disk() == (2, 2)
+    assert sorted(os.listdir(tmp_path)) == ['latest_net_G.pth', 'latest_train_state.pth']
 
 
 def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
@@ -101,7 +109,7 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     torch.manual_seed(3)
     np.random.standard_normal()  # leaves a cached Gaussian in NumPy's state
     path = str(tmp_path / 'state.pth')
-    atomic_save({'iteration': 5, 'rng': rng_states()}, path)
+    torch.save({'iteration': 5, 'rng': rng_states()}, path)
     expected = (random.random(), np.random.standard_normal(3), torch.rand(3))
     set_rng_states(load_train_state(path)['rng'])
     assert random.random() == expected[0]
@@ -164,3 +172,13 @@ def test_several_gpus_without_torchrun_use_data_parallel():
     opt = argparse.Namespace(gpu_ids=[1, 0], device=torch.device('cpu'), sync_bn=False)
     assert isinstance(distributed.wrap(net, opt), nn.DataParallel)
     assert distributed.wrap(net, argparse.Namespace(gpu_ids=[0], device=torch.device('cpu'))) is net
+
+
+def test_first_non_finite_names_a_tensor_deep_in_an_optimizer_state():
+    state = {'networks': {'G': {'w': torch.ones(2)}},
+             'optimizers': {'G': {'state': {0: {'step': torch.tensor(3.0), 'exp_avg_sq': torch.tensor([1.0, 1e39])}},
+                                  'param_groups': [{'lr': 1e-4}]}}}
+    assert first_non_finite(state) == 'optimizers.G.state.0.exp_avg_sq'
+    state['optimizers']['G']['state'][0]['exp_avg_sq'][1] = 1.0
+    assert first_non_finite(state) is None
+    assert first_non_finite({'steps': torch.tensor([2**62])}) is None  # integer tensors hold no NaN

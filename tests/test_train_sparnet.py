@@ -14,13 +14,12 @@ from models.networks import GeneratorSpec
 from models.sparnet_model import SPARNetModel
 from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
 from train_helpers import check_test_script_output, face_folder, run_training, train_flags
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-from utils import checkpoint
 from utils.checkpoint import load_train_state
 from utils.cli import UserError
 from utils.psnr_ssim import psnr, ssim
 from utils.run_logs import read_events, read_text_log
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, caplog):
@@ -82,11 +81,21 @@ def check_bicubic_baseline_and_grid(tmp_path, scalars, iteration):
     assert not [name for name in os.listdir(tmp_path / 'logs' / 'tiny') if name.endswith('.part')]
 
 
-def test_new_run_of_same_name_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):
+def test_new_run_of_same_name_needs_overwrite_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=2)
     flags = train_flags(tmp_path, 'sparnet', 'again', '--total_epochs', '1')
     assert run_training(flags) == 0
-    assert run_training(flags) == 0
+    before = (tmp_path / 'checkpoints' / 'again' / 'latest_train_state.pth').read_bytes()
+    with pytest.raises(UserError, match=r'holds the checkpoints of an earlier run of --name again '
+                                        r'\(latest_train_state\.pth, latest_net_G\.pth\): resume it with '
+                                        r'--continue_train, or start a new run over it with --overwrite') as err:
+        run_training(flags)
+    assert '\n' not in str(err.value)
+    assert (tmp_path / 'checkpoints' / 'again' / 'latest_train_state.pth').read_bytes() == before
+    assert os.listdir(tmp_path / 'logs') == ['again']
+    with pytest.raises(UserError, match='choose one'):
+        run_training([*flags, '--overwrite', '--continue_train'])
+    assert run_training([*flags, '--overwrite']) == 0
     archived = [d for d in os.listdir(tmp_path / 'logs') if d.startswith('again_archived_')]
     assert len(archived) == 1 and read_events(tmp_path / 'logs' / archived[0])[0]['loss/Pix']
     with caplog.at_level(logging.INFO):
@@ -95,6 +104,7 @@ def test_new_run_of_same_name_archives_old_logs_and_finished_run_does_nothing(tm
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
+    """The save of iteration 3 is dropped: the loss of iteration 4 was computed with its weights."""
     face_folder(tmp_path / 'faces', count=4)
     real_step = SPARNetModel.optimize_parameters
     calls = []
@@ -102,37 +112,17 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     def step_going_nan(self):
         real_step(self)
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == 4:
             self.losses['Pix'] = torch.tensor(float('nan'))
     monkeypatch.setattr(SPARNetModel, 'optimize_parameters', step_going_nan)
-    flags = train_flags(tmp_path, 'sparnet', 'nan', '--total_epochs', '3', '--save_latest_freq', '2')
+    flags = train_flags(tmp_path, 'sparnet', 'nan', '--total_epochs', '3', '--save_latest_freq', '1')
     assert run_training(flags) == 1
-    assert len(calls) == 3
-    assert 'non-finite loss at iteration 3 (Pix nan)' in caplog.text and '`latest` keeps iteration 2' in caplog.text
+    assert len(calls) == 4
+    assert ('non-finite loss at iteration 4 (Pix nan): stopped without saving; `latest` keeps iteration 2 (the one '
+            'staged at iteration 3 was dropped: its weights led here)') in caplog.text
     save_dir = tmp_path / 'checkpoints' / 'nan'
     assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 2
-
-
-def test_crash_while_saving_keeps_the_previous_latest(tmp_path, monkeypatch):
-    face_folder(tmp_path / 'faces', count=4)
-    real_save, saves = checkpoint.torch.save, []
-
-    def save_failing_on_second_state(obj, f):
-        saves.append(f.name)
-        if len([name for name in saves if 'train_state' in name]) == 2:
-            f.write(b'partial')
-            raise OSError('No space left on device')
-        real_save(obj, f)
-    monkeypatch.setattr(checkpoint.torch, 'save', save_failing_on_second_state)
-    flags = train_flags(tmp_path, 'sparnet', 'crash', '--total_epochs', '3', '--save_latest_freq', '2')
-    with pytest.raises(OSError, match='No space left'):
-        run_training(flags)
-    save_dir = tmp_path / 'checkpoints' / 'crash'
-    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 2
-    assert not [f for f in os.listdir(save_dir) if f.endswith('.part')]
-    monkeypatch.setattr(checkpoint.torch, 'save', real_save)
-    assert run_training([*flags, '--continue_train']) == 0
-    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 6
+    assert sorted(os.listdir(save_dir)) == ['latest_net_G.pth', 'latest_train_state.pth']
 
 
 def test_bad_training_flags_refused(tmp_path, capsys):

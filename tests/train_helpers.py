@@ -11,6 +11,7 @@ import torchvision
 from PIL import Image
 
 import train
+from utils import atomic
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,3 +111,13 @@ def no_checkpoints_left(request):
         shutil.rmtree(tmp_path / 'checkpoints', ignore_errors=True)
         for path in tmp_path.glob('*.pth'):
             path.unlink()
+
+
+def disk_full_for(monkeypatch, fails):
+    """Temporary files of utils.atomic whose target's stem (`latest_train_state`, `latest_net_G`, ...) satisfies
+    `fails(stem)` are opened on /dev/full: every write to them raises the real OSError ENOSPC, as on a full disk."""
+
+    def open_full(tmp_path, mode='r', **kwargs):
+        stem = os.path.basename(tmp_path).split('.')[0]
+        return open('/dev/full' if fails(stem) else tmp_path, mode, **kwargs)
+    monkeypatch.setattr(atomic, 'open', open_full, raising=False)

@@ -25,6 +25,45 @@ def fsync_dir(folder):
         os.close(fd)
 
 
+class StagedFiles:
+    """Files written to temporary names now and put in place together later, or removed.
+
+    `commit()` renames them in the order they were opened. Until then every name keeps its old
+    file, so a failed write (a full disk) changes none of them; the renames write no data, and
+    only a crash between two of them can leave the first names new and the last ones old.
+    """
+
+    def __init__(self):
+        self.staged = []  # (temporary path, final path)
+
+    @contextlib.contextmanager
+    def open(self, path, mode='wb', **open_kwargs):
+        """Yield a file for the new content of `path`; flushed and fsynced when the block ends."""
+        os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+        tmp_path = temporary_path(path)
+        self.staged.append((tmp_path, path))
+        with open(tmp_path, mode, **open_kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def commit(self):
+        """Rename every staged file into place (OSError: the ones not yet renamed stay staged)."""
+        folders = {os.path.dirname(path) or '.' for _, path in self.staged}
+        while self.staged:
+            os.replace(*self.staged[0])
+            self.staged.pop(0)
+        for folder in folders:
+            fsync_dir(folder)
+
+    def discard(self):
+        """Remove the staged files: every final name keeps what it held."""
+        for tmp_path, _ in self.staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp_path)
+        self.staged = []
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode='wb', check=None, **open_kwargs):
     """Yield a file open for writing that replaces `path` only once written, flushed and fsynced.
@@ -34,19 +73,13 @@ def atomic_write(path, mode='wb', check=None, **open_kwargs):
     exception propagates and `path` keeps what it held before. Concurrent writers each use their
     own temporary file; the last rename wins with a complete file.
     """
-    folder = os.path.dirname(path) or '.'
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = temporary_path(path)
+    staged = StagedFiles()
     try:
-        with open(tmp_path, mode, **open_kwargs) as handle:
+        with staged.open(path, mode, **open_kwargs) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
         if check is not None:
-            check(tmp_path)
-        os.replace(tmp_path, path)
+            check(handle.name)
+        staged.commit()
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp_path)
+        staged.discard()
         raise
-    fsync_dir(folder)

@@ -1,17 +1,20 @@
-"""Training checkpoints written atomically, and the RNG states they carry.
+"""Training checkpoints written as whole sets, and the RNG states they carry.
 
-Every file goes to a temporary name beside its target, is flushed to disk, then renamed over it:
-a crash or Ctrl-C while saving leaves the previous file whole. The training-state file holds
-everything a resume needs (networks included), so a resume never mixes files of two saves.
-Everything is stored as tensors and plain Python values, loadable with `weights_only=True`.
+All files of a checkpoint (`<tag>_net_*.pth`, then `<tag>_train_state.pth`) are first written to
+temporary names beside their targets and flushed to disk, then renamed over them, the training
+state last: a full disk, a crash or Ctrl-C while writing leaves the previous set whole. The
+training-state file holds everything a resume needs (networks included), so a resume never mixes
+files of two saves. Everything is stored as tensors and plain Python values, loadable with
+`weights_only=True`.
 """
 import os
 import random
+import re
 
 import numpy as np
 import torch
 
-from .atomic import atomic_write
+from .atomic import StagedFiles
 from .cli import UserError
 from .state_dict import load_tensors
 
@@ -27,6 +30,19 @@ def net_path(save_dir, tag, net_name):
     return os.path.join(save_dir, f'{tag}_net_{net_name}.pth')
 
 
+def snapshots(save_dir, net_name, batches_per_epoch):
+    """[(iteration, flag, N, path)] of the `epoch_N` / `iter_N` snapshots of net `net_name`, newest first; `flag`
+    (--resume_epoch or --resume_iter) with N starts a new run at that iteration."""
+    found = []
+    for name in os.listdir(save_dir) if os.path.isdir(save_dir) else ():
+        match = re.fullmatch(rf'(epoch|iter)_(\d+)_net_{net_name}\.pth', name)
+        if match:
+            count = int(match[2])
+            iteration = count * batches_per_epoch if match[1] == 'epoch' else count
+            found.append((iteration, f'--resume_{match[1]}', count, os.path.join(save_dir, name)))
+    return sorted(found, reverse=True)
+
+
 def load_tag(epoch, load_iter):
     """The tag of `--epoch` (latest or a number) or, when positive, of `--load_iter`."""
     if load_iter > 0:
@@ -35,19 +51,46 @@ def load_tag(epoch, load_iter):
     return f'epoch_{epoch}' if epoch.isdigit() else epoch
 
 
-def atomic_save(obj, path):
-    """`torch.save(obj, path)` through a temporary file: a crash while saving keeps the previous file."""
-    with atomic_write(path) as handle:
-        torch.save(obj, handle)
+class SaveError(Exception):
+    """A checkpoint could not be written (full disk, no permission): its files keep their previous content."""
 
 
-def save_checkpoint(save_dir, tag, networks, train_state=None):
-    """`<tag>_net_<name>.pth` for each {name: state dict}, then `<tag>_train_state.pth` if given."""
-    os.makedirs(save_dir, exist_ok=True)
-    for name, state_dict in networks.items():
-        atomic_save(state_dict, net_path(save_dir, tag, name))
-    if train_state is not None:
-        atomic_save(train_state, state_path(save_dir, tag))
+class StagedCheckpoint:
+    """The files of checkpoint `tag`, written under temporary names: nothing changes on disk until `commit()`.
+
+    SaveError, with the temporary files removed, when a file cannot be written or renamed.
+    """
+
+    def __init__(self, save_dir, tag, networks, train_state=None):
+        """`networks`: {name: state dict} saved as `<tag>_net_<name>.pth`; `train_state` as `<tag>_train_state.pth`."""
+        self.files = StagedFiles()
+        contents = [(net_path(save_dir, tag, name), state_dict) for name, state_dict in networks.items()]
+        if train_state is not None:
+            contents.append((state_path(save_dir, tag), train_state))
+        for path, obj in contents:
+            try:
+                with self.files.open(path) as handle:
+                    torch.save(obj, handle)  # passes the file's OSError (no space left ...) through
+            except OSError as err:
+                self.discard()
+                raise SaveError(f"{path}: could not write the checkpoint ({err.strerror or err}); "
+                                f"the files of `{tag}` are unchanged") from err
+            except BaseException:
+                self.discard()
+                raise
+
+    def commit(self):
+        """Put every file in place, the training state last."""
+        try:
+            self.files.commit()
+        except OSError as err:
+            path = self.files.staged[0][1]
+            self.discard()
+            raise SaveError(f"{path}: could not put the checkpoint in place ({err.strerror or err})") from err
+
+    def discard(self):
+        """Remove the temporary files: the checkpoint on disk stays the previous one."""
+        self.files.discard()
 
 
 def describe(obj):
@@ -56,7 +99,7 @@ def describe(obj):
 
 
 def load_train_state(path):
-    """The dict saved by `save_checkpoint`, read without running code; UserError in one line if unusable."""
+    """The training state saved by `StagedCheckpoint`, read without running code; UserError in one line if unusable."""
     if not os.path.isfile(path):
         raise UserError(f"--continue_train: no training state to resume from ({path} is missing); "
                         "check --checkpoints_dir and --name, or start a new run without --continue_train")

@@ -92,9 +92,26 @@ def _all_finite(tensor):
     return bool(np.isfinite(tensor.detach().cpu().numpy()).all())
 
 
+def first_non_finite(tensors, prefix=''):
+    """Dotted name of the first floating-point tensor holding NaN or infinity in nested dicts / lists, or None."""
+    if isinstance(tensors, torch.Tensor):
+        return prefix if tensors.is_floating_point() and not _all_finite(tensors) else None
+    if isinstance(tensors, dict):
+        items = tensors.items()
+    elif isinstance(tensors, (list, tuple)):
+        items = enumerate(tensors)
+    else:
+        return None
+    for key, value in items:
+        found = first_non_finite(value, f'{prefix}.{key}' if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def check_finite(state_dict, label):
     """WeightsError naming the first tensor holding NaN or infinity (a diverged or corrupted file)."""
-    for key, value in state_dict.items():
-        if value.is_floating_point() and not _all_finite(value):
-            raise WeightsError(f"{label}: tensor {key} holds NaN or infinite values (a diverged training "
-                               "run or a corrupted file); nothing was loaded")
+    key = first_non_finite(state_dict)
+    if key is not None:
+        raise WeightsError(f"{label}: tensor {key} holds NaN or infinite values (a diverged training "
+                           "run or a corrupted file); nothing was loaded")
