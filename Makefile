@@ -1,5 +1,6 @@
 # Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
-# Also: `make app` (set up + the web page), `make reproduce` (set up + the paper's tables from the released
+# Also: `make test-gpu` (set up + the tests marked gpu: run on a machine with CUDA GPUs, skipped elsewhere),
+# `make app` (set up + the web page), `make reproduce` (set up + the paper's tables from the released
 # models; REPRODUCE_ARGS="--models sparnet" etc.). The demo's SPARNetHD weights are downloaded into the weights
 # cache ($SPARNET_HOME, default ~/.cache/sparnet) on first use; offline, it stops with one line saying where to
 # put the file by hand.
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 APP_STAMP := $(VENV)/.installed-app
 APP_ARGS ?=
 
-.PHONY: setup test demo app reproduce clean
+.PHONY: setup test test-gpu demo app reproduce clean
 DEMO_PHOTO := samples/astronaut.jpg
 
 setup: $(STAMP)
@@ -27,6 +28,9 @@ $(APP_STAMP): $(STAMP) requirements-app.txt
 
 test: $(STAMP) $(APP_STAMP)
 	$(PY) -m pytest -q tests
+
+test-gpu: $(STAMP) $(APP_STAMP)
+	$(PY) -m pytest -q -m gpu tests
 
 demo: $(STAMP)
 	test -f $(DEMO_PHOTO) || $(PY) scripts/make_sample_photo.py --output $(DEMO_PHOTO)

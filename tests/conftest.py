@@ -30,6 +30,17 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'gpu: needs CUDA GPUs (skipped without them)')
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` are skipped where PyTorch sees no CUDA device (`make test-gpu` runs them on one)."""
+    if torch.cuda.is_available():
+        return
+    no_cuda = pytest.mark.skipif(True, reason='gpu test: torch.cuda.is_available() is False (run `make test-gpu` '
+                                              'on a machine with a CUDA GPU)')
+    for item in items:
+        if item.get_closest_marker('gpu') is not None:
+            item.add_marker(no_cuda, append=False)  # first: its reason, not a later "needs 2 GPUs", is shown
+
+
 RELEASED_SPECS = {name: model.spec for name, model in RELEASED_MODELS.items()}
 
 

@@ -247,14 +247,12 @@ def test_bf16_close_to_fp32(name):
     assert snr >= 30
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+@pytest.mark.gpu
 @pytest.mark.parametrize('precision, tolerance', [('fp32', 1e-4), ('fp16', 2e-2)])
 def test_gpu_paths(precision, tolerance):
-    if precision == 'fp32':
-        torch.backends.cudnn.allow_tf32 = False
     net = build('in_3d_sn_hd_like')
     x = random_input(CONFIGS['in_3d_sn_hd_like'][0])
-    with torch.no_grad():
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=precision != 'fp32'):  # fp32: no TF32
         reference = net.eval()(x)
         output = prepare_inference_net(net, 'cuda', precision)(x.cuda()).cpu()
     assert max_rel_diff(output, reference) <= tolerance

@@ -121,3 +121,14 @@ def disk_full_for(monkeypatch, fails):
         stem = os.path.basename(tmp_path).split('.')[0]
         return open('/dev/full' if fails(stem) else tmp_path, mode, **kwargs)
     monkeypatch.setattr(atomic, 'open', open_full, raising=False)
+
+
+def assert_same_first_step(optimizers, reference, rtol=0.05):
+    """`optimizers` ({name: optimizer state dict} after one Adam step) took the step of `reference`: Adam's first
+    moment after one step is (1 - beta1) * gradient, so each parameter's must be within `rtol` (relative norm)."""
+    assert optimizers.keys() == reference.keys()
+    for name, optimizer_state in reference.items():
+        for index, values in optimizer_state['state'].items():
+            moment = optimizers[name]['state'][index]['exp_avg']
+            assert int(values['step']) == int(optimizers[name]['state'][index]['step']) == 1, (name, index)
+            assert (moment - values['exp_avg']).norm() <= rtol * values['exp_avg'].norm(), (name, index)
