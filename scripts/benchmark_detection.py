@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dlib  # noqa: E402
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from scripts.make_sample_photo import grid_photo  # noqa: E402
 from utils.cli import UserError, run  # noqa: E402
@@ -45,6 +44,7 @@ from utils.face_restore import FaceRestorer  # noqa: E402
 from utils.face_search import same_faces  # noqa: E402
 from utils.image_io import list_images, read_rgb_array  # noqa: E402
 from utils.one_ahead import one_ahead  # noqa: E402
+from utils.progress import progress  # noqa: E402
 
 SYNTHETIC_CELL = 250
 SYNTHETIC_FACES = (40, 60)
@@ -94,7 +94,7 @@ def compare_photos(args, detector):
           '| found by both | published only | this only |')
     print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     totals = np.zeros(7)
-    for rel_path in tqdm(list_images(args.photos), desc='photos', unit='photo', leave=False):
+    for rel_path in progress(list_images(args.photos), desc='photos', unit='photo', leave=False):
         photo = read_rgb_array(os.path.join(args.photos, rel_path))
         megapixels = photo.shape[0] * photo.shape[1] / 1e6
         ours, wall, cpu, peak = measured(search_once, detector, photo)
