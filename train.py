@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from data import create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
+from data import (StopSafeLoader, create_dataset, create_train_dataloader, get_dataset_class,
+                  leave_stop_signals_to_main)
 from models import create_model
 from models.weights import check_generator_file
 from options.train_options import TrainOptions
@@ -170,9 +171,9 @@ class Trainer:
     def _validator(self):
         dataset = get_dataset_class(self.opt.dataset_name)(self.opt, self.opt.val_dataroot, augment=False)
         dataset.check_readable()
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
-                                             num_workers=self.opt.num_threads, collate_fn=dataset.collate,
-                                             worker_init_fn=leave_stop_signals_to_main)
+        loader = StopSafeLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
+                                num_workers=self.opt.num_threads, collate_fn=dataset.collate,
+                                worker_init_fn=leave_stop_signals_to_main)
         return Validator(loader, self.opt.device, dataset.small_lr, self.opt.y_quantization)
 
     def _start_at(self, epoch, batch_in_epoch, source):

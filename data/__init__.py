@@ -53,13 +53,34 @@ class ResumableSampler(torch.utils.data.DistributedSampler):
         return super().__len__() - self.start
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def leave_stop_signals_to_main(worker_id=None):
     """Loader processes ignore Ctrl-C and SIGTERM: sent to the whole process group (a terminal, Slurm's
     scancel, systemd), they must not kill the workers under the main process, whose job the stop is
-    (finish the iteration, save, exit). Workers still exit when the main process shuts them down or dies
-    (PyTorch's watchdog checks the parent every few seconds)."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    (finish the iteration, save, exit). They start with both blocked (`StopSafeLoader`), so a stop that
+    arrives before this runs waits, then is ignored. Workers still exit when the main process shuts them
+    down or dies (PyTorch's watchdog checks the parent every few seconds)."""
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class StopSafeLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose worker processes start with Ctrl-C and SIGTERM blocked.
+
+    Without the block, a SIGTERM to the process group between a worker's fork and its
+    `leave_stop_signals_to_main` killed it, and the main process died of "DataLoader worker ...
+    is killed by signal" instead of saving. Signals to the main process wait meanwhile, not lost.
+    """
+
+    def __iter__(self):
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().__iter__()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _init_train_worker(worker_id):
@@ -90,7 +111,7 @@ class TrainLoader:
             raise UserError(f"{dataset.root}: {len(dataset)} images are fewer than one batch of "
                             f"--batch_size {opt.batch_size}; lower --batch_size or add images")
         self.generator = torch.Generator()
-        self.loader = torch.utils.data.DataLoader(
+        self.loader = StopSafeLoader(
             dataset, batch_size=self.batch_size, sampler=self.sampler, num_workers=opt.num_threads,
             collate_fn=dataset.collate, drop_last=True, pin_memory=opt.device.type == 'cuda',
             worker_init_fn=_init_train_worker, generator=self.generator)
