@@ -151,12 +151,12 @@ def enhance_photos(opt, shard):
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)
     restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
-    run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs], f'--test_img_path {opt.test_img_path}',
-                              opt.report, opt.skip_existing)
-    jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
-    restored_faces = 0
     detector = restorer.find_faces
-    with detector, logging_redirect():
+    with detector, logging_redirect():  # the detection workers stop whatever happens below
+        run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs],
+                                  f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
+        jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
+        restored_faces = 0
         searches = one_ahead(lambda job: read_and_search(detector, job[0]), jobs)
         for (photo_path, _, out_dir), searched in progress(searches, total=len(jobs), desc='photos', unit='photo',
                                                            disable=single or not shard.is_main):
