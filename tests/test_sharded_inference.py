@@ -1,7 +1,5 @@
 """test.py over a folder under torchrun (2 gloo processes), killed and resumed, with its JSONL report."""
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, GeneratorSpec, random_generator
-from train_helpers import face_images
+from train_helpers import face_images, load_script
 from utils import sharding
 from utils.run_report import RunLog, combine, merge_rank_reports, rank_report_path, skip_existing
 
@@ -46,13 +44,6 @@ sys.exit(script.main(sys.argv[2:]))
 '''
 
 
-def load_test_script():
-    spec = importlib.util.spec_from_file_location('sparnet_test_script', os.path.join(ROOT, 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
     """16x16 LR faces (one of them corrupt), tiny random SPARNet weights, and one process's outputs."""
@@ -67,7 +58,7 @@ def folder(tmp_path_factory):
     torch.save(random_generator(GeneratorSpec('sparnet', 1, 'spar', 'bn')).state_dict(), weights)
     flags = [*TINY, '--pretrain_model_path', str(weights), '--dataroot', str(lr)]
     reference = root / 'single'
-    assert load_test_script().main([*flags, '--save_as_dir', str(reference)]) == 1  # the corrupt file
+    assert load_script('test.py').main([*flags, '--save_as_dir', str(reference)]) == 1  # the corrupt file
     return {'root': root, 'lr': lr, 'flags': flags, 'reference': reference}
 
 
@@ -124,7 +115,7 @@ def test_killed_run_resumes_with_skip_existing_and_reprocesses_nothing(folder, t
     killed_done = {line['path'] for name in ('run.rank0.jsonl', 'run.rank1.jsonl')
                    for line in read_report(tmp_path / name) if line['status'] == 'done'}
 
-    script = load_test_script()
+    script = load_script('test.py')
     assert script.main([*folder['flags'], '--save_as_dir', str(out), '--skip_existing', '--report', str(report)]) == 1
     after, expected = outputs(out), outputs(folder['reference'])
     assert sorted(after) == sorted(expected)
