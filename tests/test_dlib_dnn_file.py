@@ -1,0 +1,195 @@
+"""The reader of dlib's CNN face detector file: the real file's layers and options, dlib's own
+detection scores reproduced by those layers in PyTorch, broken files refused, and the byte-level
+decoders against values encoded by hand from dlib/serialize.h's rules."""
+import math
+
+import cv2
+import dlib
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from utils.dlib_dnn_file import Affine, ByteReader, Conv, DetectorWindow, Relu, read_input_layer, read_mmod_detector
+from utils.face_detect import CNN_DETECTOR_FILE, dlib_model_path
+
+CONV_SHAPES = [(16, 3, 5, 5), (32, 16, 5, 5), (32, 32, 5, 5), (45, 32, 5, 5), (45, 45, 5, 5), (45, 45, 5, 5),
+               (1, 45, 9, 9)]
+# dlib's defaults: padding 0 for strided convs, half the kernel otherwise (con_ in dlib/dnn/layers.h).
+CONV_STRIDES = [(2, 2)] * 3 + [(1, 1)] * 4
+CONV_PADDINGS = [(0, 0)] * 3 + [(2, 2)] * 3 + [(4, 4)]
+# input_rgb_image_pyramid: the level-0 image sits this far from the tiled pyramid's top-left corner.
+OUTER_PADDING = 11
+
+
+@pytest.fixture(scope='module')
+def detector_path():
+    return dlib_model_path(CNN_DETECTOR_FILE)
+
+
+@pytest.fixture(scope='module')
+def detector_file(detector_path):
+    return read_mmod_detector(detector_path)
+
+
+def test_real_file_holds_the_face_detector_architecture(detector_file):
+    layers = detector_file.layers
+    assert [type(layer) for layer in layers] == [Conv, Affine, Relu] * 6 + [Conv]
+    convs = [layer for layer in layers if isinstance(layer, Conv)]
+    assert [conv.weight.shape for conv in convs] == CONV_SHAPES
+    assert [conv.bias.shape for conv in convs] == [(shape[0],) for shape in CONV_SHAPES]
+    assert [conv.stride for conv in convs] == CONV_STRIDES
+    assert [conv.padding for conv in convs] == CONV_PADDINGS
+    affines = [layer for layer in layers if isinstance(layer, Affine)]
+    assert [affine.gamma.shape for affine in affines] == [(shape[0],) for shape in CONV_SHAPES[:-1]]
+    arrays = [array for layer in layers for array in vars(layer).values() if isinstance(array, np.ndarray)]
+    assert len(arrays) == 2 * len(convs) + 2 * len(affines)
+    assert all(array.dtype == np.float32 and np.isfinite(array).all() for array in arrays)
+
+
+def test_real_file_input_and_loss_options(detector_file):
+    assert detector_file.avg_rgb == pytest.approx((122.782, 117.001, 104.298), abs=1e-4)
+    assert (detector_file.pyramid_padding, detector_file.pyramid_outer_padding) == (10, OUTER_PADDING)
+    assert detector_file.pyramid_rate == 6
+    assert detector_file.detector_windows == [DetectorWindow(80, 80, '')]
+    # dlib relaxes the tightest overlap of its training boxes by a tenth toward 1.
+    assert 0.3 < detector_file.nms_iou_thresh < 0.4
+    assert detector_file.nms_percent_covered_thresh == 1.0
+    assert (detector_file.use_bounding_box_regression, detector_file.bbr_lambda) == (False, 100.0)
+
+
+def torch_network(layers):
+    """The layers as PyTorch modules: the check that they mean what dlib computes with them."""
+    modules = []
+    for layer in layers:
+        if isinstance(layer, Conv):
+            conv = torch.nn.Conv2d(layer.weight.shape[1], layer.weight.shape[0], layer.weight.shape[2:],
+                                   stride=layer.stride, padding=layer.padding)
+            conv.weight.data = torch.from_numpy(layer.weight.copy())
+            conv.bias.data = torch.from_numpy(layer.bias.copy())
+            modules.append(conv)
+        elif isinstance(layer, Affine):
+            scale = torch.nn.Conv2d(len(layer.gamma), len(layer.gamma), 1, groups=len(layer.gamma))
+            scale.weight.data = torch.from_numpy(layer.gamma.reshape(-1, 1, 1, 1).copy())
+            scale.bias.data = torch.from_numpy(layer.beta.copy())
+            modules.append(scale)
+        else:
+            modules.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*modules).eval()
+
+
+def test_layers_reproduce_dlib_detection_scores(detector_file, detector_path):
+    """A face found at full scale scores dlib's value of the final map at its window: the map of the
+    image laid as dlib lays pyramid level 0, (pixel - avg) / 256 with OUTER_PADDING zeros around.
+    Output cell (row, col) is the 80 px window whose left = 8 col - 36, top = 8 row - 36 (measured).
+    The face is far (> the ~190 px receptive field / 2) from the smaller levels below level 0."""
+    photo = cv2.resize(data.astronaut(), (410, 410), interpolation=cv2.INTER_AREA)
+    found = [(d.rect, d.confidence) for d in dlib.cnn_face_detection_model_v1(detector_path)(photo, 0)]
+    full_scale = [(rect, score) for rect, score in found if (rect.width(), rect.height()) == (80, 80)]
+    assert len(full_scale) == 1 and full_scale[0][0].bottom() < 200
+    height, width = photo.shape[:2]
+    tiled = np.zeros((3, height + 2 * OUTER_PADDING, width + 2 * OUTER_PADDING), np.float32)
+    normalized = (photo.astype(np.float32) - np.float32(detector_file.avg_rgb)) / 256
+    tiled[:, OUTER_PADDING:OUTER_PADDING + height, OUTER_PADDING:OUTER_PADDING + width] = normalized.transpose(2, 0, 1)
+    with torch.no_grad():
+        scores = torch_network(detector_file.layers)(torch.from_numpy(tiled)[None])[0, 0].numpy()
+    rect, score = full_scale[0]
+    assert (rect.left() + 36) % 8 == 0 and (rect.top() + 36) % 8 == 0
+    row, col = (rect.top() + 36) // 8, (rect.left() + 36) // 8
+    assert scores[row, col] == pytest.approx(score, abs=1e-5)
+    assert np.unravel_index(scores.argmax(), scores.shape) == (row, col)
+
+
+def test_truncated_file_is_refused_with_its_name(detector_path, tmp_path):
+    content = open(detector_path, 'rb').read()
+    for cut in (10, len(content) // 2, len(content) - 1):
+        broken = tmp_path / f'cut_{cut}.dat'
+        broken.write_bytes(content[:cut])
+        with pytest.raises(ValueError, match=rf'cut_{cut}\.dat: truncated dlib file'):
+            read_mmod_detector(broken)
+
+
+@pytest.mark.parametrize('version, changed', [(b'loss_mmod_', b'loss_mmoe_'), (b'bn_con2', b'bn_con3'),
+                                              (b'con_4', b'con_5'), (b'relu_', b'relu.')])
+def test_changed_version_string_is_refused(detector_path, tmp_path, version, changed):
+    content = open(detector_path, 'rb').read()
+    broken = tmp_path / 'changed.dat'
+    broken.write_bytes(content.replace(version, changed, 1))
+    at = content.index(version) - 2  # the string's length (one control byte, one byte) comes first
+    expected = f"changed.dat: not a dlib mmod detector file (expected '{version.decode()}' at byte {at}, " \
+               f"found '{changed.decode()}')"
+    with pytest.raises(ValueError, match=expected.replace('(', r'\(').replace(')', r'\)')):
+        read_mmod_detector(broken)
+
+
+def test_trailing_bytes_are_refused(detector_path, tmp_path):
+    broken = tmp_path / 'longer.dat'
+    broken.write_bytes(open(detector_path, 'rb').read() + b'\x00')
+    with pytest.raises(ValueError, match='longer.dat: .*expected the end of the file .* found 1 more bytes'):
+        read_mmod_detector(broken)
+
+
+def reader(*chunks):
+    return ByteReader(b''.join(chunks), 'hand.bin')
+
+
+@pytest.mark.parametrize('encoded, value', [
+    (b'\x01\x00', 0),  # dlib writes 0 with one value byte
+    (b'\x00', 0),
+    (b'\x01\x01', 1),
+    (b'\x81\x01', -1),  # control bit 0x80: negative
+    (b'\x02\x2c\x01', 300),  # 300 = 0x012c, little endian
+    (b'\x82\x2c\x01', -300),
+    (b'\x08\xff\xff\xff\xff\xff\xff\xff\x7f', 2 ** 63 - 1),
+])
+def test_integer_decoder(encoded, value):
+    stream = reader(encoded)
+    assert stream.integer() == value
+    stream.expect_end()
+
+
+@pytest.mark.parametrize('encoded, value', [
+    # double 0.5: frexp -> 0.5 * 2**0, mantissa 2**52 (53 digits), exponent -53; six zero low bytes
+    # shifted off: mantissa 16, exponent -5.
+    (b'\x01\x10\x81\x05', 0.5),
+    (b'\x01\x80\x81\x08', 0.5),  # float 0.5: mantissa 2**23 -> 128, exponent -24 + 16
+    (b'\x01\x10\x81\x04', 1.0),
+    # double -3.25: frexp -> -0.8125 * 2**2, mantissa -13 * 2**49, exponent -51 -> -26 * 2**-3.
+    (b'\x81\x1a\x81\x03', -3.25),
+    (b'\x01\x00\x01\x28', 0.0),  # float 0: mantissa 0, exponent -24 + 64
+    (b'\x01\x00\x02\x00\x7d', math.inf),  # exponent 32000 marks infinity
+    (b'\x01\x00\x02\x01\x7d', -math.inf),
+])
+def test_float_decoder(encoded, value):
+    stream = reader(encoded)
+    assert stream.float_() == value
+    stream.expect_end()
+
+
+def test_float_decoder_nan():
+    assert math.isnan(reader(b'\x01\x00\x02\x02\x7d').float_())  # exponent 32002
+
+
+def test_input_layer_version_2_holds_the_paddings():
+    stream = reader(b'\x01\x18input_rgb_image_pyramid2', b'\x01\x10\x81\x04' * 2, b'\x01\x10\x81\x05',
+                    b'\x01\x07', b'\x01\x00')
+    assert read_input_layer(stream) == ((1.0, 1.0, 0.5), 7, 0)
+    stream.expect_end()
+
+
+def test_string_bool_and_tensor_decoders():
+    floats = np.array([1.5, -2.0, 0.25, 8.0, 0.0, -0.5], '<f4')
+    stream = reader(b'\x01\x05relu_', b'1', b'0',
+                    b'\x01\x02', b'\x01\x01', b'\x01\x02', b'\x01\x03', b'\x01\x01', floats.tobytes())
+    assert stream.string() == 'relu_'
+    assert (stream.bool_(), stream.bool_()) == (True, False)
+    np.testing.assert_array_equal(stream.tensor(), floats.reshape(1, 2, 3, 1))
+    stream.expect_end()
+
+
+@pytest.mark.parametrize('encoded, nbytes, signed', [(b'\x03\x01\x02\x03', 2, True), (b'\x81\x01', 8, False),
+                                                     (b'\x11\x01', 8, True), (b'\x02\x01', 8, True)])
+def test_integer_decoder_refuses_what_dlib_refuses(encoded, nbytes, signed):
+    """Too many bytes for the C type, a negative unsigned, reserved bits set, or a cut stream."""
+    with pytest.raises(ValueError, match='hand.bin: '):
+        reader(encoded).integer(nbytes, signed)
