@@ -152,7 +152,7 @@ def enhance_photos(opt, shard):
     single = os.path.isfile(opt.test_img_path)
     restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
     detector = restorer.find_faces
-    with detector, logging_redirect():  # the detection workers stop whatever happens below
+    with detector, logging_redirect():  # the detection threads stop whatever happens below
         run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs],
                                   f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
         jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])

@@ -53,9 +53,9 @@ def photo_restorer(opt, enhancer=None):
 
     `enhancer` defaults to the network of `opt` (its weights loaded strictly). test_enhance_single_unalign.py
     and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
-    a context manager) to stop the detection workers.
+    a context manager) to stop the detection threads. The CNN detector runs on the network's device.
     """
-    detector = detector_from_flags(opt)  # first: its worker processes start while the network loads
+    detector = detector_from_flags(opt, opt.device)
     try:
         enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
     except BaseException:

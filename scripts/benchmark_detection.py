@@ -9,18 +9,15 @@ test_enhance_single_unalign.py) and, with --published, as the published script d
 the whole photo upsampled once), unless that search image is over --published_max_mp megapixels
 (dlib's CNN needs about 1 GB per megapixel). Faces of the two match when their box centres are
 less than 0.3 box sides apart. Both are timed in CPU seconds (the published search uses one
-core; this one's worker processes are counted), which compare on a shared machine, and this
-one also in wall seconds; peak memory is the process's (this one's with --detect_workers 1).
+core; this one's CNN runs on PyTorch's threads), which compare on a shared machine, and in wall
+seconds; peak memory is the process's.
 --synthetic: 4:3 group photos of that many megapixels, faces of 40 to 60 px on a grid of 250 px
 cells (scripts/make_sample_photo.py), searched with each detector and minimum face size: wall and
-CPU seconds, peak memory of the search (one worker), faces found of those planted; with one
-worker and the default number, unless --detect_workers is given.
+CPU seconds, peak memory of the search, faces found of those planted; HOG with one thread and
+the default number, unless --detect_workers is given.
 --pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
 photo searched while the current one is enhanced (as test_enhance_single_unalign.py) or one
 after the other: wall seconds of each.
-
-The detection workers re-import this script (multiprocessing's spawn), so PyTorch is imported only
-where the pipeline needs it.
 """
 import argparse
 import os
@@ -65,7 +62,7 @@ def rss_mb(field):
 def measured(function, *args):
     """(result, wall seconds, CPU seconds, GB this process held at most beyond its memory before) of function(*args).
 
-    dlib's CNN holds the GIL, so the peak is the kernel's high-water mark (reset first), not a sampling thread's.
+    The peak is the kernel's high-water mark (reset first), which a sampling thread could miss.
     """
     with open('/proc/self/clear_refs', 'w') as clear_refs:
         clear_refs.write('5')
@@ -77,7 +74,7 @@ def measured(function, *args):
 
 
 def search_once(detector, photo):
-    """The boxes of the faces found; the detector's workers (if any) are stopped, so their CPU time counts."""
+    """The boxes of the faces found; the detector's HOG threads (if any) are stopped."""
     try:
         return [face.box for face in detector(photo)]
     finally:
@@ -90,15 +87,15 @@ def published_boxes(photo, cnn):
 
 def compare_photos(args, detector):
     cnn = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE)) if args.published else None
-    print('| photo | megapixels | published: faces | CPU s | peak GB | this: faces | CPU s | wall s | peak GB '
-          '| found by both | published only | this only |')
+    print('| photo | megapixels | published: faces | CPU s (= wall s) | peak GB | this: faces | CPU s | wall s | '
+          'peak GB | found by both | published only | this only |')
     print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     totals = np.zeros(7)
     for rel_path in progress(list_images(args.photos), desc='photos', unit='photo', leave=False):
         photo = read_rgb_array(os.path.join(args.photos, rel_path))
         megapixels = photo.shape[0] * photo.shape[1] / 1e6
         ours, wall, cpu, peak = measured(search_once, detector, photo)
-        ours_cells = f"{len(ours)} | {cpu:.1f} | {wall:.1f} | {f'{peak:.1f}' if detector.workers == 1 else ''}"
+        ours_cells = f'{len(ours)} | {cpu:.1f} | {wall:.1f} | {peak:.2f}'
         if cnn is None or 4 * megapixels > args.published_max_mp:
             reason = 'not run' if cnn is None else f'not run (~{4 * megapixels:.0f} GB)'
             print(f'| {rel_path} | {megapixels:.1f} | {reason} | | | {ours_cells} | | | |')
@@ -124,7 +121,7 @@ def compare_sizes(args):
     sizes = [float(value) for value in args.synthetic.split(',')]
     detectors = args.detectors.split(',')
     min_face_sizes = [int(value) for value in args.min_face_sizes.split(',')]
-    print('| photo | detector | --min_face_size | search | workers | wall s | CPU s | peak GB added (1 worker) | '
+    print('| photo | detector | --min_face_size | search | HOG threads | wall s | CPU s | peak GB added | '
           'faces found / planted |')
     print('|---|---|---|---|---|---|---|---|---|')
     for megapixels in sizes:
@@ -132,14 +129,15 @@ def compare_sizes(args):
         for kind in detectors:
             for min_face_size in min_face_sizes:
                 tile_size = args.detect_tile_size or TILE_SIZES[kind]
-                counts = [args.detect_workers] if args.detect_workers else sorted({1, default_workers(kind, tile_size)})
+                counts = ([1] if kind == 'cnn' else [args.detect_workers] if args.detect_workers
+                          else sorted({1, default_workers(kind, tile_size)}))
                 for workers in counts:
                     detector = FaceDetector(kind, min_face_size, tile_size=tile_size, workers=workers)
                     found, wall, cpu, peak = measured(search_once, detector, photo)
                     plan = ', '.join(f'{p.scale:.2f} x {len(p.tiles)}' for p in detector.plan(*photo.shape[:2]))
                     print(f'| {photo.shape[1]}x{photo.shape[0]} ({megapixels:g} MP) | {kind} | {min_face_size} | '
-                          f'scale x tiles: {plan} | {workers} | {wall:.1f} | {cpu:.1f} | '
-                          f"{f'{peak:.2f}' if workers == 1 else ''} | {len(same_faces(boxes, found))} / {len(boxes)} |")
+                          f"scale x tiles: {plan} | {'-' if kind == 'cnn' else workers} | {wall:.1f} | {cpu:.1f} | "
+                          f'{peak:.2f} | {len(same_faces(boxes, found))} / {len(boxes)} |')
 
 
 def random_enhancer():
@@ -183,13 +181,12 @@ def compare_pipelines(args):
     set_inference_threads()
     restorer = FaceRestorer(None, random_enhancer(), progress=False)
     with detector_from_flags(args) as detector, tempfile.TemporaryDirectory() as out_dir:
-        folder_run(paths[:1], detector, restorer, out_dir, ahead=False)  # warm-up: workers, first torch run
+        folder_run(paths[:1], detector, restorer, out_dir, ahead=False)  # warm-up: first torch runs
         for ahead in (False, True, False, True):
             seconds = folder_run(paths, detector, restorer, out_dir, ahead)
             order = 'next photo searched during enhancement' if ahead else 'one after the other'
             print(f"{len(paths)} photos, {order}: "
-                  f'{seconds:.1f} s (detector {detector.kind}, {detector.workers} worker(s), '
-                  f'{torch.get_num_threads()} torch threads)')
+                  f'{seconds:.1f} s (detector {detector.kind}, {torch.get_num_threads()} torch threads)')
 
 
 def main(argv=None):

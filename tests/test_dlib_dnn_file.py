@@ -1,5 +1,5 @@
 """The reader of dlib's CNN face detector file: the real file's layers and options, dlib's own
-detection scores reproduced by those layers in PyTorch, broken files refused, and the byte-level
+detection scores reproduced by those layers in PyTorch (`MmodNet`), broken files refused, and the byte-level
 decoders against values encoded by hand from dlib/serialize.h's rules."""
 import math
 
@@ -12,6 +12,7 @@ from skimage import data
 
 from utils.dlib_dnn_file import Affine, ByteReader, Conv, DetectorWindow, Relu, read_input_layer, read_mmod_detector
 from utils.face_detect import CNN_DETECTOR_FILE, dlib_model_path
+from utils.mmod_detector import MmodNet
 
 CONV_SHAPES = [(16, 3, 5, 5), (32, 16, 5, 5), (32, 32, 5, 5), (45, 32, 5, 5), (45, 45, 5, 5), (45, 45, 5, 5),
                (1, 45, 9, 9)]
@@ -58,26 +59,6 @@ def test_real_file_input_and_loss_options(detector_file):
     assert (detector_file.use_bounding_box_regression, detector_file.bbr_lambda) == (False, 100.0)
 
 
-def torch_network(layers):
-    """The layers as PyTorch modules: the check that they mean what dlib computes with them."""
-    modules = []
-    for layer in layers:
-        if isinstance(layer, Conv):
-            conv = torch.nn.Conv2d(layer.weight.shape[1], layer.weight.shape[0], layer.weight.shape[2:],
-                                   stride=layer.stride, padding=layer.padding)
-            conv.weight.data = torch.from_numpy(layer.weight.copy())
-            conv.bias.data = torch.from_numpy(layer.bias.copy())
-            modules.append(conv)
-        elif isinstance(layer, Affine):
-            scale = torch.nn.Conv2d(len(layer.gamma), len(layer.gamma), 1, groups=len(layer.gamma))
-            scale.weight.data = torch.from_numpy(layer.gamma.reshape(-1, 1, 1, 1).copy())
-            scale.bias.data = torch.from_numpy(layer.beta.copy())
-            modules.append(scale)
-        else:
-            modules.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*modules).eval()
-
-
 def test_layers_reproduce_dlib_detection_scores(detector_file, detector_path):
     """A face found at full scale scores dlib's value of the final map at its window: the map of the
     image laid as dlib lays pyramid level 0, (pixel - avg) / 256 with OUTER_PADDING zeros around.
@@ -92,7 +73,7 @@ def test_layers_reproduce_dlib_detection_scores(detector_file, detector_path):
     normalized = (photo.astype(np.float32) - np.float32(detector_file.avg_rgb)) / 256
     tiled[:, OUTER_PADDING:OUTER_PADDING + height, OUTER_PADDING:OUTER_PADDING + width] = normalized.transpose(2, 0, 1)
     with torch.no_grad():
-        scores = torch_network(detector_file.layers)(torch.from_numpy(tiled)[None])[0, 0].numpy()
+        scores = MmodNet(detector_file.layers).eval()(torch.from_numpy(tiled)[None])[0, 0].numpy()
     rect, score = full_scale[0]
     assert (rect.left() + 36) % 8 == 0 and (rect.top() + 36) % 8 == 0
     row, col = (rect.top() + 36) // 8, (rect.left() + 36) // 8

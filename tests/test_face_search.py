@@ -103,11 +103,11 @@ def test_non_max_suppression_keeps_the_best_of_each_overlapping_group():
     assert non_max_suppression([], []) == []
 
 
-@pytest.mark.parametrize('kind, shape, grid, tile_size, workers', [('hog', (700, 700), (5, 5), 512, 1),
-                                                                   ('cnn', (400, 400), (3, 3), 640, 2)])
+@pytest.mark.parametrize('kind, shape, grid, tile_size, workers', [('hog', (700, 700), (5, 5), 512, 2),
+                                                                   ('cnn', (400, 400), (3, 3), 640, 1)])
 def test_tiled_search_finds_each_face_once_with_the_untiled_landmarks(kind, shape, grid, tile_size, workers):
-    """A photo small enough for one search: searched in tiles too (the CNN's in worker processes), the same
-    faces, landmarks within dlib's 1 px."""
+    """A photo small enough for one search: searched in tiles too (HOG's in threads), the same faces,
+    landmarks within dlib's 1 px."""
     photo, boxes = grid_photo(*shape, *grid, face_sizes=(40, 60))
     whole = FaceDetector(kind).search(photo)
     with FaceDetector(kind, tile_size=tile_size, workers=workers) as detector:
@@ -163,7 +163,7 @@ def test_faces_cut_by_tile_borders_are_found_once():
 def test_cnn_faces_cut_by_tile_borders_are_found_once():
     """dlib's CNN places a face a few pixels differently in two tiles (its stride is 8): still found once."""
     height, width = 340, 700
-    with FaceDetector('cnn', tile_size=640, workers=2) as detector:
+    with FaceDetector('cnn', tile_size=640) as detector:
         passes = detector.plan(height, width)
         centres, sizes = faces_on_vertical_edges(passes[0], width)
         photo, boxes = group_photo(height, width, centres, sizes)

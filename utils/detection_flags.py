@@ -14,8 +14,8 @@ def add_detection_flags(parser, text=str):
     `text` converts the --detector value (e.g. one that strips shell quotes).
     """
     parser.add_argument('--detector', type=text, default='cnn', choices=DETECTORS,
-                        help='dlib face detector: cnn (mmod, as the published script, more robust) or hog '
-                             '(frontal faces only, about 50x faster on a CPU)')
+                        help='dlib face detector: cnn (mmod, as the published script, more robust; run by '
+                             'PyTorch) or hog (frontal faces only, a few times faster on a CPU)')
     parser.add_argument('--min_face_size', type=positive_int, default=DEFAULT_MIN_FACE_SIZE,
                         help='smallest face looked for: side of its box (about brow to chin) in photo pixels; '
                              'detection time grows with (photo size / min_face_size)^2')
@@ -24,18 +24,19 @@ def add_detection_flags(parser, text=str):
                              'takes badges and patterns for faces)')
     parser.add_argument('--detect_tile_size', type=number_type(int, low=2 * OVERLAP), default=None,
                         help='longest side of one searched image; larger photos are searched in overlapping '
-                             'tiles (default: %s; dlib\'s CNN needs about 1 GB per megapixel of tile)'
+                             'tiles (default: %s; the CNN needs about 0.2 GB per megapixel of tile)'
                              % ', '.join(f'{size} for {kind}' for kind, size in TILE_SIZES.items()))
     parser.add_argument('--detect_workers', type=non_negative_int, default=0,
-                        help='searches at once: cnn worker processes, hog threads (default 0: one per CPU '
-                             'core, as many as half the memory holds; 1: in the main process)')
+                        help='hog: tiles searched at once, in threads (default 0: one per CPU core, as many as '
+                             'half the memory holds; 1: in the calling thread); the cnn searches one tile at a '
+                             'time on all of PyTorch\'s threads')
     parser.add_argument('--detect_max_size', type=positive_int, default=None,
                         help='deprecated, use --min_face_size: caps the longer side of the first search image')
     return parser
 
 
-def detector_from_flags(args):
-    """The `FaceDetector` the flags ask for (their values checked by argparse); --detect_max_size warns."""
+def detector_from_flags(args, device='cpu'):
+    """The `FaceDetector` the flags ask for (their values checked by argparse), its CNN on `device`; --detect_max_size warns."""
     tile_size = TILE_SIZES[args.detector] if args.detect_tile_size is None else args.detect_tile_size
     if args.detect_max_size is not None:
         log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
@@ -45,4 +46,4 @@ def detector_from_flags(args):
                     args.detect_max_size, args.min_face_size)
     workers = args.detect_workers or default_workers(args.detector, tile_size)
     return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, tile_size, workers,
-                        args.detect_max_size, progress=True)
+                        args.detect_max_size, progress=True, device=device)

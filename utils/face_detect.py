@@ -1,22 +1,20 @@
-"""Faces in a photo with dlib: a CNN (mmod) or HOG detector, then five landmarks per face.
+"""Faces in a photo with dlib's detectors: the CNN (mmod) or HOG, then five landmarks per face.
 
 The photo is searched as `face_search.plan_search` lays out: at the scale that brings the
 smallest face wanted (`min_face_size`) up to dlib's 80 px window, in tiles when that image is
-large, then at smaller scales for the larger faces. dlib's CNN uses one core and holds the GIL,
-so it runs in worker processes; HOG releases the GIL and runs in threads. The landmarks are always
-placed on the full-resolution photo. The model files come with the `face_recognition_models`
-package (found on disk, not imported: its __init__ needs pkg_resources).
+large, then at smaller scales for the larger faces. dlib's CNN runs in PyTorch
+(`mmod_detector`: the same network, pyramid and boxes, on every core or the GPU); HOG releases
+the GIL and searches tiles in threads. The landmarks are always placed on the full-resolution
+photo. The model files come with the `face_recognition_models` package (found on disk, not
+imported: its __init__ needs pkg_resources).
 """
 import importlib.util
 import math
-import multiprocessing
 import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from functools import partial
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -25,6 +23,7 @@ import numpy as np
 
 from .cli import UserError
 from .face_search import check_search, non_max_suppression, plan_search
+from .mmod_detector import MmodDetector
 from .progress import progress
 
 DETECTORS = ('cnn', 'hog')
@@ -34,22 +33,16 @@ DEFAULT_MIN_FACE_SIZE = 40
 # Lowest detection score kept. dlib keeps every HOG window scoring above 0, and weak ones
 # (below ~0.15 on the astronaut photo's badges) are not faces; true faces score near 1.
 MIN_SCORES = {'cnn': 0.0, 'hog': 0.3}
-# Longest side of one searched image: dlib's CNN needs about 1 kB of memory per pixel it
-# searches (measured: 1.1 GB at 1024x1024, 4.1 GB at 2048x2048), HOG about 16 bytes.
-TILE_SIZES = {'cnn': 1536, 'hog': 4096}
-SEARCH_BYTES_PER_PIXEL = {'cnn': 1000, 'hog': 16}
-# A CNN worker process re-imports the main script (multiprocessing's spawn): about 0.5 GB with
-# PyTorch. The workers together may fill this share of the machine's memory.
-WORKER_BASE_BYTES = 0.5e9
+# Longest side of one searched image: the CNN needs about 200 bytes of memory per pixel it
+# searches (measured: 0.8 GB at 2048x2048, 1.8 GB at 3072x3072), HOG about 16 bytes.
+TILE_SIZES = {'cnn': 3072, 'hog': 4096}
+SEARCH_BYTES_PER_PIXEL = {'cnn': 200, 'hog': 16}
+# HOG threads searching at once may fill this share of the machine's memory.
 WORKER_MEMORY_SHARE = 0.5
 
 
 class FaceModelMissing(UserError):
     """A dlib model file is not installed; the message says which and how to get it."""
-
-
-class DetectionWorkerDied(UserError):
-    """A detection worker process was killed, most likely for want of memory."""
 
 
 def dlib_model_path(filename):
@@ -87,42 +80,24 @@ class FaceSearch:
                                                             else 'whole') for step in self.passes)
 
 
-class DlibSearch:
-    """Callable: HxWx3 uint8 image -> [(left, top, right, bottom, score)] found by dlib at the image's own scale."""
+class HogSearch:
+    """Callable: HxWx3 uint8 image -> [(left, top, right, bottom, score)] found by dlib's HOG at the image's own scale."""
 
-    def __init__(self, kind):
-        self.kind = kind
-        if kind == 'cnn':
-            self._cnn = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
-        else:
-            self._hog = dlib.get_frontal_face_detector()
+    def __init__(self):
+        self._hog = dlib.get_frontal_face_detector()
 
     def __call__(self, image):
-        if self.kind == 'cnn':
-            found = [(detection.rect, detection.confidence) for detection in self._cnn(image, 0)]
-        else:
-            rects, scores, _ = self._hog.run(image, 0)
-            found = zip(rects, scores)
-        return [(rect.left(), rect.top(), rect.right(), rect.bottom(), float(score)) for rect, score in found]
+        rects, scores, _ = self._hog.run(image, 0)
+        return [(rect.left(), rect.top(), rect.right(), rect.bottom(), float(score)) for rect, score in zip(rects, scores)]
 
 
-_worker_search = None
 _thread_searches = threading.local()
 
 
-def _start_worker(kind):
-    global _worker_search
-    _worker_search = DlibSearch(kind)
-
-
-def _search_in_worker(image):
-    return _worker_search(image)
-
-
-def _search_in_thread(kind, image):
+def _search_in_thread(image):
     """dlib's HOG releases the GIL: threads search in parallel, each with its own detector."""
-    if getattr(_thread_searches, 'kind', None) != kind:
-        _thread_searches.kind, _thread_searches.search = kind, DlibSearch(kind)
+    if not hasattr(_thread_searches, 'search'):
+        _thread_searches.search = HogSearch()
     return _thread_searches.search(image)
 
 
@@ -141,12 +116,14 @@ def usable_cores():
 
 
 def default_workers(kind, tile_size):
-    """One detection worker (CNN process, HOG thread) per usable core, as many as fit in `WORKER_MEMORY_SHARE`."""
+    """HOG: one search thread per usable core, as many as fit in `WORKER_MEMORY_SHARE`. CNN: 1, PyTorch spreads each search over the cores."""
+    if kind == 'cnn':
+        return 1
     try:
         memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError):
         return 1
-    per_worker = SEARCH_BYTES_PER_PIXEL[kind] * tile_size ** 2 + (WORKER_BASE_BYTES if kind == 'cnn' else 0)
+    per_worker = SEARCH_BYTES_PER_PIXEL[kind] * tile_size ** 2
     return max(1, min(usable_cores(), int(memory * WORKER_MEMORY_SHARE // per_worker)))
 
 
@@ -155,13 +132,13 @@ class FaceDetector:
 
     Finds faces whose box side is at least `min_face_size` photo pixels; each searched image is
     at most `tile_size` pixels a side (default per detector, `TILE_SIZES`); `max_search_size`
-    (the deprecated --detect_max_size) further caps the first search's longer side. Tiles are
-    searched by `workers` processes for the CNN, threads for HOG (1: in the caller's thread). Use
-    as a context manager, or `close()`, to stop them.
+    (the deprecated --detect_max_size) further caps the first search's longer side. The CNN
+    searches one image at a time on PyTorch's threads, on `device`; HOG searches tiles in
+    `workers` threads (1: in the caller's thread). Use as a context manager, or `close()`, to stop them.
     """
 
     def __init__(self, kind='cnn', min_face_size=DEFAULT_MIN_FACE_SIZE, min_score=None, tile_size=None, workers=1,
-                 max_search_size=None, progress=False):
+                 max_search_size=None, progress=False, device='cpu'):
         if kind not in DETECTORS:
             raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
         self.tile_size = TILE_SIZES[kind] if tile_size is None else tile_size
@@ -176,22 +153,9 @@ class FaceDetector:
         self.workers = workers
         self.max_search_size = max_search_size
         self.progress = progress
-        self._search = DlibSearch(kind)
+        self._search = MmodDetector(dlib_model_path(CNN_DETECTOR_FILE), device) if kind == 'cnn' else HogSearch()
         self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
         self._pool = None
-        if workers > 1 and kind == 'cnn':
-            self._start_workers()
-
-    def _start_workers(self):
-        """The CNN's worker processes, started now: they load while the caller loads its own models.
-
-        dlib's CNN holds the GIL, so every CNN search then runs in them, even a photo's only one:
-        the caller's threads (enhancing the previous photo) run meanwhile.
-        """
-        self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context('spawn'),
-                                         initializer=_start_worker, initargs=(self.kind,))
-        for _ in range(self.workers):
-            self._pool.submit(int)  # each task starts one more process
 
     def plan(self, height, width):
         """The `SearchPass`es run on a photo of this size."""
@@ -201,33 +165,21 @@ class FaceDetector:
     def _searches(self, prepared, count, bar):
         """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order, `bar` updated as each is searched.
 
-        CNN searches run in the worker processes, HOG ones in as many threads (when there are several).
+        HOG searches run in `workers` threads when there are several; CNN ones one after another.
         """
         def searched(scales, found):
             bar.update()
             return scales, found
-        if self.workers == 1 or (self.kind == 'hog' and count < 2):
+        if self.kind == 'cnn' or self.workers == 1 or count < 2:
             return [searched(scales, self._search(image)) for image, scales in prepared]
-        if self.kind == 'cnn':
-            if self._pool is None:
-                self._start_workers()
-            search = _search_in_worker
-        else:
-            self._pool = self._pool or ThreadPoolExecutor(self.workers, thread_name_prefix='hog_search')
-            search = partial(_search_in_thread, self.kind)
+        self._pool = self._pool or ThreadPoolExecutor(self.workers, thread_name_prefix='hog_search')
         pending, found = deque(), []
-        try:
-            for image, scales in prepared:  # a bounded number of images wait for a worker
-                pending.append((scales, self._pool.submit(search, image)))
-                if len(pending) > 2 * self.workers:
-                    scales, future = pending.popleft()
-                    found.append(searched(scales, future.result()))
-            found.extend(searched(scales, future.result()) for scales, future in pending)
-        except BrokenProcessPool as err:
-            self.close()
-            raise DetectionWorkerDied(f'a face-detection worker process died (out of memory?): use fewer '
-                                      f'--detect_workers than {self.workers} or a smaller --detect_tile_size '
-                                      f'than {self.tile_size}') from err
+        for image, scales in prepared:  # a bounded number of images wait for a thread
+            pending.append((scales, self._pool.submit(_search_in_thread, image)))
+            if len(pending) > 2 * self.workers:
+                scales, future = pending.popleft()
+                found.append(searched(scales, future.result()))
+        found.extend(searched(scales, future.result()) for scales, future in pending)
         return found
 
     def detect(self, photo, passes=None):

@@ -9,7 +9,7 @@ def one_ahead(function, items):
     When item i is handed out, function(item i+1) is queued behind it in a single background
     thread, so at most one result waits while the caller works on the current one (its
     `.result()` re-raises what function raised). Work that releases the GIL (dlib's HOG, OpenCV,
-    waiting on worker processes) then overlaps the caller's.
+    PyTorch) then overlaps the caller's.
     """
     items = iter(items)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='one_ahead')
