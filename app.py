@@ -191,7 +191,7 @@ def photos_tab(pipeline, job_queue):
                              info=' / '.join(RELEASED_MODELS[name].description.split(':')[0] for name in PHOTO_MODELS))
             gr.Markdown(PHOTO_NOTE)
             detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
-                                info='cnn: more robust; hog: much faster on a CPU, frontal faces')
+                                info='cnn: more robust; hog: 4 to 6 times faster on a CPU, frontal faces')
             upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale',
                                info='enlarge the whole photo (bicubic) before the faces are pasted back')
             precision, ext = output_choices(pipeline)

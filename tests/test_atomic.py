@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from utils.atomic import atomic_write, temporary_path
+from utils.atomic import atomic_write, remove_leftover_parts, temporary_path
 
 
 def test_writes_and_replaces(tmp_path):
@@ -59,3 +59,14 @@ def test_concurrent_writers_leave_one_complete_file(tmp_path):
         thread.join()
     assert open(path, 'rb').read() in payloads
     assert os.listdir(tmp_path) == ['w.bin']
+
+
+def test_leftover_temporary_files_of_the_given_outputs_are_removed(tmp_path):
+    mine, other = tmp_path / 'a.png', tmp_path / 'b.png'
+    leftovers = [temporary_path(mine), f'{mine}.77-0123abcd.part']
+    kept = [temporary_path(other), f'{mine}.part', f'{mine}.77-xyz.part', str(mine)]
+    for path in leftovers + kept:
+        open(path, 'wb').close()
+    removed = remove_leftover_parts([str(mine), str(tmp_path / 'missing' / 'c.png')])
+    assert sorted(removed) == sorted(leftovers)
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(path) for path in kept)

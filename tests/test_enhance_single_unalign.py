@@ -217,10 +217,13 @@ def test_rerun_replaces_the_earlier_results_and_nothing_else(tmp_path, enhancer,
     assert files_below(out) == ['HQ/000.png', 'HQ/001.png', 'LQ_faces/000.png', 'LQ_faces/001.png', 'hq_final.png']
     (out / 'HQ' / 'notes.txt').write_text('mine')
     (out / 'HQ' / '0001.jpg').write_bytes(b'mine too: not a name this script writes')
+    for leftover in ('HQ/002.png.4242-0badcafe.part', 'hq_final.jpg.4242-0badcafe.part'):  # a run killed mid-write
+        (out / leftover).write_bytes(b'half a file')
     Image.fromarray(astronaut).save(tmp_path / 'photo.png')  # now one face
     assert run_main(tmp_path / 'photo.png', out) == 0
     assert files_below(out) == ['HQ/000.jpg', 'HQ/0001.jpg', 'HQ/notes.txt', 'LQ_faces/000.jpg', 'hq_final.jpg']
-    assert f'{out}: removed the 5 result files of an earlier run' in caplog.text
+    assert f'removed 1 temporary file(s) an interrupted run left, e.g. {out}/hq_final.jpg.4242' in caplog.text
+    assert f'{out}: removed the 6 result files of an earlier run' in caplog.text  # with HQ/002.png's leftover
 
 
 def test_results_folder_checked_against_the_photos(tmp_path, enhancer, run_main):

@@ -115,9 +115,11 @@ def test_killed_run_resumes_with_skip_existing_and_reprocesses_nothing(folder, t
     killed_done = {line['path'] for name in ('run.rank0.jsonl', 'run.rank1.jsonl')
                    for line in read_report(tmp_path / name) if line['status'] == 'done'}
 
+    not_written = sorted(set(outputs(folder['reference'])) - set(before))[0]
+    (out / f'{not_written}.4242-0badcafe.part').write_bytes(b'half a PNG')  # as a kill -9 mid-write leaves
     script = load_script('test.py')
     assert script.main([*folder['flags'], '--save_as_dir', str(out), '--skip_existing', '--report', str(report)]) == 1
-    after, expected = outputs(out), outputs(folder['reference'])
+    after, expected = outputs(out), outputs(folder['reference'])  # the temporary files left are gone
     assert sorted(after) == sorted(expected)
     for name, path in after.items():
         assert path.read_bytes() == expected[name].read_bytes(), name

@@ -1,14 +1,40 @@
 """Writing a file so that its name only ever holds a complete file: temporary file, fsync, rename."""
 import contextlib
 import os
+import re
 import secrets
+from collections import defaultdict
 
 PART_SUFFIX = '.part'
+# The temporary name of `temporary_path`, the final file's name in group 1.
+PART_NAME = re.compile(r'(.+)\.\d+-[0-9a-f]{8}' + re.escape(PART_SUFFIX))
 
 
 def temporary_path(path):
     """`<path>.<pid>-<random>.part`: next to `path` (same file system), unique per process and call."""
     return f'{path}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}'
+
+
+def remove_leftover_parts(paths):
+    """Remove the temporary files of `paths` that a killed writer left (a kill -9 between write and rename).
+
+    Only those of `paths`: other processes may be writing other names in the same folders.
+    Returns the paths removed.
+    """
+    names_by_folder = defaultdict(set)
+    for path in paths:
+        folder, name = os.path.split(path)
+        names_by_folder[folder].add(name)
+    removed = []
+    for folder, names in names_by_folder.items():
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder or '.') as entries:
+            for entry in entries:
+                match = PART_NAME.fullmatch(entry.name)
+                if match and match.group(1) in names:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(entry.path)
+                        removed.append(entry.path)
+    return removed
 
 
 def fsync_dir(folder):

@@ -152,10 +152,9 @@ class MmodDetector:
         self.nms = (found.nms_iou_thresh, found.nms_percent_covered_thresh)
         self._levels_up = dlib.pyramid_down(found.pyramid_rate)
 
-    def tiled_pyramid(self, image):
-        """(1x3xHxW tensor, level rects): the image less the mean colour, / 256, and its smaller levels beside it."""
-        rects, (rows, cols) = pyramid_layout(image.shape[0], image.shape[1], *self.pyramid)
-        tiled = torch.zeros(1, 3, rows, cols, device=self.device)
+    def tiled_pyramid(self, image, rects, shape):
+        """1x3xHxW tensor of `shape`: the image less the mean colour, / 256, at rects[0], its smaller levels at the others."""
+        tiled = torch.zeros(1, 3, *shape, device=self.device)
         pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float()
         left, top, right, bottom = rects[0]
         tiled[0, :, top:bottom + 1, left:right + 1] = (pixels - self.mean) / 256
@@ -163,15 +162,10 @@ class MmodDetector:
             previous = tiled[:, :, p_top:p_bottom + 1, p_left:p_right + 1]
             tiled[:, :, top:bottom + 1, left:right + 1] = F.interpolate(
                 previous, size=(bottom - top + 1, right - left + 1), mode='bilinear', align_corners=True)
-        return tiled, rects
+        return tiled
 
-    def __call__(self, image):
-        rows, cols = pyramid_layout(image.shape[0], image.shape[1], *self.pyramid)[1] if min(image.shape[:2]) else (0, 0)
-        if min(self.net.output_shape(rows, cols)) <= 0:
-            return []  # too small to hold a window (dlib fails on it)
-        tiled, rects = self.tiled_pyramid(image)
-        with torch.inference_mode():
-            scores = self.net(tiled)[0].float().cpu().numpy()
+    def windows_found(self, scores, rects):
+        """[((left, top, right, bottom), score)] of every window scoring above 0, best first, in image pixels."""
         (scale_y, offset_y), (scale_x, offset_x) = self.net.output_to_input()
         found = []
         for channel, row, col in zip(*np.nonzero(scores > 0)):
@@ -183,9 +177,18 @@ class MmodDetector:
                                   x + (width - 1) / 2 - left, y + (height - 1) / 2 - top)
             rect = dlib.rectangle(self._levels_up.rect_up(box, level))
             found.append(((rect.left(), rect.top(), rect.right(), rect.bottom()), float(scores[channel, row, col])))
-        found.sort(key=lambda box_score: -box_score[1])
+        return sorted(found, key=lambda box_score: -box_score[1])
+
+    def __call__(self, image):
+        if min(image.shape[:2]) == 0:
+            return []
+        rects, shape = pyramid_layout(image.shape[0], image.shape[1], *self.pyramid)
+        if min(self.net.output_shape(*shape)) <= 0:
+            return []  # too small to hold a window (dlib fails on it)
+        with torch.inference_mode():
+            scores = self.net(self.tiled_pyramid(image, rects, shape))[0].float().cpu().numpy()
         kept = []
-        for box, score in found:
+        for box, score in self.windows_found(scores, rects):
             if not any(boxes_overlap(other, box, *self.nms) for other, _ in kept):
                 kept.append((box, score))
         return [(*box, score) for box, score in kept]
