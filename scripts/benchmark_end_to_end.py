@@ -23,7 +23,6 @@ through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG
 against `test_enhance_single_unalign.main` over the folder.
 Weights: random ones (the same for every path) unless --weights gives the released file.
 """
-import importlib.util
 import os
 import statistics
 import sys
@@ -47,15 +46,9 @@ from utils.cli import ArgumentParser, UserError, positive_int, run  # noqa: E402
 from utils.devices import set_inference_threads  # noqa: E402
 from utils import psnr_ssim  # noqa: E402
 from utils.image_io import list_images, read_rgb  # noqa: E402
+from utils.scripts import load_script  # noqa: E402
 
 SPECS = {'sparnet': RELEASED_MODELS['sparnet'].spec, 'sparnethd': RELEASED_MODELS[DEFAULT_PHOTO_MODEL].spec}
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f'benchmarked_{name}', os.path.join(ROOT, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_lr_faces(folders, count, dest, hr_dest):
@@ -139,7 +132,7 @@ def faces_benchmark(args, net, weights_path, folder):
     """{variant: [seconds per run]} over the LR faces, and the output differences from the published loop."""
     lr_dir, hr_dir = os.path.join(folder, 'lr'), os.path.join(folder, 'hr')
     names = make_lr_faces(args.face_folders, args.count, lr_dir, hr_dir)
-    test_script = load_script('test')
+    test_script = load_script('test.py')
     fast = {p: prepare_inference_net(net, 'cpu', p) for p in args.precision_list}
     flags = ['--gpus', '0', '--dataroot', lr_dir, '--pretrain_model_path', weights_path]
     variants = {'published': lambda out: published_face_loop(net, lr_dir, names, out)}
@@ -217,7 +210,7 @@ def photos_benchmark(args, net, weights_path, folder):
     os.makedirs(photo_dir)
     for path in photos:  # a flat folder of the chosen photos, for the whole-photo script
         os.symlink(os.path.abspath(path), os.path.join(photo_dir, os.path.basename(path)))
-    photo_script = load_script('test_enhance_single_unalign')
+    photo_script = load_script('test_enhance_single_unalign.py')
     flags = ['--gpus', '0', '--test_img_path', photo_dir,
              '--pretrain_model_path', weights_path]
     variants = {'published photos': lambda out: published_photo_loop(net, photos, out)}

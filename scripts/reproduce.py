@@ -16,7 +16,6 @@ images failed, 2 when the run could not start (download failed, test sets not fo
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import logging
 import math
@@ -40,8 +39,8 @@ from utils.fid import INCEPTION_WEIGHTS, FIDInception  # noqa: E402
 from utils.identity import FaceIdentity  # noqa: E402
 from utils.image_io import list_images  # noqa: E402
 from utils.pairing import match_by_name, pair_folders  # noqa: E402
+from utils.scripts import load_script  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 log = logging.getLogger('reproduce')
 
 # How far a score may be from the original README's figure before its row is flagged. On the same
@@ -164,11 +163,8 @@ def shell_assignments(found):
 
 
 def run_test_py(argv):
-    """test.py's main on `argv` in this process (loaded by path: `test` is also a package of Python's own)."""
-    spec = importlib.util.spec_from_file_location('sparnet_test_py', os.path.join(ROOT, 'test.py'))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main(argv)
+    """test.py's main on `argv` in this process."""
+    return load_script('test.py').main(argv)
 
 
 class Scorers:

@@ -4,16 +4,14 @@ Tolerance: max |ONNX Runtime - reference| / max |reference| <= 1e-4 in fp32 on t
 (~1e-6 in practice; ONNX Runtime only sums in another order). On SPARNetHD's 512 x 512 maps its
 instance-norm sums drift to ~2e-4, hence the export script's 1e-3.
 """
-import importlib.util
-import os
 
 import onnx
 import pytest
 import torch
 
-from conftest import ROOT, run_script
+from conftest import run_script
 from models.onnx_inference import OnnxError, OnnxGenerator, export_onnx
-from test_fast_inference import CONFIGS, build, max_rel_diff, random_input
+from train_helpers import CONFIGS, build, load_script, max_rel_diff, random_input
 
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tiny nets: one thread is fastest
@@ -78,9 +76,7 @@ def test_export_script_reports_wrong_weights(tmp_path, released_checkpoint):
 
 def test_export_failing_its_check_leaves_no_file_and_keeps_an_earlier_one(tmp_path, released_checkpoint, monkeypatch,
                                                                           capsys):
-    spec = importlib.util.spec_from_file_location('export_script', os.path.join(ROOT, 'scripts', 'export_onnx.py'))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('scripts/export_onnx.py')
     monkeypatch.setattr(script, 'TOLERANCE', -1.0)  # any difference, even 0, fails the check
     out = tmp_path / 'light.onnx'
     argv = ['--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'), '--output', str(out)]
