@@ -22,7 +22,7 @@ from models.inference import NonFiniteOutput, photo_restorer
 from models.released import DEFAULT_PHOTO_MODEL
 from options.test_options import TestOptions
 from utils import sharding
-from utils.atomic import PART_NAME
+from utils.atomic import part_target
 from utils.cli import UserError, print_path_lists, run
 from utils.devices import set_inference_threads
 from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
@@ -73,14 +73,8 @@ def earlier_results(out_dir):
                             *((os.path.join(out_dir, name), FACE_FILE.fullmatch) for name in FACE_FOLDERS)):
         if os.path.isdir(folder):
             found += [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-                      if (is_ours(name) or is_ours(leftover_part_of(name))) and os.path.isfile(os.path.join(folder, name))]
+                      if (is_ours(name) or is_ours(part_target(name))) and os.path.isfile(os.path.join(folder, name))]
     return found
-
-
-def leftover_part_of(name):
-    """The file a temporary file `name` (utils/atomic.py) was to become, else ''."""
-    match = PART_NAME.fullmatch(name)
-    return match.group(1) if match else ''
 
 
 def is_result_file(path, out_dir):

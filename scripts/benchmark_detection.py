@@ -129,7 +129,7 @@ def compare_sizes(args):
         for kind in detectors:
             for min_face_size in min_face_sizes:
                 tile_size = args.detect_tile_size or TILE_SIZES[kind]
-                counts = ([1] if kind == 'cnn' else [args.detect_workers] if args.detect_workers
+                counts = ([args.detect_workers] if args.detect_workers and kind == 'hog'
                           else sorted({1, default_workers(kind, tile_size)}))
                 for workers in counts:
                     detector = FaceDetector(kind, min_face_size, tile_size=tile_size, workers=workers)

@@ -14,7 +14,7 @@ import train
 from models.blocks import add_spectral_norm
 from models.sparnet import SPARNet
 from utils import atomic
-from utils.scripts import load_script  # noqa: F401 (the tests' way to load a script)
+from utils.scripts import load_script
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

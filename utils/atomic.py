@@ -15,6 +15,12 @@ def temporary_path(path):
     return f'{path}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}'
 
 
+def part_target(name):
+    """The file name a temporary file `name` (`temporary_path`) was to become, else ''."""
+    match = PART_NAME.fullmatch(name)
+    return match.group(1) if match else ''
+
+
 def remove_leftover_parts(paths):
     """Remove the temporary files of `paths` that a killed writer left (a kill -9 between write and rename).
 
@@ -29,8 +35,7 @@ def remove_leftover_parts(paths):
     for folder, names in names_by_folder.items():
         with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder or '.') as entries:
             for entry in entries:
-                match = PART_NAME.fullmatch(entry.name)
-                if match and match.group(1) in names:
+                if part_target(entry.name) in names:
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(entry.path)
                         removed.append(entry.path)

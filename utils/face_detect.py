@@ -36,7 +36,7 @@ MIN_SCORES = {'cnn': 0.0, 'hog': 0.3}
 # Longest side of one searched image: the CNN needs about 200 bytes of memory per pixel it
 # searches (measured: 0.8 GB at 2048x2048, 1.8 GB at 3072x3072), HOG about 16 bytes.
 TILE_SIZES = {'cnn': 3072, 'hog': 4096}
-SEARCH_BYTES_PER_PIXEL = {'cnn': 200, 'hog': 16}
+HOG_SEARCH_BYTES_PER_PIXEL = 16
 # HOG threads searching at once may fill this share of the machine's memory.
 WORKER_MEMORY_SHARE = 0.5
 
@@ -123,7 +123,7 @@ def default_workers(kind, tile_size):
         memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError):
         return 1
-    per_worker = SEARCH_BYTES_PER_PIXEL[kind] * tile_size ** 2
+    per_worker = HOG_SEARCH_BYTES_PER_PIXEL * tile_size ** 2
     return max(1, min(usable_cores(), int(memory * WORKER_MEMORY_SHARE // per_worker)))
 
 
