@@ -33,13 +33,13 @@ test-gpu: $(STAMP) $(APP_STAMP)
 	$(PY) -m pytest -q -m gpu tests
 
 demo: $(STAMP)
-	test -f $(DEMO_PHOTO) || $(PY) scripts/make_sample_photo.py --output $(DEMO_PHOTO)
+	test -f $(DEMO_PHOTO) || $(PY) -m scripts.make_sample_photo --output $(DEMO_PHOTO)
 	$(PY) test_enhance_single_unalign.py --pretrain_model_path sparnethd_attn2d \
 		--test_img_path $(DEMO_PHOTO) --results_dir demo_results
 	@echo "enhanced photo: demo_results/hq_final.jpg"
 
 reproduce: $(STAMP)
-	$(PY) scripts/reproduce.py $(REPRODUCE_ARGS)
+	$(PY) -m scripts.reproduce $(REPRODUCE_ARGS)
 
 # The web page on http://127.0.0.1:7860 (flags of app.py in APP_ARGS, e.g. make app APP_ARGS="--port 8000")
 app: $(APP_STAMP)

@@ -6,9 +6,9 @@ The original project's script name; the same code as `scripts/evaluate.py --metr
 (the published protocol by default: Y truncated to uint8, Gaussian-window SSIM; pairs matched by
 file name). Prints the means and the protocol as Markdown.
 """
-from utils import evaluation
+from metrics import folder_scores as evaluation
+from metrics.pairing import pair_folders
 from utils.cli import ArgumentParser, run
-from utils.pairing import pair_folders
 from utils.progress import logging_redirect
 
 METRICS = ('psnr', 'ssim')

@@ -4,12 +4,9 @@ import re
 from torch import nn
 from torch.nn import functional as F
 
+from archs.blocks import ConvLayer, add_spectral_norm
+from archs.initial_weights import init_weights
 from utils.cli import UserError
-
-from .blocks import ConvLayer
-from .blocks import add_spectral_norm
-from .init import init_weights
-
 
 # Our net_D files before the published key names: `...score_out.weight_orig` for `...score_out.conv2d.weight_orig`.
 OLD_SCORE_KEY = re.compile(r'^((?:.*\.)?score_out)\.(weight_orig|weight_u|weight_v|weight|bias)$')

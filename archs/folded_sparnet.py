@@ -17,10 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from archs.blocks import ConvLayer, HourGlassBlock, ResidualBlock
 from utils.devices import PRECISIONS, check_precision
-
-from .blocks import ConvLayer, HourGlassBlock, ResidualBlock
-
 
 # Rows: offsets -1..2 of a stride-2 transposed conv; columns: taps of the 3x3 kernel that applies
 # to the nearest-upsampled, reflection-padded map. Output row 2a+p reads upsampled rows 2a+p-1..2a+p+1,

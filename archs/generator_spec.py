@@ -4,8 +4,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .blocks import add_spectral_norm
-from .sparnet import SIZE_SETTINGS, SPARNet
+from archs.blocks import add_spectral_norm
+from archs.sparnet import SIZE_SETTINGS, SPARNet
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import math
 
 from torch import nn
 
-from .blocks import ConvLayer, ResidualBlock
+from archs.blocks import ConvLayer, ResidualBlock
 
 # Channel range and sizes per `--model`: SPARNet works on 128x128 faces down to 16x16 features,
 # SPARNetHD on 512x512 faces down to 32x32, with up to 512 channels.

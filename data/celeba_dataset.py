@@ -10,9 +10,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from data.base_dataset import PairedDataset, resize_square
 from utils.cli import UserError
-
-from .base_dataset import PairedDataset, resize_square
 
 CROP_AREA = (0.7, 1.0)
 CROP_ASPECT = (3 / 4, 4 / 3)

@@ -6,8 +6,8 @@ not square are centre-cropped first; FFHQ's 1024x1024 faces are PIL-bicubic redu
 """
 import numpy as np
 
-from .base_dataset import PairedDataset, resize_square
-from .degradations import add_degradation_options, config_from_options, degrade_pair
+from data.base_dataset import PairedDataset, resize_square
+from data.degradations import add_degradation_options, config_from_options, degrade_pair
 
 
 class FFHQDataset(PairedDataset):

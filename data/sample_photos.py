@@ -1,25 +1,16 @@
-"""Write a sample photo to try the pipeline on: one face (scikit-image's astronaut), or a group.
-
-    python scripts/make_sample_photo.py [--output samples/astronaut.jpg]
-    python scripts/make_sample_photo.py --group 5x8 --size 3000x2000 --face_sizes 40,60 --output samples/group.jpg
+"""Sample photos to try the pipeline on and to measure detection: one face (scikit-image's astronaut), or a group.
 
 A group photo is a grid of real faces shipped with the installed packages (the astronaut, Grace
 Hopper from matplotlib, and the LFW faces of scikit-image's `lfw_subset`) at random sizes within
---face_sizes (side of the face box, about brow to chin, in pixels) on a colour gradient.
+`face_sizes` (side of the face box, about brow to chin, in pixels) on a colour gradient.
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import cv2  # noqa: E402
-import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage import data  # noqa: E402
-
-from utils.cli import ArgumentParser, UserError, jpeg_quality, non_negative_int, run  # noqa: E402
-from utils.image_io import save_rgb  # noqa: E402
+import cv2
+import matplotlib
+import numpy as np
+import skimage.data
+from PIL import Image
 
 # Faces (left, top, right, bottom) as dlib's CNN boxes them in the astronaut and Grace Hopper photos.
 ASTRONAUT_BOX = (168, 69, 263, 164)
@@ -40,11 +31,11 @@ def shipped_faces():
     hopper = np.asarray(Image.open(os.path.join(matplotlib.get_data_path(), 'sample_data', 'grace_hopper.jpg'))
                         .convert('RGB'))
     faces = []
-    for photo, (left, top, right, bottom) in ((data.astronaut(), ASTRONAUT_BOX), (hopper, HOPPER_BOX)):
+    for photo, (left, top, right, bottom) in ((skimage.data.astronaut(), ASTRONAUT_BOX), (hopper, HOPPER_BOX)):
         side = right - left + 1
         crop = photo[top - side // 2:bottom + 1 + side // 2, left - side // 2:right + 1 + side // 2]
         faces.append((crop, (side // 2, side // 2, side // 2 + side - 1, side // 2 + side - 1)))
-    lfw = data.lfw_subset()
+    lfw = skimage.data.lfw_subset()
     for index in LFW_FACES:
         gray = np.rint(lfw[index] * 255).astype(np.uint8)
         side = gray.shape[0]
@@ -100,39 +91,3 @@ def grid_photo(height, width, rows, cols, face_sizes=(40, 60), seed=0):
                 (row + 0.5) * cell_height + rng.uniform(-1, 1) * room[index])
                for index, (row, col) in enumerate(np.ndindex(rows, cols))]
     return group_photo(height, width, centres, sizes)
-
-
-def pair(value, separator, flag, kind=int):
-    try:
-        first, second = (kind(part) for part in value.lower().split(separator))
-    except ValueError:
-        raise UserError(f'{flag}: expected two numbers separated by {separator!r}, got {value!r}') from None
-    return first, second
-
-
-def main(argv=None):
-    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--output', default='samples/astronaut.jpg', help='where to write the photo')
-    parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality when writing a JPEG')
-    parser.add_argument('--group', default='', help='ROWSxCOLS: a group photo of that grid of faces')
-    parser.add_argument('--size', default='3000x2000', help='WIDTHxHEIGHT of a group photo')
-    parser.add_argument('--face_sizes', default='40,60', help='MIN,MAX side of the face boxes of a group photo')
-    parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed of a group photo')
-    args = parser.parse_args(argv)
-    if args.group:
-        rows, cols = pair(args.group, 'x', '--group')
-        width, height = pair(args.size, 'x', '--size')
-        face_sizes = pair(args.face_sizes, ',', '--face_sizes', float)
-        try:
-            photo, boxes = grid_photo(height, width, rows, cols, face_sizes, args.seed)
-        except ValueError as err:
-            raise UserError(f'--group {args.group} --size {args.size} --face_sizes {args.face_sizes}: {err}') from None
-        save_rgb(photo, args.output, args.jpeg_quality)
-        print(f'wrote {args.output}: {len(boxes)} faces')
-        return
-    save_rgb(data.astronaut(), args.output, args.jpeg_quality)
-    print(f'wrote {args.output}')
-
-
-if __name__ == '__main__':
-    run(main)

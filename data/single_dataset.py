@@ -6,11 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data.base_dataset import first
 from utils.cli import UserError
 from utils.image_io import ImageReadError, is_image_file, list_files, no_images_message, read_rgb
 from utils.tensor_image import uint8_to_tensor
-
-from .base_dataset import first
 
 
 def read_face(path, load_size):

@@ -1,14 +1,13 @@
 """Faces in a photo with dlib's detectors: the CNN (mmod) or HOG, then five landmarks per face.
 
-The photo is searched as `face_search.plan_search` lays out: at the scale that brings the
+The photo is searched as `search_plan.plan_search` lays out: at the scale that brings the
 smallest face wanted (`min_face_size`) up to dlib's 80 px window, in tiles when that image is
 large, then at smaller scales for the larger faces. dlib's CNN runs in PyTorch
 (`mmod_detector`: the same network, pyramid and boxes, on every core or the GPU); HOG releases
 the GIL and searches tiles in threads. The landmarks are always placed on the full-resolution
-photo. The model files come with the `face_recognition_models` package (found on disk, not
-imported: its __init__ needs pkg_resources).
+photo. The model files come from `faces.dlib_models`.
 """
-import importlib.util
+import logging
 import math
 import os
 import threading
@@ -21,14 +20,13 @@ import cv2
 import dlib
 import numpy as np
 
-from .cli import UserError
-from .face_search import check_search, non_max_suppression, plan_search
-from .mmod_detector import MmodDetector
-from .progress import progress
+from faces.dlib_models import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
+from faces.mmod_detector import MmodDetector
+from faces.search_plan import DETECTION_WINDOW, check_search, non_max_suppression, plan_search
+from utils.progress import progress
 
+log = logging.getLogger('face_detect')
 DETECTORS = ('cnn', 'hog')
-CNN_DETECTOR_FILE = 'mmod_human_face_detector.dat'
-LANDMARKS_FILE = 'shape_predictor_5_face_landmarks.dat'
 DEFAULT_MIN_FACE_SIZE = 40
 # Lowest detection score kept. dlib keeps every HOG window scoring above 0, and weak ones
 # (below ~0.15 on the astronaut photo's badges) are not faces; true faces score near 1.
@@ -39,22 +37,6 @@ TILE_SIZES = {'cnn': 3072, 'hog': 4096}
 HOG_SEARCH_BYTES_PER_PIXEL = 16
 # HOG threads searching at once may fill this share of the machine's memory.
 WORKER_MEMORY_SHARE = 0.5
-
-
-class FaceModelMissing(UserError):
-    """A dlib model file is not installed; the message says which and how to get it."""
-
-
-def dlib_model_path(filename):
-    """Path of a model file shipped in face_recognition_models/models/."""
-    spec = importlib.util.find_spec('face_recognition_models')
-    if spec is None or not spec.submodule_search_locations:
-        raise FaceModelMissing(f'{filename}: the face_recognition_models package is not installed '
-                               f'(pip install face_recognition_models)')
-    path = os.path.join(spec.submodule_search_locations[0], 'models', filename)
-    if not os.path.isfile(path):
-        raise FaceModelMissing(f'{path}: dlib model file missing; reinstall face_recognition_models')
-    return path
 
 
 @dataclass
@@ -233,3 +215,18 @@ class FaceDetector:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def detector_from_flags(args, device='cpu'):
+    """The `FaceDetector` the flags of options/detection_flags.py ask for (their values checked by argparse), its
+    CNN on `device`; --detect_max_size warns."""
+    tile_size = TILE_SIZES[args.detector] if args.detect_tile_size is None else args.detect_tile_size
+    if args.detect_max_size is not None:
+        log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
+                    'at %d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) '
+                    '/ %d px, more than --min_face_size %d', args.detect_max_size,
+                    args.detect_max_size * args.min_face_size // DETECTION_WINDOW, DETECTION_WINDOW,
+                    args.detect_max_size, args.min_face_size)
+    workers = args.detect_workers or default_workers(args.detector, tile_size)
+    return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, tile_size, workers,
+                        args.detect_max_size, progress=True, device=device)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dlib_dnn_file import Affine, Conv, read_mmod_detector
+from faces.mmod_file import Affine, Conv, read_mmod_detector
 
 # dlib's image pyramid stops before a level lower than this (compute_tiled_image_pyramid_details).
 PYRAMID_MIN_HEIGHT = 5

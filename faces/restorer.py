@@ -2,8 +2,9 @@
 from dataclasses import dataclass
 
 import numpy as np
-from .face_align import FACE_SIZE, align_face, paste_faces
-from .progress import progress
+
+from faces.align import FACE_SIZE, align_face, paste_faces
+from utils.progress import progress
 
 
 class NoFaceFound(Exception):

@@ -1,21 +1,20 @@
-"""Super-resolve every image below --dataroot with a SPARNet / SPARNetHD checkpoint.
+"""Super-resolving every face image below --dataroot (test.py), the network between loaders and writers.
 
 Outputs keep their relative names under --save_as_dir. Unreadable inputs are reported and
 skipped; the run ends with a summary and exits non-zero when any image failed. Loader processes
 decode the next batches and writer threads encode the last ones while the network runs. Under
-torchrun each process takes its share of the inputs (utils/sharding.py); --skip_existing and
---report make a run resumable (utils/run_report.py).
+torchrun each process takes its share of the inputs (inference/sharding.py); --skip_existing and
+--report make a run resumable (inference/report.py).
 """
 import logging
 import os
 import time
 
 from data import create_dataset, create_test_dataloader
+from inference import sharding
 from models import create_model
-from models.inference import NON_FINITE_OUTPUT
-from options.test_options import TestOptions
-from utils import sharding
-from utils.cli import print_path_lists, run
+from models.enhancer import NON_FINITE_OUTPUT
+from utils.cli import print_path_lists
 from utils.devices import set_inference_threads
 from utils.image_io import output_name, save_rgb
 from utils.paths import check_output_folders
@@ -56,7 +55,7 @@ class OutputWriter:
         self.run_log.record(input_path, 'done', output_path, seconds=seconds + time.perf_counter() - start)
 
 
-def run_share(opt, shard, dataset, model, run):
+def super_resolve_inputs(opt, shard, dataset, model, run):
     """Super-resolve this process's inputs, the network running while other processes load and threads write."""
     save_dir = output_dir(opt)
     jobs = run.pending([(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, output_name(rel_path)), rel_path)
@@ -87,13 +86,8 @@ def run_share(opt, shard, dataset, model, run):
                     run.log.record(input_path, 'failed', error=NON_FINITE_OUTPUT)
 
 
-def main(argv=None):
-    opt = TestOptions().parse(argv)
-    check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])
-    return sharding.run_sharded(opt, test)
-
-
-def test(opt, shard):
+def test_share(opt, shard):
+    """Super-resolve the images of this process (all of them, but under torchrun); returns its exit code."""
     set_inference_threads(shard.cpu_threads())
     opt.num_threads = min(opt.num_threads, shard.cpu_threads() or opt.num_threads)
     dataset = create_dataset(opt)
@@ -103,7 +97,7 @@ def test(opt, shard):
         if shard.is_main:
             for rel_path in dataset.non_images:
                 log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
-        run_share(opt, shard, dataset, model, run)
+        super_resolve_inputs(opt, shard, dataset, model, run)
     totals = run.finish(None, opt.dist_timeout)
     if totals is None:
         return 1
@@ -115,5 +109,9 @@ def test(opt, shard):
     return 1 if counts['failed'] else 0
 
 
-if __name__ == '__main__':
-    run(main)
+
+def test_folder(opt) -> int:
+    """Exit code of a test.py run of `opt`: folders checked before any work, then every image (each process its
+    share under torchrun)."""
+    check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])
+    return sharding.run_sharded(opt, test_share)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch.distributed as dist
 
-from . import distributed
-from .atomic import remove_leftover_parts
-from .cli import UserError
-from .run_report import RunLog, combine, merge_rank_reports, skip_existing
+from inference.report import RunLog, combine, merge_rank_reports, skip_existing
+from utils import distributed
+from utils.atomic import remove_leftover_parts
+from utils.cli import UserError
 
 
 @dataclass(frozen=True)

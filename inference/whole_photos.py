@@ -1,55 +1,28 @@
-"""Enhance every face of a whole photo (or of each photo in a folder) with SPARNetHD.
+"""Enhancing every face of whole photos (test_enhance_single_unalign.py): detect, align, enhance, paste back.
 
 Without --pretrain_model_path (and no checkpoint of --name), the released `sparnethd_attn2d` is
-used, downloaded into the weights cache on first use.
-
-Faces are found with dlib, aligned to the FFHQ template at 512x512, enhanced in batches and
-blended back. Per photo, in --results_dir (a sub-folder per photo for a folder):
-`LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>` (written last: a photo whose
-`hq_final` exists is complete, which --skip_existing relies on). Those files of an earlier run
-in the photo's results folder are removed before the new ones are written, and nothing else
-there: no old `HQ/007.jpg` stays beside a new run's three faces. In a folder, the next photo is
-read and searched for faces while the faces of the current one are enhanced. Under torchrun each
-process takes its share of the photos of a folder (utils/sharding.py).
+used, downloaded into the weights cache on first use. Faces are found with dlib, aligned to the
+FFHQ template at 512x512, enhanced in batches and blended back; `inference.photo_results` says
+where the results go. In a folder, the next photo is read and searched for faces while the faces
+of the current one are enhanced. Under torchrun each process takes its share of the photos of a
+folder (`inference.sharding`).
 """
 import logging
 import os
-import re
 import time
-from collections import Counter
 
-from models.inference import NonFiniteOutput, photo_restorer
-from models.released import DEFAULT_PHOTO_MODEL
-from options.test_options import TestOptions
-from utils import sharding
-from utils.atomic import part_target
-from utils.cli import UserError, print_path_lists, run
+from faces.detector import detector_from_flags
+from faces.restorer import FaceRestorer
+from inference import sharding
+from inference.photo_results import check_folders, final_path, photo_jobs, save_results
+from models.enhancer import Enhancer, NonFiniteOutput
+from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
-from utils.image_io import ImageReadError, find_images, read_rgb_array, save_rgb
+from utils.image_io import ImageReadError, read_rgb_array
 from utils.one_ahead import one_ahead
-from utils.paths import check_output_folders, real_path
 from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('test_enhance_single_unalign')
-FACE_FOLDERS = ('LQ_faces', 'HQ')
-RESULT_EXTS = ('jpg', 'png')  # the --ext choices
-FACE_FILE = re.compile(r'(\d{3}|[1-9]\d{3,})\.(jpg|png)')  # the names f'{index:03d}.{ext}' gives
-
-
-def photo_jobs(test_img_path, results_dir):
-    """[(photo path, its results folder)]: a file -> results_dir; a folder -> one sub-folder per photo."""
-    if os.path.isfile(test_img_path):
-        return [(test_img_path, results_dir)]
-    if not os.path.isdir(test_img_path):
-        raise UserError(f'--test_img_path {test_img_path!r}: no such file or folder')
-    photos = find_images(test_img_path, '--test_img_path')
-    split = [os.path.splitext(rel_path) for rel_path in photos]
-    stem_count = Counter(stem for stem, _ in split)
-    jobs = []
-    for rel_path, (stem, ext) in zip(photos, split):
-        name = stem if stem_count[stem] == 1 else f'{stem}_{ext[1:]}'
-        jobs.append((os.path.join(test_img_path, rel_path), os.path.join(results_dir, name)))
-    return jobs
 
 
 class PhotoError(UserError):
@@ -60,52 +33,20 @@ class PhotoError(UserError):
         self.no_face = no_face
 
 
-def final_path(out_dir, ext):
-    return os.path.join(out_dir, f'hq_final.{ext}')
+def photo_restorer(opt, enhancer=None):
+    """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
 
-
-def earlier_results(out_dir):
-    """The files of `out_dir` this script writes (`hq_final.<ext>` first, `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>`),
-    and the temporary ones a killed run left of them."""
-    final_names = {final_path('', ext) for ext in RESULT_EXTS}
-    found = []
-    for folder, is_ours in ((out_dir, final_names.__contains__),
-                            *((os.path.join(out_dir, name), FACE_FILE.fullmatch) for name in FACE_FOLDERS)):
-        if os.path.isdir(folder):
-            found += [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-                      if (is_ours(name) or is_ours(part_target(name))) and os.path.isfile(os.path.join(folder, name))]
-    return found
-
-
-def is_result_file(path, out_dir):
-    """Whether `path` is (or would be) one of the files this script writes into `out_dir`."""
-    path, out_dir = real_path(path), real_path(out_dir)
-    folder, name = os.path.split(path)
-    return (path in {real_path(final_path(out_dir, ext)) for ext in RESULT_EXTS} or
-            (folder in {os.path.join(out_dir, face_folder) for face_folder in FACE_FOLDERS}
-             and FACE_FILE.fullmatch(name) is not None))
-
-
-def check_folders(test_img_path, results_dir):
-    """Before any work: the results folder writable and apart from the photos (UserError in one line)."""
-    if os.path.isfile(test_img_path) and is_result_file(test_img_path, results_dir):
-        raise UserError(f'--test_img_path {test_img_path} is one of the files this run writes into --results_dir '
-                        f'{results_dir}; copy the photo elsewhere or choose another --results_dir')
-    inputs = [('--test_img_path', test_img_path)] if os.path.isdir(test_img_path) else []
-    check_output_folders(inputs, [('--results_dir', results_dir)])
-
-
-def save_results(restored, out_dir, ext, jpeg_quality):
-    """Replace the results of an earlier run in `out_dir` (and only them) with those of `restored`."""
-    earlier = earlier_results(out_dir)
-    for path in earlier:  # hq_final first: a photo without it is incomplete, whatever else is there
-        os.remove(path)
-    if earlier:
-        log.info('%s: removed the %d result files of an earlier run', out_dir, len(earlier))
-    for folder, faces in (('LQ_faces', restored.lq_faces), ('HQ', restored.hq_faces)):
-        for index, face in enumerate(faces):
-            save_rgb(face, os.path.join(out_dir, folder, f'{index:03d}.{ext}'), jpeg_quality)
-    save_rgb(restored.final, final_path(out_dir, ext), jpeg_quality)
+    `enhancer` defaults to the network of `opt` (its weights loaded strictly). test_enhance_single_unalign.py
+    and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
+    a context manager) to stop the detection threads. The CNN detector runs on the network's device.
+    """
+    detector = detector_from_flags(opt, opt.device)
+    try:
+        enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
+    except BaseException:
+        detector.close()
+        raise
+    return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
 
 
 def read_and_search(detector, photo_path):
@@ -143,14 +84,8 @@ def check_options(opt):
         raise UserError('--test_img_path is required: a photo or a folder of photos')
 
 
-def main(args=None):
-    opt = TestOptions().parse(args, default_weights=DEFAULT_PHOTO_MODEL)
-    check_options(opt)
-    check_folders(opt.test_img_path, opt.results_dir)
-    return sharding.run_sharded(opt, enhance_photos)
-
-
-def enhance_photos(opt, shard):
+def enhance_share(opt, shard):
+    """Enhance the photos of this process (all of them, but under torchrun); returns its exit code."""
     set_inference_threads(shard.cpu_threads())
     jobs = photo_jobs(opt.test_img_path, opt.results_dir)
     single = os.path.isfile(opt.test_img_path)
@@ -190,5 +125,10 @@ def enhance_photos(opt, shard):
     return 1 if counts['failed'] or counts['done'] + counts['skipped'] == 0 else 0
 
 
-if __name__ == '__main__':
-    run(main)
+
+def enhance_whole_photos(opt) -> int:
+    """Exit code of a whole-photo run of `opt` (test_enhance_single_unalign.py's options): folders checked
+    before any work, then every photo (each process its share under torchrun)."""
+    check_options(opt)
+    check_folders(opt.test_img_path, opt.results_dir)
+    return sharding.run_sharded(opt, enhance_share)

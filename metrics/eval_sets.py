@@ -11,8 +11,8 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-from .cli import UserError
-from .image_io import find_images, list_images
+from utils.cli import UserError
+from utils.image_io import find_images, list_images
 
 SEARCH_DEPTH = 3  # levels of folders below the given one that are searched
 

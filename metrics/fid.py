@@ -15,14 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
-from pytorch_fid.inception import (FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC, FIDInceptionE_1,
-                                   FIDInceptionE_2)
+from pytorch_fid.inception import FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
 from scipy import linalg
 
-from utils.download import RemoteFile
 from utils.image_io import ImageReadError, read_rgb_array
 from utils.progress import progress
-from utils.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
+from weights.download import RemoteFile
+from weights.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 FEATURE_DIMS = 2048

@@ -14,11 +14,11 @@ import os
 import numpy as np
 from PIL import Image
 
-from utils import fid, psnr_ssim
+from metrics import fid, psnr_ssim
+from metrics.pairing import list_folder_images
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.image_io import ImageReadError, read_rgb_array
-from utils.pairing import list_folder_images
 from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('evaluate')

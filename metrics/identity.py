@@ -8,10 +8,9 @@ each image itself. The models ship with the `face_recognition_models` package (o
 import dlib
 import numpy as np
 
-from utils.face_detect import CNN_DETECTOR_FILE, DETECTORS, LANDMARKS_FILE, dlib_model_path
-from utils.face_search import DETECTION_WINDOW
-
-DESCRIPTOR_FILE = 'dlib_face_recognition_resnet_model_v1.dat'
+from faces.detector import DETECTORS
+from faces.dlib_models import CNN_DETECTOR_FILE, DESCRIPTOR_FILE, LANDMARKS_FILE, dlib_model_path
+from faces.search_plan import DETECTION_WINDOW
 
 
 def cosine_similarity(a, b):

@@ -3,19 +3,18 @@ import os
 
 import torch
 
+from archs.folded_sparnet import prepare_inference_net
+from archs.generator_spec import GeneratorSpec
+from archs.initial_weights import init_weights
+from models.fast_training import channels_last, fused_adam, prepare_training_net
+from models.lr_policy import create_scheduler
+from models.onnx_generator import OnnxGenerator
 from utils import distributed
-from utils.checkpoint import describe, load_tag, net_path
 from utils.cli import UserError
-from utils.state_dict import WeightsError, load_tensors, shape_differences, tensor_shapes
-
-from .fast_inference import prepare_inference_net
-from .fast_training import channels_last, fused_adam, prepare_training_net
-from .init import init_weights
-from .lr_policy import create_scheduler
-from .networks import GeneratorSpec
-from .onnx_inference import OnnxGenerator
-from .released import RELEASED_MODELS
-from .weights import check_generator_state, load_generator_weights, read_state_dict
+from weights.checkpoint import describe, load_tag, net_path
+from weights.generator import check_generator_state, load_generator_weights, read_state_dict
+from weights.released import RELEASED_MODELS
+from weights.state_dict import WeightsError, load_tensors, shape_differences, tensor_shapes
 
 
 class BaseModel:

@@ -1,14 +1,10 @@
-"""Enhancing 8-bit RGB faces with a loaded model, and the whole-photo pipeline built from the flags."""
+"""Enhancing 8-bit RGB faces with a loaded model: uint8 faces in, uint8 enhanced faces out, in batches."""
 import threading
 
 import numpy as np
 
-from utils.detection_flags import detector_from_flags
-from utils.face_restore import FaceRestorer
+from models import create_model
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
-
-from . import create_model
-
 
 NON_FINITE_OUTPUT = ("the network's output holds NaN or infinite values (weights that overflow, an fp16 overflow: "
                      "try --precision fp32, or a broken --onnx_model)")
@@ -46,19 +42,3 @@ class Enhancer:
             if not finite:
                 raise NonFiniteOutput(NON_FINITE_OUTPUT)
         return np.concatenate(outputs) if outputs else np.zeros_like(faces)
-
-
-def photo_restorer(opt, enhancer=None):
-    """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
-
-    `enhancer` defaults to the network of `opt` (its weights loaded strictly). test_enhance_single_unalign.py
-    and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
-    a context manager) to stop the detection threads. The CNN detector runs on the network's device.
-    """
-    detector = detector_from_flags(opt, opt.device)
-    try:
-        enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
-    except BaseException:
-        detector.close()
-        raise
-    return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)

@@ -9,8 +9,8 @@
 import torch
 from torch.nn import functional as F
 
-from .blocks import ConvLayer
-from .fast_inference import upsampling_conv_weight
+from archs.blocks import ConvLayer
+from archs.folded_sparnet import upsampling_conv_weight
 
 
 class UpsamplingConvLayer(ConvLayer):

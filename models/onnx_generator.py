@@ -9,10 +9,9 @@ import warnings
 
 import torch
 
+from archs.folded_sparnet import FastSPARNet
 from utils.atomic import atomic_write
 from utils.cli import UserError
-
-from .fast_inference import FastSPARNet
 
 DEFAULT_OPSET = 17
 

@@ -1,7 +1,7 @@
 """SPARNet: 16x16 faces, bicubically enlarged to 128x128, super-resolved; trained with L1."""
 from torch.nn import functional as F
 
-from .base_model import BaseModel
+from models.base_model import BaseModel
 
 
 class SPARNetModel(BaseModel):

@@ -2,13 +2,13 @@
 import torch
 from torch.nn import functional as F
 
+from archs.discriminator import define_D, upgrade_discriminator_keys
+from losses.gan import GANLoss, feature_matching_loss
+from losses.perceptual import VGG19_FILE, VGG19_LEGACY_PATH, VGG19_WEIGHTS, VGGPerceptualLoss
+from models.base_model import BaseModel
+from models.ema import ema_copy, ema_step
 from utils import distributed
 from utils.cli import unquoted
-
-from .base_model import BaseModel
-from .discriminator import define_D, upgrade_discriminator_keys
-from .ema import ema_copy, ema_step
-from .losses import VGG19_FILE, VGG19_LEGACY_PATH, VGG19_WEIGHTS, GANLoss, VGGPerceptualLoss, feature_matching_loss
 
 
 class SPARNetHDModel(BaseModel):

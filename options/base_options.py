@@ -7,14 +7,21 @@ import torch
 
 import data
 import models
-from models.blocks import NORM_TYPES
-from models.init import INIT_TYPES
-from utils.cli import (ArgumentParser, UserError, non_negative_int, number_type, positive_float, positive_int, unquoted,
-                       unquoted_lower)
+from archs.blocks import NORM_TYPES
+from archs.initial_weights import INIT_TYPES
+from options.generator_flags import add_generator_arguments, resolve_generator_options
+from utils.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    number_type,
+    positive_float,
+    positive_int,
+    unquoted,
+    unquoted_lower,
+)
 from utils.devices import select_device
 from utils.distributed import launched_by_torchrun
-
-from .generator_flags import add_generator_arguments, resolve_generator_options
 
 log = logging.getLogger('options')
 NOT_GIVEN = object()

@@ -1,11 +1,8 @@
-"""The face-detection flags shared by the whole-photo and the dataset scripts, and the detector they describe."""
-import logging
-
-from .cli import non_negative_int, number_type, positive_int
-from .face_detect import DEFAULT_MIN_FACE_SIZE, DETECTORS, TILE_SIZES, FaceDetector, default_workers
-from .face_search import DETECTION_WINDOW, OVERLAP
-
-log = logging.getLogger('face_detect')
+"""The face-detection flags shared by the whole-photo and the dataset scripts (faces.detector.detector_from_flags
+builds the detector they describe)."""
+from faces.detector import DEFAULT_MIN_FACE_SIZE, DETECTORS, TILE_SIZES
+from faces.search_plan import OVERLAP
+from utils.cli import non_negative_int, number_type, positive_int
 
 
 def add_detection_flags(parser, text=str):
@@ -33,17 +30,3 @@ def add_detection_flags(parser, text=str):
     parser.add_argument('--detect_max_size', type=positive_int, default=None,
                         help='deprecated, use --min_face_size: caps the longer side of the first search image')
     return parser
-
-
-def detector_from_flags(args, device='cpu'):
-    """The `FaceDetector` the flags ask for (their values checked by argparse), its CNN on `device`; --detect_max_size warns."""
-    tile_size = TILE_SIZES[args.detector] if args.detect_tile_size is None else args.detect_tile_size
-    if args.detect_max_size is not None:
-        log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
-                    'at %d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) '
-                    '/ %d px, more than --min_face_size %d', args.detect_max_size,
-                    args.detect_max_size * args.min_face_size // DETECTION_WINDOW, DETECTION_WINDOW,
-                    args.detect_max_size, args.min_face_size)
-    workers = args.detect_workers or default_workers(args.detector, tile_size)
-    return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, tile_size, workers,
-                        args.detect_max_size, progress=True, device=device)

@@ -1,7 +1,7 @@
 """The generator's flags, taken from its weights when they are not given.
 
 `--pretrain_model_path` takes a file, a released model's name or an http(s) URL (see
-models/pretrained.py). `--model --res_depth --att_name --Gnorm --bottleneck_size --load_size`
+weights/sources.py). `--model --res_depth --att_name --Gnorm --bottleneck_size --load_size`
 default to None: what is left out comes from the released model's table entry, or from the
 shapes of a plain file (`infer_spec`), or from a checkpoint in --checkpoints_dir; given flags
 that contradict the weights stop the run with the mismatch message. Without any weights the
@@ -12,15 +12,15 @@ import logging
 import os
 
 import models
-from models.blocks import ATT_NAMES, NORM_TYPES
-from models.networks import GeneratorSpec
-from models.pretrained import resolve_weights
-from models.released import RELEASED_MODELS
-from models.weights import infer_spec, mismatch_message, read_state_dict
-from utils.checkpoint import load_tag, net_path
+from archs.blocks import ATT_NAMES, NORM_TYPES
+from archs.generator_spec import GeneratorSpec
 from utils.cli import non_negative_int, positive_int, unquoted, unquoted_lower
-from utils.download import CACHE_ENV, DEFAULT_CACHE
-from utils.state_dict import WeightsError, shape_differences
+from weights.checkpoint import load_tag, net_path
+from weights.download import CACHE_ENV, DEFAULT_CACHE
+from weights.generator import infer_spec, mismatch_message, read_state_dict
+from weights.released import RELEASED_MODELS
+from weights.sources import resolve_weights
+from weights.state_dict import WeightsError, shape_differences
 
 log = logging.getLogger('options')
 SPEC_FIELDS = {'model': 'model', 'res_depth': 'res_depth', 'att_name': 'att_name', 'Gnorm': 'norm_type',

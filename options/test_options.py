@@ -3,12 +3,19 @@ import os
 
 import torch
 
-from utils.cli import (UserError, jpeg_quality, non_negative_int, number_type, positive_float, positive_int, unquoted,
-                       unquoted_lower)
+from options.base_options import BaseOptions
+from options.detection_flags import add_detection_flags
+from utils.cli import (
+    UserError,
+    jpeg_quality,
+    non_negative_int,
+    number_type,
+    positive_float,
+    positive_int,
+    unquoted,
+    unquoted_lower,
+)
 from utils.devices import PRECISIONS
-from utils.detection_flags import add_detection_flags
-
-from .base_options import BaseOptions
 
 # Images per batch when --batch_size is not given: on the CPU what measured fastest per image
 # for SPARNet (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.

@@ -1,10 +1,9 @@
 """Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
-from models.losses import GAN_MODES
+from losses.gan import GAN_MODES
+from metrics.psnr_ssim import add_y_quantization_argument
 from models.lr_policy import LR_POLICIES
+from options.base_options import BaseOptions
 from utils.cli import non_negative_int, number_type, positive_float, positive_int, unquoted, unquoted_lower
-from utils.psnr_ssim import add_y_quantization_argument
-
-from .base_options import BaseOptions
 
 DEBUG_EPOCHS = 7  # the published --debug loop stopped after its 7th epoch
 

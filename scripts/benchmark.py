@@ -15,7 +15,6 @@ real face (skimage's astronaut). Then a SPARNet training step (batch 8, L1, Adam
 Without --weights the networks get random weights (batch-norm statistics randomised, spectral norm
 converged), so the PSNRs only show the rounding of each path; pass the released files for real ones.
 """
-import argparse
 import copy
 import ctypes
 import gc
@@ -28,27 +27,23 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skimage_data
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage import data as skimage_data  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from models.fast_inference import prepare_inference_net  # noqa: E402
-from models.fast_training import channels_last, fused_adam, prepare_training_net  # noqa: E402
-from models.networks import random_generator  # noqa: E402
-from models.released import RELEASED_MODELS  # noqa: E402
-from models.onnx_inference import OnnxGenerator, export_onnx  # noqa: E402
-from models.weights import load_generator_weights  # noqa: E402
-from scripts import benchmark_end_to_end  # noqa: E402
-from scripts.benchmark_end_to_end import published_face_loop  # noqa: E402
-from utils.cli import (ArgumentParser, UserError, non_negative_int, positive_float, positive_int,  # noqa: E402
-                       run)
-from utils.devices import check_precision, set_inference_threads  # noqa: E402
-from utils.progress import progress  # noqa: E402
+from archs.folded_sparnet import prepare_inference_net
+from archs.generator_spec import random_generator
+from baselines.published import published_face_loop
+from models.fast_training import channels_last, fused_adam, prepare_training_net
+from models.onnx_generator import OnnxGenerator, export_onnx
+from utils.cli import ArgumentParser, UserError, non_negative_int, positive_float, positive_int, run
+from utils.devices import check_precision, set_inference_threads
+from utils.progress import progress
+from weights.generator import load_generator_weights
+from weights.released import RELEASED_MODELS
 
 DEFAULT_MODELS = ('sparnet', 'sparnet_light_attn3d', 'sparnethd_attn2d')  # of RELEASED_MODELS
 DEFAULT_BATCHES = {'sparnet': (1, 16), 'sparnethd': (1, 2)}  # by network
@@ -78,9 +73,6 @@ def build_parser():
                         help='intra-op threads (default: one per usable core)')
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
     parser.add_argument('--json', default=None, help='write all results here')
-    parser.add_argument('--end_to_end', nargs=argparse.REMAINDER, default=None, metavar='FLAGS',
-                        help='time test.py and the whole-photo script over folders against the published loops '
-                             'instead; the flags that follow go to scripts/benchmark_end_to_end.py (--faces, --photos, ...)')
     return parser
 
 
@@ -364,8 +356,6 @@ def format_table(rows):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.end_to_end is not None:
-        return benchmark_end_to_end.main(args.end_to_end)
     model_names = parse_list(args.models, RELEASED_MODELS, '--models')
     args.path_list = parse_list(args.paths, PATHS, '--paths')
     weights = {}

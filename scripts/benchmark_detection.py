@@ -1,8 +1,8 @@
 """Face detection on whole photos: faces found, time and memory, against the published approach and by photo size.
 
-    python scripts/benchmark_detection.py --photos /path/to/photos --published
-    python scripts/benchmark_detection.py --synthetic 1,6,24 --detectors cnn,hog --min_face_sizes 40,80
-    python scripts/benchmark_detection.py --pipeline /path/to/photos
+    python -m scripts.benchmark_detection --photos /path/to/photos --published
+    python -m scripts.benchmark_detection --synthetic 1,6,24 --detectors cnn,hog --min_face_sizes 40,80
+    python -m scripts.benchmark_detection --pipeline /path/to/photos
 
 --photos: each photo is searched as this pipeline does (--detector, --min_face_size, ... as in
 test_enhance_single_unalign.py) and, with --published, as the published script did (dlib's CNN on
@@ -12,7 +12,7 @@ less than 0.3 box sides apart. Both are timed in CPU seconds (the published sear
 core; this one's CNN runs on PyTorch's threads), which compare on a shared machine, and in wall
 seconds; peak memory is the process's.
 --synthetic: 4:3 group photos of that many megapixels, faces of 40 to 60 px on a grid of 250 px
-cells (scripts/make_sample_photo.py), searched with each detector and minimum face size: wall and
+cells (data/sample_photos.py), searched with each detector and minimum face size: wall and
 CPU seconds, peak memory of the search, faces found of those planted; HOG with one thread and
 the default number, unless --detect_workers is given.
 --pipeline: a folder run of SPARNetHD (random weights, fast path) over the photos, with the next
@@ -22,26 +22,26 @@ after the other: wall seconds of each.
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from concurrent.futures import Future
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import dlib
+import numpy as np
 
-import dlib  # noqa: E402
-import numpy as np  # noqa: E402
-
-from scripts.make_sample_photo import grid_photo  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
-from utils.detection_flags import add_detection_flags, detector_from_flags  # noqa: E402
-from utils.face_detect import (CNN_DETECTOR_FILE, TILE_SIZES, FaceDetector, default_workers,  # noqa: E402
-                               dlib_model_path)
-from utils.face_restore import FaceRestorer  # noqa: E402
-from utils.face_search import same_faces  # noqa: E402
-from utils.image_io import list_images, read_rgb_array  # noqa: E402
-from utils.one_ahead import one_ahead  # noqa: E402
-from utils.progress import progress  # noqa: E402
+from baselines.published import published_boxes
+from data.sample_photos import grid_photo
+from faces.detector import TILE_SIZES, FaceDetector, default_workers, detector_from_flags
+from faces.dlib_models import CNN_DETECTOR_FILE, dlib_model_path
+from faces.restorer import FaceRestorer
+from faces.search_plan import same_faces
+from inference.photo_results import save_results
+from inference.whole_photos import read_and_search
+from options.detection_flags import add_detection_flags
+from utils.cli import UserError, run
+from utils.image_io import list_images, read_rgb_array
+from utils.one_ahead import one_ahead
+from utils.progress import progress
 
 SYNTHETIC_CELL = 250
 SYNTHETIC_FACES = (40, 60)
@@ -79,10 +79,6 @@ def search_once(detector, photo):
         return [face.box for face in detector(photo)]
     finally:
         detector.close()
-
-
-def published_boxes(photo, cnn):
-    return [(found.rect.left(), found.rect.top(), found.rect.right(), found.rect.bottom()) for found in cnn(photo, 1)]
 
 
 def compare_photos(args, detector):
@@ -143,8 +139,9 @@ def compare_sizes(args):
 def random_enhancer():
     """SPARNetHD (2D attention) with random weights on the fast path: (N, 512, 512, 3) uint8 -> same."""
     import torch
-    from models.fast_inference import prepare_inference_net
-    from models.networks import GeneratorSpec, random_generator
+
+    from archs.folded_sparnet import prepare_inference_net
+    from archs.generator_spec import GeneratorSpec, random_generator
     from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
     net = prepare_inference_net(random_generator(GeneratorSpec('sparnethd', 10, 'spar', 'in')), torch.device('cpu'))
 
@@ -162,21 +159,21 @@ def done(function, item):
 
 def folder_run(paths, detector, restorer, out_dir, ahead):
     """Wall seconds of searching, enhancing and saving every photo, the search one photo ahead or not."""
-    import test_enhance_single_unalign as whole_photo
     def search(path):
-        return whole_photo.read_and_search(detector, path)
+        return read_and_search(detector, path)
     start = time.perf_counter()
     searches = one_ahead(search, paths) if ahead else ((path, done(search, path)) for path in paths)
     for index, (path, searched) in enumerate(searches):
         photo, found = searched.result()
         if found.faces:
-            whole_photo.save_results(restorer.restore(photo, found.faces), os.path.join(out_dir, str(index)), 'jpg', 75)
+            save_results(restorer.restore(photo, found.faces), os.path.join(out_dir, str(index)), 'jpg', 75)
     return time.perf_counter() - start
 
 
 def compare_pipelines(args):
     import torch
-    from models.fast_inference import set_inference_threads
+
+    from utils.devices import set_inference_threads
     paths = [os.path.join(args.pipeline, rel_path) for rel_path in list_images(args.pipeline)]
     set_inference_threads()
     restorer = FaceRestorer(None, random_enhancer(), progress=False)

@@ -1,8 +1,8 @@
 """End-to-end speed: test.py over a folder of faces and the whole-photo script over a folder of
-photos, against the published code's loops as users ran them (`scripts/benchmark.py --end_to_end`).
+photos, against the published code's loops as users ran them (`baselines/published.py`).
 
-    python scripts/benchmark_end_to_end.py --faces /data/lfw,/data/utk --count 1000 --precisions fp32,bf16
-    python scripts/benchmark_end_to_end.py --photos /data/photos --photo_count 6 --precisions fp32,bf16
+    python -m scripts.benchmark_end_to_end --faces /data/lfw,/data/utk --count 1000 --precisions fp32,bf16
+    python -m scripts.benchmark_end_to_end --photos /data/photos --photo_count 6 --precisions fp32,bf16
 
 Faces: the first --count images of the --faces folders, each resized to 128x128 and reduced to a
 16x16 LR face with PIL bicubic (the Helen test-set form), saved as PNG. Then, in turns (so load
@@ -12,7 +12,7 @@ from other processes hits all alike), repeated --repeats times:
   truncated, PIL save);
 - `network <precision>`: the fast path alone on the preloaded batches of --batch_size (the
   network-only rate);
-- `test.py <precision>`: `test.main` over the folder, model loading included, at its defaults.
+- `test.py <precision>`: test.py's run (`inference.face_folder`) over the folder, model loading included, at its defaults.
 Then the outputs' quality: PSNR / SSIM against the 128x128 HR faces (the published protocol) of
 the published loop and of test.py at each precision, and how far test.py's outputs at each
 precision are from the published loop's (fp32): identical pixel values, values more than one
@@ -20,33 +20,31 @@ precision are from the published loop's (fp32): identical pixel values, values m
 Photos: the published whole-photo script's steps in one process (dlib CNN detection on the
 photo upsampled once, five landmarks, scikit-image similarity warp order 3, one face at a time
 through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG outputs)
-against `test_enhance_single_unalign.main` over the folder.
+against the whole-photo script's run (`inference.whole_photos`) over the folder.
 Weights: random ones (the same for every path) unless --weights gives the released file.
 """
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data.base_dataset import resize_square  # noqa: E402
-from models.fast_inference import prepare_inference_net  # noqa: E402
-from models.networks import random_generator  # noqa: E402
-from models.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS  # noqa: E402
-from models.weights import load_generator_weights  # noqa: E402
-from options.test_options import DEFAULT_BATCH_SIZE  # noqa: E402
-from utils.cli import ArgumentParser, UserError, positive_int, run  # noqa: E402
-from utils.devices import set_inference_threads  # noqa: E402
-from utils import psnr_ssim  # noqa: E402
-from utils.image_io import list_images, read_rgb  # noqa: E402
-from utils.scripts import load_script  # noqa: E402
+from archs.folded_sparnet import prepare_inference_net
+from archs.generator_spec import random_generator
+from baselines.published import published_face_loop, published_photo_loop
+from data.base_dataset import resize_square
+from inference.face_folder import test_folder
+from inference.whole_photos import enhance_whole_photos
+from metrics import psnr_ssim
+from options.test_options import DEFAULT_BATCH_SIZE, TestOptions
+from utils.cli import ArgumentParser, UserError, positive_int, run
+from utils.devices import set_inference_threads
+from utils.image_io import list_images, read_rgb
+from weights.generator import load_generator_weights
+from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
 
 SPECS = {'sparnet': RELEASED_MODELS['sparnet'].spec, 'sparnethd': RELEASED_MODELS[DEFAULT_PHOTO_MODEL].spec}
 
@@ -64,18 +62,6 @@ def make_lr_faces(folders, count, dest, hr_dest):
         hr.save(os.path.join(hr_dest, f'{index:05d}.png'))
         hr.resize((16, 16), Image.BICUBIC).save(os.path.join(dest, f'{index:05d}.png'))
     return sorted(os.listdir(dest))
-
-
-def published_face_loop(net, lr_dir, names, out_dir, load_size=128):
-    """The published test.py loop: one image at a time through the plain module, saved with PIL."""
-    os.makedirs(out_dir, exist_ok=True)
-    for name in names:
-        img = Image.open(os.path.join(lr_dir, name)).convert('RGB').resize((load_size, load_size), Image.BICUBIC)
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
-        with torch.no_grad():
-            y = net(((x - 0.5) / 0.5)[None])
-        array = ((y[0].numpy().transpose(1, 2, 0) + 1.0) / 2.0 * 255.0).clip(0, 255).astype(np.uint8)
-        Image.fromarray(array).save(os.path.join(out_dir, name))
 
 
 def network_only(fast, lr_dir, names, batch_size, load_size=128):
@@ -132,15 +118,14 @@ def faces_benchmark(args, net, weights_path, folder):
     """{variant: [seconds per run]} over the LR faces, and the output differences from the published loop."""
     lr_dir, hr_dir = os.path.join(folder, 'lr'), os.path.join(folder, 'hr')
     names = make_lr_faces(args.face_folders, args.count, lr_dir, hr_dir)
-    test_script = load_script('test.py')
     fast = {p: prepare_inference_net(net, 'cpu', p) for p in args.precision_list}
     flags = ['--gpus', '0', '--dataroot', lr_dir, '--pretrain_model_path', weights_path]
     variants = {'published': lambda out: published_face_loop(net, lr_dir, names, out)}
     for precision in args.precision_list:
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE['cpu', precision]
         variants[f'network {precision}'] = lambda out, p=precision, b=batch_size: network_only(fast[p], lr_dir, names, b)
-        variants[f'test.py {precision}'] = lambda out, p=precision: test_script.main(
-            [*flags, '--save_as_dir', out, '--precision', p, *args.test_flags.split()])
+        variants[f'test.py {precision}'] = lambda out, p=precision: test_folder(TestOptions().parse(
+            [*flags, '--save_as_dir', out, '--precision', p, *args.test_flags.split()]))
     times = run_in_turns(variants, args.repeats, folder, names)
     print('\n'.join(quality_report(folder, hr_dir, names, args.precision_list)))
     return times
@@ -161,62 +146,18 @@ def run_in_turns(variants, repeats, folder, names):
     return times
 
 
-def published_photo_loop(net, photos, out_dir):
-    """The published whole-photo script's steps, each photo in turn, in one process."""
-    import cv2
-    import dlib
-    from skimage import transform
-
-    from utils.face_align import ffhq_template
-    from utils.face_detect import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
-    detector = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
-    predictor = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
-    template = ffhq_template(512)
-    faces_done = 0
-    for photo_path in photos:
-        img = np.asarray(Image.open(photo_path).convert('RGB'))
-        aligned, tforms = [], []
-        for found in detector(img, 1):
-            if found.rect.width() > 999 or found.rect.height() > 999:
-                break
-            shape = predictor(img, found.rect)
-            points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
-            tform = transform.SimilarityTransform.from_estimate(points, template)
-            aligned.append(transform.warp(img, tform.inverse, output_shape=(512, 512), order=3) * 255)
-            tforms.append(tform)
-        hq_faces = []
-        for face in aligned:
-            with torch.no_grad():
-                y = net((torch.tensor(face.transpose(2, 0, 1)) / 255.0 * 2 - 1)[None].float())
-            hq_faces.append(((y[0].numpy().transpose(1, 2, 0) + 1) / 2 * 255).clip(0, 255).astype(np.uint8))
-        final = img.astype(np.float64)
-        for hq, tform in zip(hq_faces, tforms):
-            back = transform.warp(hq / 255.0, tform, output_shape=img.shape[:2], order=3) * 255
-            mask = cv2.blur((back == 0).astype(np.float32), (5, 5)) > 0
-            final = final * mask + (1 - mask) * back
-        photo_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(photo_path))[0])
-        for sub, faces in (('LQ_faces', aligned), ('HQ', hq_faces)):
-            os.makedirs(os.path.join(photo_dir, sub), exist_ok=True)
-            for index, face in enumerate(faces):
-                Image.fromarray(face.astype(np.uint8)).save(os.path.join(photo_dir, sub, f'{index:03d}.jpg'))
-        Image.fromarray(final.astype(np.uint8)).save(os.path.join(photo_dir, 'hq_final.jpg'))
-        faces_done += len(hq_faces)
-    return faces_done
-
-
 def photos_benchmark(args, net, weights_path, folder):
     photos = [os.path.join(args.photos, name) for name in list_images(args.photos)][:args.photo_count]
     photo_dir = os.path.join(folder, 'photos')
     os.makedirs(photo_dir)
     for path in photos:  # a flat folder of the chosen photos, for the whole-photo script
         os.symlink(os.path.abspath(path), os.path.join(photo_dir, os.path.basename(path)))
-    photo_script = load_script('test_enhance_single_unalign.py')
     flags = ['--gpus', '0', '--test_img_path', photo_dir,
              '--pretrain_model_path', weights_path]
     variants = {'published photos': lambda out: published_photo_loop(net, photos, out)}
     for precision in args.precision_list:
-        variants[f'photo script {precision}'] = lambda out, p=precision: photo_script.main(
-            [*flags, '--results_dir', out, '--precision', p, *args.photo_flags.split()])
+        variants[f'photo script {precision}'] = lambda out, p=precision: enhance_whole_photos(TestOptions().parse(
+            [*flags, '--results_dir', out, '--precision', p, *args.photo_flags.split()]))
     return run_in_turns(variants, args.repeats, folder, photos)
 
 

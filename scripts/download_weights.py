@@ -13,15 +13,12 @@ must load strictly into its network) and kept only then. Exit code: 0, 1 when a 
 """
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from models.losses import VGG19_WEIGHTS  # noqa: E402
-from models.released import RELEASED_MODELS, TEST_SETS_ARCHIVE, find_released, markdown_table  # noqa: E402
-from utils.cli import ArgumentParser, UserError, run  # noqa: E402
-from utils.download import cache_dir  # noqa: E402
-from utils.fid import INCEPTION_WEIGHTS  # noqa: E402
+from losses.perceptual import VGG19_WEIGHTS
+from metrics.fid import INCEPTION_WEIGHTS
+from utils.cli import ArgumentParser, UserError, run
+from weights.download import cache_dir
+from weights.released import RELEASED_MODELS, TEST_SETS_ARCHIVE, find_released, markdown_table
 
 log = logging.getLogger('download_weights')
 OTHER_FILES = {remote.name: remote for remote in (VGG19_WEIGHTS, INCEPTION_WEIGHTS, TEST_SETS_ARCHIVE)}

@@ -7,18 +7,15 @@ prints the means as a Markdown table, and saves them as JSON with --save_json. E
 1 when some images could not be compared (listed in the log and the CSV), 2 on bad input.
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from utils import evaluation  # noqa: E402
-from utils.cli import ArgumentParser, UserError, positive_int, run  # noqa: E402
-from utils.devices import select_device  # noqa: E402
-from utils.face_detect import DETECTORS  # noqa: E402
-from utils.download import CACHE_ENV, DEFAULT_CACHE  # noqa: E402
-from utils.fid import INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path  # noqa: E402
-from utils.identity import FaceIdentity  # noqa: E402
-from utils.pairing import pair_folders  # noqa: E402
+from faces.detector import DETECTORS
+from metrics import folder_scores as evaluation
+from metrics.fid import INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path
+from metrics.identity import FaceIdentity
+from metrics.pairing import pair_folders
+from utils.cli import ArgumentParser, UserError, positive_int, run
+from utils.devices import select_device
+from weights.download import CACHE_ENV, DEFAULT_CACHE
 
 log = evaluation.log
 

@@ -13,15 +13,13 @@ pixels with fp32 drift); exit code 1 when it exceeds 1e-3, 2 on bad input; nothi
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from models.networks import GeneratorSpec  # noqa: E402
-from models.onnx_inference import DEFAULT_OPSET, OnnxGenerator, export_onnx  # noqa: E402
-from models.weights import load_generator_weights  # noqa: E402
-from options.generator_flags import add_generator_arguments, resolve_generator_options  # noqa: E402
-from utils.cli import ArgumentParser, UserError, non_negative_int, positive_int, run  # noqa: E402
+from archs.generator_spec import GeneratorSpec
+from models.onnx_generator import DEFAULT_OPSET, OnnxGenerator, export_onnx
+from options.generator_flags import add_generator_arguments, resolve_generator_options
+from utils.cli import ArgumentParser, UserError, non_negative_int, positive_int, run
+from weights.generator import load_generator_weights
 
 TOLERANCE = 1e-3
 

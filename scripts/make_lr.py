@@ -9,17 +9,14 @@ SPARNet actually consumes. Exit code 1 when an image failed, 2 on bad input.
 """
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from utils.cli import ArgumentParser, jpeg_quality, positive_float, run  # noqa: E402
-from utils.image_io import ImageReadError, find_images, output_name, read_rgb, save_rgb  # noqa: E402
-from utils.paths import check_output_folders  # noqa: E402
-from utils.progress import logging_redirect, progress  # noqa: E402
+from utils.cli import ArgumentParser, jpeg_quality, positive_float, run
+from utils.image_io import ImageReadError, find_images, output_name, read_rgb, save_rgb
+from utils.paths import check_output_folders
+from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('make_lr')
 

@@ -10,16 +10,13 @@ Exit code 2 when a run cannot be read.
 import itertools
 import math
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
-
-from utils.atomic import atomic_write  # noqa: E402
-from utils.cli import ArgumentParser, UserError, number_type, run  # noqa: E402
-from utils.run_logs import BASELINE, RunLogError, read_run  # noqa: E402
+from training.log_reader import BASELINE, RunLogError, read_run
+from utils.atomic import atomic_write
+from utils.cli import ArgumentParser, UserError, number_type, run
 
 DEFAULT_OUT = 'training_curves.png'
 PANEL_COLUMNS = 3

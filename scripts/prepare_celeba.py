@@ -9,16 +9,13 @@ in the 178x218 aligned release are too small for the 128 px minimum. Names follo
 align_and_crop_dir.py (`name.ext`, `name_K.ext` for several faces).
 """
 import math
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from scripts.align_and_crop_dir import add_folder_arguments, crop_folder  # noqa: E402
-from utils.cli import ArgumentParser, positive_float, positive_int, run  # noqa: E402
+from faces.crop_folder import crop_folder
+from options.crop_flags import add_folder_arguments
+from utils.cli import ArgumentParser, positive_float, positive_int, run
 
 
 def square_box(box, enlarge, height, width):

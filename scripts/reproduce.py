@@ -22,24 +22,22 @@ import math
 import os
 import shlex
 import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from models.released import RELEASED_MODELS, TEST_SETS_ARCHIVE  # noqa: E402
-from utils import evaluation  # noqa: E402
-from utils.archive import extract_archive  # noqa: E402
-from utils.atomic import atomic_write  # noqa: E402
-from utils.cli import UserError, run  # noqa: E402
-from utils.devices import PRECISIONS, check_precision, describe_device, select_device  # noqa: E402
-from utils.download import CACHE_ENV, DEFAULT_CACHE, cache_dir  # noqa: E402
-from utils.eval_sets import TEST_SETS, locate  # noqa: E402
-from utils.fid import INCEPTION_WEIGHTS, FIDInception  # noqa: E402
-from utils.identity import FaceIdentity  # noqa: E402
-from utils.image_io import list_images  # noqa: E402
-from utils.pairing import match_by_name, pair_folders  # noqa: E402
-from utils.scripts import load_script  # noqa: E402
+from inference.face_folder import test_folder
+from metrics import folder_scores as evaluation
+from metrics.eval_sets import TEST_SETS, locate
+from metrics.fid import INCEPTION_WEIGHTS, FIDInception
+from metrics.identity import FaceIdentity
+from metrics.pairing import match_by_name, pair_folders
+from options.test_options import TestOptions
+from utils.atomic import atomic_write
+from utils.cli import UserError, run
+from utils.devices import PRECISIONS, check_precision, describe_device, select_device
+from utils.image_io import list_images
+from weights.archive import extract_archive
+from weights.download import CACHE_ENV, DEFAULT_CACHE, cache_dir
+from weights.released import RELEASED_MODELS, TEST_SETS_ARCHIVE
 
 log = logging.getLogger('reproduce')
 
@@ -163,8 +161,8 @@ def shell_assignments(found):
 
 
 def run_test_py(argv):
-    """test.py's main on `argv` in this process."""
-    return load_script('test.py').main(argv)
+    """test.py's run on `argv` in this process."""
+    return test_folder(TestOptions().parse(argv))
 
 
 class Scorers:

@@ -1,33 +1,19 @@
-"""Shared test helpers: the repo on sys.path, released-format checkpoints with random weights, a local weights server.
+"""Shared fixtures: released-format checkpoints with random weights, a local weights server, no real downloads.
 
 No test touches the real network: for the whole session the download cache is a temporary folder
 and every download goes to a closed port on 127.0.0.1, unless a test serves files with `weights_server`.
 """
-import http.server
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 import torch
 import torchvision
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from models.networks import GeneratorSpec, random_generator  # noqa: E402,F401 (used by the tests)
-from models.released import RELEASED_MODELS  # noqa: E402
-from utils import download  # noqa: E402
-from utils.fid import FID_WEIGHTS_NAME  # noqa: E402
-
-
-def pytest_configure(config):
-    config.addinivalue_line('markers', 'slow: runs a full-size network on the CPU (tens of seconds)')
-    config.addinivalue_line('markers', 'gpu: needs CUDA GPUs (skipped without them)')
+from archs.generator_spec import random_generator
+from helpers.weights_server import WeightsServer, closed_port_url
+from metrics.fid import FID_WEIGHTS_NAME
+from weights import download
+from weights.released import RELEASED_MODELS
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,16 +25,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker('gpu') is not None:
             item.add_marker(no_cuda, append=False)  # first: its reason, not a later "needs 2 GPUs", is shown
-
-
-RELEASED_SPECS = {name: model.spec for name, model in RELEASED_MODELS.items()}
-
-
-def closed_port_url():
-    """http://127.0.0.1:<a port nothing listens on>: connections are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return f'http://127.0.0.1:{sock.getsockname()[1]}'
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -78,7 +54,7 @@ def released_checkpoint(tmp_path_factory):
     def make(name):
         if name not in cache:
             cache[name] = str(folder / f'{name}.pth')
-            torch.save(random_generator(RELEASED_SPECS[name]).state_dict(), cache[name])
+            torch.save(random_generator(RELEASED_MODELS[name].spec).state_dict(), cache[name])
         return cache[name]
     return make
 
@@ -119,73 +95,6 @@ def broken_checkpoint(released_checkpoint, tmp_path):
     return make
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """GET /<file> from the server's folder, misbehaving as `server.mode` says."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        server = self.server.weights_server
-        server.requests.append(self.path)
-        path = os.path.join(server.folder, os.path.basename(self.path))
-        if server.mode == 'missing' or not os.path.isfile(path):
-            self.send_error(404, 'Not Found')
-            return
-        if server.mode == 'slow':
-            time.sleep(server.delay)
-        with open(path, 'rb') as f:
-            body = f.read()
-        self.send_response(200)
-        self.send_header('Content-Type', 'application/octet-stream')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        if server.mode == 'cut':
-            body = body[:len(body) // 2]
-            self.close_connection = True
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
-class WeightsServer:
-    """An HTTP server on 127.0.0.1 in a thread, serving `folder`; records the paths it is asked for.
-
-    `mode`: 'ok', 'missing' (404 for everything), 'cut' (closes after half of each file) or 'slow'
-    (waits `delay` seconds before answering).
-    """
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.requests = []
-        self.mode = 'ok'
-        self.delay = 2.0
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.weights_server = self
-        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def add(self, source, file_name):
-        """Serve the file `source` as `file_name` (a hard link where possible: the HD files are 350 MB)."""
-        target = os.path.join(self.folder, file_name)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
-        return target
-
-    def add_released(self, name, source):
-        """Serve `source` (e.g. random weights of that format) as the released model `name`'s file."""
-        return self.add(source, RELEASED_MODELS[name].file_name)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def weights_server(tmp_path, monkeypatch):
     """A local WeightsServer as the download base URL (in-process and for subprocesses), and an empty cache.
@@ -201,6 +110,13 @@ def weights_server(tmp_path, monkeypatch):
     server.close()
 
 
-def run_script(*args, cwd=ROOT):
-    """Run a top-level script of the repo with the test interpreter; returns CompletedProcess."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+@pytest.fixture(autouse=True)
+def no_checkpoints_left(request):
+    """Delete the weights a test wrote in its tmp_path (gigabytes for SPARNetHD) once it is done."""
+    yield
+    tmp_path = request.node.funcargs.get('tmp_path')
+    if tmp_path is not None:
+        shutil.rmtree(tmp_path / 'checkpoints', ignore_errors=True)
+        for path in tmp_path.glob('*.pth'):
+            if path.is_file():
+                path.unlink()

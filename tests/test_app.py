@@ -1,4 +1,4 @@
-"""The web page's jobs without a browser (app_pipeline.py) and app.py's own parts: the scripts' pipeline and
+"""The web page's jobs without a browser (webapp/jobs.py) and the page and server parts of app.py: the scripts' pipeline and
 results, one line per input that fails, weights fetched once, limits, and choices outside the page refused."""
 import importlib.util
 import os
@@ -13,14 +13,17 @@ import torch
 from PIL import Image
 from skimage import data
 
-import app
-from app_pipeline import AppPipeline, Item, JobError, JobResult, supported_precisions, unique_names
-from models.inference import Enhancer
-from models.released import RELEASED_MODELS
-from train_helpers import face_images, load_script, run_test_script
+from helpers.commands import run_test_py, run_whole_photos
+from helpers.faces import face_images
+from models.enhancer import Enhancer
+from options.app_options import parse_app_args
 from utils.cli import UserError
 from utils.devices import native_bf16_cpu
-from utils.download import DownloadError
+from webapp import page as app
+from webapp.jobs import AppPipeline, Item, JobError, JobResult, supported_precisions, unique_names
+from webapp.server import make_run_dir, serve_app
+from weights.download import DownloadError
+from weights.released import RELEASED_MODELS
 
 HD = RELEASED_MODELS['sparnethd_attn2d']
 
@@ -83,9 +86,8 @@ def test_photos_go_through_the_scripts_pipeline(tmp_path, built, hd_weights_dir)
     assert result.problems[1].startswith('broken: not a readable image (') and len(result.problems) == 2
     assert not any(str(tmp_path) in problem for problem in result.problems)  # file names, no server paths
 
-    script = load_script('test_enhance_single_unalign.py')
     out = tmp_path / 'script'
-    assert script.main(['--gpus', '0', '--pretrain_model_path', os.path.join(hd_weights_dir, HD.file_name),
+    assert run_whole_photos(['--gpus', '0', '--pretrain_model_path', os.path.join(hd_weights_dir, HD.file_name),
                         '--detector', 'hog', '--test_upscale', '2', '--ext', 'png',
                         '--test_img_path', paths[0], '--results_dir', str(out)]) == 0
     final = read(job / 'astronaut.png')
@@ -123,7 +125,7 @@ def test_aligned_faces_are_test_py_outputs_and_weights_come_once(tmp_path, weigh
     assert weights_server.requests == [f'/{light.file_name}']
 
     # one face per batch as the page (batches of several round a few pixels one level apart)
-    assert run_test_script(['--gpus', '0', '--pretrain_model_path', 'sparnet_light_attn3d', '--dataroot', str(faces),
+    assert run_test_py(['--gpus', '0', '--pretrain_model_path', 'sparnet_light_attn3d', '--dataroot', str(faces),
                             '--save_as_dir', str(tmp_path / 'test_py'), '--num_threads', '0', '--batch_size', '1']) == 1
     for item in result.items:
         output = read(item.after)
@@ -196,7 +198,7 @@ def test_an_enhancer_shared_by_threads_gives_each_its_own_faces():
                                             (['--max_pixels', '0'], '--max_pixels must be 1 or more')])
 def test_app_flags(tmp_path, flags, message):
     with pytest.raises(UserError, match=message):
-        app.main([*flags, '--results_dir', str(tmp_path / 'results')])
+        serve_app(parse_app_args([*flags, '--results_dir', str(tmp_path / 'results')]))
     assert not (tmp_path / 'results').exists()
 
 
@@ -204,12 +206,12 @@ def test_app_without_gradio_says_how_to_install_it(tmp_path, monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None if name == 'gradio' else find_spec(name))
     with pytest.raises(UserError, match='needs Gradio: pip install -r requirements-app.txt'):
-        app.main(['--results_dir', str(tmp_path / 'results')])
+        serve_app(parse_app_args(['--results_dir', str(tmp_path / 'results')]))
     assert not (tmp_path / 'results').exists()
 
 
 def test_run_folders_and_served_copies(tmp_path, monkeypatch):
-    first, second = app.make_run_dir(str(tmp_path)), app.make_run_dir(str(tmp_path))
+    first, second = make_run_dir(str(tmp_path)), make_run_dir(str(tmp_path))
     assert first != second and os.path.dirname(first) == str(tmp_path)  # same second: -2
     cache = os.path.join(first, app.CACHE_FOLDER)
     monkeypatch.setenv(app.GRADIO_TEMP_ENV, cache)

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from conftest import ROOT
-from models.released import RELEASED_MODELS
+from helpers.commands import ROOT
+from weights.released import RELEASED_MODELS
 
 pytest.importorskip('gradio', reason='the web page needs Gradio: pip install -r requirements-app.txt')
 sync_api = pytest.importorskip('playwright.sync_api', reason='pip install -r requirements-app.txt (Playwright)')

@@ -2,8 +2,8 @@
 import numpy as np
 from PIL import Image
 
+from metrics import psnr_ssim
 from scripts import benchmark_end_to_end as benchmark
-from utils import psnr_ssim
 
 
 def save(folder, name, array):

@@ -10,8 +10,8 @@ from data import create_dataset, create_train_dataloader
 from data.base_dataset import resize_square
 from data.celeba_dataset import random_resized_crop_box
 from data.degradations import DegradationConfig, degrade_pair
+from helpers.faces import face_folder, face_images
 from options.train_options import TrainOptions
-from train_helpers import face_folder, face_images
 from utils.cli import UserError
 from utils.tensor_image import tensor_to_uint8
 

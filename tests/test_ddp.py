@@ -6,8 +6,9 @@ import sys
 import pytest
 import torch
 
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import ROOT, assert_same_first_step, face_folder, run_training, train_flags
+from helpers.commands import ROOT, project_env, run_training
+from helpers.faces import face_folder
+from helpers.training import assert_same_first_step, train_flags
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -16,22 +17,21 @@ RANK_SCRIPT = '''
 import copy
 import sys
 import torch
-sys.path.insert(0, {root!r})
-import train
 from options.train_options import TrainOptions
-trainer = train.Trainer(TrainOptions().parse(sys.argv[2:]))
+from training.trainer import Trainer
+trainer = Trainer(TrainOptions().parse(sys.argv[2:]))
 model, first_step = trainer.model, []
 optimize_parameters = model.optimize_parameters
 
 def recording_step():
     optimize_parameters()
     if not first_step:
-        first_step.append({{name: copy.deepcopy(opt.state_dict()) for name, opt in model.optimizers.items()}})
+        first_step.append({name: copy.deepcopy(opt.state_dict()) for name, opt in model.optimizers.items()})
 model.optimize_parameters = recording_step
 code = trainer.run()
-torch.save({{'nets': {{name: net.state_dict() for name, net in model.saved_networks().items()}},
-             'first_step': first_step[0], 'world_size': trainer.opt.world_size}},
-           f'{{sys.argv[1]}}/rank{{trainer.opt.rank}}.pth')
+torch.save({'nets': {name: net.state_dict() for name, net in model.saved_networks().items()},
+             'first_step': first_step[0], 'world_size': trainer.opt.world_size},
+           f'{sys.argv[1]}/rank{trainer.opt.rank}.pth')
 sys.exit(code)
 '''
 FLAGS = ['--batch_size', '2', '--lambda_pcp', '0']
@@ -40,11 +40,11 @@ FLAGS = ['--batch_size', '2', '--lambda_pcp', '0']
 def test_two_gloo_processes_train_identical_weights_from_the_gradient_of_one_process(tmp_path):
     face_folder(tmp_path / 'faces', count=2)
     script = tmp_path / 'rank_script.py'
-    script.write_text(RANK_SCRIPT.format(root=ROOT))
+    script.write_text(RANK_SCRIPT)
     flags = train_flags(str(tmp_path), 'sparnethd', 'ddp', *FLAGS, '--total_epochs', '2')
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                              str(script), str(tmp_path), *flags], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+                            timeout=600, env={**project_env(), 'OMP_NUM_THREADS': '1'})
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f'rank{rank}.pth', weights_only=True) for rank in (0, 1)]
     assert ranks[0]['world_size'] == ranks[1]['world_size'] == 2

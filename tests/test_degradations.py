@@ -8,10 +8,28 @@ import pytest
 import scipy.ndimage
 import skimage.data
 
-from data.degradations import (BLUR_KINDS, INTERPOLATIONS, Blur, DegradationConfig, add_degradation_options,
-                               add_gaussian_noise, apply_blur, box_blur, config_from_options, degrade,
-                               degrade_pair, gaussian_blur, gaussian_kernel_size, jpeg_compress, median_blur,
-                               motion_blur, motion_kernel, resize, sample_plan, to_grayscale)
+from data.degradations import (
+    BLUR_KINDS,
+    INTERPOLATIONS,
+    Blur,
+    DegradationConfig,
+    add_degradation_options,
+    add_gaussian_noise,
+    apply_blur,
+    box_blur,
+    config_from_options,
+    degrade,
+    degrade_pair,
+    gaussian_blur,
+    gaussian_kernel_size,
+    jpeg_compress,
+    median_blur,
+    motion_blur,
+    motion_kernel,
+    resize,
+    sample_plan,
+    to_grayscale,
+)
 from utils.cli import UserError
 
 NO_STEPS = DegradationConfig(gray_prob=0.0, blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0)

@@ -4,9 +4,10 @@ import logging
 
 import pytest
 
+from faces.detector import detector_from_flags
+from options.detection_flags import add_detection_flags
 from options.test_options import TestOptions
 from utils.cli import ArgumentParser
-from utils.detection_flags import add_detection_flags, detector_from_flags
 
 
 def parse(*flags):

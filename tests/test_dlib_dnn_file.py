@@ -10,9 +10,9 @@ import pytest
 import torch
 from skimage import data
 
-from utils.dlib_dnn_file import Affine, ByteReader, Conv, DetectorWindow, Relu, read_input_layer, read_mmod_detector
-from utils.face_detect import CNN_DETECTOR_FILE, dlib_model_path
-from utils.mmod_detector import MmodNet
+from faces.dlib_models import CNN_DETECTOR_FILE, dlib_model_path
+from faces.mmod_detector import MmodNet
+from faces.mmod_file import Affine, ByteReader, Conv, DetectorWindow, Relu, read_input_layer, read_mmod_detector
 
 CONV_SHAPES = [(16, 3, 5, 5), (32, 16, 5, 5), (32, 32, 5, 5), (45, 32, 5, 5), (45, 45, 5, 5), (45, 45, 5, 5),
                (1, 45, 9, 9)]

@@ -11,15 +11,14 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from conftest import run_script
-from models.inference import Enhancer
-from models.released import RELEASED_MODELS
-from train_helpers import load_script
+from helpers.commands import run_script, run_whole_photos
+from inference import whole_photos
+from inference.photo_results import photo_jobs
+from inference.whole_photos import read_and_search
+from metrics.psnr_ssim import psnr
+from models.enhancer import Enhancer
 from utils.cli import UserError
-from utils.psnr_ssim import psnr
-
-
-script = load_script('test_enhance_single_unalign.py')
+from weights.released import RELEASED_MODELS
 
 HD_FLAGS = ['--gpus', '0', '--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
             '--att_name', 'spar', '--Gnorm', 'in']
@@ -49,7 +48,7 @@ def run_main(released_checkpoint):
     weights = released_checkpoint('sparnethd_attn2d')
 
     def run(photo_path, results_dir, *extra):
-        return script.main([*HD_FLAGS, '--pretrain_model_path', weights, '--detector', 'hog',
+        return run_whole_photos([*HD_FLAGS, '--pretrain_model_path', weights, '--detector', 'hog',
                             '--test_img_path', str(photo_path), '--results_dir', str(results_dir), *extra])
     return run
 
@@ -104,7 +103,7 @@ def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, 
     for name in ('a.png', 'b.png'):
         Image.fromarray(data.astronaut()).save(photos / name)
     searched = {name: threading.Event() for name in ('a.png', 'b.png')}
-    search = script.read_and_search
+    search = read_and_search
 
     def recording_search(detector, photo_path):
         found = search(detector, photo_path)
@@ -115,7 +114,7 @@ def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, 
         overlapped.append(searched['b.png'].wait(timeout=60))
         return faces.copy()
     overlapped = []
-    monkeypatch.setattr(script, 'read_and_search', recording_search)
+    monkeypatch.setattr(whole_photos, 'read_and_search', recording_search)
     monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: enhance))
     assert run_main(photos, tmp_path / 'out') == 0
     assert overlapped == [True, True]  # b.png was searched while a.png's face was enhanced
@@ -133,7 +132,7 @@ def test_results_folders_of_photos_sharing_a_name(tmp_path):
     (tmp_path / 'x.y').mkdir()
     for name in ('a.jpg', 'a.png', 'b.png', 'x.y/c.png'):
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name)
-    jobs = script.photo_jobs(str(tmp_path), 'out')
+    jobs = photo_jobs(str(tmp_path), 'out')
     assert [folder for _, folder in jobs] == ['out/a_jpg', 'out/a_png', 'out/b', 'out/x.y/c']
     assert [photo for photo, _ in jobs][-1] == str(tmp_path / 'x.y' / 'c.png')
 
@@ -253,7 +252,7 @@ def test_non_finite_weights_or_outputs_paste_nothing(tmp_path, broken_checkpoint
     """Without the checks, NaN outputs were pasted over the face as a black square (exit 0)."""
     Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
     with pytest.raises(UserError, match=message):
-        script.main(['--gpus', '0', '--model', 'sparnet', '--load_size', '512', '--detector', 'hog',
+        run_whole_photos(['--gpus', '0', '--model', 'sparnet', '--load_size', '512', '--detector', 'hog',
                      '--pretrain_model_path', broken_checkpoint('sparnet_light_attn3d', kind),
                      '--test_img_path', str(tmp_path / 'astronaut.png'), '--results_dir', str(tmp_path / 'out')])
     assert not (tmp_path / 'out').exists()

@@ -1,11 +1,8 @@
 """scripts/evaluate.py and psnr_ssim.py: pairing by name, clear errors, CSV / JSON / Markdown reports."""
 import csv
-import importlib.util
 import json
 import math
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -14,16 +11,12 @@ from PIL import Image
 from skimage import data
 
 import psnr_ssim as psnr_ssim_script
+from helpers.commands import run_script
+from metrics.identity import FaceIdentity
+from metrics.pairing import PairingError, match_by_name, unmatched_message
+from metrics.psnr_ssim import psnr, ssim
+from scripts import evaluate
 from utils.cli import UserError
-from utils.identity import FaceIdentity
-from utils.pairing import PairingError, match_by_name, unmatched_message
-from utils.psnr_ssim import psnr, ssim
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EVALUATE_PATH = os.path.join(REPO, 'scripts', 'evaluate.py')
-_spec = importlib.util.spec_from_file_location('evaluate_script', EVALUATE_PATH)
-evaluate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(evaluate)
 
 
 def random_image(seed, size=(32, 32)):
@@ -267,8 +260,7 @@ def test_command_line_exit_code_and_one_line_error(tmp_path):
     results, gt = folders(tmp_path)
     save(results, 'a.png', random_image(0))
     save(gt, 'b.png', random_image(0))
-    run = subprocess.run([sys.executable, EVALUATE_PATH, '--results_dir', results, '--gt_dir', gt],
-                         capture_output=True, text=True, timeout=120)
+    run = run_script('-m', 'scripts.evaluate', '--results_dir', results, '--gt_dir', gt, timeout=120)
     assert run.returncode == 2
     last_line = run.stderr.strip().splitlines()[-1]
     assert last_line.startswith('error: no image of') and 'matched by file name' in last_line

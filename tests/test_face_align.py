@@ -5,9 +5,17 @@ import pytest
 from skimage import data
 from skimage.transform import SimilarityTransform
 
-from utils.face_align import (FFHQ_TEMPLATE_1024, align_face, feather_mask, ffhq_template, paste_faces,
-                              similarity_transform, transform_points, warp_affine)
-from utils.psnr_ssim import psnr
+from faces.align import (
+    FFHQ_TEMPLATE_1024,
+    align_face,
+    feather_mask,
+    ffhq_template,
+    paste_faces,
+    similarity_transform,
+    transform_points,
+    warp_affine,
+)
+from metrics.psnr_ssim import psnr
 
 
 def similarity(angle_deg, scale, tx, ty):

@@ -5,11 +5,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from utils.face_align import ffhq_template, transform_points
-from utils.face_detect import FaceDetector, FaceModelMissing, dlib_model_path
-from utils.face_restore import FaceRestorer, NoFaceFound
+from faces.align import ffhq_template, transform_points
+from faces.detector import FaceDetector
+from faces.dlib_models import FaceModelMissing, dlib_model_path
+from faces.restorer import FaceRestorer, NoFaceFound
+from metrics.psnr_ssim import psnr
 from utils.image_io import read_rgb_array
-from utils.psnr_ssim import psnr
 
 ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib HOG box (left, top, right, bottom), checked by eye
 

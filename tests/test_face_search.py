@@ -5,10 +5,19 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from scripts.make_sample_photo import grid_photo, group_photo
-from utils.face_detect import FaceDetector
-from utils.face_search import (CENTRE_SLACK, DETECTION_WINDOW, OVERLAP, PASS_MARGIN, axis_tiles, box_iou,
-                               non_max_suppression, plan_search, same_faces)
+from data.sample_photos import grid_photo, group_photo
+from faces.detector import FaceDetector
+from faces.search_plan import (
+    CENTRE_SLACK,
+    DETECTION_WINDOW,
+    OVERLAP,
+    PASS_MARGIN,
+    axis_tiles,
+    box_iou,
+    non_max_suppression,
+    plan_search,
+    same_faces,
+)
 
 
 def centre(box):

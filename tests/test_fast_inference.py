@@ -10,11 +10,18 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from models.blocks import add_spectral_norm
-from models.fast_inference import (Activation, InputNorm, batch_norm_affine, eval_conv_weight, fill_border,
-                                   prepare_inference_net, upsampling_conv_weight)
-from models.sparnet import SPARNet
-from train_helpers import CONFIGS, build, max_rel_diff, random_input
+from archs.blocks import add_spectral_norm
+from archs.folded_sparnet import (
+    Activation,
+    InputNorm,
+    batch_norm_affine,
+    eval_conv_weight,
+    fill_border,
+    prepare_inference_net,
+    upsampling_conv_weight,
+)
+from archs.sparnet import SPARNet
+from helpers.small_nets import CONFIGS, build, max_rel_diff, random_input
 from utils import devices
 from utils.devices import native_bf16_cpu, set_inference_threads
 
@@ -145,7 +152,7 @@ def test_input_norm_equals_torch_norm_on_strided_maps(norm):
 
 @pytest.mark.parametrize('relu_type', ['leakyrelu', 'relu', 'prelu', 'selu', 'none'])
 def test_activation_in_place_and_into_output(relu_type):
-    from models.blocks import ReluLayer
+    from archs.blocks import ReluLayer
     layer = ReluLayer(4, relu_type)
     if relu_type == 'prelu':
         torch.nn.init.uniform_(layer.func.weight, 0.1, 0.5)

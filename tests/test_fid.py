@@ -1,6 +1,5 @@
 """FID: the Fréchet distance against direct computations, and the whole pipeline against
 pytorch-fid's own code, with a random-weight Inception saved in pytorch-fid's format."""
-import importlib.util
 import json
 import os
 import warnings
@@ -13,11 +12,19 @@ from PIL import Image
 from scipy import linalg
 from skimage import data
 
+from metrics.fid import (
+    FID_WEIGHTS_NAME,
+    INCEPTION_WEIGHTS,
+    FIDInception,
+    default_inception_weights_path,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+)
+from scripts import evaluate
 from utils.cli import UserError
-from utils.download import DownloadError
-from utils.fid import (FID_WEIGHTS_NAME, INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path,
-                       feature_statistics, fid_from_features, frechet_distance)
-from utils.state_dict import WeightsError
+from weights.download import DownloadError
+from weights.state_dict import WeightsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,9 +147,6 @@ def test_evaluate_fid_equals_pytorch_fid(inception_file, image_folders, monkeypa
     puts it, and gives pytorch-fid's number."""
     monkeypatch.setenv('TORCH_HOME', str(inception_file.parents[2]))
     assert default_inception_weights_path() == str(inception_file)
-    spec = importlib.util.spec_from_file_location('evaluate_script', os.path.join(REPO, 'scripts', 'evaluate.py'))
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
     results, gt = image_folders
     json_path = tmp_path / 'means.json'
     assert evaluate.main(['--results_dir', str(results), '--gt_dir', str(gt), '--metrics', 'fid',

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.commands import run_test_py
 from scripts import align_and_crop_dir, make_lr, prepare_celeba
-from train_helpers import run_test_script
 from utils.cli import UserError
 from utils.paths import check_output_folders, check_separate_folders, check_writable_folder
 
@@ -37,7 +37,7 @@ def test_test_py_refuses_its_input_folder_as_output(faces, released_checkpoint):
             (['--save_as_dir', str(faces.parent)], 'contains --dataroot'),
             (['--results_dir', str(faces)], 'the output folder (<results_dir>/<name>/<phase>_<epoch>) ')):
         with pytest.raises(UserError, match=message.replace('(', r'\(').replace(')', r'\)')):
-            run_test_script([*flags, *output_flags])
+            run_test_py([*flags, *output_flags])
     assert snapshot(faces) == before
 
 
@@ -45,10 +45,10 @@ def test_test_py_checks_the_output_folder_before_any_image(faces, released_check
     (tmp_path / 'file').write_text('not a folder')
     flags = ['--gpus', '0', '--pretrain_model_path', released_checkpoint('sparnet'), '--dataroot', str(faces)]
     with pytest.raises(UserError, match=f"--save_as_dir {tmp_path / 'file'}: is a file, not a folder"):
-        run_test_script([*flags, '--save_as_dir', str(tmp_path / 'file')])
+        run_test_py([*flags, '--save_as_dir', str(tmp_path / 'file')])
     with pytest.raises(UserError, match=f"--save_as_dir {tmp_path / 'file' / 'sr'}: cannot be created, "
                                         f"{tmp_path / 'file'} is a file"):
-        run_test_script([*flags, '--save_as_dir', str(tmp_path / 'file' / 'sr')])
+        run_test_py([*flags, '--save_as_dir', str(tmp_path / 'file' / 'sr')])
 
 
 @pytest.mark.parametrize('extra, message', [

@@ -18,15 +18,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_script
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import (ROOT, assert_same_first_step, face_folder, face_images, run_test_script, run_training,
-                           train_flags)
+from helpers.commands import ROOT, run_script, run_test_py, run_training
+from helpers.faces import face_folder, face_images
+from helpers.training import assert_same_first_step, train_flags
+from metrics.psnr_ssim import psnr
+from training.log_reader import read_events
 from utils import devices
-from utils.checkpoint import load_train_state
 from utils.cli import UserError
-from utils.psnr_ssim import psnr
-from utils.run_logs import read_events
+from weights.checkpoint import load_train_state
 
 pytestmark = pytest.mark.gpu
 two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs 2 CUDA GPUs')
@@ -104,7 +103,7 @@ def cpu_reference(tmp_path_factory, released_checkpoint):
     for index, face in enumerate(face_images(N_FACES, seed=11, size=(16, 16))):
         Image.fromarray(face).save(root / 'lr' / f'face_{index}.png')
     checkpoint = released_checkpoint('sparnet')
-    assert run_test_script(script_flags(root / 'lr', checkpoint, root / 'cpu', '--gpus', '0',
+    assert run_test_py(script_flags(root / 'lr', checkpoint, root / 'cpu', '--gpus', '0',
                                              '--reference_impl')) == 0
     return root / 'lr', checkpoint, read_outputs(root / 'cpu')
 
@@ -122,7 +121,7 @@ def read_outputs(folder):
 def test_fp32_on_gpu_matches_the_cpu_reference(cpu_reference, tmp_path, impl):
     lr_dir, checkpoint, expected = cpu_reference
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # TF32 convolutions round like fp16
-        assert run_test_script(script_flags(lr_dir, checkpoint, tmp_path / 'out', '--gpus', '1', *impl)) == 0
+        assert run_test_py(script_flags(lr_dir, checkpoint, tmp_path / 'out', '--gpus', '1', *impl)) == 0
     outputs = read_outputs(tmp_path / 'out')
     assert outputs.keys() == expected.keys() and len(outputs) == N_FACES
     for name, image in outputs.items():  # GPU kernels may round differently from the CPU ones
@@ -137,10 +136,10 @@ def test_gpu_precisions_close_to_the_cpu_reference(cpu_reference, tmp_path, prec
     flags = script_flags(lr_dir, checkpoint, tmp_path / 'out', '--gpus', '1', '--precision', precision)
     if precision == 'bf16' and not torch.cuda.is_bf16_supported(including_emulation=False):
         with pytest.raises(UserError, match='has no native bf16'):
-            run_test_script(flags)
+            run_test_py(flags)
         assert not (tmp_path / 'out').exists()
         return
-    assert run_test_script(flags) == 0
+    assert run_test_py(flags) == 0
     outputs = read_outputs(tmp_path / 'out')
     assert outputs.keys() == expected.keys() and len(outputs) == N_FACES
     for name, image in outputs.items():

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from utils.identity import FaceIdentity, cosine_similarity
+from metrics.identity import FaceIdentity, cosine_similarity
 
 matplotlib = pytest.importorskip('matplotlib', reason='the second face is matplotlib sample data')
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
+from archs.initial_weights import init_weights
+from helpers.training import TINY_FLAGS
 from models import create_model
-from models.init import init_weights
 from options.train_options import TrainOptions
-from train_helpers import TINY_FLAGS
 
 
 def fresh_model(model, *extra):

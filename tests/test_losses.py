@@ -11,12 +11,13 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from models import losses
-from models.discriminator import MultiScaleDiscriminator, define_D, upgrade_discriminator_keys
-from models.losses import VGG19_FILE, VGG19_LEGACY_PATH, GANLoss, VGGPerceptualLoss, feature_matching_loss
-from models.weights import WeightsError
-from train_helpers import vgg_weights
-from utils.download import DownloadError
+from archs.discriminator import MultiScaleDiscriminator, define_D, upgrade_discriminator_keys
+from helpers.training import vgg_weights
+from losses import perceptual
+from losses.gan import GANLoss, feature_matching_loss
+from losses.perceptual import VGG19_FILE, VGG19_LEGACY_PATH, VGGPerceptualLoss
+from weights.download import DownloadError
+from weights.generator import WeightsError
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from utils.cli import UserError
@@ -115,11 +116,11 @@ def test_vgg19_weights_come_from_the_original_place_or_the_cache(vgg_file, weigh
     weights_server.add(vgg_file, VGG19_FILE)
     with pytest.raises(DownloadError, match=r'vgg19: the file downloaded from .* has SHA-256 [0-9a-f]+, expected '
                                             r'dcbb9e9d: a changed or corrupted file; it was deleted'):
-        losses.VGG19_WEIGHTS.fetch()
+        perceptual.VGG19_WEIGHTS.fetch()
     assert not os.path.exists(weights_server.cache) or os.listdir(weights_server.cache) == []
     with open(vgg_file, 'rb') as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    stand_in = dataclasses.replace(losses.VGG19_WEIGHTS, sha256=digest[:8])
+    stand_in = dataclasses.replace(perceptual.VGG19_WEIGHTS, sha256=digest[:8])
     cached = os.path.join(weights_server.cache, VGG19_FILE)
     assert stand_in.fetch() == cached and stand_in.fetch() == cached
     assert len(weights_server.requests) == 2  # the refused download and the accepted one
@@ -133,7 +134,7 @@ def test_vgg19_download_of_other_weights_is_refused(weights_server, tmp_path, mo
     torch.save({'features.0.weight': torch.zeros(8, 3, 3, 3)}, tmp_path / 'other.pth')
     weights_server.add(str(tmp_path / 'other.pth'), VGG19_FILE)
     with pytest.raises(DownloadError, match='was refused and deleted: .*not torchvision VGG19 weights'):
-        dataclasses.replace(losses.VGG19_WEIGHTS, sha256=None).fetch()
+        dataclasses.replace(perceptual.VGG19_WEIGHTS, sha256=None).fetch()
     assert not os.path.exists(weights_server.cache) or os.listdir(weights_server.cache) == []
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from skimage import data
 
-from scripts.make_sample_photo import grid_photo
-from utils.face_detect import CNN_DETECTOR_FILE, dlib_model_path
-from utils.mmod_detector import MmodDetector, boxes_overlap, nearest_level, pyramid_layout, pyramid_sizes
+from data.sample_photos import grid_photo
+from faces.dlib_models import CNN_DETECTOR_FILE, dlib_model_path
+from faces.mmod_detector import MmodDetector, boxes_overlap, nearest_level, pyramid_layout, pyramid_sizes
 
 
 @pytest.fixture(scope='module')

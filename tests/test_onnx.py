@@ -9,10 +9,10 @@ import onnx
 import pytest
 import torch
 
-from conftest import run_script
-from models.onnx_inference import OnnxError, OnnxGenerator, export_onnx
-from train_helpers import CONFIGS, build, load_script, max_rel_diff, random_input
-
+from helpers.commands import run_script
+from helpers.small_nets import CONFIGS, build, max_rel_diff, random_input
+from models.onnx_generator import OnnxError, OnnxGenerator, export_onnx
+from scripts import export_onnx as export_script
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tiny nets: one thread is fastest
 
@@ -57,7 +57,7 @@ def test_onnx_generator_errors(tmp_path):
 
 def test_export_script_writes_and_verifies(tmp_path, released_checkpoint):
     out = tmp_path / 'light.onnx'
-    result = run_script('scripts/export_onnx.py',  # the flags come from the file
+    result = run_script('-m', 'scripts.export_onnx',  # the flags come from the file
                         '--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'),
                         '--output', str(out), '--check_batch', '2')
     assert result.returncode == 0, result.stderr
@@ -66,7 +66,7 @@ def test_export_script_writes_and_verifies(tmp_path, released_checkpoint):
 
 
 def test_export_script_reports_wrong_weights(tmp_path, released_checkpoint):
-    result = run_script('scripts/export_onnx.py', '--model', 'sparnet', '--att_name', 'spar',
+    result = run_script('-m', 'scripts.export_onnx', '--model', 'sparnet', '--att_name', 'spar',
                         '--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'),
                         '--output', str(tmp_path / 'x.onnx'))
     assert result.returncode == 2
@@ -76,7 +76,7 @@ def test_export_script_reports_wrong_weights(tmp_path, released_checkpoint):
 
 def test_export_failing_its_check_leaves_no_file_and_keeps_an_earlier_one(tmp_path, released_checkpoint, monkeypatch,
                                                                           capsys):
-    script = load_script('scripts/export_onnx.py')
+    script = export_script
     monkeypatch.setattr(script, 'TOLERANCE', -1.0)  # any difference, even 0, fails the check
     out = tmp_path / 'light.onnx'
     argv = ['--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'), '--output', str(out)]

@@ -7,7 +7,7 @@ import shlex
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers.commands import ROOT
 from options import generator_flags
 from options.test_options import TestOptions
 from utils import devices

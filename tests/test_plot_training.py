@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.commands import run_training
+from helpers.faces import face_folder
+from helpers.training import train_flags
 from scripts import plot_training
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import face_folder, run_training, train_flags
+from training.log_reader import read_events
 from utils.cli import UserError
-from utils.run_logs import read_events
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

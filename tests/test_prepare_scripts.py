@@ -5,13 +5,13 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from conftest import run_script
+from faces.align import align_face
+from faces.detector import FaceDetector
+from helpers.commands import run_script
+from metrics.psnr_ssim import psnr
 from scripts import align_and_crop_dir, make_sample_photo, prepare_celeba
 from scripts.prepare_celeba import face_crop, square_box
 from utils.cli import UserError
-from utils.face_align import align_face
-from utils.face_detect import FaceDetector
-from utils.psnr_ssim import psnr
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +43,7 @@ def read(path):
 
 def test_align_and_crop_dir(photos, tmp_path, hog):
     out = tmp_path / 'aligned'
-    proc = run_script('scripts/align_and_crop_dir.py', '--input_dir', str(photos), '--output_dir', str(out),
+    proc = run_script('-m', 'scripts.align_and_crop_dir', '--input_dir', str(photos), '--output_dir', str(out),
                       '--detector', 'hog')
     assert proc.returncode == 1, proc.stderr  # the broken file failed; the others went on
     written = sorted(str(path.relative_to(out)) for path in out.rglob('*') if path.is_file())
@@ -64,7 +64,7 @@ def test_align_and_crop_dir(photos, tmp_path, hog):
 def test_align_and_crop_dir_size_and_format(photos, tmp_path):
     (photos / 'broken.jpg').unlink()
     out = tmp_path / 'aligned'
-    proc = run_script('scripts/align_and_crop_dir.py', '--input_dir', str(photos), '--output_dir', str(out),
+    proc = run_script('-m', 'scripts.align_and_crop_dir', '--input_dir', str(photos), '--output_dir', str(out),
                       '--detector', 'hog', '--size', '256', '--ext', 'png')
     assert proc.returncode == 0, proc.stderr
     assert Image.open(out / 'sub' / 'pair_1.png').size == (256, 256)
@@ -100,7 +100,7 @@ def test_prepare_celeba(tmp_path, hog):
     Image.fromarray(big).save(root / '000001.png')
     Image.fromarray(data.astronaut()).save(root / '000002.png')  # its face box (~90 px x 1.3) is under 128
     out = tmp_path / 'crops'
-    proc = run_script('scripts/prepare_celeba.py', '--input_dir', str(root), '--output_dir', str(out),
+    proc = run_script('-m', 'scripts.prepare_celeba', '--input_dir', str(root), '--output_dir', str(out),
                       '--detector', 'hog')
     assert proc.returncode == 0, proc.stderr
     assert sorted(path.name for path in out.iterdir()) == ['000001.png']
@@ -118,7 +118,7 @@ def test_make_lr(tmp_path):
     for name, image in hr.items():
         Image.fromarray(image).save(hr_dir / name)
     (hr_dir / 'c.png').write_bytes(b'broken')
-    proc = run_script('scripts/make_lr.py', '--input_dir', str(hr_dir), '--output_dir', str(tmp_path / 'LR'),
+    proc = run_script('-m', 'scripts.make_lr', '--input_dir', str(hr_dir), '--output_dir', str(tmp_path / 'LR'),
                       '--upsampled_dir', str(tmp_path / 'LR_up'))
     assert proc.returncode == 1 and 'c.png' in proc.stdout
     assert 'not a multiple of 8' in proc.stderr and 'b.png' in proc.stderr
@@ -130,16 +130,15 @@ def test_make_lr(tmp_path):
     assert read(tmp_path / 'LR' / 'a.png').shape == (16, 16, 3)
 
 
-@pytest.mark.parametrize('script', ['scripts/align_and_crop_dir.py', 'scripts/prepare_celeba.py',
-                                    'scripts/make_lr.py'])
+@pytest.mark.parametrize('script', ['scripts.align_and_crop_dir', 'scripts.prepare_celeba', 'scripts.make_lr'])
 def test_missing_input_folder_is_one_clear_line(tmp_path, script):
-    proc = run_script(script, '--input_dir', str(tmp_path / 'nope'), '--output_dir', str(tmp_path / 'out'))
+    proc = run_script('-m', script, '--input_dir', str(tmp_path / 'nope'), '--output_dir', str(tmp_path / 'out'))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: --input_dir {str(tmp_path / 'nope')!r}: no such folder"]
 
 
 def test_make_sample_photo(tmp_path, hog):
-    proc = run_script('scripts/make_sample_photo.py', '--output', str(tmp_path / 'samples' / 'astronaut.jpg'))
+    proc = run_script('-m', 'scripts.make_sample_photo', '--output', str(tmp_path / 'samples' / 'astronaut.jpg'))
     assert proc.returncode == 0, proc.stderr
     photo = read(tmp_path / 'samples' / 'astronaut.jpg')
     assert photo.shape == (512, 512, 3) and len(hog(photo)) == 1

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from tqdm import tqdm
 
-from conftest import run_script
+from helpers.commands import run_script
 from scripts import make_lr
 from utils import progress as progress_module
 from utils.progress import LINE_SECONDS, PlainProgress, progress
@@ -44,7 +44,7 @@ def test_in_a_terminal_the_bar_is_tqdm(monkeypatch, hr_folder, tmp_path):
 
 
 def test_in_a_pipe_a_script_prints_plain_lines(hr_folder, tmp_path):
-    proc = run_script('scripts/make_lr.py', '--input_dir', str(hr_folder), '--output_dir', str(tmp_path / 'LR'))
+    proc = run_script('-m', 'scripts.make_lr', '--input_dir', str(hr_folder), '--output_dir', str(tmp_path / 'LR'))
     assert proc.returncode == 0, proc.stderr
     assert '\r' not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith('make LR:')]

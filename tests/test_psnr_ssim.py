@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from utils.psnr_ssim import describe_protocol, psnr, rgb_to_y, ssim, y_channel
+from metrics.psnr_ssim import describe_protocol, psnr, rgb_to_y, ssim, y_channel
 
 WHITE, BLACK, RED = (255, 255, 255), (0, 0, 0), (255, 0, 0)
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2

@@ -4,15 +4,16 @@ import logging
 import pytest
 import torch
 
+from archs.discriminator import define_D
+from archs.generator_spec import GeneratorSpec, random_generator
+from helpers.commands import check_test_script_output, run_training
+from helpers.faces import face_folder
+from helpers.training import TINY_FLAGS, train_flags
 from models import create_model
-from models.discriminator import define_D
-from models.networks import GeneratorSpec, random_generator
 from options.train_options import TrainOptions
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import TINY_FLAGS, check_test_script_output, face_folder, run_training, train_flags
-from utils.checkpoint import load_train_state
+from training.log_reader import read_events
 from utils.cli import UserError
-from utils.run_logs import read_events
+from weights.checkpoint import load_train_state
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 HD_SPEC = GeneratorSpec('sparnethd', 1, 'spar', 'in')

@@ -18,15 +18,15 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import RELEASED_SPECS, ROOT, run_script
-from models.pretrained import resolve_weights
-from models.released import RELEASED_MODELS, find_released, markdown_table
+from helpers.commands import ROOT, run_script
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from scripts import download_weights
-from utils import download
-from utils.download import DownloadError
-from utils.state_dict import WeightsError
+from weights import download
+from weights.download import DownloadError
+from weights.released import RELEASED_MODELS, find_released, markdown_table
+from weights.sources import resolve_weights
+from weights.state_dict import WeightsError
 
 LIGHT = RELEASED_MODELS['sparnet_light_attn3d']  # the smallest released network (21 MB)
 
@@ -210,7 +210,7 @@ def test_sha256_checked_when_known(weights_server, released_checkpoint, monkeypa
 def test_two_processes_downloading_at_once_end_with_one_good_file(weights_server, released_checkpoint):
     served = weights_server.add_released('sparnet_light_attn3d', released_checkpoint('sparnet_light_attn3d'))
     weights_server.mode, weights_server.delay = 'slow', 1.0  # both requests are in flight together
-    code = 'from models.pretrained import resolve_weights; print(resolve_weights("sparnet_light_attn3d").path)'
+    code = 'from weights.sources import resolve_weights; print(resolve_weights("sparnet_light_attn3d").path)'
     processes = [subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [process.communicate(timeout=300) for process in processes]
@@ -259,7 +259,7 @@ def test_contradicting_flags_are_refused(weights_server, released_checkpoint):
     with pytest.raises(WeightsError) as err:
         parse('--pretrain_model_path', light, '--att_name', 'spar')
     message = str(err.value)
-    assert f"the file fits {RELEASED_SPECS['sparnet_light_attn3d'].flags()}" in message
+    assert f"the file fits {RELEASED_MODELS['sparnet_light_attn3d'].spec.flags()}" in message
     assert message.startswith(f'{light}: weights do not fit') and '\n' not in message
     put_in_cache(weights_server, 'sparnet_light_attn3d', light)
     with pytest.raises(WeightsError, match='do not fit the network of --model sparnet --res_depth 10'):

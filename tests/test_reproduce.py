@@ -12,14 +12,15 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from conftest import ROOT, GeneratorSpec, random_generator, run_script
-from models.released import RELEASED_MODELS, TEST_SETS_ARCHIVE
+from archs.generator_spec import GeneratorSpec, random_generator
+from helpers.commands import ROOT, run_script
+from helpers.faces import face_images
+from metrics.eval_sets import TEST_SETS, EvalSetNotFound, discover
+from metrics.fid import FID_WEIGHTS_NAME
 from scripts import download_weights, evaluate, reproduce
-from train_helpers import face_images
-from utils.archive import ArchiveError, check_archive, extract_archive
 from utils.cli import UserError
-from utils.eval_sets import TEST_SETS, EvalSetNotFound, discover
-from utils.fid import FID_WEIGHTS_NAME
+from weights.archive import ArchiveError, check_archive, extract_archive
+from weights.released import RELEASED_MODELS, TEST_SETS_ARCHIVE
 
 HELEN_FACES, CELEBA_FACES = 3, 2  # FID needs 2 images a side
 E2E_MODELS = ('sparnet_light_attn3d', 'sparnethd_attn2d')
@@ -170,7 +171,7 @@ def one_line(err):
 
 def test_missing_archive_is_one_line_and_exit_2(weights_server, tmp_path):
     weights_server.mode = 'missing'
-    result = run_script(os.path.join('scripts', 'reproduce.py'), '--models', 'sparnet', '--gpus', '0',
+    result = run_script('-m', 'scripts.reproduce', '--models', 'sparnet', '--gpus', '0',
                         '--out_dir', str(tmp_path / 'out'))
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
@@ -286,7 +287,7 @@ def test_print_folders_gives_test_sh_its_folders(tmp_path, capsys):
         'HELEN_LR': os.path.join(root, 'Helen_test_DIC', 'LR'), 'HELEN_HR': os.path.join(root, 'Helen_test_DIC', 'HR'),
         'CELEBA_TESTN': os.path.join(root, 'CelebA-TestN'), 'CELEBA_TESTN_HR': by_hand}
     with open(os.path.join(ROOT, 'test.sh'), encoding='utf-8') as handle:
-        assert 'scripts/reproduce.py --print_folders' in handle.read()
+        assert '-m scripts.reproduce --print_folders' in handle.read()
 
 
 def test_rows_are_flagged_beyond_the_tolerances():

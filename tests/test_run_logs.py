@@ -1,12 +1,12 @@
-"""Training logs written by TrainLogger and read back by utils.run_logs: events, loss_log.txt, resume."""
+"""Training logs written by TrainLogger and read back by training.log_reader: events, loss_log.txt, resume."""
 import os
 
 import numpy as np
 import pytest
 from tensorboardX import SummaryWriter
 
-from utils.run_logs import RunLogError, event_files, read_events, read_run, read_text_log
-from utils.train_logger import TrainLogger, validation_line
+from training.log_reader import RunLogError, event_files, read_events, read_run, read_text_log
+from training.logger import TrainLogger, validation_line
 
 GRID = np.zeros((20, 30, 3), np.uint8)
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, GeneratorSpec, random_generator
-from train_helpers import face_images, load_script
-from utils import sharding
-from utils.run_report import RunLog, combine, merge_rank_reports, rank_report_path, skip_existing
+from archs.generator_spec import GeneratorSpec, random_generator
+from helpers.commands import ROOT, project_env, run_test_py
+from helpers.faces import face_images
+from inference import sharding
+from inference.report import RunLog, combine, merge_rank_reports, rank_report_path, skip_existing
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -24,23 +25,21 @@ TINY = ['--gpus', '0', '--model', 'sparnet', '--res_depth', '1', '--load_size', 
 # test.py under torchrun, with a fault injected in rank 1: `kill_after_N` (SIGKILL while saving its
 # N+1-th output) or `hang` (rank 1 never reaches the end of the run).
 RANK_SCRIPT = '''
-import importlib.util, os, signal, sys, time
-sys.path.insert(0, {root!r})
-spec = importlib.util.spec_from_file_location('test_script', os.path.join({root!r}, 'test.py'))
-script = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(script)
+import os, signal, sys, time
+from inference import face_folder
+from options.test_options import TestOptions
 fault, rank = sys.argv[1], int(os.environ['RANK'])
 if fault.startswith('kill_after_') and rank == 1:
-    limit, saved, save_rgb = int(fault.rsplit('_', 1)[1]), [], script.save_rgb
+    limit, saved, save_rgb = int(fault.rsplit('_', 1)[1]), [], face_folder.save_rgb
     def save_or_die(image, path, quality):
         if len(saved) >= limit:
             os.kill(os.getpid(), signal.SIGKILL)
         save_rgb(image, path, quality)
         saved.append(path)
-    script.save_rgb = save_or_die
+    face_folder.save_rgb = save_or_die
 if fault == 'hang' and rank == 1:
-    script.run_share = lambda *args: time.sleep(600)
-sys.exit(script.main(sys.argv[2:]))
+    face_folder.super_resolve_inputs = lambda *args: time.sleep(600)
+sys.exit(face_folder.test_folder(TestOptions().parse(sys.argv[2:])))
 '''
 
 
@@ -58,16 +57,16 @@ def folder(tmp_path_factory):
     torch.save(random_generator(GeneratorSpec('sparnet', 1, 'spar', 'bn')).state_dict(), weights)
     flags = [*TINY, '--pretrain_model_path', str(weights), '--dataroot', str(lr)]
     reference = root / 'single'
-    assert load_script('test.py').main([*flags, '--save_as_dir', str(reference)]) == 1  # the corrupt file
+    assert run_test_py([*flags, '--save_as_dir', str(reference)]) == 1  # the corrupt file
     return {'root': root, 'lr': lr, 'flags': flags, 'reference': reference}
 
 
 def run_torchrun(folder, out, fault, *extra, timeout=300):
     script = folder['root'] / 'rank_script.py'
-    script.write_text(RANK_SCRIPT.format(root=ROOT))
+    script.write_text(RANK_SCRIPT)
     return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                            str(script), fault, *folder['flags'], '--save_as_dir', str(out), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=project_env())
 
 
 def outputs(folder):
@@ -117,8 +116,7 @@ def test_killed_run_resumes_with_skip_existing_and_reprocesses_nothing(folder, t
 
     not_written = sorted(set(outputs(folder['reference'])) - set(before))[0]
     (out / f'{not_written}.4242-0badcafe.part').write_bytes(b'half a PNG')  # as a kill -9 mid-write leaves
-    script = load_script('test.py')
-    assert script.main([*folder['flags'], '--save_as_dir', str(out), '--skip_existing', '--report', str(report)]) == 1
+    assert run_test_py([*folder['flags'], '--save_as_dir', str(out), '--skip_existing', '--report', str(report)]) == 1
     after, expected = outputs(out), outputs(folder['reference'])  # the temporary files left are gone
     assert sorted(after) == sorted(expected)
     for name, path in after.items():

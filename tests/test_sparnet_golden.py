@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from models.blocks import add_spectral_norm
-from models.released import RELEASED_MODELS
-from models.sparnet import SPARNet
+from archs.blocks import add_spectral_norm
+from archs.sparnet import SPARNet
+from weights.released import RELEASED_MODELS
 
 HERE = os.path.dirname(__file__)
 GOLDEN = sorted(f for f in os.listdir(os.path.join(HERE, 'golden')) if f.endswith('.pt'))

@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import RELEASED_SPECS, run_script
-from models.weights import read_state_dict
+from helpers.commands import run_script
 from utils.image_io import read_rgb
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
+from weights.generator import read_state_dict
+from weights.released import RELEASED_MODELS
 
 ORIGINAL_FLAGS = {
     'sparnet': ['--model', 'sparnet', '--name', 'SPARNet_S16_V4_Attn2D', '--load_size', '128'],
@@ -28,7 +29,7 @@ def rgb(size, seed):
 
 def expected_output(name, checkpoint, lr_path, load_size):
     """The reference module on the PIL-bicubic-resized input, truncated as the published code saves."""
-    net = RELEASED_SPECS[name].build()
+    net = RELEASED_MODELS[name].spec.build()
     net.load_state_dict(read_state_dict(checkpoint))
     img = read_rgb(lr_path).resize((load_size, load_size), Image.BICUBIC)
     with torch.no_grad():
@@ -140,7 +141,7 @@ def test_fp16_on_cpu_refused_before_any_output(released_checkpoint, lr_folder, t
 def test_onnx_model_path(released_checkpoint, lr_folder, tmp_path):
     checkpoint = released_checkpoint('sparnet_light_attn3d')
     onnx_path = tmp_path / 'light.onnx'
-    exported = run_script('scripts/export_onnx.py', '--res_depth', '1', '--att_name', 'spar3d',
+    exported = run_script('-m', 'scripts.export_onnx', '--res_depth', '1', '--att_name', 'spar3d',
                           '--pretrain_model_path', checkpoint, '--output', str(onnx_path))
     assert exported.returncode == 0, exported.stderr
     flags = ORIGINAL_FLAGS['sparnet_light_attn3d']

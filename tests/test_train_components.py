@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.training import disk_full_for
 from models.ema import ema_copy, ema_step, ema_update
 from models.lr_policy import create_scheduler, lr_factor
-from train_helpers import disk_full_for
+from training.logger import archive_old_logs, image_grid
 from utils import distributed
-from utils.checkpoint import SaveError, StagedCheckpoint, load_train_state, rng_states, set_rng_states
 from utils.cli import UserError
-from utils.state_dict import first_non_finite
-from utils.train_logger import archive_old_logs, image_grid
+from weights.checkpoint import SaveError, StagedCheckpoint, load_train_state, rng_states, set_rng_states
+from weights.state_dict import first_non_finite
 
 
 def test_ema_averages_parameters_and_float_buffers_and_copies_integer_ones():

@@ -4,12 +4,13 @@ import os
 import pytest
 import torch
 
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import face_folder, run_training, train_flags
+from helpers.commands import run_training
+from helpers.faces import face_folder
+from helpers.training import train_flags
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
+from training.log_reader import read_events
 from utils.cli import UserError
-from utils.run_logs import read_events
 
 
 def test_fast_train_matches_plain_losses_and_checkpoint_keys(tmp_path):

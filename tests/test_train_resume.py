@@ -5,14 +5,15 @@ import signal
 import pytest
 import torch
 
+from helpers.commands import run_training
+from helpers.faces import face_folder
+from helpers.training import train_flags, vgg_weights
 from models.sparnet_model import SPARNetModel
 from models.sparnethd_model import SPARNetHDModel
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import face_folder, run_training, train_flags, vgg_weights
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-from utils.checkpoint import load_train_state
-from utils.run_logs import read_events
+from training.log_reader import read_events
+from weights.checkpoint import load_train_state
 
 
 def interrupt_after(model_class, calls, signum, monkeypatch):

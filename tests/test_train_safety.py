@@ -10,12 +10,12 @@ import time
 import pytest
 import torch
 
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import ROOT, disk_full_for, face_folder, run_training, train_flags
-
-from utils.checkpoint import load_train_state
+from helpers.commands import ROOT, run_training
+from helpers.faces import face_folder
+from helpers.training import disk_full_for, train_flags
 from utils.cli import UserError
-from utils.state_dict import first_non_finite
+from weights.checkpoint import load_train_state
+from weights.state_dict import first_non_finite
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

@@ -5,19 +5,19 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from PIL import Image
 
+from archs.generator_spec import GeneratorSpec
 from data.base_dataset import resize_square
 from data.celeba_dataset import bicubic_lr, bicubic_reduce
-from models.networks import GeneratorSpec
+from helpers.commands import check_test_script_output, run_training
+from helpers.faces import face_folder
+from helpers.training import train_flags
+from metrics.psnr_ssim import psnr, ssim
 from models.sparnet_model import SPARNetModel
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import check_test_script_output, face_folder, run_training, train_flags
-from utils.checkpoint import load_train_state
+from training.log_reader import read_events, read_text_log
 from utils.cli import UserError
-from utils.psnr_ssim import psnr, ssim
-from utils.run_logs import read_events, read_text_log
+from weights.checkpoint import load_train_state
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

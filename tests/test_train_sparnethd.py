@@ -6,13 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from models.networks import GeneratorSpec
-from train_helpers import no_checkpoints_left  # noqa: F401 (autouse fixture)
-from train_helpers import check_test_script_output, face_folder, run_training, train_flags
+from archs.generator_spec import GeneratorSpec
+from helpers.commands import check_test_script_output, run_training
+from helpers.faces import face_folder
+from helpers.training import train_flags
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
+from training.log_reader import read_events
 from utils.cli import UserError
-from utils.run_logs import read_events
 
 
 def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path):

@@ -1,14 +1,14 @@
-"""utils.validation: network and bicubic-baseline scores (published protocol), measured once, and the face grid."""
+"""training.validation: network and bicubic-baseline scores (published protocol), measured once, and the face grid."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from train_helpers import face_images
-from utils import validation
-from utils.psnr_ssim import psnr, ssim
+from helpers.faces import face_images
+from metrics.psnr_ssim import psnr, ssim
+from training import validation
+from training.validation import Validator, labelled_grid
 from utils.tensor_image import uint8_to_tensor
-from utils.validation import Validator, labelled_grid
 
 SCALE, SIZE = 4, 32
 

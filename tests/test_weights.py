@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RELEASED_SPECS, random_generator
-from models.networks import GeneratorSpec
-from models.weights import (WeightsError, infer_spec, load_generator_weights, mismatch_message,
-                            read_state_dict)
+from archs.generator_spec import GeneratorSpec, random_generator
+from weights.generator import WeightsError, infer_spec, load_generator_weights, mismatch_message, read_state_dict
+from weights.released import RELEASED_MODELS
 
 HERE = os.path.dirname(__file__)
 SMALL_2D = GeneratorSpec('sparnet', 1, 'spar', 'bn')
@@ -22,9 +21,9 @@ def manifest_state_dict(name):
     return {k: torch.empty(shape, device='meta') for k, shape in keys.items()}
 
 
-@pytest.mark.parametrize('name', sorted(RELEASED_SPECS))
+@pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
 def test_infer_spec_from_released_shapes(name):
-    assert infer_spec(manifest_state_dict(name)) == RELEASED_SPECS[name]
+    assert infer_spec(manifest_state_dict(name)) == RELEASED_MODELS[name].spec
 
 
 def test_loads_exactly(tmp_path):
@@ -72,9 +71,9 @@ def test_mismatch_names_fitting_flags_and_loads_nothing(tmp_path, given, wanted,
 
 def test_spectral_norm_file_given_to_sparnet_points_to_sparnethd():
     state = manifest_state_dict('sparnethd_attn3d')
-    spec = RELEASED_SPECS['sparnet']
+    spec = RELEASED_MODELS['sparnet'].spec
     message = mismatch_message('hd.pth', spec, state, spec.shapes())
-    assert f"the file fits {RELEASED_SPECS['sparnethd_attn3d'].flags()}" in message
+    assert f"the file fits {RELEASED_MODELS['sparnethd_attn3d'].spec.flags()}" in message
     assert 'spectral-normalised convs' in message and 'plain convs' in message
 
 
@@ -82,7 +81,7 @@ def test_half_spectral_norm_file_fits_nothing():
     state = manifest_state_dict('sparnethd_attn2d')
     state['encoder.0.conv2d.weight'] = state.pop('encoder.0.conv2d.weight_orig')
     assert infer_spec(state) is None
-    spec = RELEASED_SPECS['sparnethd_attn2d']
+    spec = RELEASED_MODELS['sparnethd_attn2d'].spec
     message = mismatch_message('odd.pth', spec, state, spec.shapes())
     assert 'fits none of the' in message and '1 missing keys (encoder.0.conv2d.weight_orig)' in message
 

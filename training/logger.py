@@ -2,7 +2,7 @@
 validation face grids as PNG files.
 
 A new run whose log folder already exists archives it (renamed with a time stamp) instead of
-writing over it; a resumed run appends, and both TensorBoard and `utils.run_logs` drop what the
+writing over it; a resumed run appends, and both TensorBoard and `training.log_reader` drop what the
 interrupted run logged after its last checkpoint (purge_step; a `resumed at iteration N` line).
 """
 import datetime
@@ -14,8 +14,8 @@ import torch
 import torchvision
 from tensorboardX import SummaryWriter
 
+from training.log_reader import BASELINE
 from utils.image_io import save_rgb
-from utils.run_logs import BASELINE
 
 log = logging.getLogger('train')
 GRID_ROWS = 4

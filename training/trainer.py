@@ -1,4 +1,4 @@
-"""Train SPARNet (CelebA, L1) or SPARNetHD (FFHQ, GAN + EMA generator) on the CPU, one GPU or many.
+"""The training loop of train.py: data, model, logs, validation, checkpoints and resume of one process.
 
 `torchrun --nproc_per_node N train.py ...` trains with DistributedDataParallel (one process per
 GPU, or gloo processes on the CPU). `--continue_train` resumes from `<checkpoints_dir>/<name>/latest`
@@ -10,32 +10,34 @@ iteration N + 1, once the weights it holds have given a finite loss (at a stop o
 run, at once); non-finite weights or optimizer states are never saved. So `latest` always holds a
 state that trained on, which `--continue_train --reset_optimizer` resumes with new learning rates.
 """
-import contextlib
 import logging
 import math
 import os
-import signal
-import time
 
-import torch
-
-from data import (StopSafeLoader, create_dataset, create_train_dataloader, get_dataset_class,
-                  leave_stop_signals_to_main)
+from data import StopSafeLoader, create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
 from models import create_model
-from models.weights import check_generator_file
-from options.train_options import TrainOptions
+from training.logger import TrainLogger
+from training.run_control import STOP_EXIT_CODES, IterationTimer, StopSignals, algorithms
+from training.validation import Validator
 from utils import distributed
-from utils.checkpoint import (SaveError, StagedCheckpoint, load_published_position, load_train_state, rng_states,
-                              set_rng_states, snapshots, state_path)
-from utils.cli import UserError, run
-from utils.progress import logging_redirect, progress as progress_bar
-from utils.state_dict import first_non_finite
-from utils.train_logger import TrainLogger
-from utils.validation import Validator
+from utils.cli import UserError
+from utils.progress import logging_redirect
+from utils.progress import progress as progress_bar
+from weights.checkpoint import (
+    SaveError,
+    StagedCheckpoint,
+    load_published_position,
+    load_train_state,
+    rng_states,
+    set_rng_states,
+    snapshots,
+    state_path,
+)
+from weights.generator import check_generator_file
+from weights.state_dict import first_non_finite
 
 log = logging.getLogger('train')
 TRAIN_DATASETS = ('celeba', 'ffhq')
-STOP_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 POSITIVE_FLAGS = ('total_epochs', 'print_freq', 'visual_freq', 'save_latest_freq', 'val_freq', 'lr_decay_iters')
 NON_NEGATIVE_FLAGS = ('save_iter_freq', 'save_epoch_freq', 'resume_epoch', 'resume_iter')
 UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_epochs', 'published_epochs', 'rank',
@@ -72,57 +74,6 @@ def plain_options(opt):
 
 class Diverged(Exception):
     """A non-finite loss, weight or optimizer state: the run stops, and that state is never saved."""
-
-
-class StopSignals:
-    """Ctrl-C and SIGTERM ask to stop after the current iteration; a second Ctrl-C aborts at once."""
-
-    def __init__(self, announce=True):
-        self.announce = announce
-
-    def __enter__(self):
-        self.received = None
-        self.previous = {signum: signal.signal(signum, self._handle) for signum in STOP_EXIT_CODES}
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signum
-        if self.announce:
-            log.warning('%s: stopping after this iteration, once `latest` is saved (Ctrl-C again aborts)',
-                        signal.Signals(signum).name)
-
-    def __exit__(self, *exc_info):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def algorithms(deterministic):
-    """Deterministic algorithms (bit-exact on the CPU; on GPUs, warnings for ops without one) or fast ones."""
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[2:]
-
-
-class IterationTimer:
-    """Mean seconds per iteration between two laps (data loading included)."""
-
-    def __init__(self, iteration):
-        self.start, self.iteration = time.perf_counter(), iteration
-
-    def lap(self, iteration):
-        now = time.perf_counter()
-        seconds = (now - self.start) / max(1, iteration - self.iteration)
-        self.start, self.iteration = now, iteration
-        return seconds
 
 
 class Trainer:
@@ -406,11 +357,3 @@ class Trainer:
             self.discard_saves()
             self.logger.close()
             distributed.cleanup()
-
-
-def main(args=None):
-    return Trainer(TrainOptions().parse(args)).run()
-
-
-if __name__ == '__main__':
-    run(main)

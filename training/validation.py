@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from utils.psnr_ssim import PUBLISHED_Y_QUANTIZATION, psnr, ssim
-from utils.run_logs import BASELINE
+from metrics.psnr_ssim import PUBLISHED_Y_QUANTIZATION, psnr, ssim
+from training.log_reader import BASELINE
 from utils.tensor_image import tensor_to_uint8
 
 GRID_FACES = 4

@@ -7,7 +7,7 @@ overlap. Paths are compared once resolved (links, `..`), whether the output fold
 """
 import os
 
-from .cli import UserError
+from utils.cli import UserError
 
 
 def real_path(path):

@@ -2,7 +2,7 @@
 
 The choices become the flags of test_enhance_single_unalign.py / test.py, parsed by TestOptions, so weights
 resolve, download (with the tqdm bar the page shows) and load as for the scripts. Photos go through
-`models.inference.photo_restorer` (detect, align, enhance, paste back); aligned faces are read by
+`inference.whole_photos.photo_restorer` (detect, align, enhance, paste back); aligned faces are read by
 `data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last networks used stay
 loaded, keyed by model, precision and device. Everything is written below the run folder:
 
@@ -23,15 +23,17 @@ from PIL import Image
 from tqdm import tqdm
 
 from data.single_dataset import read_face
-from models.inference import Enhancer, NonFiniteOutput, photo_restorer
-from models.released import RELEASED_MODELS
+from faces.detector import DETECTORS
+from faces.restorer import NoFaceFound
+from inference.whole_photos import photo_restorer
+from models.enhancer import Enhancer, NonFiniteOutput
+from options.app_options import DEFAULT_MAX_PIXELS
 from options.test_options import TestOptions
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.devices import PRECISIONS, check_precision, select_device
-from utils.face_detect import DETECTORS
-from utils.face_restore import NoFaceFound
 from utils.image_io import ImageReadError, read_rgb_array, save_rgb
+from weights.released import RELEASED_MODELS
 
 # SPARNet (x8) enlarges 16x16 faces: faces cut out of a photo are far larger, so only SPARNetHD runs on photos.
 PHOTO_MODELS = tuple(name for name, model in RELEASED_MODELS.items() if model.spec.model == 'sparnethd')
@@ -39,7 +41,7 @@ FACE_MODELS = tuple(RELEASED_MODELS)
 OUTPUT_FORMATS = ('png', 'jpg')
 JPEG_QUALITY = 95
 UPSCALES = (1, 2, 3, 4)
-DEFAULT_MAX_PIXELS = 50_000_000
+
 MODELS_KEPT = 2  # networks kept loaded; a SPARNetHD takes about 0.7 GB
 
 

@@ -1,14 +1,9 @@
-"""A web page (Gradio) for enhancing the faces of photos, and aligned faces, with the released models.
+"""The web page (Gradio Blocks): a Photos tab and an Aligned faces tab, their choices, results and messages.
 
-    python app.py [--port 7860] [--results_dir results/app] [--gpus 1] ...   (`make app` installs and starts it)
-
-It serves on 127.0.0.1 only, unless --host or --share say otherwise. Photos tab: the pipeline of
-test_enhance_single_unalign.py (detect, align, enhance with SPARNetHD, paste back); Faces tab: that of
-test.py. The jobs themselves are in app_pipeline.py; each run writes below its own folder of --results_dir.
+Photos tab: the pipeline of test_enhance_single_unalign.py (detect, align, enhance with SPARNetHD,
+paste back); Faces tab: that of test.py. The jobs themselves are in webapp/jobs.py; no Gradio
+import happens before `import_gradio` names the run's cache folder.
 """
-import argparse
-import contextlib
-import datetime
 import html
 import importlib
 import importlib.util
@@ -16,15 +11,11 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 
-from app_pipeline import DEFAULT_MAX_PIXELS, FACE_MODELS, OUTPUT_FORMATS, PHOTO_MODELS, UPSCALES, AppPipeline
-from models.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
-from utils.cli import UserError, run
-from utils.devices import set_inference_threads
-from utils.face_detect import DETECTORS
-from utils.download import CACHE_ENV, DEFAULT_CACHE
-from utils.progress import show_bars_everywhere
+from faces.detector import DETECTORS
+from utils.cli import UserError
+from webapp.jobs import FACE_MODELS, OUTPUT_FORMATS, PHOTO_MODELS, UPSCALES
+from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
 
 gr = None  # gradio, imported by main() once GRADIO_TEMP_DIR names the run's cache (read on import)
 
@@ -43,52 +34,8 @@ PHOTO_NOTE = ('Only SPARNetHD runs on photos: the SPARNet (x8) models super-reso
               'which faces cut out of a photo are not. Use them in the *Aligned faces* tab.')
 FACES_NOTE = ('Faces already cropped and aligned: 16x16 faces for `sparnet` and `sparnet_light_attn3d` (x8 to '
               '128x128), 512x512 FFHQ-aligned faces for the `sparnethd` models (make them from photos with '
-              '`scripts/align_and_crop_dir.py`). Each face is first resized to the network\'s input size '
+              '`python -m scripts.align_and_crop_dir`). Each face is first resized to the network\'s input size '
               '(128 or 512) with bicubic interpolation, as test.py does.')
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--host', default='127.0.0.1',
-                        help='address to serve on; 0.0.0.0 opens the page to every machine that can reach this one')
-    parser.add_argument('--port', type=int, default=7860, help='port to serve on')
-    parser.add_argument('--share', action='store_true',
-                        help="also serve the page through a public Gradio link (*.gradio.live): anyone with the link "
-                             "can use it")
-    parser.add_argument('--gpus', type=int, default=1,
-                        help='1: run on the GPU with the most free memory (the CPU when there is none); 0: the CPU')
-    parser.add_argument('--weights_dir', default=None,
-                        help=f'folder of downloaded weights; None: ${CACHE_ENV}, else {DEFAULT_CACHE}')
-    parser.add_argument('--results_dir', default=os.path.join('results', 'app'),
-                        help='each run writes everything below its own folder here (<date>-<time>)')
-    parser.add_argument('--max_upload_mb', type=int, default=50, help='largest file the page accepts, in MB')
-    parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
-                        help='largest photo in pixels, counted after the upscale of the Photos tab')
-    parser.add_argument('--concurrency', type=int, default=1,
-                        help='jobs run at a time on the device; more wait in a queue')
-    args = parser.parse_args(argv)
-    for flag in ('max_upload_mb', 'max_pixels', 'concurrency'):
-        if getattr(args, flag) < 1:
-            raise UserError(f'--{flag} must be 1 or more, got {getattr(args, flag)}')
-    if not 1 <= args.port <= 65535:
-        raise UserError(f'--port must be a port number (1-65535), got {args.port}')
-    return args
-
-
-def make_run_dir(results_dir):
-    """A new folder `<results_dir>/<date>-<time>` (`-2`, `-3`, ... when that second is taken)."""
-    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    for attempt in range(1, 1000):
-        run_dir = os.path.abspath(os.path.join(results_dir, stamp if attempt == 1 else f'{stamp}-{attempt}'))
-        try:
-            os.makedirs(run_dir)
-            return run_dir
-        except FileExistsError:
-            continue
-        except OSError as err:
-            raise UserError(f'--results_dir {results_dir}: cannot create a folder there ({err.strerror})') from err
-    raise UserError(f'--results_dir {results_dir}: no free folder name for {stamp}')
 
 
 def served(path):
@@ -248,46 +195,3 @@ def import_gradio(cache_dir):
     global gr
     os.environ[GRADIO_TEMP_ENV] = cache_dir  # read on import and when the page is built
     gr = importlib.import_module('gradio')
-
-
-def serve(page, args, run_dir):
-    """Serve `page` until Ctrl-C or SIGTERM."""
-    try:
-        page.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    max_file_size=f'{args.max_upload_mb}mb', ssr_mode=False, run_history=False,
-                    footer_links=['api', 'settings'], prevent_thread_lock=True, quiet=True)
-    except OSError as err:
-        raise UserError(f'cannot serve on {args.host}:{args.port} ({err}); pick another --port') from err
-    print(f'serving on {page.local_url}' + (f' and {page.share_url}' if page.share_url else '')
-          + f' (Ctrl-C stops); results of this run: {run_dir}', flush=True)
-    try:
-        page.block_thread()
-    finally:
-        page.close()
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if importlib.util.find_spec('gradio') is None:
-        raise UserError('the web page needs Gradio: pip install -r requirements-app.txt (make app does it)')
-    run_dir = make_run_dir(args.results_dir)
-    cache_dir = os.path.join(run_dir, CACHE_FOLDER)
-    try:
-        import_gradio(cache_dir)
-        set_inference_threads()
-        logging.getLogger('httpx').setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
-        show_bars_everywhere()  # downloads and face searches as bars on the page, terminal or not
-        pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels)
-        page = build_page(pipeline, args.concurrency)
-        page.queue(default_concurrency_limit=args.concurrency)
-        serve(page, args, run_dir)
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(run_dir)  # nothing was made: no empty folder left behind
-    return 0
-
-
-if __name__ == '__main__':
-    run(main)

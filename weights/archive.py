@@ -16,8 +16,8 @@ import shutil
 import tarfile
 import zlib
 
-from .atomic import fsync_dir, temporary_path
-from .cli import UserError
+from utils.atomic import fsync_dir, temporary_path
+from utils.cli import UserError
 
 
 class ArchiveError(UserError):

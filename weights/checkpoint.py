@@ -14,9 +14,9 @@ import re
 import numpy as np
 import torch
 
-from .atomic import StagedFiles
-from .cli import UserError
-from .state_dict import load_tensors
+from utils.atomic import StagedFiles
+from utils.cli import UserError
+from weights.state_dict import load_tensors
 
 STATE_NAME = 'train_state'
 

@@ -15,10 +15,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-
-from .atomic import atomic_write
-from .cli import UserError
-from .progress import progress
+from utils.atomic import atomic_write
+from utils.cli import UserError
+from utils.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,8 @@ import re
 
 import torch
 
-from utils.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
-
-from .networks import GeneratorSpec
+from archs.generator_spec import GeneratorSpec
+from weights.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 

@@ -8,11 +8,10 @@ no other copy of it exists. The release's archive of test sets is the other file
 import functools
 from dataclasses import dataclass
 
-from utils.archive import check_archive
-from utils.download import RemoteFile
-
-from .networks import GeneratorSpec
-from .weights import check_generator_file
+from archs.generator_spec import GeneratorSpec
+from weights.archive import check_archive
+from weights.download import RemoteFile
+from weights.generator import check_generator_file
 
 RELEASE_URL = 'https://github.com/chaofengc/Face-SPARNet/releases/download/v0.1.0'
 RELEASE_PAGE = 'https://github.com/chaofengc/Face-SPARNet/releases/tag/v0.1.0'
@@ -23,7 +22,7 @@ class PublishedScores:
     """What the original project published for a model on its test set."""
 
     title: str  # the model's name in the original README's tables
-    test_set: str  # a key of utils.eval_sets.TEST_SETS
+    test_set: str  # a key of metrics.eval_sets.TEST_SETS
     metrics: tuple  # ('psnr', 'ssim') or ('fid',)
     released: tuple  # the original README's figures for the released weights, in the order of `metrics`
     paper: tuple | None = None  # the paper's figures, None for the models the paper does not have
@@ -80,7 +79,7 @@ RELEASED_MODELS = {model.name: model for model in (
 )}
 DEFAULT_PHOTO_MODEL = 'sparnethd_attn2d'  # what test_enhance_single_unalign.py uses without weights given
 
-# The test sets of the paper's tables (utils/eval_sets.py says what they hold); its size is not
+# The test sets of the paper's tables (metrics/eval_sets.py says what they hold); its size is not
 # published: the download prints it. Kept only when it is a readable, safe tar archive.
 TEST_SETS_ARCHIVE = RemoteFile('test_dirs', 'test_dirs.tgz', f'{RELEASE_URL}/test_dirs.tgz',
                                "the test sets of the paper's tables: Helen (DICNet's) and CelebA-TestN",

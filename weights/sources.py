@@ -1,6 +1,6 @@
 """Where generator weights come from: a file, a released model's name, or an http(s) URL.
 
-Names and URLs are downloaded once into the cache folder (`utils.download.cache_dir`) and used
+Names and URLs are downloaded once into the cache folder (`weights.download.cache_dir`) and used
 from there afterwards without any network access. A download is kept only when it loads strictly
 into the network it should be (the table's for a released model; some SPARNet/SPARNetHD network
 for any other URL). A missing path whose file name is a released file (the original commands'
@@ -11,11 +11,10 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 
-from utils.download import RemoteFile, cache_dir
-from utils.state_dict import WeightsError
-
-from .released import RELEASED_MODELS, ReleasedModel, find_released
-from .weights import check_generator_file
+from weights.download import RemoteFile, cache_dir
+from weights.generator import check_generator_file
+from weights.released import RELEASED_MODELS, ReleasedModel, find_released
+from weights.state_dict import WeightsError
 
 log = logging.getLogger(__name__)
 URL_SCHEMES = ('http://', 'https://')

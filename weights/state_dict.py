@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .cli import UserError
+from utils.cli import UserError
 
 
 class WeightsError(UserError):

@@ -1,0 +1,72 @@
+"""The published code's steps as its users ran them, re-run here so that benchmarks time against them.
+
+Kept apart from the project's own pipeline on purpose: batch 1, one image at a time, the plain
+module, dlib's own CNN detector on the photo upsampled once, scikit-image warps, as the original
+test.py and test_enhance_single_unalign.py did.
+"""
+import os
+
+import cv2
+import dlib
+import numpy as np
+import torch
+from PIL import Image
+from skimage import transform
+
+from faces.align import ffhq_template
+from faces.dlib_models import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
+
+
+def published_face_loop(net, lr_dir, names, out_dir, load_size=128):
+    """The published test.py loop: one image at a time through the plain module, saved with PIL."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names:
+        img = Image.open(os.path.join(lr_dir, name)).convert('RGB').resize((load_size, load_size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+        with torch.no_grad():
+            y = net(((x - 0.5) / 0.5)[None])
+        array = ((y[0].numpy().transpose(1, 2, 0) + 1.0) / 2.0 * 255.0).clip(0, 255).astype(np.uint8)
+        Image.fromarray(array).save(os.path.join(out_dir, name))
+
+
+def published_boxes(photo, cnn):
+    """Face boxes (left, top, right, bottom) of dlib's own CNN detector `cnn` as the published script ran it:
+    the whole photo upsampled once."""
+    return [(found.rect.left(), found.rect.top(), found.rect.right(), found.rect.bottom()) for found in cnn(photo, 1)]
+
+
+def published_photo_loop(net, photos, out_dir):
+    """The published whole-photo script's steps, each photo in turn, in one process."""
+    detector = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
+    predictor = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
+    template = ffhq_template(512)
+    faces_done = 0
+    for photo_path in photos:
+        img = np.asarray(Image.open(photo_path).convert('RGB'))
+        aligned, tforms = [], []
+        for found in detector(img, 1):
+            if found.rect.width() > 999 or found.rect.height() > 999:
+                break
+            shape = predictor(img, found.rect)
+            points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
+            tform = transform.SimilarityTransform.from_estimate(points, template)
+            aligned.append(transform.warp(img, tform.inverse, output_shape=(512, 512), order=3) * 255)
+            tforms.append(tform)
+        hq_faces = []
+        for face in aligned:
+            with torch.no_grad():
+                y = net((torch.tensor(face.transpose(2, 0, 1)) / 255.0 * 2 - 1)[None].float())
+            hq_faces.append(((y[0].numpy().transpose(1, 2, 0) + 1) / 2 * 255).clip(0, 255).astype(np.uint8))
+        final = img.astype(np.float64)
+        for hq, tform in zip(hq_faces, tforms):
+            back = transform.warp(hq / 255.0, tform, output_shape=img.shape[:2], order=3) * 255
+            mask = cv2.blur((back == 0).astype(np.float32), (5, 5)) > 0
+            final = final * mask + (1 - mask) * back
+        photo_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(photo_path))[0])
+        for sub, faces in (('LQ_faces', aligned), ('HQ', hq_faces)):
+            os.makedirs(os.path.join(photo_dir, sub), exist_ok=True)
+            for index, face in enumerate(faces):
+                Image.fromarray(face.astype(np.uint8)).save(os.path.join(photo_dir, sub, f'{index:03d}.jpg'))
+        Image.fromarray(final.astype(np.uint8)).save(os.path.join(photo_dir, 'hq_final.jpg'))
+        faces_done += len(hq_faces)
+    return faces_done

@@ -1,0 +1,14 @@
+"""Flags of the scripts that crop faces out of a folder of photos (align_and_crop_dir, prepare_celeba)."""
+from options.detection_flags import add_detection_flags
+from utils.cli import jpeg_quality
+
+
+def add_folder_arguments(parser):
+    """Flags shared by the scripts that crop faces out of a folder of photos."""
+    parser.add_argument('--input_dir', required=True, help='folder of photos (subfolders too)')
+    parser.add_argument('--output_dir', required=True, help='crops are written here, keeping relative paths')
+    add_detection_flags(parser)
+    parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
+                        help='format of the crops (default: that of each photo, PNG for GIF)')
+    parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality of JPEG crops')
+    return parser

@@ -1,0 +1,68 @@
+"""Running the project's commands from the tests: in this process (their library run on parsed options, as the
+entry point does) or, where a separate process is the point, as a subprocess of the test interpreter."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+from helpers.faces import face_images
+from inference.face_folder import test_folder
+from inference.whole_photos import enhance_whole_photos
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from training.trainer import Trainer
+from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
+from weights.released import DEFAULT_PHOTO_MODEL
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def project_env():
+    """The environment of a subprocess that imports the project's packages from anywhere (PYTHONPATH=ROOT)."""
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, (ROOT, os.environ.get('PYTHONPATH'))))}
+
+
+def run_script(*args, cwd=ROOT, timeout=900):
+    """`python *args` (a script of the repo and its flags, or `-m scripts.NAME ...`) with the test interpreter."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_test_py(argv):
+    """What `python test.py *argv` runs, in this process; returns its exit code."""
+    return test_folder(TestOptions().parse(argv))
+
+
+def run_whole_photos(argv):
+    """What `python test_enhance_single_unalign.py *argv` runs, in this process; returns its exit code."""
+    return enhance_whole_photos(TestOptions().parse(argv, default_weights=DEFAULT_PHOTO_MODEL))
+
+
+def run_training(argv):
+    """What `python train.py *argv` runs, in this process; returns its exit code."""
+    return Trainer(TrainOptions().parse(argv)).run()
+
+
+def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, out_dir=None):
+    """Run test.py on two LR faces with `checkpoint_flags`; its outputs must be those of `spec` with `weights_path`.
+
+    Results go to --save_as_dir, or to `out_dir` when the flags place them there.
+    """
+    lr_dir = tmp_path / 'lr'
+    save_flags = [] if out_dir else ['--save_as_dir', str(tmp_path / 'sr')]
+    out_dir = out_dir or tmp_path / 'sr'
+    lr_dir.mkdir()
+    faces = [np.asarray(Image.fromarray(face).resize((64, 64), Image.BICUBIC)) for face in face_images(2, seed=9)]
+    for index, face in enumerate(faces):
+        Image.fromarray(face).save(lr_dir / f'{index}.png')
+    code = run_test_py(['--gpus', '0', *checkpoint_flags, '--load_size', '64', '--dataset_name', 'single',
+                            '--dataroot', str(lr_dir), *save_flags, '--num_threads', '0', '--reference_impl'])
+    assert code == 0
+    net = spec.build()
+    net.load_state_dict(torch.load(weights_path, weights_only=True))
+    with torch.no_grad():
+        expected = tensor_to_uint8(net.eval()(uint8_to_tensor(np.stack(faces)).contiguous()).clamp(-1, 1))
+    for index, image in enumerate(expected):
+        np.testing.assert_array_equal(np.asarray(Image.open(out_dir / f'{index}.png')), image)
