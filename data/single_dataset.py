@@ -56,7 +56,8 @@ class SingleDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def collate(samples):
-        """Stack the readable samples (with the seconds each took to load); list the unreadable ones as (path, message)."""
+        """Stack the readable samples (with the seconds each took to load); list the unreadable ones as
+        (path, message)."""
         good = [s for s in samples if s['LR'] is not None]
         return {'LR': torch.stack([s['LR'] for s in good]) if good else None,
                 'LR_paths': [s['LR_paths'] for s in good], 'seconds': [s['seconds'] for s in good],

@@ -63,14 +63,16 @@ class FaceSearch:
 
 
 class HogSearch:
-    """Callable: HxWx3 uint8 image -> [(left, top, right, bottom, score)] found by dlib's HOG at the image's own scale."""
+    """Callable: HxWx3 uint8 image -> [(left, top, right, bottom, score)] found by dlib's HOG at the image's own
+    scale."""
 
     def __init__(self):
         self._hog = dlib.get_frontal_face_detector()
 
     def __call__(self, image):
         rects, scores, _ = self._hog.run(image, 0)
-        return [(rect.left(), rect.top(), rect.right(), rect.bottom(), float(score)) for rect, score in zip(rects, scores)]
+        return [(rect.left(), rect.top(), rect.right(), rect.bottom(), float(score))
+                for rect, score in zip(rects, scores)]
 
 
 _thread_searches = threading.local()
@@ -98,7 +100,8 @@ def usable_cores():
 
 
 def default_workers(kind, tile_size):
-    """HOG: one search thread per usable core, as many as fit in `WORKER_MEMORY_SHARE`. CNN: 1, PyTorch spreads each search over the cores."""
+    """HOG: one search thread per usable core, as many as fit in `WORKER_MEMORY_SHARE`. CNN: 1, PyTorch spreads
+    each search over the cores."""
     if kind == 'cnn':
         return 1
     try:

@@ -55,7 +55,8 @@ def pyramid_layout(height, width, rate, padding, outer_padding):
     right = outer_padding + width - 1
     for rows, cols in sizes[len(rects):]:
         rect = (right - cols + 1, y - rows, right, y - 1)
-        if max(rect[0], rects[0][0]) <= min(rect[2], rects[0][2]) and max(rect[1], rects[0][1]) <= min(rect[3], rects[0][3]):
+        first = rects[0]
+        if max(rect[0], first[0]) <= min(rect[2], first[2]) and max(rect[1], first[1]) <= min(rect[3], first[3]):
             break  # it would overlap the image itself
         rects.append(rect)
         y -= rows + padding
@@ -153,7 +154,8 @@ class MmodDetector:
         self._levels_up = dlib.pyramid_down(found.pyramid_rate)
 
     def tiled_pyramid(self, image, rects, shape):
-        """1x3xHxW tensor of `shape`: the image less the mean colour, / 256, at rects[0], its smaller levels at the others."""
+        """1x3xHxW tensor of `shape`: the image less the mean colour, / 256, at rects[0], its smaller levels at the
+        others."""
         tiled = torch.zeros(1, 3, *shape, device=self.device)
         pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float()
         left, top, right, bottom = rects[0]

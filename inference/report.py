@@ -86,7 +86,8 @@ class RunLog:
     def summary(self):
         """Counts, failed inputs and photos without a face of this process, to send to the other processes."""
         with self._lock:
-            return {'counts': dict(self.counts), 'listed': {status: list(paths) for status, paths in self.listed.items()}}
+            return {'counts': dict(self.counts),
+                    'listed': {status: list(paths) for status, paths in self.listed.items()}}
 
 
 def combine(summaries):

@@ -71,7 +71,8 @@ class SPARNetHDModel(BaseModel):
                    for score, _ in results) / len(results)
 
     def _generator_losses(self):
-        """Pixel, perceptual, feature-matching and GAN losses of `self.SR`, through the plain D (frozen by the caller)."""
+        """Pixel, perceptual, feature-matching and GAN losses of `self.SR`, through the plain D (frozen by the
+        caller)."""
         opt = self.opt
         fake_results = self.netD(self.SR)
         with torch.no_grad():

@@ -10,7 +10,8 @@ DEFAULT_MAX_PIXELS = 50_000_000  # the largest photo the page takes, counted aft
 
 def parse_app_args(argv=None):
     """The options of app.py (UserError in one line for a value out of range)."""
-    parser = argparse.ArgumentParser(description='A web page for enhancing the faces of photos, and aligned faces, with the released models',
+    parser = argparse.ArgumentParser(description='A web page for enhancing the faces of photos, and aligned faces, '
+                                                 'with the released models',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to serve on; 0.0.0.0 opens the page to every machine that can reach this one')

@@ -39,7 +39,8 @@ class TestOptions(BaseOptions):
         parser.add_argument('--jpeg_quality', type=jpeg_quality, default=75,
                             help='quality of JPEG outputs (75: PIL default, as the published code)')
         parser.add_argument('--round_output', action='store_true',
-                            help='round to the nearest 8-bit level instead of truncating (the published code truncates)')
+                            help='round to the nearest 8-bit level instead of truncating (the published code '
+                                 'truncates)')
         parser.add_argument('--reference_impl', action='store_true',
                             help='run the plain module instead of the fast inference path')
         parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=tuple(PRECISIONS),

@@ -163,7 +163,7 @@ def folder_run(paths, detector, restorer, out_dir, ahead):
         return read_and_search(detector, path)
     start = time.perf_counter()
     searches = one_ahead(search, paths) if ahead else ((path, done(search, path)) for path in paths)
-    for index, (path, searched) in enumerate(searches):
+    for index, (_, searched) in enumerate(searches):
         photo, found = searched.result()
         if found.faces:
             save_results(restorer.restore(photo, found.faces), os.path.join(out_dir, str(index)), 'jpg', 75)

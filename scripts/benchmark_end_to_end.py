@@ -12,7 +12,8 @@ from other processes hits all alike), repeated --repeats times:
   truncated, PIL save);
 - `network <precision>`: the fast path alone on the preloaded batches of --batch_size (the
   network-only rate);
-- `test.py <precision>`: test.py's run (`inference.face_folder`) over the folder, model loading included, at its defaults.
+- `test.py <precision>`: test.py's run (`inference.face_folder`) over the folder, model loading
+  included, at its defaults.
 Then the outputs' quality: PSNR / SSIM against the 128x128 HR faces (the published protocol) of
 the published loop and of test.py at each precision, and how far test.py's outputs at each
 precision are from the published loop's (fp32): identical pixel values, values more than one
@@ -123,7 +124,8 @@ def faces_benchmark(args, net, weights_path, folder):
     variants = {'published': lambda out: published_face_loop(net, lr_dir, names, out)}
     for precision in args.precision_list:
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE['cpu', precision]
-        variants[f'network {precision}'] = lambda out, p=precision, b=batch_size: network_only(fast[p], lr_dir, names, b)
+        variants[f'network {precision}'] = (lambda out, p=precision, b=batch_size:
+                                            network_only(fast[p], lr_dir, names, b))
         variants[f'test.py {precision}'] = lambda out, p=precision: test_folder(TestOptions().parse(
             [*flags, '--save_as_dir', out, '--precision', p, *args.test_flags.split()]))
     times = run_in_turns(variants, args.repeats, folder, names)
@@ -162,7 +164,8 @@ def photos_benchmark(args, net, weights_path, folder):
 
 
 def table(times, count, unit, baseline, network_rows=()):
-    lines = [f'| run | {unit} | s | {unit} / s | vs {baseline} | share of the network-only rate |', '|---|---:|---:|---:|---:|---:|']
+    lines = [f'| run | {unit} | s | {unit} / s | vs {baseline} | share of the network-only rate |',
+             '|---|---:|---:|---:|---:|---:|']
     base = statistics.median(times[baseline])
     for name, runs in times.items():
         seconds = statistics.median(runs)

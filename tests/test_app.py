@@ -1,5 +1,5 @@
-"""The web page's jobs without a browser (webapp/jobs.py) and the page and server parts of app.py: the scripts' pipeline and
-results, one line per input that fails, weights fetched once, limits, and choices outside the page refused."""
+"""The web page's jobs without a browser (webapp/jobs.py) and the page and server parts of app.py: the scripts'
+pipeline and results, one line per input that fails, weights fetched once, limits, choices outside the page refused."""
 import importlib.util
 import os
 import re

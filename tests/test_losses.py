@@ -16,11 +16,11 @@ from helpers.training import vgg_weights
 from losses import perceptual
 from losses.gan import GANLoss, feature_matching_loss
 from losses.perceptual import VGG19_FILE, VGG19_LEGACY_PATH, VGGPerceptualLoss
+from utils.cli import UserError
 from weights.download import DownloadError
 from weights.generator import WeightsError
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-from utils.cli import UserError
 
 PRED = torch.tensor([[-2.0, -0.5, 0.3, 1.5]])
 

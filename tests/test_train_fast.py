@@ -7,10 +7,10 @@ import torch
 from helpers.commands import run_training
 from helpers.faces import face_folder
 from helpers.training import train_flags
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from training.log_reader import read_events
 from utils.cli import UserError
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_fast_train_matches_plain_losses_and_checkpoint_keys(tmp_path):

@@ -10,10 +10,10 @@ from helpers.faces import face_folder
 from helpers.training import train_flags, vgg_weights
 from models.sparnet_model import SPARNetModel
 from models.sparnethd_model import SPARNetHDModel
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from training.log_reader import read_events
 from weights.checkpoint import load_train_state
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def interrupt_after(model_class, calls, signum, monkeypatch):

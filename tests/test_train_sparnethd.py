@@ -10,10 +10,10 @@ from archs.generator_spec import GeneratorSpec
 from helpers.commands import check_test_script_output, run_training
 from helpers.faces import face_folder
 from helpers.training import train_flags
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
 from training.log_reader import read_events
 from utils.cli import UserError
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path):

@@ -11,6 +11,7 @@ loaded, keyed by model, precision and device. Everything is written below the ru
     photos_NNNN/faces.zip                         LQ_faces and HQ of every photo of the job
     faces_NNNN/<name>.<ext>, faces_NNNN/faces.zip the enhanced aligned faces
 """
+import functools
 import itertools
 import os
 import threading
@@ -194,7 +195,8 @@ class AppPipeline:
                 except NonFiniteOutput as err:
                     problems.append(f'{name}: {err}; nothing written')
                     continue
-                self._save(problems, items, name, lambda: self._save_photo(restored, path, name, folder, ext))
+                save = functools.partial(self._save_photo, restored, path, name, folder, ext)
+                self._save(problems, items, name, save)
         faces = [face for item in items for pair in item.faces for face in pair]
         return self._finish(folder, items, problems, faces, started)
 
@@ -218,7 +220,7 @@ class AppPipeline:
             except NonFiniteOutput as err:
                 problems.append(f'{name}: {err}; nothing written')
                 continue
-            self._save(problems, items, name, lambda: self._save_face(enhanced, path, name, folder, ext))
+            self._save(problems, items, name, functools.partial(self._save_face, enhanced, path, name, folder, ext))
         return self._finish(folder, items, problems, [item.after for item in items], started)
 
     def _check_output(self, precision, ext):

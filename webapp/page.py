@@ -150,7 +150,7 @@ def photos_tab(pipeline, job_queue):
             gallery, downloads = result_outputs('photo', 'Downloads: enhanced photos, faces.zip')
     shown = gr.State([])
 
-    def enhance_photos(files, model, detector, upscale, precision, ext, progress=gr.Progress(track_tqdm=True)):
+    def enhance_photos(files, model, detector, upscale, precision, ext, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio finds its tracker there)
         result = run_job(pipeline.enhance_photos, files, model, detector, upscale, precision, ext)
         return photo_outputs(result, len(files))
 
@@ -174,7 +174,7 @@ def faces_tab(pipeline, job_queue):
             status = gr.Markdown(elem_id='face_status')
             gallery, downloads = result_outputs('face', 'Downloads: enhanced faces, faces.zip')
 
-    def enhance_faces(files, model, precision, ext, progress=gr.Progress(track_tqdm=True)):
+    def enhance_faces(files, model, precision, ext, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio finds its tracker there)
         return face_outputs(run_job(pipeline.enhance_faces, files, model, precision, ext), len(files))
 
     enhance.click(enhance_faces, [faces, model, precision, ext], [gallery, downloads, status], **job_queue)
