@@ -1,5 +1,7 @@
 # Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
-# Also: `make test-gpu` (set up + the tests marked gpu: run on a machine with CUDA GPUs, skipped elsewhere),
+# Also: `make test-fast` (the tests not marked slow, under a minute), `make lint` (ruff), `make docs` (serve the
+# documentation; `make docs-build` builds it with --strict as CI does),
+# `make test-gpu` (set up + the tests marked gpu: run on a machine with CUDA GPUs, skipped elsewhere),
 # `make app` (set up + the web page), `make reproduce` (set up + the paper's tables from the released
 # models; REPRODUCE_ARGS="--models sparnet" etc.). The demo's SPARNetHD weights are downloaded into the weights
 # cache ($SPARNET_HOME, default ~/.cache/sparnet) on first use; offline, it stops with one line saying where to
@@ -9,9 +11,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APP_STAMP := $(VENV)/.installed-app
+DEV_STAMP := $(VENV)/.installed-dev
 APP_ARGS ?=
+# Two test processes (pytest-xdist), each with one intra-op thread: the tests are small and many.
+PYTEST := $(PY) -m pytest -q -n 2
 
-.PHONY: setup test test-gpu demo app reproduce clean
+.PHONY: setup test test-fast test-gpu lint docs docs-build demo app reproduce clean
 DEMO_PHOTO := samples/astronaut.jpg
 
 setup: $(STAMP)
@@ -26,11 +31,28 @@ $(APP_STAMP): $(STAMP) requirements-app.txt
 	$(PY) -m pip install -r requirements-app.txt
 	touch $(APP_STAMP)
 
-test: $(STAMP) $(APP_STAMP)
-	$(PY) -m pytest -q tests
+# The tests, the linter and the documentation site: requirements-dev.txt (the app's requirements included).
+$(DEV_STAMP): $(APP_STAMP) requirements-dev.txt requirements-docs.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $(DEV_STAMP)
 
-test-gpu: $(STAMP) $(APP_STAMP)
+test: $(DEV_STAMP)
+	$(PYTEST) tests
+
+test-fast: $(DEV_STAMP)
+	$(PYTEST) -m "not slow" tests
+
+test-gpu: $(DEV_STAMP)
 	$(PY) -m pytest -q -m gpu tests
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+
+docs: $(DEV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
+docs-build: $(DEV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 demo: $(STAMP)
 	test -f $(DEMO_PHOTO) || $(PY) -m scripts.make_sample_photo --output $(DEMO_PHOTO)
@@ -46,4 +68,4 @@ app: $(APP_STAMP)
 	$(PY) app.py $(APP_ARGS)
 
 clean:
-	rm -rf $(VENV) results demo_results samples
+	rm -rf $(VENV) results demo_results samples site

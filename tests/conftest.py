@@ -3,6 +3,7 @@
 No test touches the real network: for the whole session the download cache is a temporary folder
 and every download goes to a closed port on 127.0.0.1, unless a test serves files with `weights_server`.
 """
+import os
 import shutil
 
 import pytest
@@ -14,6 +15,12 @@ from helpers.weights_server import WeightsServer, closed_port_url
 from metrics.fid import FID_WEIGHTS_NAME
 from weights import download
 from weights.released import RELEASED_MODELS
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs two test processes on two cores: one intra-op thread each (and in their subprocesses),
+    # or OpenMP threads of both wait on each other. utils.devices.set_inference_threads reads the variable too.
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
