@@ -4,6 +4,8 @@ Every module keeps the attribute names of the published code (`conv2d`, `norm.no
 `relu.func`, `preact_func`, `att_func.b1_L`, ...): the released `.pth` files address
 parameters by those names.
 """
+from typing import TypeVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -12,11 +14,13 @@ NORM_TYPES = ('bn', 'in', 'gn', 'none')
 RELU_TYPES = ('leakyrelu', 'relu', 'prelu', 'selu', 'none')
 ATT_NAMES = ('spar', 'spar3d')
 
+Net = TypeVar('Net', bound=nn.Module)
+
 
 class NormLayer(nn.Module):
     """Normalisation wrapped as `.norm`, giving the released keys `*.norm.norm.*`."""
 
-    def __init__(self, channels, norm_type='bn'):
+    def __init__(self, channels: int, norm_type: str = 'bn') -> None:
         super().__init__()
         if norm_type == 'bn':
             self.norm = nn.BatchNorm2d(channels)
@@ -29,14 +33,14 @@ class NormLayer(nn.Module):
         else:
             raise ValueError(f"norm_type must be one of {NORM_TYPES}, got {norm_type!r}")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x)
 
 
 class ReluLayer(nn.Module):
     """Activation wrapped as `.func` (a PReLU's slopes are saved as `*.func.weight`)."""
 
-    def __init__(self, channels, relu_type='leakyrelu'):
+    def __init__(self, channels: int, relu_type: str = 'leakyrelu') -> None:
         super().__init__()
         if relu_type == 'leakyrelu':
             self.func = nn.LeakyReLU(0.2)
@@ -51,7 +55,7 @@ class ReluLayer(nn.Module):
         else:
             raise ValueError(f"relu_type must be one of {RELU_TYPES}, got {relu_type!r}")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.func(x)
 
 
@@ -61,7 +65,8 @@ class ConvLayer(nn.Module):
     The conv has a bias only without normalisation (a norm's shift makes it redundant).
     """
 
-    def __init__(self, in_channels, out_channels, scale='none', norm_type='none', relu_type='none'):
+    def __init__(self, in_channels: int, out_channels: int, scale: str = 'none', norm_type: str = 'none',
+                 relu_type: str = 'none') -> None:
         super().__init__()
         self.upsample = scale == 'up'
         self.reflection_pad = nn.ReflectionPad2d(1)
@@ -70,7 +75,7 @@ class ConvLayer(nn.Module):
         self.relu = ReluLayer(out_channels, relu_type)
         self.norm = NormLayer(out_channels, norm_type)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode='nearest')
         x = self.conv2d(self.reflection_pad(x))
@@ -84,7 +89,8 @@ class HourGlassBlock(nn.Module):
     `b2_plus_1` at the bottom), `b3_L` doubles it back; the two branches are summed.
     """
 
-    def __init__(self, depth, c_in, c_out, c_mid=64, norm_type='bn', relu_type='leakyrelu'):
+    def __init__(self, depth: int, c_in: int, c_out: int, c_mid: int = 64, norm_type: str = 'bn',
+                 relu_type: str = 'leakyrelu') -> None:
         super().__init__()
         self.depth = depth
         if depth == 0:
@@ -112,7 +118,7 @@ class HourGlassBlock(nn.Module):
             up2 = F.interpolate(up2, size=up1.shape[2:], mode='nearest')
         return up1 + up2
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the attention mask for `x` (all ones when depth is 0)."""
         if self.depth == 0:
             return torch.ones_like(x[:, :1])
@@ -122,8 +128,8 @@ class HourGlassBlock(nn.Module):
 class ResidualBlock(nn.Module):
     """Face Attention Unit: pre-activated residual block whose branch is gated by the mask."""
 
-    def __init__(self, c_in, c_out, scale='none', hg_depth=2, att_name='spar',
-                 norm_type='bn', relu_type='leakyrelu'):
+    def __init__(self, c_in: int, c_out: int, scale: str = 'none', hg_depth: int = 2, att_name: str = 'spar',
+                 norm_type: str = 'bn', relu_type: str = 'leakyrelu') -> None:
         super().__init__()
         if att_name not in ATT_NAMES:
             raise ValueError(f"att_name must be one of {ATT_NAMES}, got {att_name!r}")
@@ -139,12 +145,12 @@ class ResidualBlock(nn.Module):
         c_att = 1 if att_name == 'spar' else c_out
         self.att_func = HourGlassBlock(hg_depth, c_out, c_att, **kwargs)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv2(self.conv1(self.preact_func(x)))
         return self.shortcut_func(x) + out * self.att_func(out)
 
 
-def add_spectral_norm(net):
+def add_spectral_norm(net: Net) -> Net:
     """Spectral-normalise every Conv2d, giving the released `weight_orig/_u/_v` keys."""
     for module in net.modules():
         if isinstance(module, nn.Conv2d):

@@ -1,6 +1,9 @@
 """SPARNetHD's multi-scale patch discriminator, spectral-normalised, returning scores and features."""
+import argparse
 import re
+from collections.abc import Mapping
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -15,15 +18,15 @@ OLD_SCORE_KEY = re.compile(r'^((?:.*\.)?score_out)\.(weight_orig|weight_u|weight
 class ScoreConv(nn.Module):
     """The unpadded 3x3 score conv (with bias), as `.conv2d` like the published ConvLayer: keys `score_out.conv2d.*`."""
 
-    def __init__(self, in_channels):
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
         self.conv2d = nn.Conv2d(in_channels, 1, 3)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2d(x)
 
 
-def upgrade_discriminator_keys(state_dict):
+def upgrade_discriminator_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A net_D state dict with the published key names, whether saved with them or with our earlier ones."""
     return {OLD_SCORE_KEY.sub(r'\1.conv2d.\2', key): value for key, value in state_dict.items()}
 
@@ -34,7 +37,7 @@ class NLayerDiscriminator(nn.Module):
     The score conv has no padding; the features of every unit feed the feature-matching loss.
     """
 
-    def __init__(self, n_layers=4, base_ch=64, max_ch=512, norm_type='in'):
+    def __init__(self, n_layers: int = 4, base_ch: int = 64, max_ch: int = 512, norm_type: str = 'in') -> None:
         super().__init__()
         layers = [ConvLayer(3, base_ch, relu_type='leakyrelu')]
         channels = base_ch
@@ -45,7 +48,7 @@ class NLayerDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
         self.score_out = ScoreConv(channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = []
         for layer in self.model:
             x = layer(x)
@@ -59,12 +62,12 @@ class MultiScaleDiscriminator(nn.Module):
     Returns one `(score map, [features])` per scale, finest first.
     """
 
-    def __init__(self, num_D=3, n_layers=4, norm_type='in'):
+    def __init__(self, num_D: int = 3, n_layers: int = 4, norm_type: str = 'in') -> None:
         super().__init__()
         self.n_layers = n_layers
         self.D_pool = nn.ModuleList(NLayerDiscriminator(n_layers, norm_type=norm_type) for _ in range(num_D))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         results = []
         for scale, net in enumerate(self.D_pool):
             if scale:
@@ -72,7 +75,7 @@ class MultiScaleDiscriminator(nn.Module):
             results.append(net(x))
         return results
 
-    def coarsest_feature_size(self, size):
+    def coarsest_feature_size(self, size: int) -> int:
         """Side of the last feature map of the coarsest scale for a size x size input."""
         for _ in range(len(self.D_pool) - 1):
             size //= 2
@@ -81,7 +84,7 @@ class MultiScaleDiscriminator(nn.Module):
         return size
 
 
-def define_D(opt):
+def define_D(opt: argparse.Namespace) -> MultiScaleDiscriminator:
     """The discriminator of `--num_D --n_layers_D --Dnorm`, spectral norm on every conv, `--init_type` weights.
 
     Checks that `--load_size` suits it.

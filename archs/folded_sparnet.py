@@ -13,11 +13,14 @@ What makes it faster than the plain module while computing the same function:
 Instance and group norm depend on the input, so they stay in the graph. `prepare_inference_net` never
 modifies the network it is given: the plain module stays available as the reference path.
 """
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from archs.blocks import ConvLayer, HourGlassBlock, ResidualBlock
+from archs.sparnet import SPARNet
 from utils.devices import PRECISIONS, check_precision
 
 # Rows: offsets -1..2 of a stride-2 transposed conv; columns: taps of the 3x3 kernel that applies
@@ -27,7 +30,7 @@ from utils.devices import PRECISIONS, check_precision
 _UP_TAPS = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0., 0.]], dtype=torch.float64)
 
 
-def eval_conv_weight(conv):
+def eval_conv_weight(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) the conv uses in eval mode, float64; spectral norm with the stored u, v.
 
     sigma = u . (W_mat v), no power iteration, as torch.nn.utils.spectral_norm does in eval mode.
@@ -43,24 +46,24 @@ def eval_conv_weight(conv):
     return weight, conv.bias.detach().double()
 
 
-def batch_norm_affine(norm):
+def batch_norm_affine(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) of an eval-mode BatchNorm2d, float64."""
     scale = norm.weight.detach().double() / torch.sqrt(norm.running_var.double() + norm.eps)
     return scale, norm.bias.detach().double() - norm.running_mean.double() * scale
 
 
-def upsampling_conv_weight(weight):
+def upsampling_conv_weight(weight: torch.Tensor) -> torch.Tensor:
     """(out, in, 3, 3) kernel after nearest x2 + reflection pad -> (in, out, 4, 4) transposed-conv kernel."""
     taps = _UP_TAPS.to(weight)
     return torch.einsum('dk,el,oikl->oide', taps, taps, weight).transpose(0, 1).contiguous()
 
 
-def interior(padded):
+def interior(padded: torch.Tensor) -> torch.Tensor:
     """The unpadded map inside a map padded by 1 (a view)."""
     return padded[:, :, 1:-1, 1:-1]
 
 
-def fill_border(padded, mode):
+def fill_border(padded: torch.Tensor, mode: str) -> torch.Tensor:
     """Complete the 1-pixel border of `padded` from its interior: 'reflect' or 'replicate' padding."""
     if mode == 'reflect' and min(padded.shape[2:]) < 4:
         raise ValueError(f"reflection padding needs maps of at least 2x2, got {list(padded.shape[2:])}")
@@ -72,7 +75,8 @@ def fill_border(padded, mode):
     return padded
 
 
-def produce(write, like, pad):
+def produce(write: Callable[[torch.Tensor | None], torch.Tensor], like: torch.Tensor,
+            pad: str | None) -> torch.Tensor:
     """`write(out)` computed straight into the interior of a map padded by 1 (mode `pad`), or unpadded.
 
     Writing the last elementwise op of a layer into the padded buffer saves the full copy a separate
@@ -90,7 +94,7 @@ def produce(write, like, pad):
     return fill_border(padded, pad)
 
 
-def channel_sums_of_squares(rows, block=16):
+def channel_sums_of_squares(rows: torch.Tensor, block: int = 16) -> torch.Tensor:
     """(n, pixels, c) -> fp32 (n, c) sums of squares over the pixels, in one pass over memory.
 
     16 channels at a time, in fp32 whatever the input precision: the diagonal of a 16 x 16 Gram
@@ -320,7 +324,7 @@ class FastResidualBlock(nn.Module):
 class FastSPARNet(nn.Module):
     """SPARNet for eval-mode inference over folded weights; NCHW float32 in and out, any precision inside."""
 
-    def __init__(self, net, dtype=torch.float32):
+    def __init__(self, net: SPARNet, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.dtype = dtype
         blocks = [*net.encoder[1:], *net.res_layers, *net.decoder]
@@ -329,7 +333,7 @@ class FastSPARNet(nn.Module):
         self.out_conv = FastConv(net.out_conv, torch.float32)
         self.pads = [block.input_pad for block in self.blocks[1:]] + [self.out_conv.input_pad]
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x.to(self.dtype, memory_format=torch.channels_last), (1, 1, 1, 1), mode='reflect')
         x = self.in_conv(x, out_pad=self.blocks[0].input_pad if len(self.blocks) else 'reflect')
         for block, out_pad in zip(self.blocks, self.pads):
@@ -337,7 +341,7 @@ class FastSPARNet(nn.Module):
         return self.out_conv(x.float()).contiguous()
 
 
-def prepare_inference_net(net, device, precision='fp32'):
+def prepare_inference_net(net: SPARNet, device: torch.device | str, precision: str = 'fp32') -> FastSPARNet:
     """A module computing `net.eval()(x)` (unclamped) on NCHW float32 input, without modifying `net`.
 
     `precision` is 'fp32', or 'bf16' / 'fp16' where `device` runs them natively (ValueError otherwise).

@@ -1,5 +1,7 @@
 """Generator settings per `--model`, and building the generator from them."""
+import argparse
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 from torch.nn import functional as F
@@ -19,42 +21,42 @@ class GeneratorSpec:
     bottleneck_size: int = 4
 
     @classmethod
-    def from_options(cls, opt):
+    def from_options(cls, opt: argparse.Namespace) -> Self:
         return cls(opt.model, opt.res_depth, opt.att_name, opt.Gnorm, opt.bottleneck_size)
 
     @property
-    def spectral_norm(self):
+    def spectral_norm(self) -> bool:
         """SPARNetHD was trained as a GAN generator with spectral norm on every conv."""
         return self.model == 'sparnethd'
 
-    def build(self):
+    def build(self) -> SPARNet:
         net = SPARNet(**SIZE_SETTINGS[self.model], res_depth=self.res_depth, norm_type=self.norm_type,
                       att_name=self.att_name, bottleneck_size=self.bottleneck_size)
         return add_spectral_norm(net) if self.spectral_norm else net
 
-    def _meta_state_dict(self):
+    def _meta_state_dict(self) -> dict[str, torch.Tensor]:
         with torch.device('meta'):
             return self.build().state_dict()
 
-    def shapes(self):
+    def shapes(self) -> dict[str, tuple[int, ...]]:
         """State-dict key -> shape, computed on the meta device (no memory, no weights)."""
         return {key: tuple(value.shape) for key, value in self._meta_state_dict().items()}
 
-    def state_bytes(self):
+    def state_bytes(self) -> int:
         """Bytes of the state dict's tensors in fp32: about the size of a weights file."""
         return sum(value.numel() * value.element_size() for value in self._meta_state_dict().values())
 
-    def flags(self):
+    def flags(self) -> str:
         return (f'--model {self.model} --res_depth {self.res_depth} --att_name {self.att_name} '
                 f'--Gnorm {self.norm_type} --bottleneck_size {self.bottleneck_size}')
 
 
-def define_G(opt):
+def define_G(opt: argparse.Namespace) -> SPARNet:
     """The generator of `opt` on the CPU, with fresh weights."""
     return GeneratorSpec.from_options(opt).build()
 
 
-def random_generator(spec, seed=0):
+def random_generator(spec: GeneratorSpec, seed: int = 0) -> SPARNet:
     """A network of `spec` with random weights, for tests and benchmarks without the released files.
 
     Batch-norm statistics are made non-trivial and spectral-norm vectors converged, so the network

@@ -8,13 +8,17 @@ norm the drawn values are those of `weight_orig`. The spectral-norm vectors `wei
 of any weight, so they are as good a start for the new `weight_orig` as fresh ones, and the
 first training forward power-iterates them, as it did in the published code.
 """
+from typing import TypeVar
+
 import torch
 from torch import nn
 
 INIT_TYPES = ('normal', 'xavier', 'kaiming', 'orthogonal')
 
+Net = TypeVar('Net', bound=nn.Module)
 
-def _init_weight(weight, init_type, gain):
+
+def _init_weight(weight: torch.Tensor, init_type: str, gain: float) -> None:
     if init_type == 'normal':
         nn.init.normal_(weight, 0.0, gain)
     elif init_type == 'xavier':
@@ -28,7 +32,7 @@ def _init_weight(weight, init_type, gain):
 
 
 @torch.no_grad()
-def init_weights(net, init_type='normal', gain=0.02):
+def init_weights(net: Net, init_type: str = 'normal', gain: float = 0.02) -> Net:
     """Draw the weights of `net` in place (`--init_type`, `--init_gain`); returns `net`."""
     for module in net.modules():
         if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):

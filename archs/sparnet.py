@@ -1,6 +1,7 @@
 """The SPARNet generator (and SPARNetHD, the same network with HD settings and spectral norm)."""
 import math
 
+import torch
 from torch import nn
 
 from archs.blocks import ConvLayer, ResidualBlock
@@ -20,13 +21,13 @@ class SPARNet(nn.Module):
     bottleneck stays near `bottleneck_size` pixels. The output is not squashed: callers clamp.
     """
 
-    def __init__(self, min_ch=32, max_ch=128, in_size=128, out_size=128, min_feat_size=16,
-                 res_depth=10, relu_type='leakyrelu', norm_type='bn', att_name='spar',
-                 bottleneck_size=4):
+    def __init__(self, min_ch: int = 32, max_ch: int = 128, in_size: int = 128, out_size: int = 128,
+                 min_feat_size: int = 16, res_depth: int = 10, relu_type: str = 'leakyrelu', norm_type: str = 'bn',
+                 att_name: str = 'spar', bottleneck_size: int = 4) -> None:
         super().__init__()
         kwargs = {'norm_type': norm_type, 'relu_type': relu_type, 'att_name': att_name}
 
-        def clip(c):
+        def clip(c: int) -> int:
             return max(min_ch, min(c, max_ch))
 
         down_steps = int(math.log2(in_size // min_feat_size))
@@ -54,6 +55,6 @@ class SPARNet(nn.Module):
         self.decoder = nn.Sequential(*decoder)
         self.out_conv = ConvLayer(clip(n_ch), 3)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out_conv(self.decoder(self.res_layers(self.encoder(x))))
 

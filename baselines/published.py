@@ -5,6 +5,7 @@ module, dlib's own CNN detector on the photo upsampled once, scikit-image warps,
 test.py and test_enhance_single_unalign.py did.
 """
 import os
+from collections.abc import Iterable
 
 import cv2
 import dlib
@@ -17,7 +18,8 @@ from faces.align import ffhq_template
 from faces.dlib_models import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
 
 
-def published_face_loop(net, lr_dir, names, out_dir, load_size=128):
+def published_face_loop(net: torch.nn.Module, lr_dir: str, names: Iterable[str], out_dir: str,
+                        load_size: int = 128) -> None:
     """The published test.py loop: one image at a time through the plain module, saved with PIL."""
     os.makedirs(out_dir, exist_ok=True)
     for name in names:
@@ -29,13 +31,13 @@ def published_face_loop(net, lr_dir, names, out_dir, load_size=128):
         Image.fromarray(array).save(os.path.join(out_dir, name))
 
 
-def published_boxes(photo, cnn):
+def published_boxes(photo: np.ndarray, cnn: dlib.cnn_face_detection_model_v1) -> list[tuple[int, int, int, int]]:
     """Face boxes (left, top, right, bottom) of dlib's own CNN detector `cnn` as the published script ran it:
     the whole photo upsampled once."""
     return [(found.rect.left(), found.rect.top(), found.rect.right(), found.rect.bottom()) for found in cnn(photo, 1)]
 
 
-def published_photo_loop(net, photos, out_dir):
+def published_photo_loop(net: torch.nn.Module, photos: Iterable[str], out_dir: str) -> int:
     """The published whole-photo script's steps, each photo in turn, in one process."""
     detector = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE))
     predictor = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))

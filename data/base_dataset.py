@@ -16,12 +16,12 @@ from utils.image_io import ImageReadError, find_images, read_rgb
 from utils.tensor_image import uint8_to_tensor
 
 
-def first(paths, count):
+def first(paths: list[str], count: float) -> list[str]:
     """The first `count` paths (count may be inf)."""
     return paths[:int(count)] if count < len(paths) else paths
 
 
-def center_square(img):
+def center_square(img: Image.Image) -> Image.Image:
     """The largest centred square of a PIL image."""
     width, height = img.size
     side = min(width, height)
@@ -29,7 +29,7 @@ def center_square(img):
     return img.crop((left, top, left + side, top + side))
 
 
-def resize_square(img, size):
+def resize_square(img: Image.Image, size: int) -> Image.Image:
     """Centre square of `img`, PIL-bicubic resized to size x size (untouched when already so)."""
     img = center_square(img)
     return img if img.size == (size, size) else img.resize((size, size), Image.BICUBIC)

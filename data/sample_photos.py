@@ -5,6 +5,7 @@ Hopper from matplotlib, and the LFW faces of scikit-image's `lfw_subset`) at ran
 `face_sizes` (side of the face box, about brow to chin, in pixels) on a colour gradient.
 """
 import os
+from collections.abc import Iterable
 
 import cv2
 import matplotlib
@@ -23,7 +24,7 @@ LFW_FACES = (0, 3, 5, 8, 10, 11, 15, 18, 19, 22, 24, 25, 27, 31, 34, 36, 37, 38,
              57, 58, 60, 61, 62, 69, 72, 76, 77, 79, 80, 81, 84, 85, 86, 88, 90, 91, 92, 93, 94, 95, 97, 98, 99)
 
 
-def shipped_faces():
+def shipped_faces() -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
     """[(RGB uint8 image, face box (left, top, right, bottom))]: real faces of the installed packages.
 
     The astronaut and Grace Hopper come with a margin of one face side around the box.
@@ -44,13 +45,14 @@ def shipped_faces():
     return faces
 
 
-def gradient_background(height, width):
+def gradient_background(height: int, width: int) -> np.ndarray:
     """A gentle diagonal colour gradient: nothing in it looks like a face, at any scale."""
     ramp = (np.arange(height)[:, None, None] / height + np.arange(width)[None, :, None] / width) / 2
     return np.rint(np.array([90, 140, 170]) + ramp * np.array([60, -30, -50])).astype(np.uint8)
 
 
-def group_photo(height, width, centres, sizes):
+def group_photo(height: int, width: int, centres: Iterable[tuple[float, float]],
+                sizes: Iterable[float]) -> tuple[np.ndarray, list[tuple[float, ...]]]:
     """(photo, boxes): shipped faces pasted with their box centred on each (x, y) of `centres`, box side `sizes`.
 
     Faces take turns among `shipped_faces()`, every other one mirrored; `boxes` are their boxes
@@ -81,7 +83,8 @@ def group_photo(height, width, centres, sizes):
     return photo, boxes
 
 
-def grid_photo(height, width, rows, cols, face_sizes=(40, 60), seed=0):
+def grid_photo(height: int, width: int, rows: int, cols: int, face_sizes: tuple[float, float] = (40, 60),
+               seed: int = 0) -> tuple[np.ndarray, list[tuple[float, ...]]]:
     """(photo, boxes): a rows x cols grid of shipped faces, box sides drawn within `face_sizes`, jittered in cells."""
     rng = np.random.default_rng(seed)
     cell_height, cell_width = height / rows, width / cols

@@ -12,7 +12,7 @@ from utils.image_io import ImageReadError, is_image_file, list_files, no_images_
 from utils.tensor_image import uint8_to_tensor
 
 
-def read_face(path, load_size):
+def read_face(path: str, load_size: int) -> np.ndarray:
     """The network input of one test image: RGB uint8, PIL-bicubic resized to load_size x load_size.
 
     ImageReadError when it cannot be read. test.py (through SingleDataset) and app.py read faces so.

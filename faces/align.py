@@ -3,6 +3,8 @@
 Both directions warp with OpenCV; when a warp shrinks by 2x or more, the source is first
 reduced with a Gaussian pyramid so large faces do not alias.
 """
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
 
@@ -24,7 +26,7 @@ FEATHER_MARGIN = 0.02
 FEATHER_RAMP = 0.10
 
 
-def ffhq_template(size=FACE_SIZE):
+def ffhq_template(size: int = FACE_SIZE) -> np.ndarray:
     """The five template points for a size x size crop (the 1024 template scaled)."""
     return FFHQ_TEMPLATE_1024 * (size / 1024.0)
 
@@ -51,7 +53,7 @@ def transform_points(matrix, points):
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def affine_scale(matrix):
+def affine_scale(matrix: np.ndarray) -> float:
     """Length scale of an affine map (square root of the area ratio)."""
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
@@ -96,7 +98,7 @@ def warp_affine(src, matrix, dsize, border_mode=cv2.BORDER_CONSTANT):
     return cv2.warpAffine(np.ascontiguousarray(src), matrix, dsize, flags=cv2.INTER_CUBIC, borderMode=border_mode)
 
 
-def align_face(photo, landmarks, size=FACE_SIZE):
+def align_face(photo: np.ndarray, landmarks: np.ndarray, size: int = FACE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """(size x size FFHQ-aligned crop, 2x3 photo -> crop matrix) for a face's five landmarks.
 
     Pixels beyond the photo are filled by reflection, as in the FFHQ crops SPARNetHD learnt from.
@@ -106,7 +108,7 @@ def align_face(photo, landmarks, size=FACE_SIZE):
     return crop, matrix
 
 
-def feather_mask(size=FACE_SIZE):
+def feather_mask(size: int = FACE_SIZE) -> np.ndarray:
     """size x size float32 blending weights: 0 at the crop border, 1 in the middle, smooth between."""
     index = np.arange(size, dtype=np.float64)
     to_border = np.minimum(index, size - 1 - index)
@@ -115,13 +117,14 @@ def feather_mask(size=FACE_SIZE):
     return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
 
 
-def upscale_matrix(factor):
+def upscale_matrix(factor: int) -> np.ndarray:
     """2x3 map from photo pixels to the pixels of the photo enlarged `factor` times by `cv2.resize`."""
     shift = (factor - 1) / 2.0
     return np.array([[factor, 0.0, shift], [0.0, factor, shift]])
 
 
-def paste_faces(photo, faces, matrices, upscale=1):
+def paste_faces(photo: np.ndarray, faces: Iterable[np.ndarray], matrices: Iterable[np.ndarray],
+                upscale: int = 1) -> np.ndarray:
     """Blend faces back into the photo (enlarged `upscale` times, bicubic) through feathered masks.
 
     `faces` are the restored crops, `matrices` the photo -> crop matrices of `align_face`. Each

@@ -4,10 +4,14 @@ Each face found becomes one crop, under the photo's relative path: `name.ext` fo
 one face, `name_K.ext` (K = 0, 1, ... left to right) for several. Photos without a face or
 that cannot be read are listed at the end.
 """
+import argparse
 import logging
 import os
+from collections.abc import Callable
 
-from faces.detector import detector_from_flags
+import numpy as np
+
+from faces.detector import Face, detector_from_flags
 from utils.cli import print_path_lists
 from utils.image_io import ImageReadError, find_images, output_name, read_rgb_array, save_rgb
 from utils.paths import check_output_folders
@@ -16,7 +20,7 @@ from utils.progress import logging_redirect, progress
 log = logging.getLogger('face_crops')
 
 
-def face_file_names(rel_path, count, ext=''):
+def face_file_names(rel_path: str, count: int, ext: str = '') -> list[str]:
     """Output names of `count` crops of a photo: `name.ext` for one, `name_K.ext` for several."""
     stem, suffix = os.path.splitext(output_name(rel_path, ext))
     if count == 1:
@@ -24,7 +28,8 @@ def face_file_names(rel_path, count, ext=''):
     return [f'{stem}_{index}{suffix}' for index in range(count)]
 
 
-def crop_folder(args, crop_face, desc):
+def crop_folder(args: argparse.Namespace, crop_face: Callable[[np.ndarray, Face], np.ndarray | None],
+                desc: str) -> int:
     """Write `crop_face(photo, face)` (an array, or None to drop the face) for every face of every photo.
 
     Returns the exit code: 1 when a photo failed or no crop was written at all.

@@ -7,22 +7,26 @@ large, then at smaller scales for the larger faces. dlib's CNN runs in PyTorch
 the GIL and searches tiles in threads. The landmarks are always placed on the full-resolution
 photo. The model files come from `faces.dlib_models`.
 """
+import argparse
 import logging
 import math
 import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Self
 
 import cv2
 import dlib
 import numpy as np
+import torch
 
 from faces.dlib_models import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
 from faces.mmod_detector import MmodDetector
-from faces.search_plan import DETECTION_WINDOW, check_search, non_max_suppression, plan_search
+from faces.search_plan import DETECTION_WINDOW, SearchPass, check_search, non_max_suppression, plan_search
 from utils.progress import progress
 
 log = logging.getLogger('face_detect')
@@ -54,7 +58,7 @@ class FaceSearch:
     passes: list
     seconds: float
 
-    def describe(self):
+    def describe(self) -> str:
         """E.g. 'scale 2.00 in 6 tiles, 0.86 in 2 tiles, 0.37 whole'."""
         if not self.passes:
             return 'photo too small to search'
@@ -95,11 +99,11 @@ def search_image(photo, window, scale):
     return np.ascontiguousarray(crop), (size[0] / (x1 - x0), size[1] / (y1 - y0))
 
 
-def usable_cores():
+def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
-def default_workers(kind, tile_size):
+def default_workers(kind: str, tile_size: int) -> int:
     """HOG: one search thread per usable core, as many as fit in `WORKER_MEMORY_SHARE`. CNN: 1, PyTorch spreads
     each search over the cores."""
     if kind == 'cnn':
@@ -122,8 +126,9 @@ class FaceDetector:
     `workers` threads (1: in the caller's thread). Use as a context manager, or `close()`, to stop them.
     """
 
-    def __init__(self, kind='cnn', min_face_size=DEFAULT_MIN_FACE_SIZE, min_score=None, tile_size=None, workers=1,
-                 max_search_size=None, progress=False, device='cpu'):
+    def __init__(self, kind: str = 'cnn', min_face_size: int = DEFAULT_MIN_FACE_SIZE, min_score: float | None = None,
+                 tile_size: int | None = None, workers: int = 1, max_search_size: int | None = None,
+                 progress: bool = False, device: torch.device | str = 'cpu') -> None:
         if kind not in DETECTORS:
             raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
         self.tile_size = TILE_SIZES[kind] if tile_size is None else tile_size
@@ -142,7 +147,7 @@ class FaceDetector:
         self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
         self._pool = None
 
-    def plan(self, height, width):
+    def plan(self, height: int, width: int) -> list[SearchPass]:
         """The `SearchPass`es run on a photo of this size."""
         max_scale = math.inf if self.max_search_size is None else self.max_search_size / max(height, width)
         return plan_search(height, width, self.min_face_size, self.tile_size, max_scale)
@@ -167,7 +172,8 @@ class FaceDetector:
         found.extend(searched(scales, future.result()) for scales, future in pending)
         return found
 
-    def detect(self, photo, passes=None):
+    def detect(self, photo: np.ndarray,
+               passes: Sequence[SearchPass] | None = None) -> list[tuple[tuple[float, float, float, float], float]]:
         """[(box, score)] scoring at least `min_score`, boxes (left, top, right, bottom) in photo pixels.
 
         `passes`: the search plan, by default `plan(height, width)`.
@@ -190,13 +196,13 @@ class FaceDetector:
                     scores.append(score)
         return [(boxes[index], scores[index]) for index in non_max_suppression(boxes, scores)]
 
-    def landmarks(self, photo, box):
+    def landmarks(self, photo: np.ndarray, box: Sequence[float]) -> np.ndarray:
         """(5, 2) float landmarks of the face in `box`, placed on the full-resolution photo."""
         rect = dlib.rectangle(*(int(round(value)) for value in box))
         shape = self._landmarks(np.ascontiguousarray(photo), rect)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64)
 
-    def search(self, photo):
+    def search(self, photo: np.ndarray) -> FaceSearch:
         """`FaceSearch` of the photo: its faces left to right, the passes run, the seconds taken."""
         start = time.perf_counter()
         passes = self.plan(*photo.shape[:2])
@@ -205,22 +211,22 @@ class FaceDetector:
                        key=lambda face: (face.box[0], face.box[1]))
         return FaceSearch(faces, passes, time.perf_counter() - start)
 
-    def __call__(self, photo):
+    def __call__(self, photo: np.ndarray) -> list[Face]:
         return self.search(photo).faces
 
-    def close(self):
+    def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def detector_from_flags(args, device='cpu'):
+def detector_from_flags(args: argparse.Namespace, device: torch.device | str = 'cpu') -> FaceDetector:
     """The `FaceDetector` the flags of options/detection_flags.py ask for (their values checked by argparse), its
     CNN on `device`; --detect_max_size warns."""
     tile_size = TILE_SIZES[args.detector] if args.detect_tile_size is None else args.detect_tile_size

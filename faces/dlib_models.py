@@ -17,7 +17,7 @@ class FaceModelMissing(UserError):
     """A dlib model file is not installed; the message says which and how to get it."""
 
 
-def dlib_model_path(filename):
+def dlib_model_path(filename: str) -> str:
     """Path of a model file shipped in face_recognition_models/models/."""
     spec = importlib.util.find_spec('face_recognition_models')
     if spec is None or not spec.submodule_search_locations:

@@ -1,5 +1,7 @@
 """The whole-photo pipeline: find the faces, align them, enhance them in batches, paste them back."""
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -9,6 +11,11 @@ from utils.progress import progress
 
 class NoFaceFound(Exception):
     """The detector found no face in the photo."""
+
+
+class Landmarked(Protocol):
+    """A found face as the pipeline reads it (e.g. `faces.detector.Face`): its five landmarks (5, 2)."""
+    landmarks: np.ndarray
 
 
 @dataclass
@@ -31,7 +38,9 @@ class FaceRestorer:
     `enhance(faces)` maps (N, S, S, 3) uint8 aligned faces to enhanced ones of the same shape.
     """
 
-    def __init__(self, find_faces, enhance, face_size=FACE_SIZE, batch_size=4, upscale=1, progress=True):
+    def __init__(self, find_faces: Callable[[np.ndarray], Sequence[Landmarked]] | None,
+                 enhance: Callable[[np.ndarray], np.ndarray], face_size: int = FACE_SIZE, batch_size: int = 4,
+                 upscale: int = 1, progress: bool = True) -> None:
         if batch_size < 1:
             raise ValueError(f'the face batch size must be at least 1, got {batch_size}')
         if upscale < 1:
@@ -43,7 +52,7 @@ class FaceRestorer:
         self.upscale = upscale
         self.progress = progress
 
-    def enhance_faces(self, lq_faces):
+    def enhance_faces(self, lq_faces: np.ndarray) -> np.ndarray:
         """Run `enhance` over the aligned faces `batch_size` at a time, with a progress bar over faces."""
         enhanced = []
         with progress(total=len(lq_faces), desc='faces', unit='face', leave=False, disable=not self.progress) as bar:
@@ -57,10 +66,10 @@ class FaceRestorer:
                 bar.update(len(batch))
         return np.concatenate(enhanced)
 
-    def __call__(self, photo):
+    def __call__(self, photo: np.ndarray) -> RestoredPhoto:
         return self.restore(photo, self.find_faces(photo))
 
-    def restore(self, photo, faces):
+    def restore(self, photo: np.ndarray, faces: Sequence[Landmarked]) -> RestoredPhoto:
         """`RestoredPhoto` of the faces found in the photo (raises NoFaceFound when there are none)."""
         if not faces:
             raise NoFaceFound('no face found')

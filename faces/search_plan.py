@@ -10,6 +10,7 @@ in one tile or keeps faces as large as the photo. The same face found by two pas
 by non-maximum suppression.
 """
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ def axis_tiles(length, tile, overlap):
     return [(starts[index], ends[index], cuts[index], cuts[index + 1]) for index in range(count)]
 
 
-def check_search(min_face_size, tile_size):
+def check_search(min_face_size: int, tile_size: int) -> None:
     """ValueError unless faces are looked for from a positive size, in tiles wider than two overlaps."""
     if not min_face_size > 0:
         raise ValueError(f'the minimum face size must be a positive number of pixels, got {min_face_size}')
@@ -133,7 +134,8 @@ def non_max_suppression(boxes, scores, iou=NMS_IOU):
     return kept
 
 
-def same_faces(boxes, other_boxes, tolerance=0.3):
+def same_faces(boxes: Sequence[Sequence[float]], other_boxes: Sequence[Sequence[float]],
+               tolerance: float = 0.3) -> list[tuple[int, int]]:
     """[(i, j)]: boxes[i] and other_boxes[j] on the same face, each box paired at most once, nearest first.
 
     Two boxes are on the same face when their centres are less than `tolerance` times the side

@@ -6,6 +6,7 @@ decode the next batches and writer threads encode the last ones while the networ
 torchrun each process takes its share of the inputs (inference/sharding.py); --skip_existing and
 --report make a run resumable (inference/report.py).
 """
+import argparse
 import logging
 import os
 import time
@@ -25,11 +26,11 @@ from utils.write_pool import WritePool
 log = logging.getLogger('test')
 
 
-def output_dir(opt):
+def output_dir(opt: argparse.Namespace) -> str:
     return opt.save_as_dir or os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.epoch}')
 
 
-def output_flag(opt):
+def output_flag(opt: argparse.Namespace) -> str:
     return '--save_as_dir' if opt.save_as_dir else 'the output folder (<results_dir>/<name>/<phase>_<epoch>)'
 
 
@@ -110,7 +111,7 @@ def test_share(opt, shard):
 
 
 
-def test_folder(opt) -> int:
+def test_folder(opt: argparse.Namespace) -> int:
     """Exit code of a test.py run of `opt`: folders checked before any work, then every image (each process its
     share under torchrun)."""
     check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])

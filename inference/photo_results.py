@@ -11,6 +11,7 @@ import os
 import re
 from collections import Counter
 
+from faces.restorer import RestoredPhoto
 from utils.atomic import part_target
 from utils.cli import UserError
 from utils.image_io import find_images, save_rgb
@@ -38,7 +39,7 @@ def photo_jobs(test_img_path, results_dir):
     return jobs
 
 
-def final_path(out_dir, ext):
+def final_path(out_dir: str, ext: str) -> str:
     return os.path.join(out_dir, f'hq_final.{ext}')
 
 
@@ -73,7 +74,7 @@ def check_folders(test_img_path, results_dir):
     check_output_folders(inputs, [('--results_dir', results_dir)])
 
 
-def save_results(restored, out_dir, ext, jpeg_quality):
+def save_results(restored: RestoredPhoto, out_dir: str, ext: str, jpeg_quality: int) -> None:
     """Replace the results of an earlier run in `out_dir` (and only them) with those of `restored`."""
     earlier = earlier_results(out_dir)
     for path in earlier:  # hq_final first: a photo without it is incomplete, whatever else is there

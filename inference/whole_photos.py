@@ -7,11 +7,15 @@ where the results go. In a folder, the next photo is read and searched for faces
 of the current one are enhanced. Under torchrun each process takes its share of the photos of a
 folder (`inference.sharding`).
 """
+import argparse
 import logging
 import os
 import time
+from collections.abc import Callable
 
-from faces.detector import detector_from_flags
+import numpy as np
+
+from faces.detector import FaceDetector, FaceSearch, detector_from_flags
 from faces.restorer import FaceRestorer
 from inference import sharding
 from inference.photo_results import check_folders, final_path, photo_jobs, save_results
@@ -28,12 +32,13 @@ log = logging.getLogger('test_enhance_single_unalign')
 class PhotoError(UserError):
     """One photo could not be enhanced: no face in it (`no_face`), or it could not be read or saved."""
 
-    def __init__(self, message, no_face=False):
+    def __init__(self, message: str, no_face: bool = False) -> None:
         super().__init__(message)
         self.no_face = no_face
 
 
-def photo_restorer(opt, enhancer=None):
+def photo_restorer(opt: argparse.Namespace,
+                   enhancer: Callable[[np.ndarray], np.ndarray] | None = None) -> FaceRestorer:
     """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
 
     `enhancer` defaults to the network of `opt` (its weights loaded strictly). test_enhance_single_unalign.py
@@ -49,7 +54,7 @@ def photo_restorer(opt, enhancer=None):
     return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
 
 
-def read_and_search(detector, photo_path):
+def read_and_search(detector: FaceDetector, photo_path: str) -> tuple[np.ndarray, FaceSearch]:
     """(photo, its `FaceSearch`): the part of a photo's work that runs ahead in folder runs."""
     photo = read_rgb_array(photo_path)
     return photo, detector.search(photo)
@@ -79,7 +84,7 @@ def enhance_photo(restorer, searched, photo_path, out_dir, opt):
     return len(restored.faces), search
 
 
-def check_options(opt):
+def check_options(opt: argparse.Namespace) -> None:
     if not opt.test_img_path:
         raise UserError('--test_img_path is required: a photo or a folder of photos')
 
@@ -126,7 +131,7 @@ def enhance_share(opt, shard):
 
 
 
-def enhance_whole_photos(opt) -> int:
+def enhance_whole_photos(opt: argparse.Namespace) -> int:
     """Exit code of a whole-photo run of `opt` (test_enhance_single_unalign.py's options): folders checked
     before any work, then every photo (each process its share under torchrun)."""
     check_options(opt)

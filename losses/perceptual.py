@@ -1,6 +1,7 @@
 """SPARNetHD's perceptual loss: L1 between VGG19 features of output and target, with torchvision's
 ImageNet VGG19 weights (downloaded into the weights cache on first use)."""
 import os
+from typing import Self
 
 import torch
 import torchvision
@@ -23,7 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_MIN_SIZE = 224
 
 
-def load_vgg19_features(path, label=None):
+def load_vgg19_features(path: str, label: str | None = None) -> nn.Sequential:
     """torchvision's `vgg19().features[:35]` with the ImageNet weights of `path` (torchvision format)."""
     label = label or f'--vgg_weights {path}'
     if not os.path.isfile(path):
@@ -57,7 +58,7 @@ class VGGPerceptualLoss(nn.Module):
     Images in [-1, 1] are mapped to ImageNet normalisation and bilinearly enlarged to 224 when smaller.
     """
 
-    def __init__(self, weights_path):
+    def __init__(self, weights_path: str) -> None:
         super().__init__()
         features = load_vgg19_features(weights_path)
         self.slices = nn.ModuleList(nn.Sequential(*features[start:end]) for start, end in VGG_SLICES)
@@ -65,11 +66,11 @@ class VGGPerceptualLoss(nn.Module):
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False).eval()
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         """Always in eval mode: the loss network is fixed."""
         return super().train(False)
 
-    def features(self, x):
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = ((x + 1) / 2 - self.mean) / self.std
         height, width = x.shape[2:]
         if height < VGG_MIN_SIZE or width < VGG_MIN_SIZE:
@@ -81,7 +82,7 @@ class VGGPerceptualLoss(nn.Module):
             outputs.append(x)
         return outputs
 
-    def forward(self, output, target):
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target_feats = self.features(target)
         return sum(F.l1_loss(o, t) for o, t in zip(self.features(output), target_feats))

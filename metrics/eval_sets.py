@@ -46,7 +46,7 @@ class EvalSet:
     gt_elsewhere: tuple = ()
 
     @property
-    def flags(self):
+    def flags(self) -> str:
         return f'--{self.input_flag} DIR --{self.gt_flag} DIR'
 
 
@@ -74,7 +74,7 @@ class EvalSetFolders:
     gt_images: int
 
 
-def normalized_name(name):
+def normalized_name(name: str) -> str:
     """'Helen_test-DIC ' -> 'helentestdic': names compared without case, '-', '_', spaces and dots."""
     return ''.join(char for char in name.lower() if char not in '-_ .')
 
@@ -121,7 +121,7 @@ def _listing(root, folders, limit=12):
     return shown + (f' (+{len(names) - limit} more)' if len(names) > limit else '')
 
 
-def discover(test_set, root):
+def discover(test_set: EvalSet, root: str) -> tuple[str, str]:
     """(inputs, ground truth) folders of `test_set` below `root`; EvalSetNotFound in one line when absent."""
     if not os.path.isdir(root):
         raise EvalSetNotFound(f'{root}: no such folder; give the unpacked test sets with --test_dirs DIR')
@@ -140,7 +140,8 @@ def discover(test_set, root):
         f'--test_dirs DIR, or this set\'s folders with {test_set.flags}')
 
 
-def locate(test_set, root=None, inputs=None, gt=None):
+def locate(test_set: EvalSet, root: str | None = None, inputs: str | None = None,
+           gt: str | None = None) -> EvalSetFolders:
     """EvalSetFolders of `test_set`: `inputs` / `gt` when given, the rest found below `root`."""
     if not (inputs and gt):
         if root is None:

@@ -27,7 +27,7 @@ FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 FEATURE_DIMS = 2048
 
 
-def default_inception_weights_path():
+def default_inception_weights_path() -> str:
     """Where pytorch-fid's download lands: `<torch hub dir>/checkpoints/` (honours $TORCH_HOME)."""
     return os.path.join(torch.hub.get_dir(), 'checkpoints', FID_WEIGHTS_NAME)
 
@@ -78,7 +78,7 @@ INCEPTION_WEIGHTS = RemoteFile(
 class FIDInception(torch.nn.Module):
     """pytorch-fid's `InceptionV3([3])`: [0, 1] RGB NCHW -> (N, 2048) final average-pool features."""
 
-    def __init__(self, weights_path):
+    def __init__(self, weights_path: str) -> None:
         super().__init__()
         inception = _fid_inception_v3()
         state_dict = read_inception_weights(weights_path)
@@ -94,7 +94,7 @@ class FIDInception(torch.nn.Module):
             torch.nn.AdaptiveAvgPool2d(output_size=(1, 1)))
         self.eval().requires_grad_(False)
 
-    def forward(self, images):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(images, size=(299, 299), mode='bilinear', align_corners=False)
         return self.blocks(2 * x - 1).flatten(1)
 

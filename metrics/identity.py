@@ -13,14 +13,14 @@ from faces.dlib_models import CNN_DETECTOR_FILE, DESCRIPTOR_FILE, LANDMARKS_FILE
 from faces.search_plan import DETECTION_WINDOW
 
 
-def cosine_similarity(a, b):
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 class FaceIdentity:
     """Face descriptors and result-vs-ground-truth identity scores with dlib."""
 
-    def __init__(self, detector='hog'):
+    def __init__(self, detector: str = 'hog') -> None:
         if detector not in DETECTORS:
             raise ValueError(f'detector must be one of {DETECTORS}, got {detector!r}')
         if detector == 'cnn':
@@ -31,7 +31,7 @@ class FaceIdentity:
         self._landmarks = dlib.shape_predictor(dlib_model_path(LANDMARKS_FILE))
         self._descriptor = dlib.face_recognition_model_v1(dlib_model_path(DESCRIPTOR_FILE))
 
-    def find_face(self, image):
+    def find_face(self, image: np.ndarray) -> dlib.rectangle | None:
         """The largest face box in an HxWx3 uint8 RGB image, or None. The image is searched at
         its own size, then upsampled 2x if nothing was found: dlib misses faces under ~80 px."""
         for upsample in (0, 1):
@@ -42,12 +42,12 @@ class FaceIdentity:
                 return max(boxes, key=lambda box: box.area())
         return None
 
-    def descriptor(self, image, box):
+    def descriptor(self, image: np.ndarray, box: dlib.rectangle) -> np.ndarray:
         """dlib's 128-d descriptor of the face in `box`, aligned by its own 5 landmarks."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
         return np.asarray(self._descriptor.compute_face_descriptor(image, self._landmarks(image, box)))
 
-    def compare(self, result, gt):
+    def compare(self, result: np.ndarray, gt: np.ndarray) -> tuple[float, float] | None:
         """(cosine similarity, Euclidean distance) of the two faces' descriptors, or None when
         no face is found in the ground truth. dlib's own rule: distance < 0.6 is the same person."""
         gt = np.ascontiguousarray(gt, dtype=np.uint8)

@@ -3,6 +3,7 @@
 A pair's key is the image's path relative to its folder without the extension, so
 `results/sub/0001.png` pairs with `gt/sub/0001.jpg`.
 """
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -28,11 +29,11 @@ class Pairing:
     gt_without_result: list = field(default_factory=list)
 
     @property
-    def unmatched(self):
+    def unmatched(self) -> bool:
         return bool(self.results_without_gt or self.gt_without_result)
 
 
-def name_key(rel_path):
+def name_key(rel_path: str) -> str:
     return os.path.splitext(rel_path)[0].replace(os.sep, '/')
 
 
@@ -48,12 +49,12 @@ def _index_by_name(rel_paths, folder):
     return index
 
 
-def list_folder_images(folder, flag):
+def list_folder_images(folder: str, flag: str) -> list[str]:
     """Relative image paths below `folder`; a clear error when it is missing or holds no image."""
     return find_images(folder, flag, PairingError)
 
 
-def match_by_name(results_dir, gt_dir):
+def match_by_name(results_dir: str, gt_dir: str) -> Pairing:
     """Pairs of same-named images, plus the names found in only one of the folders."""
     results = _index_by_name(list_folder_images(results_dir, '--results_dir'), results_dir)
     gts = _index_by_name(list_folder_images(gt_dir, '--gt_dir'), gt_dir)
@@ -73,7 +74,7 @@ def _listing(names, limit=5):
     return shown + (f' (+{len(names) - limit} more)' if len(names) > limit else '')
 
 
-def unmatched_message(pairing, results_dir, gt_dir):
+def unmatched_message(pairing: Pairing, results_dir: str, gt_dir: str) -> str:
     """One line naming what has no partner (the first few of each side)."""
     parts = []
     if pairing.results_without_gt:
@@ -85,7 +86,8 @@ def unmatched_message(pairing, results_dir, gt_dir):
     return '; '.join(parts)
 
 
-def pair_folders(results_dir, gt_dir, skip_unmatched=False, log=None):
+def pair_folders(results_dir: str, gt_dir: str, skip_unmatched: bool = False,
+                 log: logging.Logger | None = None) -> list[ImagePair]:
     """The matched pairs. Unmatched names are logged one by one; they stop the run unless
     `skip_unmatched`, and having no pair at all always does."""
     pairing = match_by_name(results_dir, gt_dir)

@@ -4,6 +4,7 @@ Both take HxWx3 RGB arrays on the 0-255 scale (uint8 or float). By default Y is 
 uint8 before scoring, as the published `psnr_ssim.py` did, so the numbers compare with the
 paper's; `y_quantization='float'` keeps Y in float64 (a few hundredths of a dB apart).
 """
+import argparse
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ Y_QUANTIZATIONS = ('uint8', 'float')
 PUBLISHED_Y_QUANTIZATION = 'uint8'
 
 
-def rgb_to_y(image):
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """Luma of an HxWx3 0-255 RGB image, `16 + (65.481 R + 128.553 G + 24.966 B) / 255`.
 
     MATLAB's `rgb2ycbcr` Y (BT.601, studio range 16-235), in float64, with the published
@@ -30,7 +31,7 @@ def rgb_to_y(image):
     return 16.0 + image @ Y_WEIGHTS
 
 
-def y_channel(image, y_quantization=PUBLISHED_Y_QUANTIZATION):
+def y_channel(image: np.ndarray, y_quantization: str = PUBLISHED_Y_QUANTIZATION) -> np.ndarray:
     """Y as the metrics compare it: truncated to uint8 (`'uint8'`, numpy's `astype(np.uint8)` as
     the published `psnr_ssim.py`; Y of 0-255 RGB lies in 16-235) or kept in float64 (`'float'`)."""
     if y_quantization not in Y_QUANTIZATIONS:
@@ -39,7 +40,7 @@ def y_channel(image, y_quantization=PUBLISHED_Y_QUANTIZATION):
     return np.clip(y, 0, 255).astype(np.uint8) if y_quantization == 'uint8' else y
 
 
-def describe_protocol(psnr_channels='y', y_quantization=PUBLISHED_Y_QUANTIZATION):
+def describe_protocol(psnr_channels: str = 'y', y_quantization: str = PUBLISHED_Y_QUANTIZATION) -> str:
     """One line naming how PSNR and SSIM were computed, for reports."""
     y = ('Y truncated to uint8, as the published psnr_ssim.py' if y_quantization == 'uint8'
          else 'Y in float64 (not quantised)')
@@ -53,7 +54,8 @@ def _check_same_shape(result, gt):
         raise ValueError(f'result and ground truth differ in shape: {np.shape(result)} vs {np.shape(gt)}')
 
 
-def psnr(result, gt, channels='y', y_quantization=PUBLISHED_Y_QUANTIZATION):
+def psnr(result: np.ndarray, gt: np.ndarray, channels: str = 'y',
+         y_quantization: str = PUBLISHED_Y_QUANTIZATION) -> float:
     """PSNR in dB over Y (`channels='y'`, the paper's protocol) or all RGB values (`'rgb'`).
 
     Identical images give `math.inf` (returned directly, without dividing by zero).
@@ -69,7 +71,7 @@ def psnr(result, gt, channels='y', y_quantization=PUBLISHED_Y_QUANTIZATION):
     return float(10.0 * np.log10(DATA_RANGE ** 2 / mse))
 
 
-def ssim(result, gt, y_quantization=PUBLISHED_Y_QUANTIZATION):
+def ssim(result: np.ndarray, gt: np.ndarray, y_quantization: str = PUBLISHED_Y_QUANTIZATION) -> float:
     """SSIM of Wang et al. (2004) on Y: 11x11 Gaussian window of sigma 1.5, population
     covariance, data range 255, mean over the positions where the window fits inside.
 
@@ -84,7 +86,7 @@ def ssim(result, gt, y_quantization=PUBLISHED_Y_QUANTIZATION):
                                        use_sample_covariance=False, data_range=DATA_RANGE))
 
 
-def add_y_quantization_argument(parser):
+def add_y_quantization_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """`--y_quantization uint8|float`, shared by the evaluation commands and train.py's validation."""
     parser.add_argument('--y_quantization', default=PUBLISHED_Y_QUANTIZATION, choices=Y_QUANTIZATIONS,
                         help='uint8 (default): Y truncated to 8 bits before PSNR and SSIM, as the published '

@@ -6,17 +6,23 @@
   `conv2d.weight` (16 instead of 36 multiply-adds per input pixel, forward and backward);
 - Adam with its fused kernel.
 """
+from collections.abc import Iterable
+from typing import TypeVar
+
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from archs.blocks import ConvLayer
 from archs.folded_sparnet import upsampling_conv_weight
 
+Net = TypeVar('Net', bound=nn.Module)
+
 
 class UpsamplingConvLayer(ConvLayer):
     """ConvLayer whose upsampling conv is computed as a transposed conv (same parameters and keys)."""
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv2d
         for hook in conv._forward_pre_hooks.values():  # spectral norm sets conv.weight (with power iteration)
             hook(conv, (x,))
@@ -25,7 +31,7 @@ class UpsamplingConvLayer(ConvLayer):
         return self.relu(self.norm(x))
 
 
-def prepare_training_net(net):
+def prepare_training_net(net: Net) -> Net:
     """Make `net` (in place) train faster: channels-last, transposed upsampling convs. Returns `net`.
 
     Its outputs, gradients and state dict are those of the plain network (up to float rounding).
@@ -37,12 +43,12 @@ def prepare_training_net(net):
     return net.to(memory_format=torch.channels_last)
 
 
-def channels_last(batch):
+def channels_last(batch: torch.Tensor) -> torch.Tensor:
     """A 4-D tensor in channels-last memory format (same values)."""
     return batch.contiguous(memory_format=torch.channels_last)
 
 
-def fused_adam(params, lr, betas):
+def fused_adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fused (single-kernel) update where this PyTorch has it, else the foreach one."""
     try:
         return torch.optim.Adam(params, lr, betas=betas, fused=True)

@@ -6,10 +6,13 @@ PyTorch to ~1e-6 (relative) on SPARNet, ~2e-4 on SPARNetHD (its instance norms o
 """
 import os
 import warnings
+from collections.abc import Callable
+from typing import Self
 
 import torch
 
 from archs.folded_sparnet import FastSPARNet
+from archs.sparnet import SPARNet
 from utils.atomic import atomic_write
 from utils.cli import UserError
 
@@ -20,7 +23,8 @@ class OnnxError(UserError):
     """An ONNX file is missing or unreadable, or ONNX Runtime is not installed."""
 
 
-def export_onnx(net, path, in_size, opset=DEFAULT_OPSET, check=None):
+def export_onnx(net: SPARNet, path: str, in_size: int, opset: int = DEFAULT_OPSET,
+                check: Callable[[str], object] | None = None) -> str:
     """Write `net` (a SPARNet, eval semantics) to `path` as ONNX with a dynamic batch axis; returns path.
 
     The file is written under a temporary name; `check(temporary path)` may refuse it by raising, and
@@ -58,13 +62,13 @@ def _session(path, device, num_threads):
 class OnnxGenerator:
     """Callable like the torch generator: NCHW float32 tensor in [-1, 1] -> NCHW float32 tensor on `device`."""
 
-    def __init__(self, path, device='cpu', num_threads=None):
+    def __init__(self, path: str, device: torch.device | str = 'cpu', num_threads: int | None = None) -> None:
         self.device = torch.device(device)
         self.session = _session(path, self.device, num_threads)
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = self.session.get_inputs()[0].shape
 
-    def __call__(self, x):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         expected = self.input_shape[1:]
         if list(x.shape[1:]) != expected:
             raise ValueError(f"the ONNX model takes (N, {', '.join(map(str, expected))}) inputs, "
@@ -73,5 +77,5 @@ class OnnxGenerator:
         output, = self.session.run(None, {self.input_name: array})
         return torch.from_numpy(output).to(self.device)
 
-    def eval(self):
+    def eval(self) -> Self:
         return self

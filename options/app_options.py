@@ -1,6 +1,7 @@
 """Flags of app.py, the web page."""
 import argparse
 import os
+from collections.abc import Sequence
 
 from utils.cli import UserError
 from weights.download import CACHE_ENV, DEFAULT_CACHE
@@ -8,7 +9,7 @@ from weights.download import CACHE_ENV, DEFAULT_CACHE
 DEFAULT_MAX_PIXELS = 50_000_000  # the largest photo the page takes, counted after the upscale
 
 
-def parse_app_args(argv=None):
+def parse_app_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The options of app.py (UserError in one line for a value out of range)."""
     parser = argparse.ArgumentParser(description='A web page for enhancing the faces of photos, and aligned faces, '
                                                  'with the released models',

@@ -2,6 +2,7 @@
 import argparse
 import logging
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -36,7 +37,7 @@ class BaseOptions:
 
     is_train = False
 
-    def initialize(self, parser):
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument('--dataroot', type=unquoted, default=None, help='folder of input images')
         parser.add_argument('--name', type=unquoted, default='experiment_name',
                             help='experiment name: checkpoints and results are stored under it')
@@ -86,7 +87,7 @@ class BaseOptions:
     # Flags that parse but change nothing here (the published code ignored most of them too).
     ignored_flags = ('input_nc', 'output_nc', 'ngf', 'ndf', 'preprocess')
 
-    def gather_options(self, args=None, default_weights=''):
+    def gather_options(self, args: Sequence[str] | None = None, default_weights: str = '') -> argparse.Namespace:
         parser = ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)
@@ -103,10 +104,10 @@ class BaseOptions:
         self.parser = parser
         return parser.parse_args(args)
 
-    def check_given(self, known):
+    def check_given(self, known: argparse.Namespace) -> None:
         """UserError for contradictory flags as given, before any weights are fetched."""
 
-    def parse(self, args=None, default_weights=''):
+    def parse(self, args: Sequence[str] | None = None, default_weights: str = '') -> argparse.Namespace:
         """The options of `args` (default: sys.argv). `default_weights` serves a test run that has no
         --pretrain_model_path and no checkpoint in --checkpoints_dir."""
         opt = self.gather_options(args, default_weights)
@@ -125,7 +126,7 @@ class BaseOptions:
         self.opt = opt
         return opt
 
-    def warn_ignored(self, args, model_class):
+    def warn_ignored(self, args: Sequence[str] | None, model_class: type) -> None:
         """One warning line naming the flags given that have no effect here."""
         names = self.ignored_flags + (model_class.ignored_train_flags if self.is_train else ())
         given = given_flags(self.parser, args, names)
@@ -134,7 +135,7 @@ class BaseOptions:
                         ' '.join(f'--{name}' for name in given))
 
 
-def name_suffix(opt):
+def name_suffix(opt: argparse.Namespace) -> str:
     """`--suffix` with each {flag} replaced by its value, as the published code built it."""
     try:
         return opt.suffix.format(**vars(opt))
@@ -143,7 +144,7 @@ def name_suffix(opt):
                         "(write flags as {load_size})") from None
 
 
-def given_flags(parser, args, names):
+def given_flags(parser: argparse.ArgumentParser, args: Sequence[str] | None, names: Sequence[str]) -> list[str]:
     """Which of the options `names` the command line `args` sets, whatever their values."""
     saved = {name: parser.get_default(name) for name in names}
     parser.set_defaults(**dict.fromkeys(names, NOT_GIVEN))

@@ -1,9 +1,11 @@
 """Flags of the scripts that crop faces out of a folder of photos (align_and_crop_dir, prepare_celeba)."""
+import argparse
+
 from options.detection_flags import add_detection_flags
 from utils.cli import jpeg_quality
 
 
-def add_folder_arguments(parser):
+def add_folder_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Flags shared by the scripts that crop faces out of a folder of photos."""
     parser.add_argument('--input_dir', required=True, help='folder of photos (subfolders too)')
     parser.add_argument('--output_dir', required=True, help='crops are written here, keeping relative paths')

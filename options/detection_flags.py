@@ -1,11 +1,14 @@
 """The face-detection flags shared by the whole-photo and the dataset scripts (faces.detector.detector_from_flags
 builds the detector they describe)."""
+import argparse
+from collections.abc import Callable
+
 from faces.detector import DEFAULT_MIN_FACE_SIZE, DETECTORS, TILE_SIZES
 from faces.search_plan import OVERLAP
 from utils.cli import non_negative_int, number_type, positive_int
 
 
-def add_detection_flags(parser, text=str):
+def add_detection_flags(parser: argparse.ArgumentParser, text: Callable[[str], str] = str) -> argparse.ArgumentParser:
     """Add --detector --min_face_size --detect_min_score --detect_tile_size --detect_workers --detect_max_size.
 
     `text` converts the --detector value (e.g. one that strips shell quotes).

@@ -7,6 +7,7 @@ shapes of a plain file (`infer_spec`), or from a checkpoint in --checkpoints_dir
 that contradict the weights stop the run with the mismatch message. Without any weights the
 published defaults apply (sparnet, res_depth 10, spar, bn / in, bottleneck 4, 128 / 512).
 """
+import argparse
 import dataclasses
 import logging
 import os
@@ -27,7 +28,7 @@ SPEC_FIELDS = {'model': 'model', 'res_depth': 'res_depth', 'att_name': 'att_name
                'bottleneck_size': 'bottleneck_size'}  # flag -> GeneratorSpec field
 
 
-def add_generator_arguments(parser):
+def add_generator_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The generator's flags and where its weights come from (all but --load_size)."""
     parser.add_argument('--model', type=unquoted_lower, default=None, choices=models.MODEL_NAMES,
                         help='sparnet (128x128, x8 from a 16x16 face) or sparnethd (512x512 blind restoration); '
@@ -71,7 +72,8 @@ def _log_inferred(resolved, given, path, released):
     log.info('flags from %s: %s%s', path, inferred, note)
 
 
-def resolve_generator_options(opt, is_train=False, default_weights=''):
+def resolve_generator_options(opt: argparse.Namespace, is_train: bool = False,
+                              default_weights: str = '') -> dict[str, str | int]:
     """{flag: value} of the generator flags, `pretrain_model_path` (the local file) and `load_size`.
 
     `opt` holds the flags as parsed (None where not given). Downloads released weights and URLs

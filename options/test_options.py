@@ -1,5 +1,7 @@
 """Flags of test.py and test_enhance_single_unalign.py."""
+import argparse
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -29,7 +31,7 @@ DEFAULT_WRITERS = {'cpu': 1, 'cuda': 2}
 class TestOptions(BaseOptions):
     is_train = False
 
-    def initialize(self, parser):
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
         parser.add_argument('--ntest', type=number_type(int, low=1, infinite=True), default=float('inf'),
                             help='test at most this many images')
@@ -78,7 +80,7 @@ class TestOptions(BaseOptions):
     ignored_flags = BaseOptions.ignored_flags + ('eval', 'num_test', 'scale_factor', 'lambda_pix', 'debug',
                                                  'serial_batches', 'init_type', 'init_gain')
 
-    def parse(self, args=None, default_weights=''):
+    def parse(self, args: Sequence[str] | None = None, default_weights: str = '') -> argparse.Namespace:
         opt = super().parse(args, default_weights)
         on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())  # torchrun: not chosen yet
         if opt.batch_size is None:
@@ -90,7 +92,7 @@ class TestOptions(BaseOptions):
             opt.write_threads = DEFAULT_WRITERS['cuda' if on_gpu else 'cpu']
         return opt
 
-    def check_given(self, known):
+    def check_given(self, known: argparse.Namespace) -> None:
         """Flags --onnx_model would silently ignore are refused: the exported file is the network, in fp32."""
         if not known.onnx_model:
             return

@@ -1,4 +1,7 @@
 """Flags of train.py: the original project's names (train.sh runs unchanged) plus resume, logging and DDP ones."""
+import argparse
+from collections.abc import Sequence
+
 from losses.gan import GAN_MODES
 from metrics.psnr_ssim import add_y_quantization_argument
 from models.lr_policy import LR_POLICIES
@@ -11,7 +14,7 @@ DEBUG_EPOCHS = 7  # the published --debug loop stopped after its 7th epoch
 class TrainOptions(BaseOptions):
     is_train = True
 
-    def initialize(self, parser):
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
         parser.add_argument('--total_epochs', type=positive_int, default=50,
                             help='epochs to train (exactly; see --published_epochs)')
@@ -86,7 +89,7 @@ class TrainOptions(BaseOptions):
 
     ignored_flags = BaseOptions.ignored_flags + ('phase', 'save_by_iter', 'epoch_count', 'n_epochs', 'niter_decay')
 
-    def parse(self, args=None):
+    def parse(self, args: Sequence[str] | None = None) -> argparse.Namespace:
         """`total_epochs` becomes the epochs to train: one more with --published_epochs, at most 7 with --debug."""
         opt = super().parse(args)
         opt.total_epochs += int(opt.published_epochs)

@@ -46,12 +46,12 @@ def _purge(series, from_step):
             del values[step]
 
 
-def event_files(log_dir):
+def event_files(log_dir: str | os.PathLike[str]) -> list[str]:
     """The event files of a run folder, oldest first (tensorboardX names them by creation time)."""
     return sorted(glob.glob(os.path.join(glob.escape(str(log_dir)), EVENT_FILES)))
 
 
-def read_events(log_dir):
+def read_events(log_dir: str | os.PathLike[str]) -> tuple[dict[str, dict[int, float]], dict[str, list[int]]]:
     """({tag: {step: value}} of the scalars, {tag: [steps]} of the images) in the event files of `log_dir`."""
     scalars, images = {}, {}
     for path in event_files(log_dir):
@@ -77,7 +77,7 @@ def _name_values(text):
     return {name: float(value) for name, value in zip(words[::2], words[1::2])}
 
 
-def read_text_log(path):
+def read_text_log(path: str) -> dict[str, dict[int, float]]:
     """{tag: {iteration: value}} from the console lines of `loss_log.txt`."""
     scalars = {}
     with open(path, encoding='utf-8') as handle:
@@ -98,7 +98,7 @@ def read_text_log(path):
     return scalars
 
 
-def read_run(path, source='auto'):
+def read_run(path: str, source: str = 'auto') -> dict[str, dict[int, float]]:
     """Scalars of a run: `path` is its log folder (`source` 'events', 'text', or 'auto': the events
     when there are some, else the text log) or a `loss_log.txt` file."""
     if os.path.isfile(path):

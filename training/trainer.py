@@ -10,9 +10,11 @@ iteration N + 1, once the weights it holds have given a finite loss (at a stop o
 run, at once); non-finite weights or optimizer states are never saved. So `latest` always holds a
 state that trained on, which `--continue_train --reset_optimizer` resumes with new learning rates.
 """
+import argparse
 import logging
 import math
 import os
+from typing import Any
 
 from data import StopSafeLoader, create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
 from models import create_model
@@ -44,7 +46,7 @@ UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_e
                     'world_size', 'resume_epoch', 'resume_iter', 'verbose', 'reset_optimizer', 'overwrite')
 
 
-def check_options(opt):
+def check_options(opt: argparse.Namespace) -> None:
     if opt.dataset_name not in TRAIN_DATASETS:
         raise UserError(f"--dataset_name {opt.dataset_name} holds no HR targets to train on; use celeba "
                         "(SPARNet, x8 bicubic pairs) or ffhq (SPARNetHD, degraded pairs)")
@@ -61,7 +63,7 @@ def check_options(opt):
                         "start afresh anyway)")
 
 
-def plain_options(opt):
+def plain_options(opt: argparse.Namespace) -> dict[str, Any]:
     """The options as plain values (what a training state can store and a resume compares)."""
     plain = {}
     for name, value in vars(opt).items():
@@ -79,7 +81,7 @@ class Diverged(Exception):
 class Trainer:
     """The training loop: data, model, logging, checkpoints and resume of one process."""
 
-    def __init__(self, opt):
+    def __init__(self, opt: argparse.Namespace) -> None:
         check_options(opt)
         if opt.deterministic:
             os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
@@ -199,7 +201,7 @@ class Trainer:
                     'states and any other network start afresh)')
         return 'No epoch_N / iter_N snapshot loads: start a new run with --overwrite'
 
-    def save(self, tag, with_state=False):
+    def save(self, tag: str, with_state: bool = False) -> None:
         """Stage networks as `<tag>_net_*.pth` (+ the full training state for `latest`), written by the main
         process under temporary names until `commit_saves()`. Diverged if a weight or optimizer state is not finite.
         """
@@ -218,7 +220,7 @@ class Trainer:
         if with_state:
             self.latest_iteration = self.iteration
 
-    def commit_saves(self):
+    def commit_saves(self) -> None:
         """Put the staged checkpoints in place (SaveError if one cannot be)."""
         while self.pending:
             staged, latest_iteration = self.pending.pop(0)
@@ -227,7 +229,7 @@ class Trainer:
             if latest_iteration is not None:
                 self.saved_iteration = latest_iteration
 
-    def discard_saves(self):
+    def discard_saves(self) -> None:
         """Drop the staged checkpoints: the files on disk stay those of the last commit."""
         for staged, _ in self.pending:
             if staged is not None:
@@ -235,7 +237,7 @@ class Trainer:
         self.pending = []
         self.latest_iteration = self.saved_iteration
 
-    def save_latest(self):
+    def save_latest(self) -> None:
         """`latest` of this iteration, and every staged checkpoint, in place now (at a stop or the end of the run)."""
         if self.latest_iteration != self.iteration:
             self.save('latest', with_state=True)
@@ -247,7 +249,7 @@ class Trainer:
                 self.reported_files.add(rel_path)
                 log.warning('%s (skipped, the next image takes its place)', message)
 
-    def validate(self):
+    def validate(self) -> None:
         """PSNR / SSIM of each validation network and of the bicubic baseline on --val_dataroot, and a face grid."""
         self.logger.validation(self.iteration, *self.validator.run(self.model.validation_networks()))
 
@@ -315,7 +317,7 @@ class Trainer:
                 return 'stopped'
         return 'done'
 
-    def run(self):
+    def run(self) -> int:
         """Train to --total_epochs; returns the exit code (0 done, 1 diverged or a save failed, 130/143 stopped)."""
         opt = self.opt
         try:

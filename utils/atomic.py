@@ -4,24 +4,26 @@ import os
 import re
 import secrets
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
 
 PART_SUFFIX = '.part'
 # The temporary name of `temporary_path`, the final file's name in group 1.
 PART_NAME = re.compile(r'(.+)\.\d+-[0-9a-f]{8}' + re.escape(PART_SUFFIX))
 
 
-def temporary_path(path):
+def temporary_path(path: os.PathLike | str) -> str:
     """`<path>.<pid>-<random>.part`: next to `path` (same file system), unique per process and call."""
     return f'{path}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}'
 
 
-def part_target(name):
+def part_target(name: str) -> str:
     """The file name a temporary file `name` (`temporary_path`) was to become, else ''."""
     match = PART_NAME.fullmatch(name)
     return match.group(1) if match else ''
 
 
-def remove_leftover_parts(paths):
+def remove_leftover_parts(paths: Iterable[str]) -> list[str]:
     """Remove the temporary files of `paths` that a killed writer left (a kill -9 between write and rename).
 
     Only those of `paths`: other processes may be writing other names in the same folders.
@@ -42,7 +44,7 @@ def remove_leftover_parts(paths):
     return removed
 
 
-def fsync_dir(folder):
+def fsync_dir(folder: str) -> None:
     """Make a rename in `folder` durable (no-op where directories cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -64,11 +66,11 @@ class StagedFiles:
     only a crash between two of them can leave the first names new and the last ones old.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.staged = []  # (temporary path, final path)
 
     @contextlib.contextmanager
-    def open(self, path, mode='wb', **open_kwargs):
+    def open(self, path: str, mode: str = 'wb', **open_kwargs: Any) -> Iterator[IO[Any]]:
         """Yield a file for the new content of `path`; flushed and fsynced when the block ends."""
         os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
         tmp_path = temporary_path(path)
@@ -78,7 +80,7 @@ class StagedFiles:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def commit(self):
+    def commit(self) -> None:
         """Rename every staged file into place (OSError: the ones not yet renamed stay staged)."""
         folders = {os.path.dirname(path) or '.' for _, path in self.staged}
         while self.staged:
@@ -87,7 +89,7 @@ class StagedFiles:
         for folder in folders:
             fsync_dir(folder)
 
-    def discard(self):
+    def discard(self) -> None:
         """Remove the staged files: every final name keeps what it held."""
         for tmp_path, _ in self.staged:
             with contextlib.suppress(FileNotFoundError):
@@ -96,7 +98,8 @@ class StagedFiles:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode='wb', check=None, **open_kwargs):
+def atomic_write(path: str, mode: str = 'wb', check: Callable[[str], object] | None = None,
+                 **open_kwargs: Any) -> Iterator[IO[Any]]:
     """Yield a file open for writing that replaces `path` only once written, flushed and fsynced.
 
     `check(temporary path)` may inspect the complete file and raise to refuse it. On any failure

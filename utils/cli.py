@@ -7,9 +7,11 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import NoReturn
 
 
-def unquoted(value):
+def unquoted(value: str) -> str:
     """Strip one pair of surrounding quotes: Windows shells pass `--Gnorm 'in'` with the quotes."""
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in '\'"':
@@ -17,11 +19,13 @@ def unquoted(value):
     return value
 
 
-def unquoted_lower(value):
+def unquoted_lower(value: str) -> str:
     return unquoted(value).lower()
 
 
-def number_type(kind=int, low=None, high=None, above=None, below=None, infinite=False):
+def number_type(kind: type[int] | type[float] = int, low: float | None = None, high: float | None = None,
+                above: float | None = None, below: float | None = None,
+                infinite: bool = False) -> Callable[[str], int | float]:
     """argparse `type=`: a finite `kind` (int or float) >= `low`, <= `high`, > `above`, < `below`
     ('inf' too if `infinite`); anything else is refused naming the accepted range."""
     lower = f'{low} or more' if low is not None else f'above {above}' if above is not None else ''
@@ -31,7 +35,7 @@ def number_type(kind=int, low=None, high=None, above=None, below=None, infinite=
     accepted = (' '.join(filter(None, ('an integer' if kind is int else 'a number', bounds)))
                 + (' (or inf)' if infinite else ''))
 
-    def parse(text):
+    def parse(text: str) -> int | float:
         text = unquoted(str(text))
         if infinite and text.lower() in ('inf', 'infinity'):
             return float('inf')
@@ -58,7 +62,7 @@ jpeg_quality = number_type(int, low=0, high=100)  # PIL's range (75 its default,
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser whose errors are one line (`error: argument --x: ...`) and exit 2, not the usage block."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f'error: {message} ({self.prog} -h lists the flags)\n')
 
 
@@ -66,7 +70,7 @@ class UserError(Exception):
     """Bad input (missing file, wrong weights, bad flag value): shown as one line, exit code 2."""
 
 
-def run(main):
+def run(main: Callable[[], int | None]) -> NoReturn:
     """Call `main()` and exit with its return code (0 when it returns None)."""
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     try:
@@ -80,7 +84,7 @@ def run(main):
     sys.exit(code or 0)
 
 
-def print_path_lists(titled_paths):
+def print_path_lists(titled_paths: Iterable[tuple[str, Sequence[str]]]) -> None:
     """End-of-run listing: for each (title, paths) with paths, the title and one indented path a line."""
     for title, paths in titled_paths:
         if paths:

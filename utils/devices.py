@@ -2,6 +2,7 @@
 its intra-op threads and the inference precisions it runs natively."""
 import logging
 import os
+from collections.abc import Iterable
 
 import torch
 
@@ -26,7 +27,7 @@ def _free_memory_nvml(indices):
         pynvml.nvmlShutdown()
 
 
-def free_gpu_memory():
+def free_gpu_memory() -> dict[int, int]:
     """{cuda index: free bytes} for the visible GPUs (NVML, else torch.cuda.mem_get_info)."""
     indices = list(range(torch.cuda.device_count()))
     try:
@@ -35,7 +36,7 @@ def free_gpu_memory():
         return {index: torch.cuda.mem_get_info(index)[0] for index in indices}
 
 
-def select_gpu_ids(n_gpus):
+def select_gpu_ids(n_gpus: int) -> list[int]:
     """The `n_gpus` visible GPUs with the most free memory; [] (CPU) when none is asked for or present."""
     if n_gpus <= 0:
         return []
@@ -48,7 +49,7 @@ def select_gpu_ids(n_gpus):
     return sorted(free, key=lambda index: -free[index])[:n_gpus]
 
 
-def select_device(n_gpus):
+def select_device(n_gpus: int) -> tuple[torch.device, list[int]]:
     """(main torch.device, list of GPU ids) for `--gpus n_gpus`."""
     gpu_ids = select_gpu_ids(n_gpus)
     if not gpu_ids:
@@ -57,7 +58,7 @@ def select_device(n_gpus):
     return torch.device('cuda', gpu_ids[0]), gpu_ids
 
 
-def native_bf16_cpu():
+def native_bf16_cpu() -> bool:
     """Whether this CPU does bf16 in hardware (AVX512-BF16 or AMX-BF16), as reported by PyTorch's cpuinfo.
 
     oneDNN also runs bf16 on plain AVX-512 by emulation, which is slower than fp32, so the
@@ -70,7 +71,7 @@ def native_bf16_cpu():
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def check_precision(device, precision):
+def check_precision(device: torch.device | str, precision: str) -> None:
     """Raise ValueError unless `device` runs `precision` natively."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -93,7 +94,7 @@ def check_precision(device, precision):
     raise ValueError(f"reduced precision is supported on cpu and cuda devices, not {device.type}")
 
 
-def set_inference_threads(num_threads=None):
+def set_inference_threads(num_threads: int | None = None) -> int:
     """Use one intra-op thread per CPU this process may run on, unless OMP_NUM_THREADS says otherwise.
 
     PyTorch defaults to the machine's physical cores, which oversubscribes when the process is
@@ -107,7 +108,7 @@ def set_inference_threads(num_threads=None):
     return num_threads
 
 
-def describe_device(device, gpu_ids=()):
+def describe_device(device: torch.device | str, gpu_ids: Iterable[int] = ()) -> str:
     """'cpu, 2 threads' or 'NVIDIA A100 (cuda:0)', '2 x NVIDIA A100 (cuda:0,1)': what a run ran on."""
     device = torch.device(device)
     if device.type != 'cuda':

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 TORCHRUN_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')
 
 
-def launched_by_torchrun():
+def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_VARIABLES)
 
 
@@ -46,12 +46,12 @@ def setup(opt, timeout=None, cpu_objects=False):
     return opt
 
 
-def cleanup():
+def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
-def is_distributed():
+def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -70,7 +70,7 @@ def wrap(net, opt):
     return net
 
 
-def barrier():
+def barrier() -> None:
     """Wait for every process (e.g. for the main one to finish saving before all exit)."""
     if is_distributed():
         dist.barrier()

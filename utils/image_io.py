@@ -20,11 +20,11 @@ class ImageReadError(Exception):
     """An input file could not be read as an image; the message names the file."""
 
 
-def is_image_file(path):
+def is_image_file(path: str) -> bool:
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
-def output_name(rel_path, ext=''):
+def output_name(rel_path: str, ext: str = '') -> str:
     """The output name of input `rel_path`: with extension `ext` if given, else its own (GIF becomes PNG)."""
     stem, own_ext = os.path.splitext(rel_path)
     if ext:
@@ -32,7 +32,7 @@ def output_name(rel_path, ext=''):
     return stem + WRITTEN_AS[own_ext.lower()] if own_ext.lower() in WRITTEN_AS else rel_path
 
 
-def list_files(root, skip_hidden=False):
+def list_files(root: str, skip_hidden: bool = False) -> list[str]:
     """Files below `root` (subfolders too), sorted, as paths relative to `root`.
 
     The walk never leaves `root`'s real path and lists each real folder once: links to folders
@@ -76,16 +76,16 @@ def _warn_links_left_out(root, inside, outside):
     log.warning('%s: left out %s', root, '; '.join(parts))
 
 
-def list_images(root):
+def list_images(root: str) -> list[str]:
     """All image files below `root` (subfolders too), sorted, as paths relative to `root`."""
     return [path for path in list_files(root) if is_image_file(path)]
 
 
-def no_images_message(flag, folder):
+def no_images_message(flag: str, folder: str) -> str:
     return f"{flag} {folder}: no images found (looked for {' '.join(IMG_EXTENSIONS)}, subfolders too)"
 
 
-def find_images(folder, flag, error=UserError):
+def find_images(folder: str | None, flag: str, error: type[Exception] = UserError) -> list[str]:
     """`list_images(folder)`, or `error` in one line when it is no folder or holds no image.
 
     `flag` says where the folder came from (`--dataroot`, `--input_dir`, ...) in the message.
@@ -112,7 +112,7 @@ def _to_rgb(img):
     return img.convert('RGB')
 
 
-def read_rgb(path):
+def read_rgb(path: os.PathLike | str) -> Image.Image:
     """Open `path` as an upright (EXIF-rotated) 8-bit RGB PIL image, or raise ImageReadError."""
     try:
         with Image.open(path) as img:
@@ -123,12 +123,12 @@ def read_rgb(path):
         raise ImageReadError(f"{path}: not a readable image ({err})") from err
 
 
-def read_rgb_array(path):
+def read_rgb_array(path: os.PathLike | str) -> np.ndarray:
     """`read_rgb` as an HxWx3 uint8 array."""
     return np.asarray(read_rgb(path))
 
 
-def save_rgb(array, path, jpeg_quality=75):
+def save_rgb(array: np.ndarray, path: str, jpeg_quality: int = 75) -> None:
     """Write an HxWx3 uint8 array; through a temporary file, so an interrupted run leaves no half image."""
     image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if image_format is None:

@@ -1,9 +1,14 @@
 """Work on the next item in a background thread while the caller handles the current one."""
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+Item = TypeVar('Item')
+Result = TypeVar('Result')
 
 
-def one_ahead(function, items):
+def one_ahead(function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[tuple[Item, Future[Result]]]:
     """Yield (item, Future of function(item)) in order; function runs one item ahead of the caller.
 
     When item i is handed out, function(item i+1) is queued behind it in a single background

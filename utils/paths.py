@@ -6,15 +6,16 @@ inputs whose relative path starts with the input folder's name), and no two outp
 overlap. Paths are compared once resolved (links, `..`), whether the output folder exists yet or not.
 """
 import os
+from collections.abc import Iterable, Sequence
 
 from utils.cli import UserError
 
 
-def real_path(path):
+def real_path(path: str) -> str:
     return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
 
 
-def is_within(path, folder):
+def is_within(path: str, folder: str) -> bool:
     """Whether the real `path` is `folder` or below it (both real paths)."""
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -31,7 +32,7 @@ def _overlap(flag_a, path_a, flag_b, path_b, what_b):
     return None
 
 
-def check_separate_folders(inputs, outputs):
+def check_separate_folders(inputs: Iterable[tuple[str, str | None]], outputs: Iterable[tuple[str, str]]) -> None:
     """UserError unless every output folder is apart from every input folder and from the other outputs.
 
     `inputs` and `outputs` are (flag, path) pairs; empty paths are left out.
@@ -52,7 +53,7 @@ def check_separate_folders(inputs, outputs):
                 raise UserError(reason)
 
 
-def check_writable_folder(flag, path):
+def check_writable_folder(flag: str, path: str) -> None:
     """UserError unless `path` is a folder this process can write in, or one it can create.
 
     Nothing is created: the nearest existing folder on the way is checked instead.
@@ -69,7 +70,7 @@ def check_writable_folder(flag, path):
         raise UserError(f"{flag} {path}: no permission to {what}; choose another output folder")
 
 
-def check_output_folders(inputs, outputs):
+def check_output_folders(inputs: Iterable[tuple[str, str | None]], outputs: Sequence[tuple[str, str]]) -> None:
     """`check_separate_folders` and `check_writable_folder` for every output: the checks a command makes
     before any work."""
     check_separate_folders(inputs, outputs)

@@ -7,6 +7,8 @@ least every `LINE_SECONDS` seconds, e.g. `test: 120/1000 images (12%), 3.1 image
 import contextlib
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Self
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -18,17 +20,17 @@ STEPS = 10  # a line each time another tenth of the total is done
 _bars_everywhere = False
 
 
-def show_bars_everywhere():
+def show_bars_everywhere() -> None:
     """tqdm bars even outside a terminal: the web page (app.py) shows them through Gradio's tqdm tracking."""
     global _bars_everywhere
     _bars_everywhere = True
 
 
-def use_bars():
+def use_bars() -> bool:
     return _bars_everywhere or in_terminal()
 
 
-def in_terminal():
+def in_terminal() -> bool:
     """Whether stderr (where progress goes) is a terminal."""
     try:
         return sys.stderr.isatty()
@@ -36,8 +38,9 @@ def in_terminal():
         return False
 
 
-def progress(iterable=None, total=None, desc='', unit='it', initial=0, leave=True, disable=False,
-             unit_scale=False):
+def progress(iterable: Iterable[Any] | None = None, total: float | None = None, desc: str = '', unit: str = 'it',
+             initial: float = 0, leave: bool = True, disable: bool = False,
+             unit_scale: bool = False) -> 'tqdm | PlainProgress':
     """A tqdm bar in a terminal, else a `PlainProgress`; both iterate over `iterable` and count `update(n)`.
 
     `leave=False` marks an inner loop (the faces of a photo): its plain lines come only every
@@ -48,7 +51,7 @@ def progress(iterable=None, total=None, desc='', unit='it', initial=0, leave=Tru
     return tqdm(iterable, **kwargs) if use_bars() else PlainProgress(iterable, **kwargs)
 
 
-def logging_redirect():
+def logging_redirect() -> contextlib.AbstractContextManager[None]:
     """In a terminal, log lines go above the bar (tqdm's redirect); plain progress lines need nothing."""
     return logging_redirect_tqdm() if use_bars() else contextlib.nullcontext()
 
@@ -56,8 +59,9 @@ def logging_redirect():
 class PlainProgress:
     """The part of tqdm's interface the project uses, printing whole lines to stderr."""
 
-    def __init__(self, iterable=None, total=None, desc='', unit='it', initial=0, leave=True, disable=False,
-                 unit_scale=False, clock=time.monotonic):
+    def __init__(self, iterable: Iterable[Any] | None = None, total: float | None = None, desc: str = '',
+                 unit: str = 'it', initial: float = 0, leave: bool = True, disable: bool = False,
+                 unit_scale: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         if total is None and hasattr(iterable, '__len__'):
             total = len(iterable)
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
@@ -69,7 +73,7 @@ class PlainProgress:
         self.postfix = ''
         self.printed_n = None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         try:
             for item in self.iterable:
                 yield item
@@ -77,16 +81,16 @@ class PlainProgress:
         finally:
             self.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _step(self):
         return int(STEPS * self.n / self.total) if self.total else 0
 
-    def update(self, n=1):
+    def update(self, n: float = 1) -> None:
         self.n += n
         if self.disable:
             return
@@ -95,12 +99,12 @@ class PlainProgress:
             self.print_line(now)
         self.last_step = step
 
-    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+    def set_postfix(self, ordered_dict: Mapping[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
         values = {**(ordered_dict or {}), **kwargs}
         self.postfix = ', '.join(f'{key} {tqdm.format_num(value) if isinstance(value, (int, float)) else value}'
                                  for key, value in values.items())
 
-    def close(self):
+    def close(self) -> None:
         """The last line, unless it was just printed (tqdm's final bar)."""
         if not self.disable and self.leave and self.printed_n != self.n:
             self.print_line(self.clock())
@@ -111,7 +115,7 @@ class PlainProgress:
             return tqdm.format_sizeof(value, self.unit)
         return f'{value:g}' if isinstance(value, float) else str(value)
 
-    def line(self, now):
+    def line(self, now: float) -> str:
         """E.g. `test: 120/1000 images (12%), 3.1 image/s, ETA 4:43, loss 0.12`."""
         plural = '' if self.unit_scale or self.unit == 'it' else 's'
         done = self._amount(self.n) + (f'/{self._amount(self.total)}' if self.total else '')
@@ -131,6 +135,6 @@ class PlainProgress:
             parts.append(self.postfix)
         return (f'{self.desc}: ' if self.desc else '') + ', '.join(parts)
 
-    def print_line(self, now):
+    def print_line(self, now: float) -> None:
         print(self.line(now), file=sys.stderr, flush=True)
         self.last_line_time, self.printed_n = now, self.n

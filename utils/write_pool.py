@@ -5,7 +5,9 @@ most `max_pending` jobs wait, so a slow disk holds the network back instead of f
 With 0 threads the jobs run at once, in the caller's thread.
 """
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 
 class WritePool:
@@ -15,13 +17,13 @@ class WritePool:
     is a bug, raised again by `close()`.
     """
 
-    def __init__(self, threads, max_pending=None):
+    def __init__(self, threads: int, max_pending: int | None = None) -> None:
         self.threads = threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix='writer') if threads > 0 else None
         self._slots = threading.BoundedSemaphore(max_pending or 4 * max(1, threads))
         self._errors = []
 
-    def submit(self, fn, *args):
+    def submit(self, fn: Callable[..., object], *args: Any) -> None:
         if self._executor is None:
             fn(*args)
             return
@@ -36,7 +38,7 @@ class WritePool:
         finally:
             self._slots.release()
 
-    def close(self):
+    def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         if self._errors:

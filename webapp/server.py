@@ -3,6 +3,7 @@
 Each run of app.py writes below its own folder `<--results_dir>/<date>-<time>/`; Gradio keeps
 its uploads and the copies it serves in `gradio_cache/` there, removed when the server stops.
 """
+import argparse
 import contextlib
 import datetime
 import importlib.util
@@ -18,7 +19,7 @@ from webapp.jobs import AppPipeline
 from webapp.page import CACHE_FOLDER, build_page, import_gradio
 
 
-def make_run_dir(results_dir):
+def make_run_dir(results_dir: str) -> str:
     """A new folder `<results_dir>/<date>-<time>` (`-2`, `-3`, ... when that second is taken)."""
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     for attempt in range(1, 1000):
@@ -49,7 +50,7 @@ def serve(page, args, run_dir):
         page.close()
 
 
-def serve_app(args) -> int:
+def serve_app(args: argparse.Namespace) -> int:
     """Serve the page of `args` (app.py's options) until Ctrl-C or SIGTERM, in a new run folder; returns the
     exit code."""
     if importlib.util.find_spec('gradio') is None:

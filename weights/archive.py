@@ -15,6 +15,7 @@ import re
 import shutil
 import tarfile
 import zlib
+from collections.abc import Iterable
 
 from utils.atomic import fsync_dir, temporary_path
 from utils.cli import UserError
@@ -66,7 +67,7 @@ def _member_problem(member, links):
     return None
 
 
-def check_members(members, label):
+def check_members(members: Iterable[tarfile.TarInfo], label: str) -> None:
     """Raise ArchiveError naming the first member that may not be extracted."""
     links = set()
     for member in members:
@@ -91,14 +92,14 @@ def _open(path, label):
         raise ArchiveError(f'{label}: could not be unpacked ({err.strerror or err})') from err
 
 
-def check_archive(path, label=None):
+def check_archive(path: str, label: str | None = None) -> None:
     """Read the whole archive and check its members; ArchiveError in one line when unreadable or unsafe."""
     label = label or path
     with _open(path, label) as tar:
         check_members(tar.getmembers(), label)
 
 
-def extract_archive(path, target, label=None):
+def extract_archive(path: str, target: str, label: str | None = None) -> str:
     """Unpack the tar archive `path` (any compression) into the folder `target`, which must not exist.
 
     The members are checked first; they are extracted into a temporary folder beside `target`

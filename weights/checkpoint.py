@@ -10,6 +10,7 @@ files of two saves. Everything is stored as tensors and plain Python values, loa
 import os
 import random
 import re
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,16 +22,16 @@ from weights.state_dict import load_tensors
 STATE_NAME = 'train_state'
 
 
-def state_path(save_dir, tag):
+def state_path(save_dir: str, tag: str) -> str:
     return os.path.join(save_dir, f'{tag}_{STATE_NAME}.pth')
 
 
-def net_path(save_dir, tag, net_name):
+def net_path(save_dir: str, tag: str, net_name: str) -> str:
     """`<save_dir>/<tag>_net_<net_name>.pth`, tag being `latest`, `iter_N` or `epoch_N`."""
     return os.path.join(save_dir, f'{tag}_net_{net_name}.pth')
 
 
-def snapshots(save_dir, net_name, batches_per_epoch):
+def snapshots(save_dir: str, net_name: str, batches_per_epoch: int) -> list[tuple[int, str, int, str]]:
     """[(iteration, flag, N, path)] of the `epoch_N` / `iter_N` snapshots of net `net_name`, newest first; `flag`
     (--resume_epoch or --resume_iter) with N starts a new run at that iteration."""
     found = []
@@ -43,7 +44,7 @@ def snapshots(save_dir, net_name, batches_per_epoch):
     return sorted(found, reverse=True)
 
 
-def load_tag(epoch, load_iter):
+def load_tag(epoch: str | int, load_iter: int) -> str:
     """The tag of `--epoch` (latest or a number) or, when positive, of `--load_iter`."""
     if load_iter > 0:
         return f'iter_{load_iter}'
@@ -61,7 +62,8 @@ class StagedCheckpoint:
     SaveError, with the temporary files removed, when a file cannot be written or renamed.
     """
 
-    def __init__(self, save_dir, tag, networks, train_state=None):
+    def __init__(self, save_dir: str, tag: str, networks: dict[str, dict[str, torch.Tensor]],
+                 train_state: dict[str, Any] | None = None) -> None:
         """`networks`: {name: state dict} saved as `<tag>_net_<name>.pth`; `train_state` as `<tag>_train_state.pth`."""
         self.files = StagedFiles()
         contents = [(net_path(save_dir, tag, name), state_dict) for name, state_dict in networks.items()]
@@ -79,7 +81,7 @@ class StagedCheckpoint:
                 self.discard()
                 raise
 
-    def commit(self):
+    def commit(self) -> None:
         """Put every file in place, the training state last."""
         try:
             self.files.commit()
@@ -88,17 +90,17 @@ class StagedCheckpoint:
             self.discard()
             raise SaveError(f"{path}: could not put the checkpoint in place ({err.strerror or err})") from err
 
-    def discard(self):
+    def discard(self) -> None:
         """Remove the temporary files: the checkpoint on disk stays the previous one."""
         self.files.discard()
 
 
-def describe(obj):
+def describe(obj: object) -> str:
     """`list of 2`, `dict`, ...: what a file held, for error messages."""
     return f'{type(obj).__name__} of {len(obj)}' if isinstance(obj, (list, tuple, dict)) else type(obj).__name__
 
 
-def load_train_state(path):
+def load_train_state(path: str) -> dict[str, Any]:
     """The training state saved by `StagedCheckpoint`, read without running code; UserError in one line if unusable."""
     if not os.path.isfile(path):
         raise UserError(f"--continue_train: no training state to resume from ({path} is missing); "
@@ -109,7 +111,7 @@ def load_train_state(path):
     return state
 
 
-def load_published_position(path):
+def load_published_position(path: str) -> tuple[int, int]:
     """(epoch, batch in epoch) of the published code's `<tag>.info` ({'resume_epoch': .., 'resume_iter': ..})."""
     info = load_tensors(path, what="position file of the published code")
     if not (isinstance(info, dict) and all(isinstance(info.get(key), int) and info[key] >= 0
@@ -119,7 +121,7 @@ def load_published_position(path):
     return info['resume_epoch'], info['resume_iter']
 
 
-def rng_states():
+def rng_states() -> dict[str, Any]:
     """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, as plain values."""
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     return {'python': random.getstate(),
@@ -129,7 +131,7 @@ def rng_states():
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def set_rng_states(states):
+def set_rng_states(states: dict[str, Any]) -> None:
     version, internal, gauss_next = states['python']
     random.setstate((version, tuple(internal), gauss_next))
     numpy_state = states['numpy']

@@ -35,12 +35,12 @@ class DownloadError(UserError):
     """A file could not be downloaded or was refused; the message says where to put it by hand."""
 
 
-def cache_dir(folder=None):
+def cache_dir(folder: str | None = None) -> str:
     """Where downloaded weights are kept: `folder` if given, else $SPARNET_HOME, else ~/.cache/sparnet."""
     return os.path.abspath(os.path.expanduser(folder or os.environ.get(CACHE_ENV) or DEFAULT_CACHE))
 
 
-def source_url(url):
+def source_url(url: str) -> str:
     """`url`, or the same file name under the base URL of a mirror ($SPARNET_DOWNLOAD_BASE_URL)."""
     base = os.environ.get(BASE_URL_ENV)
     return f"{base.rstrip('/')}/{url.rsplit('/', 1)[-1]}" if base else url
@@ -90,7 +90,8 @@ class _Transfer:
                 bar.update(len(chunk))
 
 
-def download(url, path, label, sha256=None, check=None):
+def download(url: str, path: str, label: str, sha256: str | None = None,
+             check: Callable[[str], object] | None = None) -> str:
     """Fetch `url` into `path` (atomically); return the SHA-256 hex digest of the file.
 
     `label` names the file in messages (e.g. the model's name). `sha256` is the expected digest or
@@ -154,15 +155,15 @@ class RemoteFile:
     sha256: str | None = None  # the digest or its first characters (torch.hub's file-name convention)
     other_places: Callable = tuple
 
-    def cache_path(self, folder=None):
+    def cache_path(self, folder: str | None = None) -> str:
         return os.path.join(cache_dir(folder), self.file_name)
 
-    def local_path(self, folder=None):
+    def local_path(self, folder: str | None = None) -> str | None:
         """Where the file already is (other places first, then the cache), or None."""
         places = [*(self.other_places() if folder is None else ()), self.cache_path(folder)]
         return next((path for path in places if os.path.isfile(path)), None)
 
-    def fetch(self, folder=None):
+    def fetch(self, folder: str | None = None) -> str:
         """`local_path(folder)`, downloading the file into the cache (or `folder`) when it is nowhere."""
         path = self.local_path(folder)
         if path is None:

@@ -5,13 +5,16 @@ half its layers random. Here any missing, unexpected or mis-shaped key stops the
 state dict's own shapes tell which flags would have fitted.
 """
 import re
+from typing import TypeVar
 
 import torch
+from torch import nn
 
 from archs.generator_spec import GeneratorSpec
 from weights.state_dict import WeightsError, check_finite, load_tensors, shape_differences, tensor_shapes
 
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
+Net = TypeVar('Net', bound=nn.Module)
 
 
 def _strip_prefixes(state_dict):
@@ -24,7 +27,7 @@ def _strip_prefixes(state_dict):
     return stripped
 
 
-def read_state_dict(path, label=None, mmap=False):
+def read_state_dict(path: str, label: str | None = None, mmap: bool = False) -> dict[str, torch.Tensor]:
     """Tensors of a `.pth` file, loaded without running any code the file may carry.
 
     `label` names the file in messages (default: `path`); `mmap` maps instead of reading the
@@ -44,7 +47,7 @@ def _indices(keys, pattern):
     return {int(m.group(1)) for m in map(re.compile(pattern).match, keys) if m}
 
 
-def infer_spec(state_dict):
+def infer_spec(state_dict: dict[str, torch.Tensor]) -> GeneratorSpec | None:
     """The GeneratorSpec whose network has exactly these keys and shapes, or None."""
     keys = list(state_dict)
     n_down = len(_indices(keys, r'encoder\.(\d+)\.')) - 1
@@ -74,7 +77,8 @@ def _describe(spec):
     return f'{attention} attention, {spec.norm_type} norm, res_depth {spec.res_depth}, {weights} convs'
 
 
-def mismatch_message(path, spec, state_dict, expected_shapes):
+def mismatch_message(path: str, spec: GeneratorSpec, state_dict: dict[str, torch.Tensor],
+                     expected_shapes: dict[str, tuple[int, ...]]) -> str:
     """One line: what differs between file and network, and which flags the file fits."""
     fitting = infer_spec(state_dict)
     if fitting is None:
@@ -85,7 +89,8 @@ def mismatch_message(path, spec, state_dict, expected_shapes):
             f"Differences: {shape_differences(state_dict, expected_shapes).summary()}. Nothing was loaded.")
 
 
-def check_generator_state(state_dict, spec, label, expected_shapes=None):
+def check_generator_state(state_dict: dict[str, torch.Tensor], spec: GeneratorSpec, label: str,
+                          expected_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
     """WeightsError unless `state_dict` has exactly the tensors of `spec`'s network, all finite."""
     expected_shapes = expected_shapes or spec.shapes()
     if shape_differences(state_dict, expected_shapes):
@@ -93,7 +98,7 @@ def check_generator_state(state_dict, spec, label, expected_shapes=None):
     check_finite(state_dict, label)
 
 
-def check_generator_file(path, label, spec=None):
+def check_generator_file(path: str, label: str, spec: GeneratorSpec | None = None) -> None:
     """WeightsError unless `path` holds finite weights of `spec`'s network (of any SPARNet network if None)."""
     state_dict = read_state_dict(path, label)
     if spec is None:
@@ -104,7 +109,7 @@ def check_generator_file(path, label, spec=None):
     check_generator_state(state_dict, spec, label)
 
 
-def load_generator_weights(net, path, spec, label=None):
+def load_generator_weights(net: Net, path: str, spec: GeneratorSpec, label: str | None = None) -> Net:
     """Load `path` into `net` (built from `spec`) strictly; WeightsError on any difference or non-finite value."""
     state_dict = read_state_dict(path, label)
     check_generator_state(state_dict, spec, label or path, tensor_shapes(net.state_dict()))

@@ -40,21 +40,21 @@ class ReleasedModel:
     sha256: str | None = None  # unknown for the original release: printed after a download, checked when known
 
     @property
-    def aliases(self):
+    def aliases(self) -> tuple[str, str]:
         """The original file name, with and without `.pth`: what the original commands pass."""
         return (self.file_name, self.file_name.removesuffix('.pth'))
 
     @property
-    def url(self):
+    def url(self) -> str:
         return f'{RELEASE_URL}/{self.file_name}'
 
     @property
-    def remote(self):
+    def remote(self) -> RemoteFile:
         """The file to fetch: kept only when it loads strictly into this model's network."""
         return RemoteFile(self.name, self.file_name, self.url, self.description,
                           functools.partial(check_generator_file, spec=self.spec), self.sha256)
 
-    def flags(self):
+    def flags(self) -> str:
         """The command-line flags of this network, as the original commands spell them."""
         return f'{self.spec.flags()} --load_size {self.load_size}'
 
@@ -86,7 +86,7 @@ TEST_SETS_ARCHIVE = RemoteFile('test_dirs', 'test_dirs.tgz', f'{RELEASE_URL}/tes
                                check_archive)
 
 
-def find_released(name):
+def find_released(name: str) -> ReleasedModel | None:
     """The ReleasedModel called `name` (short name, or file name with or without .pth; any case), or None."""
     key = name.strip().lower()
     for model in RELEASED_MODELS.values():
@@ -95,7 +95,7 @@ def find_released(name):
     return None
 
 
-def markdown_table():
+def markdown_table() -> str:
     """The README's table of released models, generated from RELEASED_MODELS."""
     lines = ['| name | file | model | flags it implies | params | size (fp32) |',
              '|---|---|---|---|---:|---:|']

@@ -28,7 +28,7 @@ class WeightsFile:
     released: ReleasedModel | None = None
 
 
-def fetch_url(url, folder=None):
+def fetch_url(url: str, folder: str | None = None) -> WeightsFile:
     """WeightsFile of the file at `url`, kept in the cache under its file name (downloaded once)."""
     file_name = os.path.basename(urllib.parse.urlparse(url).path)
     if not file_name:
@@ -40,7 +40,7 @@ def fetch_url(url, folder=None):
     return WeightsFile(remote.fetch(folder))
 
 
-def resolve_weights(source, folder=None):
+def resolve_weights(source: str, folder: str | None = None) -> WeightsFile | None:
     """WeightsFile for `--pretrain_model_path` (a file, a released name or alias, an http(s) URL), or None if empty.
 
     `folder` replaces the cache folder for names and URLs.

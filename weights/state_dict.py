@@ -4,6 +4,7 @@ import pickle
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ class WeightsError(UserError):
     """A weights file is missing, unsafe, unreadable or does not fit the network."""
 
 
-def load_tensors(path, label=None, what='weights file', mmap=False):
+def load_tensors(path: str, label: str | None = None, what: str = 'weights file', mmap: bool = False) -> Any:
     """`torch.load(path, weights_only=True)` on the CPU; WeightsError in one line when it cannot.
 
     Tells a folder, a file that would run code when unpickled (refused) and a file that is not
@@ -47,7 +48,7 @@ def load_tensors(path, label=None, what='weights file', mmap=False):
                            f"format: {first_line})") from err
 
 
-def tensor_shapes(state_dict):
+def tensor_shapes(state_dict: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """{key: shape tuple} of the tensors of a state dict."""
     return {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
 
@@ -65,17 +66,17 @@ class ShapeDifferences:
     unexpected: list = field(default_factory=list)
     reshaped: list = field(default_factory=list)  # 'key file [..] vs model [..]'
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.reshaped)
 
-    def summary(self):
+    def summary(self) -> str:
         """E.g. `2 missing keys (a, b); 1 shape mismatches (c file [3] vs model [4])`."""
         return '; '.join(f'{len(items)} {what} ({_first(items)})' for what, items in
                          (('missing keys', self.missing), ('unexpected keys', self.unexpected),
                           ('shape mismatches', self.reshaped)) if items)
 
 
-def shape_differences(state_dict, expected_shapes):
+def shape_differences(state_dict: dict[str, Any], expected_shapes: dict[str, tuple[int, ...]]) -> ShapeDifferences:
     """ShapeDifferences between a state dict and {key: shape} (e.g. `tensor_shapes(net.state_dict())`)."""
     found = tensor_shapes(state_dict)
     return ShapeDifferences(
@@ -92,7 +93,7 @@ def _all_finite(tensor):
     return bool(np.isfinite(tensor.detach().cpu().numpy()).all())
 
 
-def first_non_finite(tensors, prefix=''):
+def first_non_finite(tensors: object, prefix: str = '') -> str | None:
     """Dotted name of the first floating-point tensor holding NaN or infinity in nested dicts / lists, or None."""
     if isinstance(tensors, torch.Tensor):
         return prefix if tensors.is_floating_point() and not _all_finite(tensors) else None
@@ -109,7 +110,7 @@ def first_non_finite(tensors, prefix=''):
     return None
 
 
-def check_finite(state_dict, label):
+def check_finite(state_dict: dict[str, torch.Tensor], label: str) -> None:
     """WeightsError naming the first tensor holding NaN or infinity (a diverged or corrupted file)."""
     key = first_non_finite(state_dict)
     if key is not None:
