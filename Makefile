@@ -1,5 +1,5 @@
 # Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
-# Also: `make test-fast` (the tests not marked slow, under a minute), `make lint` (ruff), `make docs` (serve the
+# Also: `make test-fast` (the tests not marked slow, about a minute), `make lint` (ruff), `make docs` (serve the
 # documentation; `make docs-build` builds it with --strict as CI does),
 # `make test-gpu` (set up + the tests marked gpu: run on a machine with CUDA GPUs, skipped elsewhere),
 # `make app` (set up + the web page), `make reproduce` (set up + the paper's tables from the released

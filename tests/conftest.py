@@ -24,7 +24,10 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `gpu` are skipped where PyTorch sees no CUDA device (`make test-gpu` runs them on one)."""
+    """Tests marked `slow` run first, so that the two test processes of `make test` share them out and the
+    short ones fill in at the end; tests marked `gpu` are skipped where PyTorch sees no CUDA device
+    (`make test-gpu` runs them on one)."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)  # stable: file order otherwise
     if torch.cuda.is_available():
         return
     no_cuda = pytest.mark.skipif(True, reason='gpu test: torch.cuda.is_available() is False (run `make test-gpu` '

@@ -64,6 +64,7 @@ def read(path):
     return np.asarray(Image.open(path).convert('RGB'))
 
 
+@pytest.mark.slow
 def test_photos_go_through_the_scripts_pipeline(tmp_path, built, hd_weights_dir):
     """Same photo, same choices: the page's results are test_enhance_single_unalign.py's, file for file."""
     photos = tmp_path / 'photos'
@@ -109,6 +110,7 @@ def test_photos_go_through_the_scripts_pipeline(tmp_path, built, hd_weights_dir)
     assert second.items[0].after.endswith('astronaut.jpg')
 
 
+@pytest.mark.slow
 def test_aligned_faces_are_test_py_outputs_and_weights_come_once(tmp_path, weights_server, released_checkpoint):
     light = RELEASED_MODELS['sparnet_light_attn3d']
     weights_server.add_released('sparnet_light_attn3d', released_checkpoint('sparnet_light_attn3d'))
@@ -136,6 +138,7 @@ def test_aligned_faces_are_test_py_outputs_and_weights_come_once(tmp_path, weigh
     assert weights_server.requests == [f'/{light.file_name}']  # downloaded once, then from the cache
 
 
+@pytest.mark.slow
 def test_limits_and_choices_outside_the_page(tmp_path, built, hd_weights_dir):
     Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
     photo = str(tmp_path / 'astronaut.png')
@@ -271,6 +274,7 @@ def test_both_tabs_share_one_queue_for_the_device(tmp_path, gradio):
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in jobs} == {('device', 2)}
 
 
+@pytest.mark.slow
 def test_faces_whose_outputs_overflow_are_problems_not_black_images(tmp_path, broken_checkpoint):
     light = RELEASED_MODELS['sparnet_light_attn3d']
     weights = tmp_path / 'weights'

@@ -152,6 +152,7 @@ def upload(page, component, *paths):
     page.locator(f'#{component} .file-preview').wait_for()
 
 
+@pytest.mark.slow
 def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, app_server, browser_page):
     """Weights that cannot be fetched, a photo without a face and a file over the upload limit each give a
     message in the page, then the astronaut is enhanced (SPARNetHD, released format, random weights) and its

@@ -34,9 +34,10 @@ torch.save({'nets': {name: net.state_dict() for name, net in model.saved_network
            f'{sys.argv[1]}/rank{trainer.opt.rank}.pth')
 sys.exit(code)
 '''
-FLAGS = ['--batch_size', '2', '--lambda_pcp', '0']
+FLAGS = ['--batch_size', '2', '--lambda_pcp', '0', '--bottleneck_size', '16']
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_identical_weights_from_the_gradient_of_one_process(tmp_path):
     face_folder(tmp_path / 'faces', count=2)
     script = tmp_path / 'rank_script.py'

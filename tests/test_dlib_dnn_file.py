@@ -59,6 +59,7 @@ def test_real_file_input_and_loss_options(detector_file):
     assert (detector_file.use_bounding_box_regression, detector_file.bbr_lambda) == (False, 100.0)
 
 
+@pytest.mark.slow
 def test_layers_reproduce_dlib_detection_scores(detector_file, detector_path):
     """A face found at full scale scores dlib's value of the final map at its window: the map of the
     image laid as dlib lays pyramid level 0, (pixel - avg) / 256 with OUTER_PADDING zeros around.

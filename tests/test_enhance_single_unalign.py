@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from helpers.commands import run_script, run_whole_photos
+from helpers.commands import run_in_process, run_script, run_whole_photos
 from inference import whole_photos
 from inference.photo_results import photo_jobs
 from inference.whole_photos import read_and_search
@@ -61,6 +61,7 @@ def files_below(folder):
     return sorted(str(path.relative_to(folder)) for path in folder.rglob('*') if path.is_file())
 
 
+@pytest.mark.slow
 def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer, run_main):
     photo = data.astronaut()
     Image.fromarray(photo).save(tmp_path / 'astronaut.png')
@@ -73,6 +74,7 @@ def test_single_photo_png_outputs_at_test_upscale(tmp_path, enhancer, run_main):
     assert psnr(final, cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC), 'rgb') > 45
 
 
+@pytest.mark.slow
 def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enhancer, run_main, capsys, caplog):
     photos = tmp_path / 'photos'
     (photos / 'sub').mkdir(parents=True)
@@ -97,6 +99,7 @@ def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enh
     assert 'cat.jpg' in without and 'broken.jpg' in failed
 
 
+@pytest.mark.slow
 def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, run_main, monkeypatch):
     photos = tmp_path / 'photos'
     photos.mkdir()
@@ -120,6 +123,7 @@ def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, 
     assert overlapped == [True, True]  # b.png was searched while a.png's face was enhanced
 
 
+@pytest.mark.slow
 def test_folder_where_no_photo_has_a_face_fails(tmp_path, enhancer, run_main):
     photos = tmp_path / 'photos'
     photos.mkdir()
@@ -142,6 +146,7 @@ def test_results_folders_of_photos_sharing_a_name(tmp_path):
     (lambda path: path.write_bytes(b'\xff\xd8 not a jpeg'), 'not a readable image'),
     (lambda path: None, 'no such file or folder'),
 ], ids=['no_face', 'unreadable', 'missing'])
+@pytest.mark.slow
 def test_single_photo_problems_raise_one_clear_error(tmp_path, enhancer, run_main, make, message):
     make(tmp_path / 'photo.jpg')
     with pytest.raises(UserError, match=message) as error:
@@ -150,11 +155,13 @@ def test_single_photo_problems_raise_one_clear_error(tmp_path, enhancer, run_mai
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 def test_no_face_exits_non_zero_with_one_line(tmp_path, released_checkpoint):
     Image.fromarray(data.chelsea()).save(tmp_path / 'cat.jpg')
-    proc = run_script('test_enhance_single_unalign.py', *HD_FLAGS, '--detector', 'hog',
-                      '--pretrain_model_path', released_checkpoint('sparnethd_attn2d'),
-                      '--test_img_path', str(tmp_path / 'cat.jpg'), '--results_dir', str(tmp_path / 'out'))
+    proc = run_in_process(run_whole_photos, [*HD_FLAGS, '--detector', 'hog', '--pretrain_model_path',
+                                             released_checkpoint('sparnethd_attn2d'), '--test_img_path',
+                                             str(tmp_path / 'cat.jpg'), '--results_dir', str(tmp_path / 'out')],
+                          'test_enhance_single_unalign.py')
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'cat.jpg'}: no face found")
 
@@ -186,6 +193,7 @@ def test_end_to_end_with_the_default_model_downloaded(tmp_path, released_checkpo
     assert psnr(final[300:], photo[300:], 'rgb') > 30
 
 
+@pytest.mark.slow
 def test_folder_resumes_with_skip_existing_and_reports_each_photo(tmp_path, enhancer, run_main, capsys):
     photos = tmp_path / 'photos'
     photos.mkdir()
@@ -207,6 +215,7 @@ def test_folder_resumes_with_skip_existing_and_reports_each_photo(tmp_path, enha
     assert lines[0]['output'] == str(final) and 'not a readable image' in lines[2]['error']
 
 
+@pytest.mark.slow
 def test_rerun_replaces_the_earlier_results_and_nothing_else(tmp_path, enhancer, run_main, caplog):
     caplog.set_level('INFO')
     astronaut = data.astronaut()
@@ -225,6 +234,7 @@ def test_rerun_replaces_the_earlier_results_and_nothing_else(tmp_path, enhancer,
     assert f'{out}: removed the 6 result files of an earlier run' in caplog.text  # with HQ/002.png's leftover
 
 
+@pytest.mark.slow
 def test_results_folder_checked_against_the_photos(tmp_path, enhancer, run_main):
     photos = tmp_path / 'photos'
     photos.mkdir()
@@ -248,6 +258,7 @@ def test_results_folder_checked_against_the_photos(tmp_path, enhancer, run_main)
     ('nan', 'tensor encoder.0.conv2d.weight holds NaN or infinite values'),
     ('overflow', "astronaut.png: the network's output holds NaN or infinite values"),
 ])
+@pytest.mark.slow
 def test_non_finite_weights_or_outputs_paste_nothing(tmp_path, broken_checkpoint, kind, message):
     """Without the checks, NaN outputs were pasted over the face as a black square (exit 0)."""
     Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')

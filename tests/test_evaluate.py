@@ -138,6 +138,7 @@ def face_folders(tmp_path_factory):
     return str(root / 'results'), str(root / 'gt'), out, gt
 
 
+@pytest.mark.slow
 def test_reports_of_psnr_ssim_and_identity(face_folders, tmp_path, capsys):
     results, gt, out, truth = face_folders
     csv_path, json_path = str(tmp_path / 'scores.csv'), str(tmp_path / 'means.json')
@@ -256,6 +257,7 @@ def test_psnr_ssim_script_prints_the_same_means(face_folders, capsys):
     assert 'PSNR/SSIM protocol: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, Y truncated to uint8' in table
 
 
+@pytest.mark.slow
 def test_command_line_exit_code_and_one_line_error(tmp_path):
     results, gt = folders(tmp_path)
     save(results, 'a.png', random_image(0))

@@ -78,6 +78,7 @@ def test_similarity_transform_is_skimage_least_squares_on_noisy_points():
 
 
 # photo -> crop scales: large faces shrunk through the pyramid, a small face enlarged
+@pytest.mark.slow
 @pytest.mark.parametrize('scale', [0.25, 0.4, 3.0])
 def test_aligned_landmarks_land_on_the_template(scale):
     crop_to_photo = similarity(20, 1 / scale, 35.0, 50.0)

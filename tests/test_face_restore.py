@@ -50,6 +50,7 @@ def test_one_face_found_where_it_is(kind, astronaut):
     assert landmarks[0, 0] > landmarks[2, 0]  # dlib order: the photo-right eye first
 
 
+@pytest.mark.slow
 def test_weak_hog_windows_are_not_faces(astronaut):
     mirrored = np.ascontiguousarray(astronaut[:, ::-1])
     assert len(FaceDetector('hog', min_score=0.0).detect(mirrored)) == 2  # dlib's own threshold: a badge too
@@ -113,6 +114,7 @@ def test_large_photo_is_searched_downscaled_and_aligned_at_full_resolution(astro
     np.testing.assert_allclose(faces[0].landmarks, (small_landmarks + 0.5) * 4 - 0.5, atol=8)
 
 
+@pytest.mark.slow
 def test_huge_photo(astronaut):
     """6000x4000 with one face: found on a 1600 px search copy, the rest left as it was."""
     huge = np.full((4000, 6000, 3), 90, np.uint8)
@@ -135,6 +137,7 @@ def test_a_face_larger_than_999_pixels_is_processed(hog, astronaut):
 
 @pytest.mark.parametrize('photo', [data.chelsea(), np.zeros((8, 8, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8),
                                    np.zeros((3, 900, 3), np.uint8)], ids=['cat', 'tiny', 'one_pixel', 'strip'])
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['hog', 'cnn'])
 def test_no_face(kind, photo):
     with pytest.raises(NoFaceFound, match='no face found'):

@@ -114,6 +114,7 @@ def test_non_max_suppression_keeps_the_best_of_each_overlapping_group():
 
 @pytest.mark.parametrize('kind, shape, grid, tile_size, workers', [('hog', (700, 700), (5, 5), 512, 2),
                                                                    ('cnn', (400, 400), (3, 3), 640, 1)])
+@pytest.mark.slow
 def test_tiled_search_finds_each_face_once_with_the_untiled_landmarks(kind, shape, grid, tile_size, workers):
     """A photo small enough for one search: searched in tiles too (HOG's in threads), the same faces,
     landmarks within dlib's 1 px."""
@@ -149,6 +150,7 @@ def count_cut(boxes, search_pass, width):
     return sum(any(box[0] < edge < box[2] for edge in vertical_edges(search_pass, width)) for box in boxes)
 
 
+@pytest.mark.slow
 def test_faces_cut_by_tile_borders_are_found_once():
     """Faces of 40 to 400 px centred on the tile edges and cuts of the passes of a 3000x1000 photo."""
     height, width = 1000, 3000
@@ -169,6 +171,7 @@ def test_faces_cut_by_tile_borders_are_found_once():
     assert_each_face_found_once(detector(photo), boxes)
 
 
+@pytest.mark.slow
 def test_cnn_faces_cut_by_tile_borders_are_found_once():
     """dlib's CNN places a face a few pixels differently in two tiles (its stride is 8): still found once."""
     height, width = 340, 700
@@ -180,6 +183,7 @@ def test_cnn_faces_cut_by_tile_borders_are_found_once():
         assert_each_face_found_once(detector(photo), boxes)
 
 
+@pytest.mark.slow
 def test_group_photo_of_3000_px():
     photo, boxes = grid_photo(1800, 3000, 3, 8, face_sizes=(40, 60), seed=1)
     search = FaceDetector('hog').search(photo)
@@ -187,6 +191,7 @@ def test_group_photo_of_3000_px():
     assert_each_face_found_once(search.faces, boxes)
 
 
+@pytest.mark.slow
 def test_group_photo_of_24_megapixels():
     """6000x4000 with faces of 80 to 120 px, searched for faces from 80 px: tiles of 4096 px at most."""
     photo, boxes = grid_photo(4000, 6000, 6, 9, face_sizes=(80, 120), seed=2)
@@ -195,6 +200,7 @@ def test_group_photo_of_24_megapixels():
     assert_each_face_found_once(search.faces, boxes)
 
 
+@pytest.mark.slow
 def test_hog_searches_tiles_in_threads_with_the_same_result():
     photo, boxes = grid_photo(700, 700, 5, 5, face_sizes=(40, 60), seed=3)
     alone = FaceDetector('hog', tile_size=512).detect(photo)

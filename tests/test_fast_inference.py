@@ -30,6 +30,7 @@ HERE = os.path.dirname(__file__)
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tiny nets: one thread is fastest
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_fast_path_equals_reference(name):
     net = build(name)
@@ -215,6 +216,7 @@ def test_inference_threads_follow_affinity_or_environment(monkeypatch):
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['bn_3d_up', 'in_3d_sn_hd_like'])
 def test_fast_training_has_same_loss_gradients_and_keys(name):
     """prepare_training_net: same train-mode loss; gradients as close to float64 as fp32 gets.

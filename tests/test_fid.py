@@ -142,6 +142,7 @@ def pytorch_fid_value(folders, state_dict, monkeypatch):
     return low_rank_frechet(*features)
 
 
+@pytest.mark.slow
 def test_evaluate_fid_equals_pytorch_fid(inception_file, image_folders, monkeypatch, tmp_path):
     """`--metrics fid` without --inception_weights finds the file where pytorch-fid's download
     puts it, and gives pytorch-fid's number."""

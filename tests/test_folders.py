@@ -26,6 +26,7 @@ def snapshot(folder):
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob('*')) if path.is_file()}
 
 
+@pytest.mark.slow
 def test_test_py_refuses_its_input_folder_as_output(faces, released_checkpoint):
     before = snapshot(faces)
     flags = ['--gpus', '0', '--pretrain_model_path', released_checkpoint('sparnet'), '--dataroot', str(faces)]

@@ -24,6 +24,7 @@ def conv_weights(net):
             if isinstance(module, nn.Conv2d)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model, spectral', [('sparnet', False), ('sparnethd', True)])
 def test_fresh_generator_and_discriminator_have_the_published_initial_statistics(model, spectral):
     trained = fresh_model(model)

@@ -78,6 +78,7 @@ def published_perceptual_loss(weights_path, output, target):
     return sum(F.l1_loss(o, t) for o, t in zip(run(output), run(target)))
 
 
+@pytest.mark.slow
 def test_perceptual_loss_equals_published_formulation(vgg_file):
     torch.manual_seed(0)
     output, target = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 64, 64) * 2 - 1

@@ -77,6 +77,7 @@ def dlib_boxes(dlib_cnn, image):
             for found in dlib_cnn(image, 0)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['astronaut', 'astronaut_mirrored', 'grid', 'chelsea', 'strip'])
 def test_same_boxes_and_scores_as_dlib(ours, dlib_cnn, name):
     astronaut = data.astronaut()

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from helpers.commands import run_script
+from helpers.commands import run_in_process
 from helpers.small_nets import CONFIGS, build, max_rel_diff, random_input
 from models.onnx_generator import OnnxError, OnnxGenerator, export_onnx
 from scripts import export_onnx as export_script
@@ -17,6 +17,7 @@ from scripts import export_onnx as export_script
 pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tiny nets: one thread is fastest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['bn_3d_up', 'in_3d_sn_hd_like', 'gn_prelu', 'bn_selu_sn'])
 def test_onnx_runtime_equals_reference_at_any_batch(tmp_path, name):
     net = build(name).eval()
@@ -43,6 +44,7 @@ def test_exported_graph_has_dynamic_batch_and_checks(tmp_path):
     assert dims[0].dim_param == 'batch' and [d.dim_value for d in dims[1:]] == [3, 32, 32]
 
 
+@pytest.mark.slow
 def test_onnx_generator_errors(tmp_path):
     with pytest.raises(OnnxError, match='no such ONNX file'):
         OnnxGenerator(str(tmp_path / 'missing.onnx'))
@@ -55,25 +57,27 @@ def test_onnx_generator_errors(tmp_path):
         generator(torch.zeros(1, 3, 64, 64))
 
 
+@pytest.mark.slow
 def test_export_script_writes_and_verifies(tmp_path, released_checkpoint):
     out = tmp_path / 'light.onnx'
-    result = run_script('-m', 'scripts.export_onnx',  # the flags come from the file
-                        '--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'),
-                        '--output', str(out), '--check_batch', '2')
+    argv = ['--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'), '--output', str(out),
+            '--check_batch', '2']  # the flags come from the file
+    result = run_in_process(export_script.main, argv, 'export_onnx.py')
     assert result.returncode == 0, result.stderr
     assert out.is_file()
     assert 'max relative difference' in result.stdout
 
 
 def test_export_script_reports_wrong_weights(tmp_path, released_checkpoint):
-    result = run_script('-m', 'scripts.export_onnx', '--model', 'sparnet', '--att_name', 'spar',
-                        '--pretrain_model_path', released_checkpoint('sparnet_light_attn3d'),
-                        '--output', str(tmp_path / 'x.onnx'))
+    argv = ['--model', 'sparnet', '--att_name', 'spar', '--pretrain_model_path',
+            released_checkpoint('sparnet_light_attn3d'), '--output', str(tmp_path / 'x.onnx')]
+    result = run_in_process(export_script.main, argv, 'export_onnx.py')
     assert result.returncode == 2
     assert result.stderr.count('\n') == 1 and 'do not fit' in result.stderr
     assert not (tmp_path / 'x.onnx').exists()
 
 
+@pytest.mark.slow
 def test_export_failing_its_check_leaves_no_file_and_keeps_an_earlier_one(tmp_path, released_checkpoint, monkeypatch,
                                                                           capsys):
     script = export_script

@@ -19,6 +19,7 @@ def lines_of(axis):
     return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axis.get_lines()}
 
 
+@pytest.mark.slow
 def test_curves_of_a_tiny_run_from_its_events_and_its_text_log(tmp_path, capsys):
     face_folder(tmp_path / 'faces', count=4)
     val = face_folder(tmp_path / 'val', count=2, seed=3)

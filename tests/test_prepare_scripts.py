@@ -7,9 +7,9 @@ from skimage import data
 
 from faces.align import align_face
 from faces.detector import FaceDetector
-from helpers.commands import run_script
+from helpers.commands import run_in_process, run_script
 from metrics.psnr_ssim import psnr
-from scripts import align_and_crop_dir, make_sample_photo, prepare_celeba
+from scripts import align_and_crop_dir, make_lr, make_sample_photo, prepare_celeba
 from scripts.prepare_celeba import face_crop, square_box
 from utils.cli import UserError
 
@@ -41,10 +41,11 @@ def read(path):
     return np.asarray(Image.open(path).convert('RGB'))
 
 
+@pytest.mark.slow
 def test_align_and_crop_dir(photos, tmp_path, hog):
     out = tmp_path / 'aligned'
-    proc = run_script('-m', 'scripts.align_and_crop_dir', '--input_dir', str(photos), '--output_dir', str(out),
-                      '--detector', 'hog')
+    proc = run_in_process(align_and_crop_dir.main, ['--input_dir', str(photos), '--output_dir', str(out), '--detector',
+                                                   'hog'], 'align_and_crop_dir.py')
     assert proc.returncode == 1, proc.stderr  # the broken file failed; the others went on
     written = sorted(str(path.relative_to(out)) for path in out.rglob('*') if path.is_file())
     assert written == ['astronaut.png', 'sub/pair_0.jpg', 'sub/pair_1.jpg']
@@ -61,11 +62,12 @@ def test_align_and_crop_dir(photos, tmp_path, hog):
     assert 'cat.jpg' in proc.stdout and 'broken.jpg' in proc.stdout and 'not a readable image' in proc.stderr
 
 
+@pytest.mark.slow
 def test_align_and_crop_dir_size_and_format(photos, tmp_path):
     (photos / 'broken.jpg').unlink()
     out = tmp_path / 'aligned'
-    proc = run_script('-m', 'scripts.align_and_crop_dir', '--input_dir', str(photos), '--output_dir', str(out),
-                      '--detector', 'hog', '--size', '256', '--ext', 'png')
+    proc = run_in_process(align_and_crop_dir.main, ['--input_dir', str(photos), '--output_dir', str(out), '--detector',
+                                                   'hog', '--size', '256', '--ext', 'png'], 'align_and_crop_dir.py')
     assert proc.returncode == 0, proc.stderr
     assert Image.open(out / 'sub' / 'pair_1.png').size == (256, 256)
 
@@ -93,6 +95,7 @@ def test_face_crop_drops_small_faces_and_resizes_with_pil_bicubic():
     np.testing.assert_array_equal(crop, np.asarray(expected))
 
 
+@pytest.mark.slow
 def test_prepare_celeba(tmp_path, hog):
     root = tmp_path / 'celeba'
     root.mkdir()
@@ -100,8 +103,8 @@ def test_prepare_celeba(tmp_path, hog):
     Image.fromarray(big).save(root / '000001.png')
     Image.fromarray(data.astronaut()).save(root / '000002.png')  # its face box (~90 px x 1.3) is under 128
     out = tmp_path / 'crops'
-    proc = run_script('-m', 'scripts.prepare_celeba', '--input_dir', str(root), '--output_dir', str(out),
-                      '--detector', 'hog')
+    argv = ['--input_dir', str(root), '--output_dir', str(out), '--detector', 'hog']
+    proc = run_in_process(prepare_celeba.main, argv, 'prepare_celeba.py')
     assert proc.returncode == 0, proc.stderr
     assert sorted(path.name for path in out.iterdir()) == ['000001.png']
     assert '1 crops written, 1 faces dropped' in proc.stdout
@@ -118,8 +121,8 @@ def test_make_lr(tmp_path):
     for name, image in hr.items():
         Image.fromarray(image).save(hr_dir / name)
     (hr_dir / 'c.png').write_bytes(b'broken')
-    proc = run_script('-m', 'scripts.make_lr', '--input_dir', str(hr_dir), '--output_dir', str(tmp_path / 'LR'),
-                      '--upsampled_dir', str(tmp_path / 'LR_up'))
+    proc = run_in_process(make_lr.main, ['--input_dir', str(hr_dir), '--output_dir', str(tmp_path / 'LR'),
+                                        '--upsampled_dir', str(tmp_path / 'LR_up')], 'make_lr.py')
     assert proc.returncode == 1 and 'c.png' in proc.stdout
     assert 'not a multiple of 8' in proc.stderr and 'b.png' in proc.stderr
     for name, image in hr.items():
@@ -130,14 +133,17 @@ def test_make_lr(tmp_path):
     assert read(tmp_path / 'LR' / 'a.png').shape == (16, 16, 3)
 
 
-@pytest.mark.parametrize('script', ['scripts.align_and_crop_dir', 'scripts.prepare_celeba', 'scripts.make_lr'])
+@pytest.mark.parametrize('script', [align_and_crop_dir, prepare_celeba, make_lr])
 def test_missing_input_folder_is_one_clear_line(tmp_path, script):
-    proc = run_script('-m', script, '--input_dir', str(tmp_path / 'nope'), '--output_dir', str(tmp_path / 'out'))
+    proc = run_in_process(script.main, ['--input_dir', str(tmp_path / 'nope'), '--output_dir', str(tmp_path / 'out')],
+                          script.__name__)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: --input_dir {str(tmp_path / 'nope')!r}: no such folder"]
 
 
+@pytest.mark.slow
 def test_make_sample_photo(tmp_path, hog):
+    # the Makefile's command, as `make demo` runs it
     proc = run_script('-m', 'scripts.make_sample_photo', '--output', str(tmp_path / 'samples' / 'astronaut.jpg'))
     assert proc.returncode == 0, proc.stderr
     photo = read(tmp_path / 'samples' / 'astronaut.jpg')

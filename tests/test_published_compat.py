@@ -76,6 +76,7 @@ def check_resumed_published_run(tmp_path, model, networks, caplog, *extra):
         assert {float(values['step']) for values in optimizers[name]['state'].values()} == {SAVED_STEPS + 1}
 
 
+@pytest.mark.slow
 def test_published_checkpoint_folder_loads_with_epoch_20_in_test_py_and_resumes_in_train_py(tmp_path, monkeypatch,
                                                                                             capsys, caplog):
     spec = GeneratorSpec('sparnet', 1, 'spar', 'bn')
@@ -93,6 +94,7 @@ def test_published_checkpoint_folder_loads_with_epoch_20_in_test_py_and_resumes_
     check_resumed_published_run(tmp_path, 'sparnet', {'G': net}, caplog)
 
 
+@pytest.mark.slow
 def test_published_sparnethd_run_resumes_with_its_discriminator_keys_and_two_optimizers(tmp_path, caplog):
     networks = {'G': random_generator(HD_SPEC, seed=1).train(), 'H': random_generator(HD_SPEC, seed=2).train(),
                 'D': define_D(tiny_hd_options())}

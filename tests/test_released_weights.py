@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.commands import ROOT, run_script
+from helpers.commands import ROOT, run_in_process, run_test_py, run_whole_photos
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from scripts import download_weights
@@ -71,6 +71,7 @@ def test_names_and_aliases():
     assert all(model.sha256 is None for model in RELEASED_MODELS.values())  # unknown: never invented
 
 
+@pytest.mark.slow
 def test_readme_model_table_is_generated_from_the_table(capsys):
     assert download_weights.main(['--markdown']) == 0
     printed = capsys.readouterr().out.strip()
@@ -79,6 +80,7 @@ def test_readme_model_table_is_generated_from_the_table(capsys):
         assert printed in f.read()
 
 
+@pytest.mark.slow
 def test_test_py_downloads_a_name_once_with_progress_then_uses_the_cache(tmp_path, weights_server,
                                                                          released_checkpoint):
     served = weights_server.add_released('sparnet_light_attn3d', released_checkpoint('sparnet_light_attn3d'))
@@ -86,8 +88,9 @@ def test_test_py_downloads_a_name_once_with_progress_then_uses_the_cache(tmp_pat
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8)).save(tmp_path / 'LR' / 'a.png')
 
     def test_py(out):
-        return run_script('test.py', '--gpus', '0', '--pretrain_model_path', 'sparnet_light_attn3d',
-                          '--dataroot', str(tmp_path / 'LR'), '--save_as_dir', str(tmp_path / out))
+        argv = ['--gpus', '0', '--pretrain_model_path', 'sparnet_light_attn3d', '--dataroot', str(tmp_path / 'LR'),
+                '--save_as_dir', str(tmp_path / out)]
+        return run_in_process(run_test_py, argv, 'test.py')
     first = test_py('out1')
     assert first.returncode == 0, first.stderr
     assert re.search(rf'{re.escape(LIGHT.file_name)}: \S+/\S+ \(100%\)', first.stderr)  # plain progress in a pipe
@@ -182,6 +185,7 @@ def test_full_disk(weights_server, released_checkpoint, monkeypatch):
     ('sparnet', 'weights do not fit the network of --model sparnet --res_depth 1 --att_name spar3d'),
     ('random bytes', 'not a readable PyTorch weights file'),
 ])
+@pytest.mark.slow
 def test_files_of_the_wrong_structure_are_refused_and_deleted(weights_server, released_checkpoint, tmp_path,
                                                               served, reason):
     if served == 'random bytes':
@@ -207,6 +211,7 @@ def test_sha256_checked_when_known(weights_server, released_checkpoint, monkeypa
     assert resolve_weights('sparnet_light_attn3d').path == os.path.join(weights_server.cache, LIGHT.file_name)
 
 
+@pytest.mark.slow
 def test_two_processes_downloading_at_once_end_with_one_good_file(weights_server, released_checkpoint):
     served = weights_server.add_released('sparnet_light_attn3d', released_checkpoint('sparnet_light_attn3d'))
     weights_server.mode, weights_server.delay = 'slow', 1.0  # both requests are in flight together
@@ -235,6 +240,7 @@ def test_a_url_is_downloaded_once_and_checked(weights_server, released_checkpoin
     assert files_in(weights_server.cache) == ['my_finetuned.pth']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
 def test_flags_from_a_released_name_without_network(weights_server, released_checkpoint, name):
     put_in_cache(weights_server, name, released_checkpoint(name))
@@ -244,7 +250,8 @@ def test_flags_from_a_released_name_without_network(weights_server, released_che
     assert weights_server.requests == []
 
 
-@pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
+@pytest.mark.parametrize('name', [pytest.param(name, marks=pytest.mark.slow) if 'hd' in name else name
+                                  for name in sorted(RELEASED_MODELS)])
 def test_flags_from_a_plain_file(released_checkpoint, name, caplog):
     path = released_checkpoint(name)
     with caplog.at_level(logging.INFO):
@@ -254,6 +261,7 @@ def test_flags_from_a_plain_file(released_checkpoint, name, caplog):
     assert ('pass --Gnorm gn for a group-norm network' in caplog.text) == (opt.Gnorm == 'in')
 
 
+@pytest.mark.slow
 def test_contradicting_flags_are_refused(weights_server, released_checkpoint):
     light = released_checkpoint('sparnet_light_attn3d')
     with pytest.raises(WeightsError) as err:
@@ -297,8 +305,8 @@ def test_bad_sources(tmp_path, source, message):
 def test_photo_script_offline_stops_with_one_line(tmp_path):
     """`test_enhance_single_unalign.py --test_img_path photo.jpg` needs the default model; offline it says so."""
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / 'photo.jpg')
-    proc = run_script('test_enhance_single_unalign.py', '--test_img_path', str(tmp_path / 'photo.jpg'),
-                      '--results_dir', str(tmp_path / 'out'))
+    proc = run_in_process(run_whole_photos, ['--test_img_path', str(tmp_path / 'photo.jpg'), '--results_dir',
+                                             str(tmp_path / 'out')], 'test_enhance_single_unalign.py')
     assert proc.returncode == 2
     hd = RELEASED_MODELS['sparnethd_attn2d']
     last = proc.stderr.strip().splitlines()[-1]

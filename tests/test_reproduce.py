@@ -80,6 +80,7 @@ def read_json(path):
         return json.load(handle)
 
 
+@pytest.mark.slow
 def test_reproduce_end_to_end_then_resumes(weights_server, released_checkpoint, inception_file, tmp_path,
                                            monkeypatch, capsys):
     serve_release(weights_server, released_checkpoint, inception_file, tmp_path, monkeypatch)
@@ -169,6 +170,7 @@ def one_line(err):
     return message
 
 
+@pytest.mark.slow
 def test_missing_archive_is_one_line_and_exit_2(weights_server, tmp_path):
     weights_server.mode = 'missing'
     result = run_script('-m', 'scripts.reproduce', '--models', 'sparnet', '--gpus', '0',

@@ -39,6 +39,7 @@ def test_golden_spectral_norm_uses_stored_vectors():
             assert torch.equal(value, golden['state_dict'][key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
 def test_released_manifest_matched(name):
     """The table's networks have the released files' keys and shapes, and its parameter counts are theirs."""

@@ -13,6 +13,7 @@ from utils.cli import UserError
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
+@pytest.mark.slow
 def test_fast_train_matches_plain_losses_and_checkpoint_keys(tmp_path):
     face_folder(tmp_path / 'faces', count=4)
     losses, weights = {}, {}

@@ -36,6 +36,7 @@ def group_alive(pgid):
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('with_validation', [False, True], ids=['train_loader', 'validation_loader'])
 def test_sigterm_to_the_process_group_saves_latest_and_leaves_no_worker(tmp_path, with_validation):
     """scancel / systemd signal every process of the job: the loader workers must leave the stop to train.py."""
@@ -70,6 +71,7 @@ def latest_set(save_dir):
     return state['iteration'], same
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_keeps_the_previous_latest_set_and_says_so_in_one_line(tmp_path, monkeypatch,
                                                                                         caplog):
     """The second training state meets a full disk after the second latest_net_G.pth was written."""
@@ -95,6 +97,7 @@ def test_full_disk_while_saving_keeps_the_previous_latest_set_and_says_so_in_one
     assert latest_set(save_dir) == (6, True)
 
 
+@pytest.mark.slow
 def test_blow_up_keeps_the_last_finite_latest_and_its_advice_resumes(tmp_path, caplog):
     """--lr 1e30: weights of ~1e30 give the next loss; the `latest` holding them is never put in place."""
     face_folder(tmp_path / 'faces', count=4)
@@ -122,6 +125,7 @@ def test_blow_up_keeps_the_last_finite_latest_and_its_advice_resumes(tmp_path, c
     assert state['model']['optimizers']['G']['param_groups'][0]['lr'] == 1e-4
 
 
+@pytest.mark.slow
 def test_corrupt_training_state_names_the_newest_usable_snapshot_and_the_flags_that_start_from_it(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=4)
     flags = train_flags(tmp_path, 'sparnet', 'corrupt', '--total_epochs', '3', '--save_epoch_freq', '1',

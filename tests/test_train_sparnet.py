@@ -22,6 +22,7 @@ from weights.checkpoint import load_train_state
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
+@pytest.mark.slow
 def test_tiny_sparnet_learns_saves_logs_and_loads_in_test_py(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=6)
     (tmp_path / 'faces' / 'broken.png').write_bytes(b'\x89PNG not an image')
@@ -81,6 +82,7 @@ def check_bicubic_baseline_and_grid(tmp_path, scalars, iteration):
     assert not [name for name in os.listdir(tmp_path / 'logs' / 'tiny') if name.endswith('.part')]
 
 
+@pytest.mark.slow
 def test_new_run_of_same_name_needs_overwrite_archives_old_logs_and_finished_run_does_nothing(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=2)
     flags = train_flags(tmp_path, 'sparnet', 'again', '--total_epochs', '1')
@@ -103,6 +105,7 @@ def test_new_run_of_same_name_needs_overwrite_archives_old_logs_and_finished_run
     assert 'has already trained 1 epochs' in caplog.text
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
     """The save of iteration 3 is dropped: the loss of iteration 4 was computed with its weights."""
     face_folder(tmp_path / 'faces', count=4)
@@ -138,6 +141,7 @@ def test_bad_training_flags_refused(tmp_path, capsys):
         run_training(train_flags(tmp_path, 'sparnet', 'never_trained', '--continue_train'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('extra, epochs', [((), 2), (('--published_epochs',), 3)])
 def test_epoch_count_of_a_tiny_run(tmp_path, extra, epochs):
     face_folder(tmp_path / 'faces', count=4)  # batch 2: 2 iterations per epoch
@@ -149,6 +153,7 @@ def test_epoch_count_of_a_tiny_run(tmp_path, extra, epochs):
     assert sorted(read_events(tmp_path / 'logs' / 'count')[0]['loss/Pix']) == list(range(1, 2 * epochs + 1))
 
 
+@pytest.mark.slow
 def test_debug_run_and_verbose_networks(tmp_path, capsys):
     face_folder(tmp_path / 'faces', count=4)
     assert run_training(train_flags(tmp_path, 'sparnet', 'debug', '--total_epochs', '50', '--debug', '--verbose')) == 0
@@ -160,6 +165,7 @@ def test_debug_run_and_verbose_networks(tmp_path, capsys):
     assert f'[Network G] {parameters:,} parameters' in out and 'SPARNet(' in out
 
 
+@pytest.mark.slow
 def test_new_run_starts_at_resume_epoch_and_iter_with_that_learning_rate(tmp_path, caplog):
     face_folder(tmp_path / 'faces', count=4)
     flags = train_flags(tmp_path, 'sparnet', 'late', '--total_epochs', '3', '--resume_epoch', '1', '--resume_iter', '1',

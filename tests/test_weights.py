@@ -21,11 +21,13 @@ def manifest_state_dict(name):
     return {k: torch.empty(shape, device='meta') for k, shape in keys.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
 def test_infer_spec_from_released_shapes(name):
     assert infer_spec(manifest_state_dict(name)) == RELEASED_MODELS[name].spec
 
 
+@pytest.mark.slow
 def test_loads_exactly(tmp_path):
     source = random_generator(SMALL_3D, seed=1)
     path = tmp_path / 'w.pth'
@@ -77,6 +79,7 @@ def test_spectral_norm_file_given_to_sparnet_points_to_sparnethd():
     assert 'spectral-normalised convs' in message and 'plain convs' in message
 
 
+@pytest.mark.slow
 def test_half_spectral_norm_file_fits_nothing():
     state = manifest_state_dict('sparnethd_attn2d')
     state['encoder.0.conv2d.weight'] = state.pop('encoder.0.conv2d.weight_orig')

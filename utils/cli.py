@@ -70,18 +70,26 @@ class UserError(Exception):
     """Bad input (missing file, wrong weights, bad flag value): shown as one line, exit code 2."""
 
 
-def run(main: Callable[[], int | None]) -> NoReturn:
-    """Call `main()` and exit with its return code (0 when it returns None)."""
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+LOG_FORMAT = '%(levelname)s: %(message)s'
+
+
+def exit_code(main: Callable[[], int | None]) -> int:
+    """`main()`'s exit code: its return value (0 for None); 2 and one `error:` line on stderr for a UserError,
+    130 on Ctrl-C."""
     try:
-        code = main()
+        return main() or 0
     except UserError as err:
         print(f'error: {err}', file=sys.stderr)
-        code = 2
+        return 2
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
-        code = 130
-    sys.exit(code or 0)
+        return 130
+
+
+def run(main: Callable[[], int | None]) -> NoReturn:
+    """Log INFO and above to stderr, call `main()` and exit with `exit_code(main)`."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    sys.exit(exit_code(main))
 
 
 def print_path_lists(titled_paths: Iterable[tuple[str, Sequence[str]]]) -> None:

@@ -1,8 +1,13 @@
 """Running the project's commands from the tests: in this process (their library run on parsed options, as the
 entry point does) or, where a separate process is the point, as a subprocess of the test interpreter."""
+import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,6 +19,7 @@ from inference.whole_photos import enhance_whole_photos
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from training.trainer import Trainer
+from utils.cli import LOG_FORMAT, exit_code
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 from weights.released import DEFAULT_PHOTO_MODEL
 
@@ -28,6 +34,40 @@ def project_env():
 def run_script(*args, cwd=ROOT, timeout=900):
     """`python *args` (a script of the repo and its flags, or `-m scripts.NAME ...`) with the test interpreter."""
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class Completed:
+    """What a command run in this process printed and returned, as subprocess.CompletedProcess has it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(command: Callable[[list[str]], int | None], argv: Sequence[str], prog: str) -> Completed:
+    """`command(argv)` as `python <prog> *argv` runs it (utils.cli.run), in this process: its exit code, and what it
+    printed to stdout and stderr, log lines and progress included (plain lines: stderr is no terminal). `prog` is
+    the name argparse's messages give the command."""
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root, saved_argv = logging.getLogger(), sys.argv
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    sys.argv = [prog, *argv]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = exit_code(lambda: command(list(argv)))
+            except SystemExit as stop:  # argparse: its one line is printed, then it exits
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.argv = saved_argv
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+    return Completed(code, out.getvalue(), err.getvalue())
 
 
 def run_test_py(argv):
