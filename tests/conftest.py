@@ -17,14 +17,14 @@ from weights import download
 from weights.released import RELEASED_MODELS
 
 if os.environ.get('PYTEST_XDIST_WORKER'):
-    # `make test` runs two test processes on two cores: one intra-op thread each (and in their subprocesses),
-    # or OpenMP threads of both wait on each other. utils.devices.set_inference_threads reads the variable too.
+    # `make test` runs three test processes on two cores: one intra-op thread each (and in their subprocesses),
+    # or OpenMP threads of all of them wait on each other. utils.devices.set_inference_threads reads the variable too.
     os.environ['OMP_NUM_THREADS'] = '1'
     torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `slow` run first, so that the two test processes of `make test` share them out and the
+    """Tests marked `slow` run first, so that the test processes of `make test` share them out and the
     short ones fill in at the end; tests marked `gpu` are skipped where PyTorch sees no CUDA device
     (`make test-gpu` runs them on one)."""
     items.sort(key=lambda item: item.get_closest_marker('slow') is None)  # stable: file order otherwise
