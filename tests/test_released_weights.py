@@ -229,7 +229,8 @@ def test_a_url_is_downloaded_once_and_checked(weights_server, released_checkpoin
     weights_server.add(released_checkpoint('sparnet_light_attn3d'), 'my_finetuned.pth')
     url = f'{weights_server.url}/my_finetuned.pth'
     opt = parse('--pretrain_model_path', url)
-    assert opt.pretrain_model_path == os.path.join(weights_server.cache, 'my_finetuned.pth')
+    assert opt.pretrain_model_path == download.url_cache_path(url)
+    assert opt.pretrain_model_path.startswith(os.path.join(weights_server.cache, 'urls', ''))
     assert generator_flags(opt) == table_flags(LIGHT)
     parse('--pretrain_model_path', url)
     assert weights_server.requests == ['/my_finetuned.pth']
@@ -237,7 +238,9 @@ def test_a_url_is_downloaded_once_and_checked(weights_server, released_checkpoin
     weights_server.add(str(tmp_path / 'other.pth'), 'other.pth')
     with pytest.raises(DownloadError, match='not SPARNet/SPARNetHD generator weights'):
         parse('--pretrain_model_path', f'{weights_server.url}/other.pth')
-    assert files_in(weights_server.cache) == ['my_finetuned.pth']
+    assert files_in(weights_server.cache) == ['urls']
+    assert files_in(os.path.dirname(opt.pretrain_model_path)) == ['my_finetuned.pth']
+    assert not os.path.exists(os.path.dirname(download.url_cache_path(f'{weights_server.url}/other.pth')))
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ inputs whose relative path starts with the input folder's name), and no two outp
 overlap. Paths are compared once resolved (links, `..`), whether the output folder exists yet or not.
 """
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 
 from utils.cli import UserError
@@ -53,6 +54,19 @@ def check_separate_folders(inputs: Iterable[tuple[str, str | None]], outputs: It
                 raise UserError(reason)
 
 
+def nearest_existing(path: str) -> str:
+    """`path` made absolute, or its nearest folder above that exists."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return existing
+
+
+def free_space(path: str) -> int:
+    """Bytes free on the file system that holds `path` (or would: its nearest existing folder)."""
+    return shutil.disk_usage(nearest_existing(path)).free
+
+
 def check_writable_folder(flag: str, path: str) -> None:
     """UserError unless `path` is a folder this process can write in, or one it can create.
 
@@ -60,9 +74,7 @@ def check_writable_folder(flag: str, path: str) -> None:
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"{flag} {path}: is a file, not a folder; choose a folder for the outputs")
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = nearest_existing(path)
     if not os.path.isdir(existing):
         raise UserError(f"{flag} {path}: cannot be created, {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -5,7 +5,9 @@ line naming the bad member: absolute paths, `..` climbing out, links pointing ou
 through: a member below a link, or a link a later member would overwrite), device files and
 FIFOs. tarfile's own `data` filter (Python 3.11.4+, PEP 706) then guards the extraction itself.
 The archive is unpacked into a temporary folder beside the target, renamed into place only once
-complete: the target folder, when it exists, holds a whole archive.
+complete: the target folder, when it exists, holds a whole archive. A member's data is bounded by
+the size its header declares; an archive declaring more than `MAX_EXPANSION` times its own size
+(a compression bomb), or more than the target's free space, is refused before anything is written.
 """
 import contextlib
 import gzip
@@ -19,10 +21,29 @@ from collections.abc import Iterable
 
 from utils.atomic import fsync_dir, temporary_path
 from utils.cli import UserError
+from utils.paths import free_space
+
+# Test-set images (PNG, JPEG) barely compress; an archive unpacking to more than this many times its size is a bomb.
+MAX_EXPANSION = 20
+MIN_EXPANSION_BYTES = 64 << 20  # a small archive may unpack to this much whatever its size
 
 
 class ArchiveError(UserError):
     """An archive is unsafe or unreadable; nothing of it was written."""
+
+
+def read_members(tar: tarfile.TarFile, path: str, label: str) -> tuple[list[tarfile.TarInfo], int]:
+    """(members, bytes their files declare), read one by one: ArchiveError as soon as the declared bytes exceed
+    `MAX_EXPANSION` times the archive's size, before the rest is decompressed."""
+    limit = max(MAX_EXPANSION * os.path.getsize(path), MIN_EXPANSION_BYTES)
+    members, total = [], 0
+    for member in tar:
+        members.append(member)
+        total += member.size if member.isfile() else 0
+        if total > limit:
+            raise ArchiveError(f'{label}: refused: its files would take more than {limit / 1e6:,.0f} MB, '
+                               f'{MAX_EXPANSION} times the archive (a compression bomb?); nothing was extracted')
+    return members, total
 
 
 def _inside(path):
@@ -96,7 +117,7 @@ def check_archive(path: str, label: str | None = None) -> None:
     """Read the whole archive and check its members; ArchiveError in one line when unreadable or unsafe."""
     label = label or path
     with _open(path, label) as tar:
-        check_members(tar.getmembers(), label)
+        check_members(read_members(tar, path, label)[0], label)
 
 
 def extract_archive(path: str, target: str, label: str | None = None) -> str:
@@ -110,8 +131,12 @@ def extract_archive(path: str, target: str, label: str | None = None) -> str:
     tmp = temporary_path(target)
     try:
         with _open(path, label) as tar:
-            members = tar.getmembers()
+            members, total = read_members(tar, path, label)
             check_members(members, label)
+            free = free_space(target)
+            if total > free:
+                raise ArchiveError(f'{label}: needs {total / 1e6:,.1f} MB to unpack, {free / 1e6:,.1f} MB are free '
+                                   f'beside {target}; free some space; nothing was extracted')
             tar.extractall(tmp, members=members, filter='data')
         try:
             os.rename(tmp, target)

@@ -4,6 +4,11 @@ The file streams into a temporary file beside its final name (unique per process
 computed on the way; only a complete file (byte count equal to Content-Length, expected digest,
 accepted by the caller's `check`) is renamed into place. Two processes fetching the same file
 each write their own temporary file and the last rename wins: both end with one good copy.
+Nothing is written when the folder's free space cannot hold the announced size, and a transfer
+stops as soon as it goes beyond it (or, without one, leaves less than `FREE_SPACE_RESERVE` free).
+The files of the project's table (released weights, VGG19, Inception, test sets) live in the
+cache under their file names; any other URL in a folder of its own, named by a digest of the
+whole URL (as torch.hub and huggingface_hub keep them), so two URLs never share an entry.
 """
 import hashlib
 import http.client
@@ -11,12 +16,14 @@ import logging
 import os
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
 from utils.atomic import atomic_write
 from utils.cli import UserError
+from utils.paths import free_space
 from utils.progress import progress
 
 log = logging.getLogger(__name__)
@@ -29,6 +36,11 @@ BASE_URL_ENV = 'SPARNET_DOWNLOAD_BASE_URL'
 TIMEOUT_SECONDS = 60  # without a byte received
 CHUNK_BYTES = 1 << 20
 USER_AGENT = 'sparnet-weights/1.0 (Python urllib)'
+URL_FOLDER = 'urls'  # cache/urls/<digest of the URL>/<file name>: files fetched from a URL of the user's
+URL_DIGEST_CHARS = 16
+FREE_SPACE_RESERVE = 256 << 20  # a transfer of unknown size stops before the disk holds less than this
+FREE_SPACE_CHECK_BYTES = 64 * CHUNK_BYTES  # how often a transfer of unknown size looks at the free space
+SIZE_HINT_MARGIN = 1.25  # a file of the table may exceed the size of its tensors by this much (keys, zip headers)
 
 
 class DownloadError(UserError):
@@ -40,8 +52,33 @@ def cache_dir(folder: str | None = None) -> str:
     return os.path.abspath(os.path.expanduser(folder or os.environ.get(CACHE_ENV) or DEFAULT_CACHE))
 
 
+def url_cache_path(url: str, folder: str | None = None) -> str:
+    """Where the file at `url` is kept: `<cache>/urls/<first 16 hex digits of SHA-256(url)>/<its file name>`."""
+    digest = hashlib.sha256(url.encode('utf-8')).hexdigest()[:URL_DIGEST_CHARS]
+    return os.path.join(cache_dir(folder), URL_FOLDER, digest, url_file_name(url))
+
+
+def url_file_name(url: str) -> str:
+    """The file name at the end of the URL's path ('' when it names none)."""
+    return os.path.basename(urllib.parse.urlparse(url).path)
+
+
+def megabytes(count: int) -> str:
+    return f'{count / 1e6:,.1f} MB'
+
+
+def check_free_space(folder: str, needed: int, label: str, url: str, path: str) -> None:
+    """DownloadError in one line when `folder` (or the nearest existing folder above it) has less free space than
+    `needed` bytes, before anything is written."""
+    free = free_space(folder)
+    if needed > free:
+        raise DownloadError(f'{label}: {url} is {megabytes(needed)} but {folder} has {megabytes(free)} free; '
+                            f'free some space, or download it by hand and put it at {path}')
+
+
 def source_url(url: str) -> str:
-    """`url`, or the same file name under the base URL of a mirror ($SPARNET_DOWNLOAD_BASE_URL)."""
+    """`url`, or the same file name under the base URL of a mirror ($SPARNET_DOWNLOAD_BASE_URL): for the files of the
+    project's table only, never for a URL the user gives."""
     base = os.environ.get(BASE_URL_ENV)
     return f"{base.rstrip('/')}/{url.rsplit('/', 1)[-1]}" if base else url
 
@@ -49,6 +86,8 @@ def source_url(url: str) -> str:
 def _network_reason(err):
     """A short phrase for why a connection or a transfer failed."""
     if isinstance(err, urllib.error.HTTPError):
+        if 'redirect' in str(err.msg).lower() and 'loop' in str(err.msg).lower():
+            return f'HTTP {err.code}: the server redirects in a loop'
         return f'HTTP {err.code} {err.reason}'
     if isinstance(err, urllib.error.URLError):
         err = err.reason if isinstance(err.reason, BaseException) else err
@@ -63,20 +102,40 @@ def _network_reason(err):
     return str(err) or err.__class__.__name__
 
 
-class _Transfer:
-    """Streams a response into a file, counting and hashing the bytes."""
+class TransferStopped(Exception):
+    """The transfer went beyond its announced size, or would fill the disk: it stops, nothing is kept."""
 
-    def __init__(self, response, label):
+
+class _Transfer:
+    """Streams a response into a file, counting and hashing the bytes, within a size limit."""
+
+    def __init__(self, response, label, folder, size_hint=None):
         self.response = response
         length = response.headers.get('Content-Length')
         self.expected = int(length) if length and length.isdigit() else None
+        if self.expected is None and size_hint is not None:
+            size_hint = int(size_hint * SIZE_HINT_MARGIN) + CHUNK_BYTES  # the table's figure is about the tensors
+        self.limit = self.expected if self.expected is not None else size_hint  # bytes, or None: the free space
         self.received = 0
+        self.next_free_check = 0
         self.digest = hashlib.sha256()
         self.label = label
+        self.folder = folder
+
+    def _check_room(self):
+        if self.limit is not None and self.received > self.limit:
+            announced = 'its Content-Length' if self.expected is not None else 'the size the weights table gives'
+            raise TransferStopped(f'the server sent more than {announced}, {megabytes(self.limit)}')
+        if self.limit is None and self.received >= self.next_free_check:
+            self.next_free_check = self.received + FREE_SPACE_CHECK_BYTES
+            free = free_space(self.folder)
+            if free < FREE_SPACE_RESERVE:
+                raise TransferStopped(f'stopped after {megabytes(self.received)}: {self.folder} has '
+                                      f'{megabytes(free)} free left')
 
     def copy_to(self, handle):
         """Copy the body into `handle`; network failures are raised as ConnectionError (writes as OSError)."""
-        with progress(total=self.expected, unit='B', unit_scale=True, desc=self.label) as bar:
+        with progress(total=self.limit, unit='B', unit_scale=True, desc=self.label) as bar:
             while True:
                 try:
                     chunk = self.response.read(CHUNK_BYTES)
@@ -84,23 +143,23 @@ class _Transfer:
                     raise ConnectionError(_network_reason(err)) from err
                 if not chunk:
                     return
+                self.received += len(chunk)
+                self._check_room()
                 handle.write(chunk)
                 self.digest.update(chunk)
-                self.received += len(chunk)
                 bar.update(len(chunk))
 
 
 def download(url: str, path: str, label: str, sha256: str | None = None,
-             check: Callable[[str], object] | None = None) -> str:
+             check: Callable[[str], object] | None = None, size_hint: int | None = None) -> str:
     """Fetch `url` into `path` (atomically); return the SHA-256 hex digest of the file.
 
     `label` names the file in messages (e.g. the model's name). `sha256` is the expected digest or
     its first characters (torch.hub's file-name convention); `check(temporary path)` may raise a
-    UserError to refuse the file. Any failure raises DownloadError in one line and leaves neither
-    `path` (if it was absent) nor a temporary file.
+    UserError to refuse the file; `size_hint` is the size expected when the server announces none.
+    Any failure raises DownloadError in one line and leaves neither `path` (if it was absent) nor a
+    temporary file; a size beyond the folder's free space is refused before anything is written.
     """
-    url = source_url(url)
-
     def failure(reason):
         return DownloadError(f"{label}: could not download {url} ({reason}); download it by hand and put it at {path}")
 
@@ -110,7 +169,10 @@ def download(url: str, path: str, label: str, sha256: str | None = None,
     except (OSError, http.client.HTTPException) as err:
         raise failure(_network_reason(err)) from err
     with response:
-        transfer = _Transfer(response, os.path.basename(path))
+        folder = os.path.dirname(os.path.abspath(path))
+        transfer = _Transfer(response, os.path.basename(path), folder, size_hint)
+        if transfer.limit is not None:
+            check_free_space(folder, transfer.limit, label, url, path)
         log.info('%s: downloading %s to %s', label, url, path)
 
         def accept(tmp_path):
@@ -129,12 +191,12 @@ def download(url: str, path: str, label: str, sha256: str | None = None,
         try:
             with atomic_write(path, check=accept) as handle:
                 transfer.copy_to(handle)
-        except ConnectionError as err:
+        except (ConnectionError, TransferStopped) as err:
             raise failure(str(err)) from err
         except OSError as err:
             raise failure(f'could not write the file: {err.strerror or err}') from err
     digest = transfer.digest.hexdigest()
-    log.info('%s: downloaded %s (%.1f MB) to %s, SHA-256 %s', label, url, transfer.received / 1e6, path, digest)
+    log.info('%s: downloaded %s (%s) to %s, SHA-256 %s', label, url, megabytes(transfer.received), path, digest)
     return digest
 
 
@@ -154,6 +216,7 @@ class RemoteFile:
     check: Callable
     sha256: str | None = None  # the digest or its first characters (torch.hub's file-name convention)
     other_places: Callable = tuple
+    size_hint: int | None = None  # about the file's size, for servers that announce none
 
     def cache_path(self, folder: str | None = None) -> str:
         return os.path.join(cache_dir(folder), self.file_name)
@@ -168,5 +231,6 @@ class RemoteFile:
         path = self.local_path(folder)
         if path is None:
             path = self.cache_path(folder)
-            download(self.url, path, self.name, self.sha256, check=lambda tmp: self.check(tmp, self.file_name))
+            download(source_url(self.url), path, self.name, self.sha256,
+                     check=lambda tmp: self.check(tmp, self.file_name), size_hint=self.size_hint)
         return path

@@ -52,7 +52,8 @@ class ReleasedModel:
     def remote(self) -> RemoteFile:
         """The file to fetch: kept only when it loads strictly into this model's network."""
         return RemoteFile(self.name, self.file_name, self.url, self.description,
-                          functools.partial(check_generator_file, spec=self.spec), self.sha256)
+                          functools.partial(check_generator_file, spec=self.spec), self.sha256,
+                          size_hint=self.spec.state_bytes())
 
     def flags(self) -> str:
         """The command-line flags of this network, as the original commands spell them."""

@@ -3,15 +3,18 @@
 Names and URLs are downloaded once into the cache folder (`weights.download.cache_dir`) and used
 from there afterwards without any network access. A download is kept only when it loads strictly
 into the network it should be (the table's for a released model; some SPARNet/SPARNetHD network
-for any other URL). A missing path whose file name is a released file (the original commands'
+for any other URL). A URL is fetched from where it points, into a cache folder of its own (two URLs
+ending in the same file name are two files); only the release's own URL of a model is that model.
+A missing path whose file name is a released file (the original commands'
 `./pretrain_models/SPARNet-V16-S4-epoch20.pth`) is taken from the cache, downloaded if needed.
 """
+import contextlib
 import logging
 import os
-import urllib.parse
 from dataclasses import dataclass
 
-from weights.download import RemoteFile, cache_dir
+from utils.cli import UserError
+from weights.download import cache_dir, download, url_cache_path, url_file_name
 from weights.generator import check_generator_file
 from weights.released import RELEASED_MODELS, ReleasedModel, find_released
 from weights.state_dict import WeightsError
@@ -29,15 +32,25 @@ class WeightsFile:
 
 
 def fetch_url(url: str, folder: str | None = None) -> WeightsFile:
-    """WeightsFile of the file at `url`, kept in the cache under its file name (downloaded once)."""
-    file_name = os.path.basename(urllib.parse.urlparse(url).path)
-    if not file_name:
+    """WeightsFile of the file at `url`, downloaded once into `url_cache_path(url)` (the release's URL of a
+    released model: that model's file of the cache); the log says which file is used."""
+    if not url_file_name(url):
         raise WeightsError(f"{url}: the URL names no file; give the address of a .pth file")
-    released = find_released(file_name)
-    if released is not None and released.file_name == file_name:
-        return WeightsFile(released.remote.fetch(folder), released)
-    remote = RemoteFile(file_name, file_name, url, 'generator weights', check_generator_file)
-    return WeightsFile(remote.fetch(folder))
+    released = next((model for model in RELEASED_MODELS.values() if model.url == url), None)
+    if released is not None:
+        weights = WeightsFile(released.remote.fetch(folder), released)
+    else:
+        path = url_cache_path(url, folder)
+        if not os.path.isfile(path):
+            try:
+                download(url, path, url, check=lambda tmp: check_generator_file(tmp, url))
+            except UserError:
+                with contextlib.suppress(OSError):  # the URL's folder, left empty
+                    os.rmdir(os.path.dirname(path))
+                raise
+        weights = WeightsFile(path)
+    log.info('%s: using %s', url, weights.path)
+    return weights
 
 
 def resolve_weights(source: str, folder: str | None = None) -> WeightsFile | None:

@@ -28,8 +28,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server = self.server.weights_server
         server.requests.append(self.path)
-        path = os.path.join(server.folder, os.path.basename(self.path))
-        if server.mode == 'missing' or not os.path.isfile(path):
+        if server.mode == 'redirect_loop':
+            self.send_response(302)
+            self.send_header('Location', self.path)
+            self.end_headers()
+            return
+        if server.mode == 'endless':  # no Content-Length, zeros until the client hangs up
+            self.send_response(200)
+            self.end_headers()
+            self.close_connection = True
+            try:
+                while True:
+                    self.wfile.write(bytes(1 << 20))
+            except (BrokenPipeError, ConnectionResetError):
+                return
+        path = os.path.join(server.folder, os.path.normpath(self.path.lstrip('/')))
+        if server.mode == 'missing' or '..' in self.path or not os.path.isfile(path):
             self.send_error(404, 'Not Found')
             return
         if server.mode == 'slow':
@@ -38,7 +52,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = f.read()
         self.send_response(200)
         self.send_header('Content-Type', 'application/octet-stream')
-        self.send_header('Content-Length', str(len(body)))
+        self.send_header('Content-Length', str(server.announced or len(body)))
         self.end_headers()
         if server.mode == 'cut':
             body = body[:len(body) // 2]
@@ -50,10 +64,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class WeightsServer:
-    """An HTTP server on 127.0.0.1 in a thread, serving `folder`; records the paths it is asked for.
+    """An HTTP server on 127.0.0.1 in a thread, serving `folder` (subfolders too); records the paths it is asked for.
 
-    `mode`: 'ok', 'missing' (404 for everything), 'cut' (closes after half of each file) or 'slow'
-    (waits `delay` seconds before answering).
+    `mode`: 'ok', 'missing' (404 for everything), 'cut' (closes after half of each file), 'slow'
+    (waits `delay` seconds before answering), 'redirect_loop' (every path redirects to itself) or
+    'endless' (zeros without a Content-Length until the client hangs up). `announced`, when set, is
+    the Content-Length sent whatever the file's size.
     """
 
     def __init__(self, folder):
@@ -61,6 +77,7 @@ class WeightsServer:
         self.requests = []
         self.mode = 'ok'
         self.delay = 2.0
+        self.announced = None
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.weights_server = self
@@ -69,8 +86,10 @@ class WeightsServer:
         self.thread.start()
 
     def add(self, source, file_name):
-        """Serve the file `source` as `file_name` (a hard link where possible: the HD files are 350 MB)."""
+        """Serve the file `source` as `file_name`, which may hold folders (a hard link where possible: the HD files
+        are 350 MB)."""
         target = os.path.join(self.folder, file_name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
             os.link(source, target)
         except OSError:
