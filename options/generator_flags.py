@@ -16,12 +16,12 @@ import models
 from archs.blocks import ATT_NAMES, NORM_TYPES
 from archs.generator_spec import GeneratorSpec
 from utils.cli import non_negative_int, positive_int, unquoted, unquoted_lower
-from weights.checkpoint import load_tag, net_path
+from weights.checkpoint import load_tag, net_path, state_path
 from weights.download import CACHE_ENV, DEFAULT_CACHE
-from weights.generator import infer_spec, mismatch_message, read_state_dict
+from weights.generator import infer_spec, mismatch_message, read_state_dict, strip_prefixes
 from weights.released import RELEASED_MODELS
 from weights.sources import resolve_weights
-from weights.state_dict import WeightsError, shape_differences
+from weights.state_dict import WeightsError, load_tensors, shape_differences
 
 log = logging.getLogger('options')
 SPEC_FIELDS = {'model': 'model', 'res_depth': 'res_depth', 'att_name': 'att_name', 'Gnorm': 'norm_type',
@@ -50,15 +50,34 @@ def add_generator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     return parser
 
 
-def _weights_spec(weights, checkpoint):
+def _weights_spec(weights, checkpoint, checkpoint_state=None):
     """(path, state dict or None, GeneratorSpec or None, load size or None) of the weights to use."""
     if weights is not None and weights.released is not None:
         return weights.path, None, weights.released.spec, weights.released.load_size
+    if checkpoint_state is not None:
+        return checkpoint, checkpoint_state, infer_spec(checkpoint_state), None
     path = weights.path if weights is not None else checkpoint
     if path is None or not os.path.isfile(path):
         return path, None, None, None
     state_dict = read_state_dict(path, mmap=True)
     return path, state_dict, infer_spec(state_dict), None
+
+
+def resumed_generator(save_dir: str) -> tuple[str | None, dict | None]:
+    """(file, generator state dict) a resume takes the network flags from: the generator of
+    `latest_train_state.pth` (what --continue_train loads), else a published run's `latest_net_G.pth`;
+    (None, None) when neither can be read, and the resume itself says why."""
+    train_state = state_path(save_dir, 'latest')
+    try:
+        if os.path.isfile(train_state):
+            state = load_tensors(train_state, what='training state', mmap=True)
+            return train_state, strip_prefixes(state['model']['networks']['G'])
+        published = net_path(save_dir, 'latest', 'G')
+        if os.path.isfile(published):
+            return published, read_state_dict(published, mmap=True)
+    except (WeightsError, KeyError, TypeError):
+        pass
+    return None, None
 
 
 def _log_inferred(resolved, given, path, released):
@@ -82,18 +101,20 @@ def resolve_generator_options(opt: argparse.Namespace, is_train: bool = False,
     checkpoint uses `default_weights` if given. WeightsError when given flags contradict the weights.
     """
     source = opt.pretrain_model_path
-    checkpoint = None
-    if not source:
-        tag = 'latest' if is_train else load_tag(opt.epoch, opt.load_iter)
-        if not is_train or opt.continue_train:
-            candidates = [net_path(os.path.join(opt.checkpoints_dir, opt.name), tag, net) for net in ('G', 'H')]
-            checkpoint = next((path for path in candidates if os.path.isfile(path)), None)
-        if not is_train and default_weights and checkpoint is None:
+    given = {flag: getattr(opt, flag) for flag in SPEC_FIELDS if getattr(opt, flag) is not None}
+    checkpoint, checkpoint_state = None, None
+    if not source and is_train:
+        if opt.continue_train and len(given) < len(SPEC_FIELDS):  # with every flag given, nothing is read here
+            checkpoint, checkpoint_state = resumed_generator(os.path.join(opt.checkpoints_dir, opt.name))
+    elif not source:
+        tag = load_tag(opt.epoch, opt.load_iter)
+        candidates = [net_path(os.path.join(opt.checkpoints_dir, opt.name), tag, net) for net in ('G', 'H')]
+        checkpoint = next((path for path in candidates if os.path.isfile(path)), None)
+        if default_weights and checkpoint is None:
             log.info('no --pretrain_model_path and no checkpoint of --name %s: using %s', opt.name, default_weights)
             source = default_weights
     weights = resolve_weights(source, opt.weights_dir)
-    path, state_dict, file_spec, load_size = _weights_spec(weights, checkpoint)
-    given = {flag: getattr(opt, flag) for flag in SPEC_FIELDS if getattr(opt, flag) is not None}
+    path, state_dict, file_spec, load_size = _weights_spec(weights, checkpoint, checkpoint_state)
     if file_spec is not None:
         base = file_spec
     else:

@@ -97,6 +97,34 @@ def test_full_disk_while_saving_keeps_the_previous_latest_set_and_says_so_in_one
     assert latest_set(save_dir) == (6, True)
 
 
+def test_full_disk_under_torch_s_zip_writer_is_one_line_naming_it(tmp_path, monkeypatch, caplog):
+    """A network file larger than the zip writer's first record: torch turns the file's ENOSPC into
+    `RuntimeError: ... unexpected pos`; the message still says the disk is full, in one line."""
+    face_folder(tmp_path / 'faces', count=2)
+    disk_full_for(monkeypatch, lambda name: name == 'latest_net_G', room=100_000)
+    flags = train_flags(tmp_path, 'sparnet', 'full_g', '--total_epochs', '1', '--save_latest_freq', '1')
+    assert run_training(flags) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelname == 'ERROR']
+    assert len(errors) == 1 and '\n' not in errors[0], errors
+    assert 'latest_net_G.pth: could not write the checkpoint (No space left on device); the files of `latest` are ' \
+           'unchanged' in errors[0]
+    assert os.listdir(tmp_path / 'checkpoints' / 'full_g') == []
+
+
+@pytest.mark.parametrize('network_flags', [[], ['--att_name', 'spar', '--Gnorm', 'bn', '--bottleneck_size', '4']])
+def test_corrupt_latest_net_g_does_not_block_a_resume_from_the_training_state(tmp_path, network_flags):
+    """--continue_train reads latest_train_state.pth: the network flags come from its generator (or, all given,
+    from nothing), never from a broken latest_net_G.pth beside it."""
+    face_folder(tmp_path / 'faces', count=2)
+    flags = train_flags(tmp_path, 'sparnet', 'resume', '--save_latest_freq', '1')
+    assert run_training([*flags, '--total_epochs', '1']) == 0
+    save_dir = tmp_path / 'checkpoints' / 'resume'
+    (save_dir / 'latest_net_G.pth').write_bytes(b'PK\x03\x04 cut short')
+    assert run_training([*flags, '--total_epochs', '2', '--continue_train', *network_flags]) == 0
+    assert load_train_state(str(save_dir / 'latest_train_state.pth'))['iteration'] == 2
+    assert torch.load(save_dir / 'latest_net_G.pth', weights_only=True).keys()  # written again, whole
+
+
 @pytest.mark.slow
 def test_blow_up_keeps_the_last_finite_latest_and_its_advice_resumes(tmp_path, caplog):
     """--lr 1e30: weights of ~1e30 give the next loss; the `latest` holding them is never put in place."""

@@ -10,16 +10,18 @@ files of two saves. Everything is stored as tensors and plain Python values, loa
 import os
 import random
 import re
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 from utils.atomic import StagedFiles
 from utils.cli import UserError
+from utils.paths import free_space
 from weights.state_dict import load_tensors
 
 STATE_NAME = 'train_state'
+FULL_DISK_BYTES = 64 << 20  # less free space than this after a failed write: the disk was full
 
 
 def state_path(save_dir: str, tag: str) -> str:
@@ -52,6 +54,41 @@ def load_tag(epoch: str | int, load_iter: int) -> str:
     return f'epoch_{epoch}' if epoch.isdigit() else epoch
 
 
+class _RecordingWriter:
+    """A file for torch.save that keeps the OSError of a failed write: torch's zip writer swallows it (a full disk
+    surfaces as `RuntimeError: ... unexpected pos`), and the message should name it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def write_failure(err: BaseException, recorded: OSError | None, path: str) -> str:
+    """Why writing `path` failed, in a few words: the file's OSError (raised, or `recorded` under torch's
+    RuntimeError), else the first line of the writer's message and, when the disk is nearly full, its free space."""
+    err = recorded or err
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    reason = (str(err).strip().splitlines() or [err.__class__.__name__])[0][:200]
+    try:
+        free = free_space(path)
+    except OSError:
+        return f'the writer failed: {reason}'
+    if free < FULL_DISK_BYTES:
+        return f'no space left on the device: {free / 1e6:.1f} MB free'
+    return f'the writer failed: {reason}'
+
+
 class SaveError(Exception):
     """A checkpoint could not be written (full disk, no permission): its files keep their previous content."""
 
@@ -70,12 +107,15 @@ class StagedCheckpoint:
         if train_state is not None:
             contents.append((state_path(save_dir, tag), train_state))
         for path, obj in contents:
+            writer = None
             try:
                 with self.files.open(path) as handle:
-                    torch.save(obj, handle)  # passes the file's OSError (no space left ...) through
-            except OSError as err:
+                    writer = _RecordingWriter(handle)
+                    torch.save(obj, writer)
+            except (OSError, RuntimeError) as err:  # a full disk: the file's OSError, or torch's zip writer's
                 self.discard()
-                raise SaveError(f"{path}: could not write the checkpoint ({err.strerror or err}); "
+                recorded = writer.error if writer is not None else None
+                raise SaveError(f"{path}: could not write the checkpoint ({write_failure(err, recorded, path)}); "
                                 f"the files of `{tag}` are unchanged") from err
             except BaseException:
                 self.discard()

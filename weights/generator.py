@@ -17,7 +17,7 @@ WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 Net = TypeVar('Net', bound=nn.Module)
 
 
-def _strip_prefixes(state_dict):
+def strip_prefixes(state_dict: dict) -> dict:
     """Remove DataParallel (`module.`) and torch.compile (`_orig_mod.`) prefixes."""
     stripped = {}
     for key, value in state_dict.items():
@@ -40,7 +40,7 @@ def read_state_dict(path: str, label: str | None = None, mmap: bool = False) -> 
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{label}: expected a state dict (parameter name -> tensor), "
                            f"found {type(obj).__name__}")
-    return _strip_prefixes(obj)
+    return strip_prefixes(obj)
 
 
 def _indices(keys, pattern):

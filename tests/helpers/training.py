@@ -1,4 +1,6 @@
 """Tiny training runs of the real architectures on the CPU, and what their tests check of them."""
+import errno
+import io
 import os
 
 import torch
@@ -31,13 +33,32 @@ def vgg_weights(path):
     return str(path)
 
 
-def disk_full_for(monkeypatch, fails):
+class FillingFile(io.FileIO):
+    """A file on a disk that fills after `room` bytes: the write that crosses it writes what fits, then every write
+    raises the real OSError ENOSPC, as a file system does."""
+
+    def __init__(self, path, mode, room):
+        super().__init__(path, mode.replace('b', ''))
+        self.room = room
+
+    def write(self, data):
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = super().write(bytes(data)[:self.room])
+        self.room -= written
+        return written
+
+
+def disk_full_for(monkeypatch, fails, room=0):
     """Temporary files of utils.atomic whose target's stem (`latest_train_state`, `latest_net_G`, ...) satisfies
-    `fails(stem)` are opened on /dev/full: every write to them raises the real OSError ENOSPC, as on a full disk."""
+    `fails(stem)` meet a full disk: opened on /dev/full (every write raises the real OSError ENOSPC), or with
+    `room`, after that many bytes (torch's zip writer then raises `RuntimeError: ... unexpected pos`)."""
 
     def open_full(tmp_path, mode='r', **kwargs):
         stem = os.path.basename(tmp_path).split('.')[0]
-        return open('/dev/full' if fails(stem) else tmp_path, mode, **kwargs)
+        if not fails(stem):
+            return open(tmp_path, mode, **kwargs)
+        return FillingFile(tmp_path, mode, room) if room else open('/dev/full', mode, **kwargs)
     monkeypatch.setattr(atomic, 'open', open_full, raising=False)
 
 
