@@ -8,12 +8,16 @@ uses. The stream order, from dlib/dnn/core.h: add_loss_layer writes its version,
 its subnetwork, then its own layer and its training state, so the versions of all add_layers come
 first (outermost first) and the layers themselves follow in forward order, input first.
 The reader knows this one architecture and checks every version string, version number and size
-against it: a file it does not understand fails with one ValueError line, never half-read.
+against it, and every value against what the network can use (finite weights and means, strides
+and paddings the convolutions can run, a real window, overlap thresholds in [0, 1]): a file it
+does not understand fails with one line (MmodFileError) naming it, never half-read.
 """
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from utils.cli import UserError
 
 # conv, batch norm, relu six times, then the 1-channel 9x9 conv that scores each window.
 ARCHITECTURE = ('con', 'bn', 'relu') * 6 + ('con',)
@@ -28,6 +32,16 @@ DEFAULT_USE_BBR = False
 DEFAULT_BBR_LAMBDA = 100.0
 # Exponent values float_details uses for infinities; any higher one means NaN (dlib/float_details.h).
 FLOAT_INF, FLOAT_NINF = 32000, 32001
+# What the detector's values may be for PyTorch to run it as dlib does (the real file: strides 2 and 1,
+# paddings 0 to 4, an 80x80 window, paddings 10 and 11).
+MAX_STRIDE = 8
+MAX_PYRAMID_PADDING = 1000
+MAX_WINDOW = 1000
+REINSTALL = 'reinstall it: pip install --force-reinstall --no-deps face_recognition_models'
+
+
+class MmodFileError(UserError, ValueError):
+    """dlib's CNN detector file is not one this reader (and the network it builds) can use: one line."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,13 +106,18 @@ class ByteReader:
 
     def fail(self, expected, found, at=None):
         at = self.pos if at is None else at
-        raise ValueError(f'{self.name}: not a dlib mmod detector file (expected {expected} at byte {at}, '
-                         f'found {found})')
+        raise MmodFileError(f'{self.name}: not a dlib mmod detector file (expected {expected} at byte {at}, '
+                            f'found {found}); {REINSTALL}')
+
+    def require(self, condition, expected, found):
+        """fail() unless `condition`: a value the network cannot use."""
+        if not condition:
+            self.fail(expected, found)
 
     def take(self, count, what):
         if self.pos + count > len(self.data):
-            raise ValueError(f'{self.name}: truncated dlib file (needs {count} bytes of {what} at byte '
-                             f'{self.pos}, only {len(self.data) - self.pos} left)')
+            raise MmodFileError(f'{self.name}: truncated dlib file (needs {count} bytes of {what} at byte '
+                                f'{self.pos}, only {len(self.data) - self.pos} left); {REINSTALL}')
         chunk = self.data[self.pos:self.pos + count]
         self.pos += count
         return chunk
@@ -121,8 +140,23 @@ class ByteReader:
         mantissa = self.integer(8, what=f'{what} (mantissa)')
         exponent = self.integer(2, what=f'{what} (exponent)')
         if exponent < FLOAT_INF:
-            return math.ldexp(float(mantissa), exponent)
+            try:
+                return math.ldexp(float(mantissa), exponent)
+            except OverflowError:
+                self.fail(f'{what} within the range of a double', f'{mantissa} * 2**{exponent}')
         return {FLOAT_INF: math.inf, FLOAT_NINF: -math.inf}.get(exponent, math.nan)
+
+    def finite_float(self, what):
+        """float_() that must be a finite number."""
+        value = self.float_(what)
+        self.require(math.isfinite(value), f'{what}, a finite number', value)
+        return value
+
+    def finite_tensor(self, what):
+        """tensor() whose values must all be finite."""
+        values = self.tensor(what)
+        self.require(bool(np.isfinite(values).all()), f'{what}, finite values', 'NaN or infinity')
+        return values
 
     def bool_(self, what='a bool'):
         """dlib writes a bool as the ASCII character '1' or '0'."""
@@ -178,7 +212,7 @@ def read_conv(reader):
     stride_y, stride_x, padding_y, padding_x, the filters' and biases' shapes, four learning-rate
     and weight-decay multipliers."""
     reader.version_string('con_4')
-    params = reader.tensor('the con_ params').ravel()
+    params = reader.finite_tensor('the con_ params').ravel()
     num_filters = reader.integer(8, what='num_filters')
     rows, cols = reader.integer(8, what='nr'), reader.integer(8, what='nc')
     stride = reader.integer(4, what='stride_y'), reader.integer(4, what='stride_x')
@@ -192,6 +226,11 @@ def read_conv(reader):
             or params.size != n_weights + num_filters:
         reader.fail(f'con_ params of {num_filters} {rows}x{cols} filters and their biases',
                     f'params of {params.size} values, filters {filters}, biases {biases}')
+    reader.require(min(num_filters, rows, cols, filters[1]) >= 1, 'con_ filters of at least 1x1x1',
+                   f'filters {filters}')
+    reader.require(all(1 <= value <= MAX_STRIDE for value in stride), f'con_ strides from 1 to {MAX_STRIDE}', stride)
+    reader.require(0 <= padding[0] < rows and 0 <= padding[1] < cols, 'con_ paddings smaller than the filters',
+                   f'padding {padding} for {rows}x{cols} filters')
     return Conv(weight=params[:n_weights].reshape(filters), bias=params[n_weights:].copy(),
                 stride=stride, padding=padding)
 
@@ -201,27 +240,33 @@ def read_batch_norm(reader):
     bn_, dlib/dnn/layers.h): gamma' = gamma / sqrt(running_variance + eps),
     beta' = beta - gamma' * running_mean. The last batch's means and invstds are training state."""
     reader.version_string('bn_con2')
-    params = reader.tensor('the bn_ params').ravel()
+    params = reader.finite_tensor('the bn_ params').ravel()
     gamma_shape = reader.alias_tensor('the bn_ gamma')
     beta_shape = reader.alias_tensor('the bn_ beta')
     reader.tensor('the bn_ means')
     reader.tensor('the bn_ invstds')
-    running_mean = reader.tensor('the bn_ running_means').ravel()
-    running_variance = reader.tensor('the bn_ running_variances').ravel()
+    running_mean = reader.finite_tensor('the bn_ running_means').ravel()
+    running_variance = reader.finite_tensor('the bn_ running_variances').ravel()
     reader.integer(8, signed=False, what='num_updates')
     reader.integer(8, signed=False, what='running_stats_window_size')
     for name in ('learning_rate', 'weight_decay', 'bias_learning_rate', 'bias_weight_decay'):
         reader.float_(f'the bn_ {name} multiplier')
-    eps = reader.float_('the bn_ eps')
+    eps = reader.finite_float('the bn_ eps')
     channels = gamma_shape[1]
     if gamma_shape != (1, channels, 1, 1) or beta_shape != gamma_shape or params.size != 2 * channels \
             or running_mean.size != channels or running_variance.size != channels:
         reader.fail(f'bn_con params of gamma and beta for {channels} channels',
                     f'params of {params.size} values, running stats of {running_mean.size} and '
                     f'{running_variance.size}')
+    reader.require(eps > 0 and bool((running_variance >= 0).all()), 'a positive bn_ eps and variances',
+                   f'eps {eps}, smallest variance {running_variance.min(initial=0)}')
     # In float32, as dlib's matrix expressions over float tensors compute it.
-    gamma = params[:channels] / np.sqrt(running_variance + np.float32(eps))
-    return Affine(gamma=gamma, beta=params[channels:] - gamma * running_mean)
+    with np.errstate(all='ignore'):
+        gamma = params[:channels] / np.sqrt(running_variance + np.float32(eps))
+        beta = params[channels:] - gamma * running_mean
+    reader.require(bool(np.isfinite(gamma).all() and np.isfinite(beta).all()), 'bn_ values giving a finite affine',
+                   'NaN or infinity')
+    return Affine(gamma=gamma, beta=beta)
 
 
 def read_relu(reader):
@@ -250,10 +295,14 @@ def read_input_layer(reader):
     """input_rgb_image_pyramid: the mean red, green, blue (floats) dlib subtracts before dividing
     by 256; its version 2 adds the pyramid paddings."""
     version = reader.version_string('input_rgb_image_pyramid', 'input_rgb_image_pyramid2')
-    avg_rgb = tuple(reader.float_(f'avg_{color}') for color in ('red', 'green', 'blue'))
-    if version == 'input_rgb_image_pyramid2':
-        return avg_rgb, reader.integer(8, False, 'pyramid_padding'), reader.integer(8, False, 'pyramid_outer_padding')
-    return avg_rgb, DEFAULT_PYRAMID_PADDING, DEFAULT_PYRAMID_OUTER_PADDING
+    avg_rgb = tuple(reader.finite_float(f'avg_{color}') for color in ('red', 'green', 'blue'))
+    reader.require(all(0 <= value <= 255 for value in avg_rgb), 'mean colours from 0 to 255', avg_rgb)
+    if version != 'input_rgb_image_pyramid2':
+        return avg_rgb, DEFAULT_PYRAMID_PADDING, DEFAULT_PYRAMID_OUTER_PADDING
+    paddings = reader.integer(8, False, 'pyramid_padding'), reader.integer(8, False, 'pyramid_outer_padding')
+    reader.require(max(paddings) <= MAX_PYRAMID_PADDING, f'pyramid paddings of at most {MAX_PYRAMID_PADDING}',
+                   paddings)
+    return (avg_rgb, *paddings)
 
 
 def read_mmod_options(reader):
@@ -264,18 +313,24 @@ def read_mmod_options(reader):
     reader.version_number((1,), 'mmod_options')
     window = DetectorWindow(reader.integer(8, False, 'the detector width'),
                             reader.integer(8, False, 'the detector height'), label='')
+    reader.require(1 <= window.width <= MAX_WINDOW and 1 <= window.height <= MAX_WINDOW,
+                   f'a detector window of 1 to {MAX_WINDOW} pixels a side', f'{window.width}x{window.height}')
     for name in ('loss_per_false_alarm', 'loss_per_missed_target', 'truth_match_iou_threshold'):
         reader.float_(name)
     nms = reader.float_('the nms iou_thresh'), reader.float_('the nms percent_covered_thresh')
+    reader.require(all(0 <= value <= 1 for value in nms), 'nms thresholds from 0 to 1', nms)
     reader.float_('the ignore iou_thresh')
     reader.float_('the ignore percent_covered_thresh')
     return [window], nms
 
 
 def read_mmod_detector(path):
-    """Read dlib's serialized mmod CNN (loss_mmod over the network above) from `path`."""
-    with open(path, 'rb') as file:
-        reader = ByteReader(file.read(), str(path))
+    """Read dlib's serialized mmod CNN (loss_mmod over the network above) from `path`; MmodFileError in one line."""
+    try:
+        with open(path, 'rb') as file:
+            reader = ByteReader(file.read(), str(path))
+    except OSError as err:
+        raise MmodFileError(f'{path}: cannot be read ({err.strerror or err}); {REINSTALL}') from err
     reader.version_number((1,), 'add_loss_layer')
     windows, nms = read_mmod_options(reader)
     for _ in ARCHITECTURE[1:]:
@@ -287,6 +342,10 @@ def read_mmod_detector(path):
         layers.append(LAYER_READERS[kind](reader))
         read_layer_state(reader, bottom=index == 0)
     reader.expect_end()
+    convs = [layer.weight.shape for layer in layers if isinstance(layer, Conv)]
+    channels = [3] + [shape[0] for shape in convs]
+    reader.require([shape[1] for shape in convs] == channels[:-1] and channels[-1] == len(windows),
+                   'convolutions chained from 3 colours to one score per window', f'filters {convs}')
     return MmodDetectorFile(layers=layers, avg_rgb=avg_rgb, pyramid_padding=padding,
                             pyramid_outer_padding=outer_padding, pyramid_rate=PYRAMID_RATE, detector_windows=windows,
                             nms_iou_thresh=nms[0], nms_percent_covered_thresh=nms[1],

@@ -8,11 +8,24 @@ import dlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from skimage import data
 
+from faces import detector as detector_module
+from faces import mmod_file
 from faces.dlib_models import CNN_DETECTOR_FILE, dlib_model_path
 from faces.mmod_detector import MmodNet
-from faces.mmod_file import Affine, ByteReader, Conv, DetectorWindow, Relu, read_input_layer, read_mmod_detector
+from faces.mmod_file import (
+    Affine,
+    ByteReader,
+    Conv,
+    DetectorWindow,
+    MmodFileError,
+    Relu,
+    read_input_layer,
+    read_mmod_detector,
+)
+from helpers.commands import run_in_process, run_whole_photos
 
 CONV_SHAPES = [(16, 3, 5, 5), (32, 16, 5, 5), (32, 32, 5, 5), (45, 32, 5, 5), (45, 45, 5, 5), (45, 45, 5, 5),
                (1, 45, 9, 9)]
@@ -87,7 +100,7 @@ def test_truncated_file_is_refused_with_its_name(detector_path, tmp_path):
     for cut in (10, len(content) // 2, len(content) - 1):
         broken = tmp_path / f'cut_{cut}.dat'
         broken.write_bytes(content[:cut])
-        with pytest.raises(ValueError, match=rf'cut_{cut}\.dat: truncated dlib file'):
+        with pytest.raises(MmodFileError, match=rf'cut_{cut}\.dat: truncated dlib file.*; reinstall it: pip install'):
             read_mmod_detector(broken)
 
 
@@ -175,3 +188,103 @@ def test_integer_decoder_refuses_what_dlib_refuses(encoded, nbytes, signed):
     """Too many bytes for the C type, a negative unsigned, reserved bits set, or a cut stream."""
     with pytest.raises(ValueError, match='hand.bin: '):
         reader(encoded).integer(nbytes, signed)
+
+
+class RecordingReader(ByteReader):
+    """ByteReader noting where each integer it reads starts and ends: {what: [(start, end), ...]}."""
+
+    def __init__(self, data, name):
+        super().__init__(data, name)
+        self.fields = {}
+
+    def integer(self, nbytes=8, signed=True, what='an integer'):
+        start = self.pos
+        value = super().integer(nbytes, signed, what)
+        self.fields.setdefault(what, []).append((start, self.pos))
+        return value
+
+    def tensor(self, what='a tensor'):
+        values = super().tensor(what)
+        self.fields.setdefault(what, []).append((self.pos - 4 * values.size, self.pos))
+        return values
+
+
+@pytest.fixture(scope='module')
+def file_fields(detector_path):
+    """(the real file's bytes, where each of its values lies)."""
+    content = open(detector_path, 'rb').read()
+    recorder = RecordingReader(content, detector_path)
+    saved = mmod_file.ByteReader
+    mmod_file.ByteReader = lambda data, name: recorder
+    try:
+        read_mmod_detector(detector_path)
+    finally:
+        mmod_file.ByteReader = saved
+    return content, recorder.fields
+
+
+def encode_integer(value):
+    """dlib's encoding of an integer: control byte (0x80 negative, low bits the byte count), |value| little endian."""
+    size = max(1, (abs(value).bit_length() + 7) // 8)
+    return bytes([size | (0x80 if value < 0 else 0)]) + abs(value).to_bytes(size, 'little')
+
+
+def forged(content, fields, what, occurrence, new):
+    """`content` with the `occurrence`-th value read as `what` replaced by the bytes `new`, or for a tensor, its
+    first value made NaN (`new` None)."""
+    start, end = fields[what][occurrence]
+    if new is None:
+        new, end = np.array([np.nan], '<f4').tobytes() + content[start + 4:end], end
+    return content[:start] + new + content[end:]
+
+
+FORGERIES = {  # case: (what, occurrence, new bytes or None, expected)
+    'exponent overflow': ('avg_red (exponent)', 0, encode_integer(2000), 'avg_red within the range of a double'),
+    'stride 0': ('stride_y', 0, encode_integer(0), 'con_ strides from 1 to 8'),
+    'padding 2**30': ('padding_x', 2, encode_integer(2 ** 30), 'con_ paddings smaller than the filters'),
+    'NaN mean colour': ('avg_green (exponent)', 0, encode_integer(32002), 'avg_green, a finite number'),
+    'infinite mean colour': ('avg_blue (exponent)', 0, encode_integer(32000), 'avg_blue, a finite number'),
+    'window width 0': ('the detector width', 0, encode_integer(0), 'a detector window of 1 to 1000 pixels'),
+    'NaN weight': ('the con_ params', 1, None, 'the con_ params, finite values'),
+    'NaN running variance': ('the bn_ running_variances', 0, None, 'the bn_ running_variances, finite values'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(FORGERIES))
+def test_values_the_network_cannot_use_are_refused_in_one_line(file_fields, tmp_path, case):
+    """A forged value never reaches PyTorch (a division by zero, a terabyte allocation, wrong detections)."""
+    content, fields = file_fields
+    what, occurrence, new, expected = FORGERIES[case]
+    broken = tmp_path / 'forged.dat'
+    broken.write_bytes(forged(content, fields, what, occurrence, new))
+    with pytest.raises(MmodFileError) as err:
+        read_mmod_detector(broken)
+    message = str(err.value)
+    assert message.startswith(f'{broken}: not a dlib mmod detector file (expected {expected}')
+    assert '\n' not in message and message.endswith(
+        'reinstall it: pip install --force-reinstall --no-deps face_recognition_models')
+
+
+def test_pyramid_paddings_beyond_any_use_are_refused():
+    stream = reader(b'\x01\x18input_rgb_image_pyramid2', b'\x01\x10\x81\x04' * 3, encode_integer(2 ** 40),
+                    b'\x01\x00')
+    with pytest.raises(MmodFileError, match=r'hand.bin: .*expected pyramid paddings of at most 1000'):
+        read_input_layer(stream)
+
+
+def test_a_truncated_detector_file_stops_the_whole_photo_script_in_one_line(detector_path, released_checkpoint,
+                                                                            tmp_path, monkeypatch):
+    broken = tmp_path / 'mmod_human_face_detector.dat'
+    broken.write_bytes(open(detector_path, 'rb').read()[:1000])
+    monkeypatch.setattr(detector_module, 'dlib_model_path',
+                        lambda name: str(broken) if name == CNN_DETECTOR_FILE else dlib_model_path(name))
+    Image.fromarray(data.astronaut()).save(tmp_path / 'photo.png')
+    result = run_in_process(run_whole_photos, ['--gpus', '0', '--pretrain_model_path',
+                                               released_checkpoint('sparnet_light_attn3d'), '--test_img_path',
+                                               str(tmp_path / 'photo.png'), '--results_dir', str(tmp_path / 'out')],
+                            'test_enhance_single_unalign.py')
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and errors[0].startswith(f'error: {broken}: truncated dlib file (needs ')
+    assert errors[0].endswith('; reinstall it: pip install --force-reinstall --no-deps face_recognition_models')
+    assert not (tmp_path / 'out').exists()
