@@ -13,6 +13,7 @@ import time
 
 from data import create_dataset, create_test_dataloader
 from inference import sharding
+from inference.report import check_report_file
 from models import create_model
 from models.enhancer import NON_FINITE_OUTPUT
 from utils.cli import print_path_lists
@@ -115,4 +116,5 @@ def test_folder(opt: argparse.Namespace) -> int:
     """Exit code of a test.py run of `opt`: folders checked before any work, then every image (each process its
     share under torchrun)."""
     check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])
+    check_report_file(opt.report, [('--dataroot', opt.dataroot)])
     return sharding.run_sharded(opt, test_share)

@@ -17,9 +17,50 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
+
+from utils.cli import UserError
+from utils.paths import check_writable_folder, is_within, real_path
 
 STATUSES = ('done', 'skipped', 'failed', 'no_face')
 LISTED = ('failed', 'no_face')  # statuses whose inputs the summary names
+REPORT_KEYS = ('path', 'status')  # what every line of a report holds
+
+
+def is_report_line(line: str) -> bool:
+    """Whether `line` is a line this module writes: a JSON object with a path and a known status."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and all(key in record for key in REPORT_KEYS) and record['status'] in STATUSES
+
+
+def check_report_file(report: str, inputs: Sequence[tuple[str, str]]) -> None:
+    """UserError in one line, before any work, unless `--report` may be appended to: not an input (file or below
+    an input folder), not a folder, not an existing file other than a report of this project (empty, or whose
+    first line is a report line), in a folder that can be written."""
+    if not report:
+        return
+    real = real_path(report)
+    for flag, path in inputs:
+        if path and (real == real_path(path) or is_within(real, real_path(path))):
+            raise UserError(f'--report {report}: is {"" if real == real_path(path) else "inside "}{flag} {path}: '
+                            'the report would change the inputs; write it outside them')
+    if os.path.isdir(report):
+        raise UserError(f'--report {report}: is a folder; give the path of a .jsonl file')
+    if os.path.exists(report):
+        try:
+            with open(report, encoding='utf-8') as handle:
+                first = handle.readline()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f'--report {report}: exists and is not a report of this project '
+                            f'({err.__class__.__name__}); choose a new file name, or an earlier report to append to'
+                            ) from None
+        if first and not is_report_line(first):
+            raise UserError(f'--report {report}: exists and is not a report of this project (its first line is no '
+                            'JSON report line); choose a new file name, or an earlier report to append to')
+    check_writable_folder('--report', os.path.dirname(os.path.abspath(report)))
 
 
 def rank_report_path(path, rank):

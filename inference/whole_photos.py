@@ -19,10 +19,11 @@ from faces.detector import FaceDetector, FaceSearch, detector_from_flags
 from faces.restorer import FaceRestorer
 from inference import sharding
 from inference.photo_results import check_folders, final_path, photo_jobs, save_results
+from inference.report import check_report_file
 from models.enhancer import Enhancer, NonFiniteOutput
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
-from utils.image_io import ImageReadError, read_rgb_array
+from utils.image_io import ImageReadError, image_size, read_rgb_array
 from utils.one_ahead import one_ahead
 from utils.progress import logging_redirect, progress
 
@@ -54,8 +55,26 @@ def photo_restorer(opt: argparse.Namespace,
     return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale)
 
 
-def read_and_search(detector: FaceDetector, photo_path: str) -> tuple[np.ndarray, FaceSearch]:
-    """(photo, its `FaceSearch`): the part of a photo's work that runs ahead in folder runs."""
+def check_photo_pixels(photo_path: str, max_pixels: int, upscale: int = 1) -> None:
+    """ImageReadError (a PhotoError once handled) when the photo, enlarged `upscale` times, is over `max_pixels`:
+    checked from its header, before any of it is read."""
+    size = image_size(photo_path)
+    if size is None:
+        return  # unreadable: reading it says why
+    width, height = size
+    if width * height * upscale ** 2 > max_pixels:
+        enlarged = f' enlarged {upscale}x' if upscale > 1 else ''
+        raise ImageReadError(f'{photo_path}: {width}x{height}{enlarged} is {width * height * upscale ** 2 / 1e6:.1f} '
+                             f'megapixels, more than --max_pixels {max_pixels}; raise --max_pixels if this machine '
+                             'has the memory' + (', or lower --test_upscale' if upscale > 1 else ''))
+
+
+def read_and_search(detector: FaceDetector, photo_path: str, max_pixels: int | None = None,
+                    upscale: int = 1) -> tuple[np.ndarray, FaceSearch]:
+    """(photo, its `FaceSearch`): the part of a photo's work that runs ahead in folder runs; the photo is refused
+    first when, enlarged `upscale` times, it is over `max_pixels`."""
+    if max_pixels is not None:
+        check_photo_pixels(photo_path, max_pixels, upscale)
     photo = read_rgb_array(photo_path)
     return photo, detector.search(photo)
 
@@ -101,7 +120,7 @@ def enhance_share(opt, shard):
                                   f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
         jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
         restored_faces = 0
-        searches = one_ahead(lambda job: read_and_search(detector, job[0]), jobs)
+        searches = one_ahead(lambda job: read_and_search(detector, job[0], opt.max_pixels, opt.test_upscale), jobs)
         for (photo_path, _, out_dir), searched in progress(searches, total=len(jobs), desc='photos', unit='photo',
                                                            disable=single or not shard.is_main):
             start = time.perf_counter()
@@ -136,4 +155,5 @@ def enhance_whole_photos(opt: argparse.Namespace) -> int:
     before any work, then every photo (each process its share under torchrun)."""
     check_options(opt)
     check_folders(opt.test_img_path, opt.results_dir)
+    check_report_file(opt.report, [('--test_img_path', opt.test_img_path)])
     return sharding.run_sharded(opt, enhance_share)

@@ -20,6 +20,9 @@ from weights.state_dict import WeightsError, load_tensors, shape_differences, te
 class BaseModel:
     default_gnorm = 'bn'
     default_load_size = 128
+    # The smallest --load_size the network runs on: the least multiple of its downscaling factor (8 for
+    # SPARNet, 16 for SPARNetHD) whose smallest feature map the attention's reflection padding accepts (measured).
+    min_load_size = 40
     default_train_dataset = 'celeba'
     inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir
     ignored_train_flags = ()  # training flags of the other model, accepted without effect

@@ -14,6 +14,7 @@ from utils.cli import unquoted
 class SPARNetHDModel(BaseModel):
     default_gnorm = 'in'
     default_load_size = 512
+    min_load_size = 48
     default_train_dataset = 'ffhq'
     inference_net_name = 'H'  # the EMA generator, as released
     ignored_train_flags = ('lr',)

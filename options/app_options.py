@@ -3,10 +3,9 @@ import argparse
 import os
 from collections.abc import Sequence
 
+from options.test_options import DEFAULT_MAX_PIXELS
 from utils.cli import UserError
 from weights.download import CACHE_ENV, DEFAULT_CACHE
-
-DEFAULT_MAX_PIXELS = 50_000_000  # the largest photo the page takes, counted after the upscale
 
 
 def parse_app_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

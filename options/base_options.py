@@ -106,6 +106,10 @@ class BaseOptions:
 
     def check_given(self, known: argparse.Namespace) -> None:
         """UserError for contradictory flags as given, before any weights are fetched."""
+        smallest = min(models.get_model_class(name).min_load_size for name in models.MODEL_NAMES)
+        if known.load_size is not None and known.load_size < smallest:
+            raise UserError(f'--load_size {known.load_size}: the networks run on images of at least '
+                            f'{smallest}x{smallest}; give a larger --load_size')
 
     def parse(self, args: Sequence[str] | None = None, default_weights: str = '') -> argparse.Namespace:
         """The options of `args` (default: sys.argv). `default_weights` serves a test run that has no
@@ -113,6 +117,10 @@ class BaseOptions:
         opt = self.gather_options(args, default_weights)
         opt.is_train = self.is_train
         vars(opt).update(self.generator)
+        model_class = models.get_model_class(opt.model)
+        if opt.load_size < model_class.min_load_size:
+            raise UserError(f'--load_size {opt.load_size}: {opt.model} runs on images of at least '
+                            f'{model_class.min_load_size}x{model_class.min_load_size}; give a larger --load_size')
         if opt.num_threads is not None:  # None: test options choose by device
             opt.num_threads = max(0, min(opt.num_threads, os.cpu_count() or 1))
         if launched_by_torchrun():  # utils.distributed.setup gives each process its own device

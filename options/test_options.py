@@ -26,6 +26,10 @@ DEFAULT_BATCH_SIZE = {('cpu', 'fp32'): 4, ('cpu', 'bf16'): 8, 'cuda': 16}
 # from the network (one of each measured fastest); a GPU leaves the cores to them.
 DEFAULT_LOADERS = {'cpu': 1, 'cuda': 8}
 DEFAULT_WRITERS = {'cpu': 1, 'cuda': 2}
+# The largest image a run takes (test.py: --load_size squared; whole photos: the photo after --test_upscale), as
+# the web page's limit: beyond it memory, not the flag, would stop the run. --max_pixels raises it.
+DEFAULT_MAX_PIXELS = 50_000_000
+MAX_TEST_UPSCALE = 8
 
 
 class TestOptions(BaseOptions):
@@ -51,8 +55,11 @@ class TestOptions(BaseOptions):
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
         parser.add_argument('--test_img_path', type=unquoted, default='',
                             help='photo, or folder of photos, for test_enhance_single_unalign.py')
-        parser.add_argument('--test_upscale', type=positive_int, default=1,
-                            help='enlarge the whole photo by this factor before pasting the faces back')
+        parser.add_argument('--test_upscale', type=number_type(int, low=1, high=MAX_TEST_UPSCALE), default=1,
+                            help='enlarge the whole photo by this factor (1 to 8) before pasting the faces back')
+        parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
+                            help='largest image in pixels: --load_size squared for test.py; a whole photo after '
+                                 '--test_upscale (a larger photo fails with one line, the others go on)')
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
         add_detection_flags(parser, text=unquoted_lower)
@@ -93,7 +100,13 @@ class TestOptions(BaseOptions):
         return opt
 
     def check_given(self, known: argparse.Namespace) -> None:
-        """Flags --onnx_model would silently ignore are refused: the exported file is the network, in fp32."""
+        """--load_size within the pixel limit; flags --onnx_model would silently ignore are refused: the exported
+        file is the network, in fp32."""
+        super().check_given(known)
+        if known.load_size is not None and known.load_size ** 2 > known.max_pixels:
+            raise UserError(f'--load_size {known.load_size}: {known.load_size ** 2 / 1e6:.1f} megapixels per image, '
+                            f'more than --max_pixels {known.max_pixels}; raise --max_pixels if this machine has the '
+                            'memory')
         if not known.onnx_model:
             return
         contradicting = [flag for flag, given in (

@@ -99,6 +99,25 @@ def test_folder_goes_on_past_photos_without_faces_and_broken_files(tmp_path, enh
     assert 'cat.jpg' in without and 'broken.jpg' in failed
 
 
+def test_photos_over_max_pixels_fail_alone_before_being_read(tmp_path, enhancer, run_main, capsys, caplog,
+                                                             monkeypatch):
+    """The limit counts the photo after --test_upscale, from its header: the photo is never decoded."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).resize((1024, 1024)).save(photos / 'big.png')
+    Image.fromarray(data.astronaut()).save(photos / 'small.png')  # 512x512: 1.05 megapixels at 2x
+    decoded = []
+    real_read = whole_photos.read_rgb_array
+    monkeypatch.setattr(whole_photos, 'read_rgb_array', lambda path: decoded.append(os.path.basename(path))
+                        or real_read(path))
+    assert run_main(photos, tmp_path / 'out', '--test_upscale', '2', '--max_pixels', '1500000') == 1
+    printed = capsys.readouterr()
+    assert decoded == ['small.png'] and (tmp_path / 'out' / 'small' / 'hq_final.jpg').is_file()
+    assert (f'{photos / "big.png"}: 1024x1024 enlarged 2x is 4.2 megapixels, more than --max_pixels 1500000; raise '
+            '--max_pixels if this machine has the memory, or lower --test_upscale') in caplog.text
+    assert '1 photo(s) enhanced (1 faces), 0 without a face, 1 failed' in printed.out
+
+
 @pytest.mark.slow
 def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, run_main, monkeypatch):
     photos = tmp_path / 'photos'
@@ -108,8 +127,8 @@ def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, 
     searched = {name: threading.Event() for name in ('a.png', 'b.png')}
     search = read_and_search
 
-    def recording_search(detector, photo_path):
-        found = search(detector, photo_path)
+    def recording_search(detector, photo_path, *limits):
+        found = search(detector, photo_path, *limits)
         searched[os.path.basename(photo_path)].set()
         return found
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.commands import run_test_py
+from helpers.commands import run_in_process, run_test_py, run_whole_photos
 from scripts import align_and_crop_dir, make_lr, prepare_celeba
 from utils.cli import UserError
 from utils.paths import check_output_folders, check_separate_folders, check_writable_folder
@@ -110,3 +110,34 @@ def test_read_only_folder_refused(tmp_path):
     (tmp_path / 'ro').mkdir(mode=0o555)
     with pytest.raises(UserError, match='no permission'):
         check_writable_folder('--out', str(tmp_path / 'ro'))
+
+
+@pytest.mark.parametrize('command', ['test.py', 'whole_photos'])
+def test_report_may_not_be_an_input_or_another_file(faces, released_checkpoint, tmp_path, command):
+    """--report appends lines: never to an input, a folder or a file that is no report of this project; an
+    earlier report is appended to."""
+    before = snapshot(faces)
+    if command == 'test.py':
+        run, inputs = run_test_py, ['--dataroot', str(faces), '--save_as_dir', str(tmp_path / 'out')]
+    else:
+        run, inputs = run_whole_photos, ['--test_img_path', str(faces), '--results_dir', str(tmp_path / 'out')]
+    flags = ['--gpus', '0', '--pretrain_model_path', released_checkpoint('sparnet'), *inputs]
+    (tmp_path / 'notes.txt').write_text('my notes\n')
+    (tmp_path / 'earlier.jsonl').write_text('{"path": "x.png", "status": "done"}\n')
+    flag = inputs[0]
+    for report, message in (
+            (faces / 'a.png', f'--report {faces / "a.png"}: is inside {flag} {faces}: the report would change the '
+                              'inputs; write it outside them'),
+            (faces, f'--report {faces}: is {flag} {faces}'),
+            (tmp_path, f'--report {tmp_path}: is a folder; give the path of a .jsonl file'),
+            (tmp_path / 'notes.txt', 'exists and is not a report of this project (its first line is no JSON report '
+                                     'line); choose a new file name, or an earlier report to append to')):
+        result = run_in_process(run, [*flags, '--report', str(report)], command)
+        errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+        assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
+    assert snapshot(faces) == before and (tmp_path / 'notes.txt').read_text() == 'my notes\n'
+    assert not (tmp_path / 'out').exists()
+    result = run_in_process(run, [*flags, '--report', str(tmp_path / 'earlier.jsonl')], command)
+    assert result.returncode in (0, 1), result.stderr  # the faces folder: no face found in random pixels
+    lines = (tmp_path / 'earlier.jsonl').read_text().splitlines()
+    assert len(lines) > 1 and lines[0] == '{"path": "x.png", "status": "done"}'

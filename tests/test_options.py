@@ -7,6 +7,7 @@ import shlex
 import pytest
 import torch
 
+from archs.generator_spec import GeneratorSpec
 from helpers.commands import ROOT
 from options import generator_flags
 from options.test_options import TestOptions
@@ -154,7 +155,9 @@ def test_bad_suffix_refused_in_one_line(suffix, message):
     ('--num_threads', '-3', 'an integer 0 or more'),
     ('--jpeg_quality', '500', 'an integer from 0 to 100'),
     ('--face_batch_size', '0', 'an integer 1 or more'),
-    ('--test_upscale', '0', 'an integer 1 or more'),
+    ('--test_upscale', '0', 'an integer from 1 to 8'),
+    ('--test_upscale', '1000', 'an integer from 1 to 8'),
+    ('--max_pixels', '0', 'an integer 1 or more'),
     ('--ntest', '0', 'an integer 1 or more (or inf)'),
     ('--max_dataset_size', '0', 'an integer 1 or more (or inf)'),
     ('--write_threads', '-1', 'an integer 0 or more'),
@@ -173,6 +176,29 @@ def test_numbers_in_range_and_infinite_counts_accepted():
     opt = parse('--ntest', '2', '--jpeg_quality', "'95'", '--max_dataset_size', 'inf', '--num_threads', '0')
     assert (opt.ntest, opt.jpeg_quality, opt.max_dataset_size, opt.num_threads) == (2, 95, float('inf'), 0)
     assert parse().ntest == float('inf')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--load_size', '7'], '--load_size 7: the networks run on images of at least 40x40; give a larger --load_size'),
+    (['--model', 'sparnethd', '--load_size', '40'], '--load_size 40: sparnethd runs on images of at least 48x48'),
+    (['--load_size', '8192'], '--load_size 8192: 67.1 megapixels per image, more than --max_pixels 50000000; raise '
+                              '--max_pixels if this machine has the memory'),
+])
+def test_image_sizes_the_networks_cannot_run_are_refused_before_any_work(args, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse(*args)
+
+
+def test_smallest_sizes_run_and_max_pixels_raises_the_limit():
+    """40x40 SPARNet and 48x48 SPARNetHD inputs go through their networks; --max_pixels lets a larger size parse."""
+    for spec, size in ((GeneratorSpec('sparnet', 1), 40), (GeneratorSpec('sparnethd', 1, norm_type='in'), 48)):
+        with torch.no_grad():
+            assert spec.build().eval()(torch.zeros(1, 3, size, size)).shape == (1, 3, size, size)
+        smaller = size - (8 if spec.model == 'sparnet' else 16)
+        with pytest.raises((RuntimeError, ValueError)):  # reflection padding, or instance norm of one pixel
+            with torch.no_grad():
+                spec.build().eval()(torch.zeros(1, 3, smaller, smaller))
+    assert parse('--load_size', '8192', '--max_pixels', str(8192 ** 2)).load_size == 8192
 
 
 def test_train_sh_commands_parse_and_train_the_published_epoch_counts():

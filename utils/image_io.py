@@ -16,6 +16,10 @@ WRITTEN_AS = {'.gif': '.png'}  # formats PIL cannot write an RGB image in withou
 SHOWN_LINKS = 5
 
 
+ORIENTATION_TAG = 0x0112  # EXIF orientation; 5 to 8 turn the image a quarter
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+
+
 class ImageReadError(Exception):
     """An input file could not be read as an image; the message names the file."""
 
@@ -121,6 +125,18 @@ def read_rgb(path: os.PathLike | str) -> Image.Image:
             return _to_rgb(img)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise ImageReadError(f"{path}: not a readable image ({err})") from err
+
+
+def image_size(path: os.PathLike | str) -> tuple[int, int] | None:
+    """(width, height) upright (EXIF rotation applied) from the file's header, or None when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if img.getexif().get(ORIENTATION_TAG) in TRANSPOSED_ORIENTATIONS:
+                width, height = height, width
+            return width, height
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def read_rgb_array(path: os.PathLike | str) -> np.ndarray:
