@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Self
@@ -35,10 +35,17 @@ DEFAULT_MIN_FACE_SIZE = 40
 # Lowest detection score kept. dlib keeps every HOG window scoring above 0, and weak ones
 # (below ~0.15 on the astronaut photo's badges) are not faces; true faces score near 1.
 MIN_SCORES = {'cnn': 0.0, 'hog': 0.3}
-# Longest side of one searched image: the CNN needs about 200 bytes of memory per pixel it
-# searches (measured: 0.8 GB at 2048x2048, 1.8 GB at 3072x3072), HOG about 16 bytes.
-TILE_SIZES = {'cnn': 3072, 'hog': 4096}
+# Memory per pixel searched: the CNN about 200 bytes (measured: 0.8 GB at 2048x2048, 1.8 GB at
+# 3072x3072), HOG about 16.
+CNN_SEARCH_BYTES_PER_PIXEL = 200
 HOG_SEARCH_BYTES_PER_PIXEL = 16
+# Default longest side of one searched image. HOG: a fixed 4096. The CNN: as large as this share of
+# the memory of the device it runs on holds (5675 px with 24 GiB: photos up to 2837 px a side are
+# searched whole at 2x, as the published script searches them, in under a fifth of its memory),
+# at least CNN_MIN_TILE_SIZE.
+HOG_TILE_SIZE = 4096
+CNN_MEMORY_SHARE = 0.25
+CNN_MIN_TILE_SIZE = 2048
 # HOG threads searching at once may fill this share of the machine's memory.
 WORKER_MEMORY_SHARE = 0.5
 
@@ -89,14 +96,88 @@ def _search_in_thread(image):
     return _thread_searches.search(image)
 
 
-def search_image(photo, window, scale):
-    """(the photo's `window` resized by about `scale`, contiguous; the (x, y) scales applied exactly)."""
+# At this scale a photo is searched as dlib's detectors search it with `upsample_num_times=1` (the published
+# script's `cnn_face_detection_model_v1(img, 1)`): enlarged whole by dlib's pyramid_up (its bilinear resize
+# to the size pyramid_down(2).rect_up gives the photo), boxes mapped back by pyramid_down(2).rect_down. So
+# a photo searched in one piece gets dlib's own boxes, hence its landmarks and aligned faces; tiles are
+# windows of that enlarged photo (about 12 bytes per photo pixel).
+DLIB_UPSAMPLE_SCALE = 2
+_DLIB_PYRAMID = dlib.pyramid_down(2)
+
+
+def dlib_pyramid_up(photo: np.ndarray) -> np.ndarray:
+    """dlib's `pyramid_up(img, pyramid_down<2>)`: the photo resized to (2 h + 1) x (2 w + 2), bilinear."""
+    height, width = photo.shape[:2]
+    return dlib.resize_image(np.ascontiguousarray(photo), 2 * height + 1, 2 * width + 2)
+
+
+@dataclass(frozen=True)
+class SearchImage:
+    """A window of the photo resized for one search, and how a box found in it maps back to the photo."""
+
+    image: np.ndarray
+    origin: tuple  # (x0, y0) of the image in the photo, or in dlib's enlarged photo
+    scales: tuple | None  # (x, y) scales applied; None for a window of `dlib_pyramid_up(photo)`
+
+    def box_in_photo(self, box: Sequence[float]) -> tuple:
+        """(left, top, right, bottom) in photo pixels of a box (left, top, right, bottom) of the search image."""
+        x0, y0 = self.origin
+        left, top, right, bottom = box[:4]
+        if self.scales is None:
+            rect = _DLIB_PYRAMID.rect_down(dlib.rectangle(int(left) + x0, int(top) + y0, int(right) + x0,
+                                                          int(bottom) + y0))
+            return rect.left(), rect.top(), rect.right(), rect.bottom()
+        scale_x, scale_y = self.scales
+        return ((left + 0.5) / scale_x - 0.5 + x0, (top + 0.5) / scale_y - 0.5 + y0,
+                (right + 0.5) / scale_x - 0.5 + x0, (bottom + 0.5) / scale_y - 0.5 + y0)
+
+
+def search_image(photo: np.ndarray, window: tuple, scale: float, enlarged: np.ndarray | None = None) -> SearchImage:
+    """The photo's `window` (x0, y0, x1, y1) resized by about `scale`, contiguous.
+
+    At `DLIB_UPSAMPLE_SCALE`, the window's part of `enlarged` (`dlib_pyramid_up(photo)`); else OpenCV
+    (area when shrinking, bilinear when enlarging).
+    """
     x0, y0, x1, y1 = window
+    if scale == DLIB_UPSAMPLE_SCALE and enlarged is not None:
+        top, left = 2 * y0, 2 * x0
+        bottom, right = min(2 * y1 + 1, enlarged.shape[0]), min(2 * x1 + 2, enlarged.shape[1])
+        return SearchImage(np.ascontiguousarray(enlarged[top:bottom, left:right]), (left, top), None)
     crop = photo[y0:y1, x0:x1]
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     if size != (x1 - x0, y1 - y0):
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(crop), (size[0] / (x1 - x0), size[1] / (y1 - y0))
+    return SearchImage(np.ascontiguousarray(crop), (x0, y0), (size[0] / (x1 - x0), size[1] / (y1 - y0)))
+
+
+def search_images(photo: np.ndarray, jobs: Sequence[tuple]) -> Iterator[SearchImage]:
+    """The `SearchImage` of each (SearchPass, Tile) job, in order; dlib's enlarged photo made once, if needed."""
+    enlarged = None
+    for search_pass, tile in jobs:
+        if search_pass.scale == DLIB_UPSAMPLE_SCALE and enlarged is None:
+            enlarged = dlib_pyramid_up(photo)
+        yield search_image(photo, tile.window, search_pass.scale, enlarged)
+
+
+def device_memory(device: torch.device | str = 'cpu') -> int | None:
+    """Bytes of memory of the device (the machine's RAM for the CPU), None when unknown."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_tile_size(kind: str, device: torch.device | str = 'cpu') -> int:
+    """The longest side of one searched image when --detect_tile_size is not given (see `CNN_MEMORY_SHARE`)."""
+    if kind == 'hog':
+        return HOG_TILE_SIZE
+    memory = device_memory(device)
+    if memory is None:
+        return CNN_MIN_TILE_SIZE
+    return max(CNN_MIN_TILE_SIZE, math.isqrt(int(CNN_MEMORY_SHARE * memory / CNN_SEARCH_BYTES_PER_PIXEL)))
 
 
 def usable_cores() -> int:
@@ -108,9 +189,8 @@ def default_workers(kind: str, tile_size: int) -> int:
     each search over the cores."""
     if kind == 'cnn':
         return 1
-    try:
-        memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (AttributeError, ValueError, OSError):
+    memory = device_memory()
+    if memory is None:
         return 1
     per_worker = HOG_SEARCH_BYTES_PER_PIXEL * tile_size ** 2
     return max(1, min(usable_cores(), int(memory * WORKER_MEMORY_SHARE // per_worker)))
@@ -120,7 +200,7 @@ class FaceDetector:
     """Callable: HxWx3 uint8 RGB photo -> list of `Face`, left to right.
 
     Finds faces whose box side is at least `min_face_size` photo pixels; each searched image is
-    at most `tile_size` pixels a side (default per detector, `TILE_SIZES`); `max_search_size`
+    at most `tile_size` pixels a side (default: `default_tile_size`); `max_search_size`
     (the deprecated --detect_max_size) further caps the first search's longer side. The CNN
     searches one image at a time on PyTorch's threads, on `device`; HOG searches tiles in
     `workers` threads (1: in the caller's thread). Use as a context manager, or `close()`, to stop them.
@@ -131,7 +211,7 @@ class FaceDetector:
                  progress: bool = False, device: torch.device | str = 'cpu') -> None:
         if kind not in DETECTORS:
             raise ValueError(f'detector must be one of {DETECTORS}, got {kind!r}')
-        self.tile_size = TILE_SIZES[kind] if tile_size is None else tile_size
+        self.tile_size = default_tile_size(kind, device) if tile_size is None else tile_size
         check_search(min_face_size, self.tile_size)
         if max_search_size is not None and max_search_size < 1:
             raise ValueError(f'the search size limit must be a positive number of pixels, got {max_search_size}')
@@ -153,23 +233,23 @@ class FaceDetector:
         return plan_search(height, width, self.min_face_size, self.tile_size, max_scale)
 
     def _searches(self, prepared, count, bar):
-        """[(scales, dlib's boxes)] for `count` (image, scales) pairs, in order, `bar` updated as each is searched.
+        """[(SearchImage, dlib's boxes in it)] for `count` search images, in order, `bar` updated as each is searched.
 
         HOG searches run in `workers` threads when there are several; CNN ones one after another.
         """
-        def searched(scales, found):
+        def searched(searched_image, found):
             bar.update()
-            return scales, found
+            return searched_image, found
         if self.kind == 'cnn' or self.workers == 1 or count < 2:
-            return [searched(scales, self._search(image)) for image, scales in prepared]
+            return [searched(item, self._search(item.image)) for item in prepared]
         self._pool = self._pool or ThreadPoolExecutor(self.workers, thread_name_prefix='hog_search')
         pending, found = deque(), []
-        for image, scales in prepared:  # a bounded number of images wait for a thread
-            pending.append((scales, self._pool.submit(_search_in_thread, image)))
+        for item in prepared:  # a bounded number of images wait for a thread
+            pending.append((item, self._pool.submit(_search_in_thread, item.image)))
             if len(pending) > 2 * self.workers:
-                scales, future = pending.popleft()
-                found.append(searched(scales, future.result()))
-        found.extend(searched(scales, future.result()) for scales, future in pending)
+                item, future = pending.popleft()
+                found.append(searched(item, future.result()))
+        found.extend(searched(item, future.result()) for item, future in pending)
         return found
 
     def detect(self, photo: np.ndarray,
@@ -182,15 +262,13 @@ class FaceDetector:
         jobs = [(search_pass, tile) for search_pass in passes for tile in search_pass.tiles]
         bar = progress(total=len(jobs), desc='face search', unit='tile', leave=False,
                        disable=not self.progress or len(jobs) < 2)
-        prepared = (search_image(photo, tile.window, search_pass.scale) for search_pass, tile in jobs)
+        prepared = search_images(photo, jobs)
         boxes, scores = [], []
         with bar:
             found_per_tile = self._searches(prepared, len(jobs), bar)
-        for (search_pass, tile), ((scale_x, scale_y), found) in zip(jobs, found_per_tile):
-            x0, y0 = tile.window[:2]
-            for left, top, right, bottom, score in found:
-                box = ((left + 0.5) / scale_x - 0.5 + x0, (top + 0.5) / scale_y - 0.5 + y0,
-                       (right + 0.5) / scale_x - 0.5 + x0, (bottom + 0.5) / scale_y - 0.5 + y0)
+        for (search_pass, tile), (searched, found) in zip(jobs, found_per_tile):
+            for *box_found, score in found:
+                box = searched.box_in_photo(box_found)
                 if score >= self.min_score and search_pass.keeps(tile, box):
                     boxes.append(box)
                     scores.append(score)
@@ -229,7 +307,7 @@ class FaceDetector:
 def detector_from_flags(args: argparse.Namespace, device: torch.device | str = 'cpu') -> FaceDetector:
     """The `FaceDetector` the flags of options/detection_flags.py ask for (their values checked by argparse), its
     CNN on `device`; --detect_max_size warns."""
-    tile_size = TILE_SIZES[args.detector] if args.detect_tile_size is None else args.detect_tile_size
+    tile_size = default_tile_size(args.detector, device) if args.detect_tile_size is None else args.detect_tile_size
     if args.detect_max_size is not None:
         log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
                     'at %d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) '

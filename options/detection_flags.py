@@ -3,7 +3,7 @@ builds the detector they describe)."""
 import argparse
 from collections.abc import Callable
 
-from faces.detector import DEFAULT_MIN_FACE_SIZE, DETECTORS, TILE_SIZES
+from faces.detector import CNN_MEMORY_SHARE, DEFAULT_MIN_FACE_SIZE, DETECTORS, HOG_TILE_SIZE
 from faces.search_plan import OVERLAP
 from utils.cli import non_negative_int, number_type, positive_int
 
@@ -24,8 +24,8 @@ def add_detection_flags(parser: argparse.ArgumentParser, text: Callable[[str], s
                              'takes badges and patterns for faces)')
     parser.add_argument('--detect_tile_size', type=number_type(int, low=2 * OVERLAP), default=None,
                         help='longest side of one searched image; larger photos are searched in overlapping '
-                             'tiles (default: %s; the CNN needs about 0.2 GB per megapixel of tile)'
-                             % ', '.join(f'{size} for {kind}' for kind, size in TILE_SIZES.items()))
+                             'tiles (default: for cnn, which needs about 0.2 GB per megapixel of tile, as large as '
+                             f'{CNN_MEMORY_SHARE:.0%} of the memory of its device holds; {HOG_TILE_SIZE} for hog)')
     parser.add_argument('--detect_workers', type=non_negative_int, default=0,
                         help='hog: tiles searched at once, in threads (default 0: one per CPU core, as many as '
                              'half the memory holds; 1: in the calling thread); the cnn searches one tile at a '

@@ -31,7 +31,7 @@ import numpy as np
 
 from baselines.published import published_boxes
 from data.sample_photos import grid_photo
-from faces.detector import TILE_SIZES, FaceDetector, default_workers, detector_from_flags
+from faces.detector import FaceDetector, default_tile_size, default_workers, detector_from_flags
 from faces.dlib_models import CNN_DETECTOR_FILE, dlib_model_path
 from faces.restorer import FaceRestorer
 from faces.search_plan import same_faces
@@ -81,12 +81,18 @@ def search_once(detector, photo):
         detector.close()
 
 
+def box_differences(theirs, ours, pairs):
+    """(faces boxed exactly as the published search boxes them, largest coordinate difference in px) of `pairs`."""
+    differences = [max(abs(float(a) - float(b)) for a, b in zip(theirs[i], ours[j])) for i, j in pairs]
+    return sum(difference == 0 for difference in differences), max(differences, default=0.0)
+
+
 def compare_photos(args, detector):
     cnn = dlib.cnn_face_detection_model_v1(dlib_model_path(CNN_DETECTOR_FILE)) if args.published else None
     print('| photo | megapixels | published: faces | CPU s (= wall s) | peak GB | this: faces | CPU s | wall s | '
-          'peak GB | found by both | published only | this only |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
-    totals = np.zeros(7)
+          'peak GB | found by both | same box | largest box difference (px) | published only | this only |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    totals, largest_all = np.zeros(8), 0.0
     for rel_path in progress(list_images(args.photos), desc='photos', unit='photo', leave=False):
         photo = read_rgb_array(os.path.join(args.photos, rel_path))
         megapixels = photo.shape[0] * photo.shape[1] / 1e6
@@ -94,17 +100,21 @@ def compare_photos(args, detector):
         ours_cells = f'{len(ours)} | {cpu:.1f} | {wall:.1f} | {peak:.2f}'
         if cnn is None or 4 * megapixels > args.published_max_mp:
             reason = 'not run' if cnn is None else f'not run (~{4 * megapixels:.0f} GB)'
-            print(f'| {rel_path} | {megapixels:.1f} | {reason} | | | {ours_cells} | | | |')
+            print(f'| {rel_path} | {megapixels:.1f} | {reason} | | | {ours_cells} | | | | | |')
             continue
         theirs, _, published_cpu, published_peak = measured(published_boxes, photo, cnn)
-        both = len(same_faces(theirs, ours))
-        row = [len(theirs), published_cpu, len(ours), cpu, both, len(theirs) - both, len(ours) - both]
+        pairs = same_faces(theirs, ours)
+        same, largest = box_differences(theirs, ours, pairs)
+        both = len(pairs)
+        row = [len(theirs), published_cpu, len(ours), cpu, both, same, len(theirs) - both, len(ours) - both]
         totals += row
+        largest_all = max(largest_all, largest)
         print(f'| {rel_path} | {megapixels:.1f} | {row[0]} | {row[1]:.1f} | {published_peak:.1f} | {ours_cells} '
-              f'| {row[4]} | {row[5]} | {row[6]} |')
+              f'| {both} | {same} | {largest:g} | {row[6]} | {row[7]} |')
     if cnn is not None:
         print(f'| all run by both | | {totals[0]:.0f} | {totals[1]:.0f} | | {totals[2]:.0f} | {totals[3]:.0f} | | | '
-              f'{totals[4]:.0f} | {totals[5]:.0f} | {totals[6]:.0f} |')
+              f'{totals[4]:.0f} | {totals[5]:.0f} | {largest_all:g} | {totals[6]:.0f} | '
+              f'{totals[7]:.0f} |')
 
 
 def synthetic_photo(megapixels):
@@ -124,7 +134,7 @@ def compare_sizes(args):
         photo, boxes = synthetic_photo(megapixels)
         for kind in detectors:
             for min_face_size in min_face_sizes:
-                tile_size = args.detect_tile_size or TILE_SIZES[kind]
+                tile_size = args.detect_tile_size or default_tile_size(kind)
                 counts = ([args.detect_workers] if args.detect_workers and kind == 'hog'
                           else sorted({1, default_workers(kind, tile_size)}))
                 for workers in counts:

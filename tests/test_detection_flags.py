@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from faces.detector import detector_from_flags
+import faces.detector
+from faces.detector import default_tile_size, detector_from_flags
 from options.detection_flags import add_detection_flags
 from options.test_options import TestOptions
 from utils.cli import ArgumentParser
@@ -19,6 +20,20 @@ def test_defaults_find_faces_from_40_px_with_automatic_workers():
     assert (detector.kind, detector.min_face_size, detector.min_score, detector.tile_size) == ('hog', 40, 0.3, 4096)
     assert detector.workers >= 1
     assert detector.plan(1066, 2732)[0].scale == 2  # the published upsampling, whatever the photo size
+
+
+@pytest.mark.parametrize('memory, side', [(24 * 2 ** 30, 5675),  # sqrt(24 GiB / 4 / 200 bytes)
+                                          (2 * 2 ** 30, 2048), (None, 2048)])
+def test_the_cnn_searches_images_as_large_as_a_quarter_of_the_memory_holds(monkeypatch, memory, side):
+    monkeypatch.setattr(faces.detector, 'device_memory', lambda device='cpu': memory)
+    assert default_tile_size('cnn') == side
+    assert default_tile_size('hog') == 4096
+    flags = add_detection_flags(argparse.ArgumentParser()).parse_args([])
+    with detector_from_flags(flags) as detector:
+        assert detector.tile_size == side
+        # at 24 GiB, 2800x2000 (5.6 MP, ~23 GB for the published search) is searched whole, as it searches it
+        whole = [len(search_pass.tiles) for search_pass in detector.plan(2000, 2800)] == [1]
+        assert whole == (side == 5675)
 
 
 def test_new_flags_reach_the_detector():
