@@ -124,16 +124,23 @@ def upscale_matrix(factor: int) -> np.ndarray:
 
 
 def paste_faces(photo: np.ndarray, faces: Iterable[np.ndarray], matrices: Iterable[np.ndarray],
-                upscale: int = 1) -> np.ndarray:
+                upscale: int = 1, background: np.ndarray | None = None) -> np.ndarray:
     """Blend faces back into the photo (enlarged `upscale` times, bicubic) through feathered masks.
 
     `faces` are the restored crops, `matrices` the photo -> crop matrices of `align_face`. Each
     face is warped and blended (in float) only over the window it covers, so huge photos stay
-    uint8 in memory; the result is uint8.
+    uint8 in memory; the result is uint8. `background`, the photo already enlarged `upscale`
+    times some other way (a super-resolution network), replaces the bicubic enlargement.
     """
     height, width = photo.shape[:2]
-    canvas = photo.copy() if upscale == 1 else cv2.resize(photo, (width * upscale, height * upscale),
-                                                          interpolation=cv2.INTER_CUBIC)
+    if background is not None:
+        if background.shape != (height * upscale, width * upscale, 3):
+            raise ValueError(f'the background is {background.shape}, not the photo {photo.shape} enlarged '
+                             f'{upscale} times')
+        canvas = background.copy()
+    else:
+        canvas = photo.copy() if upscale == 1 else cv2.resize(photo, (width * upscale, height * upscale),
+                                                              interpolation=cv2.INTER_CUBIC)
     for face, matrix in zip(faces, matrices):
         back = _compose(upscale_matrix(upscale), cv2.invertAffineTransform(matrix))
         x0, y0, x1, y1 = _window(transform_points(back, _corners(*face.shape[1::-1])), canvas.shape, margin=2)

@@ -35,12 +35,15 @@ class FaceRestorer:
     """Callable: HxWx3 uint8 RGB photo -> `RestoredPhoto`.
 
     `find_faces(photo)` returns objects with `.landmarks` (5, 2) (e.g. `FaceDetector`);
-    `enhance(faces)` maps (N, S, S, 3) uint8 aligned faces to enhanced ones of the same shape.
+    `enhance(faces)` maps (N, S, S, 3) uint8 aligned faces to enhanced ones of the same shape;
+    `background(photo)`, if given, enlarges the photo `upscale` times in place of bicubic interpolation
+    (e.g. `upsamplers.background.BackgroundUpsampler`).
     """
 
     def __init__(self, find_faces: Callable[[np.ndarray], Sequence[Landmarked]] | None,
                  enhance: Callable[[np.ndarray], np.ndarray], face_size: int = FACE_SIZE, batch_size: int = 4,
-                 upscale: int = 1, progress: bool = True) -> None:
+                 upscale: int = 1, progress: bool = True,
+                 background: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f'the face batch size must be at least 1, got {batch_size}')
         if upscale < 1:
@@ -51,6 +54,7 @@ class FaceRestorer:
         self.batch_size = batch_size
         self.upscale = upscale
         self.progress = progress
+        self.background = background
 
     def enhance_faces(self, lq_faces: np.ndarray) -> np.ndarray:
         """Run `enhance` over the aligned faces `batch_size` at a time, with a progress bar over faces."""
@@ -77,5 +81,6 @@ class FaceRestorer:
         lq_faces = np.stack([crop for crop, _ in aligned])
         hq_faces = self.enhance_faces(lq_faces)
         matrices = [matrix for _, matrix in aligned]
-        final = paste_faces(photo, hq_faces, matrices, self.upscale)
+        background = self.background(photo) if self.background is not None else None
+        final = paste_faces(photo, hq_faces, matrices, self.upscale, background)
         return RestoredPhoto(faces, matrices, lq_faces, hq_faces, final)

@@ -7,6 +7,8 @@ import torch
 
 from options.base_options import BaseOptions
 from options.detection_flags import add_detection_flags
+from upsamplers.background import DEFAULT_TILE, NONE
+from upsamplers.background import check_given as check_background
 from utils.cli import (
     UserError,
     jpeg_quality,
@@ -18,6 +20,8 @@ from utils.cli import (
     unquoted_lower,
 )
 from utils.devices import PRECISIONS
+from weights.other_models import names_of
+from weights.spandrel_file import BACKGROUND
 
 # Images per batch when --batch_size is not given: on the CPU what measured fastest per image
 # for SPARNet (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.
@@ -60,6 +64,13 @@ class TestOptions(BaseOptions):
         parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
                             help='largest image in pixels: --load_size squared for test.py; a whole photo after '
                                  '--test_upscale (a larger photo fails with one line, the others go on)')
+        parser.add_argument('--bg_upsampler', type=unquoted, default=NONE,
+                            help=f"enlarge the photo's background to --test_upscale with this super-resolution model: "
+                                 f"{NONE} (bicubic), {', '.join(names_of(BACKGROUND))} (downloaded once into "
+                                 '--weights_dir), a model file spandrel loads, or an http(s) URL')
+        parser.add_argument('--bg_tile', type=non_negative_int, default=DEFAULT_TILE,
+                            help='the background upsampler runs on tiles of this many pixels a side (memory grows '
+                                 'with its square); 0: the whole photo at once')
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
         add_detection_flags(parser, text=unquoted_lower)
@@ -101,8 +112,10 @@ class TestOptions(BaseOptions):
 
     def check_given(self, known: argparse.Namespace) -> None:
         """--load_size within the pixel limit; flags --onnx_model would silently ignore are refused: the exported
-        file is the network, in fp32."""
+        file is the network, in fp32. A background upsampler of the model table that cannot reach --test_upscale
+        is refused before any download."""
         super().check_given(known)
+        check_background(known.bg_upsampler, known.test_upscale)
         if known.load_size is not None and known.load_size ** 2 > known.max_pixels:
             raise UserError(f'--load_size {known.load_size}: {known.load_size ** 2 / 1e6:.1f} megapixels per image, '
                             f'more than --max_pixels {known.max_pixels}; raise --max_pixels if this machine has the '

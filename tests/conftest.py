@@ -11,6 +11,7 @@ import torch
 import torchvision
 
 from archs.generator_spec import random_generator
+from helpers.other_models import realesrgan_file
 from helpers.weights_server import WeightsServer, closed_port_url
 from metrics.fid import FID_WEIGHTS_NAME
 from weights import download
@@ -67,6 +68,14 @@ def released_checkpoint(tmp_path_factory):
             torch.save(random_generator(RELEASED_MODELS[name].spec).state_dict(), cache[name])
         return cache[name]
     return make
+
+
+@pytest.fixture(scope='session')
+def realesrgan_standin(tmp_path_factory):
+    """realesrgan_standin(scale) -> path of a small Real-ESRGAN stand-in (1 block, 16 features) of scale 2 or 4, in
+    the released files' format."""
+    folder = tmp_path_factory.mktemp('realesrgan')
+    return lambda scale: realesrgan_file(folder / f'x{scale}.pth', scale, seed=scale)
 
 
 @pytest.fixture(scope='session')

@@ -1,0 +1,90 @@
+"""The background upsampler of whole photos (`--bg_upsampler`): any super-resolution network spandrel loads.
+
+Without it the photo is enlarged to `--test_upscale` with bicubic interpolation before the faces
+are pasted back, so at 2x or 4x the faces look restored and the rest blurred. With it, the network
+enlarges the photo in tiles (`--bg_tile`, memory bounded by the tile; `upsamplers.tiles`) at the
+run's precision; a network that enlarges more than asked (x4 for 2x) is run, then brought down by
+the mean of whole blocks of pixels; one that cannot reach `--test_upscale` stops the run.
+"""
+import argparse
+import logging
+from typing import Self
+
+import numpy as np
+import torch
+
+from models.enhancer import NonFiniteOutput
+from upsamplers.tiles import upsample_tiled
+from utils.cli import UserError
+from utils.devices import PRECISIONS, check_precision
+from weights.other_models import find_other, resolve_other
+from weights.spandrel_file import BACKGROUND, describe, load_spandrel
+
+log = logging.getLogger(__name__)
+
+NONE = 'none'
+DEFAULT_TILE = 512  # input pixels a side; memory and time per megapixel by tile size: docs/whole-photos.md
+# Pixels read beyond each side of a tile. Real-ESRGAN's own script reads 10; tiles this wide give, on the test
+# photo, a result within one level of the whole photo enlarged at once (tests/test_upsamplers.py).
+TILE_OVERLAP = 32
+
+
+def check_scale(scale: int, upscale: int, label: str) -> None:
+    """UserError unless a x`scale` network can give `--test_upscale upscale`: scale a whole multiple of it."""
+    if scale < upscale or scale % upscale:
+        served = ', '.join(str(factor) for factor in range(1, scale + 1) if scale % factor == 0)
+        raise UserError(f'--bg_upsampler {label}: enlarges {scale}x, which cannot give --test_upscale {upscale} '
+                        f'(it serves --test_upscale {served}); choose a model whose scale is a multiple of '
+                        f'{upscale}, or another --test_upscale')
+
+
+def check_given(source: str, upscale: int) -> None:
+    """The check possible before any download: the scale of a model of the table against `upscale`."""
+    model = find_other(source) if source != NONE else None
+    if model is not None and model.role == BACKGROUND:
+        check_scale(model.scale, upscale, source)
+
+
+class BackgroundUpsampler:
+    """Callable: (H, W, 3) uint8 photo -> (H * upscale, W * upscale, 3) uint8, enlarged by a spandrel network."""
+
+    def __init__(self, descriptor: object, upscale: int, tile: int = DEFAULT_TILE,
+                 device: torch.device | str = 'cpu', precision: str = 'fp32', label: str = '') -> None:
+        self.label = label or descriptor.architecture.id
+        check_scale(descriptor.scale, upscale, self.label)
+        try:
+            check_precision(device, precision)
+        except ValueError as err:
+            raise UserError(f'--precision {precision}: {err}') from err
+        dtype = PRECISIONS[precision]
+        if (dtype == torch.float16 and not descriptor.supports_half) or \
+                (dtype == torch.bfloat16 and not descriptor.supports_bfloat16):
+            raise UserError(f'--bg_upsampler {self.label}: {descriptor.architecture.id} does not run in '
+                            f'{precision}; use --precision fp32')
+        self.descriptor = descriptor.to(device).to(dtype).eval()
+        self.upscale, self.tile, self.device, self.dtype = upscale, tile, torch.device(device), dtype
+        if descriptor.scale > upscale:
+            log.info('--bg_upsampler %s enlarges %dx: its output is brought down to --test_upscale %d '
+                     '(mean of %dx%d pixels)', self.label, descriptor.scale, upscale,
+                     descriptor.scale // upscale, descriptor.scale // upscale)
+
+    @classmethod
+    def from_options(cls, opt: argparse.Namespace) -> Self | None:
+        """The upsampler of `--bg_upsampler` (None for `none`), fetched and checked before any photo is read."""
+        if opt.bg_upsampler == NONE:
+            return None
+        check_given(opt.bg_upsampler, opt.test_upscale)
+        path, model = resolve_other(opt.bg_upsampler, BACKGROUND, opt.weights_dir)
+        descriptor = load_spandrel(path, path, BACKGROUND)
+        log.info('background upsampler: %s (%s), tiles of %s', opt.bg_upsampler, describe(descriptor),
+                 f'{opt.bg_tile} px' if opt.bg_tile else 'the whole photo')
+        return cls(descriptor, opt.test_upscale, opt.bg_tile, opt.device, opt.precision,
+                   model.name if model is not None else opt.bg_upsampler)
+
+    def __call__(self, photo: np.ndarray) -> np.ndarray:
+        try:
+            return upsample_tiled(self.descriptor, photo, self.descriptor.scale, self.upscale, self.tile,
+                                  TILE_OVERLAP, self.descriptor.size_requirements.multiple_of, self.device,
+                                  self.dtype)
+        except ValueError as err:
+            raise NonFiniteOutput(f'{err} (--bg_upsampler {self.label}; try --precision fp32)') from err
