@@ -10,7 +10,7 @@ from helpers.commands import ROOT
 # Lowest first: a package may import only the packages before it.
 LAYERS = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'metrics', 'options',
           'training', 'inference', 'baselines', 'webapp')
-ENTRY_POINTS = ('train', 'test', 'test_enhance_single_unalign', 'app', 'psnr_ssim')
+ENTRY_POINTS = ('train', 'test', 'test_enhance_single_unalign', 'app', 'psnr_ssim', 'hubconf')
 
 
 def python_files(folder):

@@ -1,0 +1,43 @@
+"""torch.hub entries: one per released model of `weights/released.py`, named as there.
+
+    net = torch.hub.load('path/to/this/checkout', 'sparnethd_attn2d', source='local', pretrained=True)
+    net = torch.hub.load('OWNER/REPO:BRANCH', 'sparnethd_attn2d')   # from GitHub, once this file is pushed there
+
+Each returns the plain network (a torch.nn.Module in eval mode) with its released weights, taken
+from the weights cache ($SPARNET_HOME, else ~/.cache/sparnet; downloaded and checked on first use)
+and loaded strictly. `torch.hub.help(repo, name)` prints what it takes and gives.
+"""
+# Underscored: torch.hub.list takes every public callable of this module for an entry.
+from weights.generator import load_generator_weights as _load_weights
+from weights.released import RELEASED_MODELS as _RELEASED_MODELS
+from weights.released import ReleasedModel as _ReleasedModel
+
+dependencies = ['torch', 'numpy']
+
+INPUTS = {
+    'sparnet': '(N, 3, 128, 128): a 16x16 face enlarged to 128x128 with bicubic interpolation, as test.py does',
+    'sparnethd': '(N, 3, 512, 512): a face aligned to the FFHQ template (python -m scripts.align_and_crop_dir)',
+}
+
+
+def _entry(model: _ReleasedModel):
+    def load(pretrained: bool = True, weights_dir: str | None = None):
+        net = model.spec.build()
+        if pretrained:
+            path = model.remote.fetch(weights_dir)
+            _load_weights(net, path, model.spec, label=path)
+        return net.eval()
+    load.__name__ = load.__qualname__ = model.name
+    load.__doc__ = f"""{model.description}.
+
+    Input: float tensor {INPUTS[model.spec.model]}, RGB in [-1, 1] (x / 127.5 - 1 of 8-bit pixels).
+    Output: the enhanced faces, same shape and range (clamp to [-1, 1], then (y + 1) * 127.5 gives 8-bit pixels).
+
+    pretrained: load the released weights ({model.file_name}, downloaded into the weights cache on first use and
+    checked), else leave the network's initial random weights. weights_dir: another folder than the cache.
+    Flags of the network, as the scripts spell them: {model.flags()}.
+    """
+    return load
+
+
+globals().update({name: _entry(model) for name, model in _RELEASED_MODELS.items()})
