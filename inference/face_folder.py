@@ -16,7 +16,7 @@ from inference import sharding
 from inference.report import check_report_file
 from models import create_model
 from models.enhancer import NON_FINITE_OUTPUT
-from utils.cli import print_path_lists
+from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
 from utils.image_io import output_name, save_rgb
 from utils.paths import check_output_folders
@@ -115,6 +115,9 @@ def test_share(opt, shard):
 def test_folder(opt: argparse.Namespace) -> int:
     """Exit code of a test.py run of `opt`: folders checked before any work, then every image (each process its
     share under torchrun)."""
+    if opt.other_face_model:
+        raise UserError(f'--face_model {opt.face_model}: test.py runs SPARNet networks; run other projects\' face '
+                        'restorers on whole photos with test_enhance_single_unalign.py')
     check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])
     check_report_file(opt.report, [('--dataroot', opt.dataroot)])
     return sharding.run_sharded(opt, test_share)

@@ -21,6 +21,7 @@ from inference import sharding
 from inference.photo_results import check_folders, final_path, photo_jobs, save_results
 from inference.report import check_report_file
 from models.enhancer import Enhancer, NonFiniteOutput
+from models.face_restorers import SpandrelFaceEnhancer
 from upsamplers.background import BackgroundUpsampler
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
@@ -43,7 +44,8 @@ def photo_restorer(opt: argparse.Namespace,
                    enhancer: Callable[[np.ndarray], np.ndarray] | None = None) -> FaceRestorer:
     """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
 
-    `enhancer` defaults to the network of `opt` (its weights loaded strictly); `--bg_upsampler` enlarges the
+    `enhancer` defaults to the network of `opt` (its weights loaded strictly), or another project's face restorer
+    (`--face_model`, `models.face_restorers`); `--bg_upsampler` enlarges the
     background (`upsamplers.background`). test_enhance_single_unalign.py
     and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
     a context manager) to stop the detection threads. The CNN detector runs on the network's device.
@@ -51,7 +53,9 @@ def photo_restorer(opt: argparse.Namespace,
     background = BackgroundUpsampler.from_options(opt)
     detector = detector_from_flags(opt, opt.device)
     try:
-        enhancer = enhancer if enhancer is not None else Enhancer.from_options(opt)
+        if enhancer is None:
+            enhancer = (SpandrelFaceEnhancer.from_options(opt) if opt.other_face_model
+                        else Enhancer.from_options(opt))
     except BaseException:
         detector.close()
         raise

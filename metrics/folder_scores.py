@@ -228,9 +228,50 @@ def write_json(summary, path):
         json.dump(json_safe(summary), handle, indent=2)
 
 
-def add_pair_arguments(parser):
-    """The flags both evaluation commands share: the two folders, pairing and PSNR options."""
-    parser.add_argument('--results_dir', required=True, help='folder of super-resolved images')
+def write_json_by_method(summaries: dict[str, dict], path: str) -> None:
+    """{method: means} of several results folders."""
+    with atomic_write(path, 'w', encoding='utf-8') as handle:
+        json.dump({method: json_safe(summary) for method, summary in summaries.items()}, handle, indent=2)
+
+
+# (summary key, column title) of the one table comparing methods, for the metrics asked
+COMPARISON_COLUMNS = {'psnr': ('psnr', 'PSNR (dB)'), 'ssim': ('ssim', 'SSIM'), 'fid': ('fid', 'FID'),
+                      'id': ('id_cos', 'identity (cosine)')}
+
+
+def comparison_rows(summaries: dict[str, dict]) -> list[list[str]]:
+    """The table comparing methods: a header, then a row per method (its name, a column per metric measured)."""
+    metrics = next(iter(summaries.values()))['metrics']
+    columns = [COMPARISON_COLUMNS[name] for name in METRICS if name in metrics]
+    rows = [['method', *(title for _, title in columns), 'pairs']]
+    for method, summary in summaries.items():
+        rows.append([method, *(_format(summary[key]) for key, _ in columns), str(summary['pairs'])])
+    return rows
+
+
+def comparison_markdown(summaries: dict[str, dict]) -> str:
+    """`comparison_rows` as a Markdown table (numbers right-aligned), then the PSNR/SSIM protocol if measured."""
+    header, *rows = comparison_rows(summaries)
+    lines = ['| ' + ' | '.join(header) + ' |', '|---|' + '---:|' * (len(header) - 1)]
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    first = next(iter(summaries.values()))
+    if 'psnr' in first['metrics'] or 'ssim' in first['metrics']:
+        lines += ['', f"PSNR/SSIM protocol: {first['protocol']}."]
+    return '\n'.join(lines)
+
+
+def write_comparison_csv(summaries: dict[str, dict], path: str) -> None:
+    """`comparison_rows` as CSV (unmeasured cells `n/a`)."""
+    with atomic_write(path, 'w', newline='', encoding='utf-8') as handle:
+        csv.writer(handle).writerows(comparison_rows(summaries))
+
+
+def add_pair_arguments(parser, several=False):
+    """The flags both evaluation commands share: the two folders, pairing and PSNR options (`several` result
+    folders for scripts/evaluate.py)."""
+    parser.add_argument('--results_dir', required=True, nargs='+' if several else None,
+                        help='folders of results, one per method, as NAME=FOLDER or FOLDER (named by its last part)'
+                             if several else 'folder of super-resolved images')
     parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
     parser.add_argument('--psnr_channels', default='y', choices=psnr_ssim.PSNR_CHANNELS,
                         help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")

@@ -92,7 +92,7 @@ class BaseOptions:
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(args)
         self.check_given(known)
-        if getattr(known, 'onnx_model', ''):  # the exported file is the network: no default weights to fetch
+        if not self.needs_default_weights(known):
             default_weights = ''
         self.generator = resolve_generator_options(known, self.is_train, default_weights)
         model_class = models.get_model_class(self.generator['model'])
@@ -110,6 +110,11 @@ class BaseOptions:
         if known.load_size is not None and known.load_size < smallest:
             raise UserError(f'--load_size {known.load_size}: the networks run on images of at least '
                             f'{smallest}x{smallest}; give a larger --load_size')
+
+    def needs_default_weights(self, known: argparse.Namespace) -> bool:
+        """Whether the flags as given leave the generator to the default weights of a test run (not when another
+        file is the network)."""
+        return True
 
     def parse(self, args: Sequence[str] | None = None, default_weights: str = '') -> argparse.Namespace:
         """The options of `args` (default: sys.argv). `default_weights` serves a test run that has no

@@ -7,6 +7,7 @@ import torch
 
 from options.base_options import BaseOptions
 from options.detection_flags import add_detection_flags
+from options.face_model import face_model_choices, resolve_face_model
 from upsamplers.background import DEFAULT_TILE, NONE
 from upsamplers.background import check_given as check_background
 from utils.cli import (
@@ -21,7 +22,7 @@ from utils.cli import (
 )
 from utils.devices import PRECISIONS
 from weights.other_models import names_of
-from weights.spandrel_file import BACKGROUND
+from weights.spandrel_file import BACKGROUND, LICENCE_FLAG
 
 # Images per batch when --batch_size is not given: on the CPU what measured fastest per image
 # for SPARNet (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.
@@ -71,6 +72,14 @@ class TestOptions(BaseOptions):
         parser.add_argument('--bg_tile', type=non_negative_int, default=DEFAULT_TILE,
                             help='the background upsampler runs on tiles of this many pixels a side (memory grows '
                                  'with its square); 0: the whole photo at once')
+        parser.add_argument('--face_model', type=unquoted, default='',
+                            help=f'the face model of whole photos: {face_model_choices()} (default: '
+                                 '--pretrain_model_path, else the released sparnethd_attn2d)')
+        parser.add_argument(LICENCE_FLAG, action='store_true',
+                            help='accept the licence of CodeFormer (S-Lab License 1.0: non-commercial use only); '
+                                 'without it --face_model codeformer is refused')
+        parser.add_argument('--codeformer_fidelity', type=number_type(float, low=0, high=1), default=0.5,
+                            help="CodeFormer's fidelity weight: 0 restores the most, 1 keeps closest to the input")
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
         add_detection_flags(parser, text=unquoted_lower)
@@ -98,8 +107,13 @@ class TestOptions(BaseOptions):
     ignored_flags = BaseOptions.ignored_flags + ('eval', 'num_test', 'scale_factor', 'lambda_pix', 'debug',
                                                  'serial_batches', 'init_type', 'init_gain')
 
+    def needs_default_weights(self, known: argparse.Namespace) -> bool:
+        """Not when --onnx_model or another project's --face_model is the network."""
+        return not known.onnx_model and not self.other_face_model
+
     def parse(self, args: Sequence[str] | None = None, default_weights: str = '') -> argparse.Namespace:
         opt = super().parse(args, default_weights)
+        opt.other_face_model = self.other_face_model
         on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())  # torchrun: not chosen yet
         if opt.batch_size is None:
             opt.batch_size = DEFAULT_BATCH_SIZE['cuda'] if on_gpu else DEFAULT_BATCH_SIZE.get(
@@ -113,13 +127,15 @@ class TestOptions(BaseOptions):
     def check_given(self, known: argparse.Namespace) -> None:
         """--load_size within the pixel limit; flags --onnx_model would silently ignore are refused: the exported
         file is the network, in fp32. A background upsampler of the model table that cannot reach --test_upscale
-        is refused before any download."""
+        is refused before any download; --face_model is resolved (a SPARNet becomes --pretrain_model_path,
+        another project's model is fetched)."""
         super().check_given(known)
         check_background(known.bg_upsampler, known.test_upscale)
         if known.load_size is not None and known.load_size ** 2 > known.max_pixels:
             raise UserError(f'--load_size {known.load_size}: {known.load_size ** 2 / 1e6:.1f} megapixels per image, '
                             f'more than --max_pixels {known.max_pixels}; raise --max_pixels if this machine has the '
                             'memory')
+        self.other_face_model = resolve_face_model(known) if known.face_model else ''
         if not known.onnx_model:
             return
         contradicting = [flag for flag, given in (

@@ -1,10 +1,13 @@
-"""Evaluate a results folder against its ground truth: PSNR, SSIM, FID, identity similarity.
+"""Evaluate results folders against their ground truth: PSNR, SSIM, FID, identity similarity.
 
     python scripts/evaluate.py --results_dir R --gt_dir G --metrics psnr,ssim,fid,id --save_json m.json
+    python -m scripts.evaluate --results_dir sparnethd=R1 gfpgan=R2 codeformer=R3 --gt_dir G --save_table t.csv
 
-Results and ground truths are paired by file name (without extension). Writes a per-pair CSV,
-prints the means as a Markdown table, and saves them as JSON with --save_json. Exit code: 0,
-1 when some images could not be compared (listed in the log and the CSV), 2 on bad input.
+Results and ground truths are paired by file name (without extension). Writes a per-pair CSV
+per results folder, prints the means as a Markdown table (one folder) or one table with a row
+per method (several; CSV with --save_table), and saves them as JSON with --save_json. Every
+folder is paired before any scoring. Exit code: 0, 1 when some images could not be compared
+(listed in the log and the CSVs), 2 on bad input.
 """
 import os
 
@@ -22,12 +25,16 @@ log = evaluation.log
 
 def build_parser():
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    evaluation.add_pair_arguments(parser)
+    evaluation.add_pair_arguments(parser, several=True)
     parser.add_argument('--metrics', default='psnr,ssim',
                         help=f"comma-separated, among {','.join(evaluation.METRICS)} (default: psnr,ssim)")
     parser.add_argument('--save_csv', default=None,
-                        help='per-pair CSV (default: <results_dir>/metrics.csv)')
-    parser.add_argument('--save_json', default=None, help='write the means as JSON here')
+                        help='per-pair CSV of a single results folder (default: <results_dir>/metrics.csv, for '
+                             'each folder)')
+    parser.add_argument('--save_json', default=None,
+                        help='write the means as JSON here (several folders: {method: means})')
+    parser.add_argument('--save_table', default=None,
+                        help='write the table comparing the methods (a row per results folder) as CSV here')
     parser.add_argument('--inception_weights', default=None,
                         help=f"pytorch-fid's Inception weights (default: {default_inception_weights_path()} if "
                              "there, else the copy in --weights_dir, downloaded on first use)")
@@ -41,27 +48,54 @@ def build_parser():
     return parser
 
 
+def methods_of(folders):
+    """[(method name, folder)] of --results_dir values `NAME=FOLDER` or `FOLDER` (named by its last part)."""
+    methods = []
+    for value in folders:
+        name, _, folder = value.rpartition('=') if '=' in value and not os.path.exists(value) else ('', '', value)
+        name = name or os.path.basename(os.path.normpath(folder))
+        if name in dict(methods):
+            raise UserError(f"--results_dir: two folders are named {name!r}; name them as NAME=FOLDER")
+        methods.append((name, folder))
+    return methods
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         metrics = evaluation.parse_metrics(args.metrics)
     except ValueError as err:
         raise UserError(str(err)) from err
+    methods = methods_of(args.results_dir)
+    if args.save_csv and len(methods) > 1:
+        raise UserError('--save_csv names the per-pair CSV of one results folder; with several, each gets '
+                        '<results_dir>/metrics.csv (--save_table writes the table comparing them)')
     paired = any(name in evaluation.PAIRED_METRICS for name in metrics)
-    pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, log) if paired else []
+    pairs = {name: pair_folders(folder, args.gt_dir, args.skip_unmatched, log) if paired else []
+             for name, folder in methods}
     # Models before any long work: missing weights stop the run at once.
     device = select_device(args.gpus)[0] if 'fid' in metrics else None
     fid_model = (FIDInception(args.inception_weights or INCEPTION_WEIGHTS.fetch(args.weights_dir)).to(device)
                  if 'fid' in metrics else None)
     identity = FaceIdentity(args.id_detector) if 'id' in metrics else None
 
-    csv_path = args.save_csv or os.path.join(args.results_dir, 'metrics.csv')
-    summary, failures = evaluation.score_folders(
-        args.results_dir, args.gt_dir, pairs, metrics, csv_path, identity, fid_model, device, args.fid_batch_size,
-        args.psnr_channels, args.resize_result, args.y_quantization)
-    print(evaluation.markdown_table(summary))
+    summaries, failures = {}, 0
+    for name, folder in methods:
+        csv_path = args.save_csv or os.path.join(folder, 'metrics.csv')
+        summaries[name], failed = evaluation.score_folders(
+            folder, args.gt_dir, pairs[name], metrics, csv_path, identity, fid_model, device, args.fid_batch_size,
+            args.psnr_channels, args.resize_result, args.y_quantization)
+        failures += failed
+    single = len(methods) == 1
+    print(evaluation.markdown_table(summaries[methods[0][0]]) if single else evaluation.comparison_markdown(summaries))
+    if args.save_table:
+        evaluation.write_comparison_csv(summaries, args.save_table)
+        log.info('table written to %s', args.save_table)
     if args.save_json:
-        evaluation.write_json(summary, args.save_json)
+        if single:
+            evaluation.write_json(summaries[methods[0][0]], args.save_json)
+        else:
+            evaluation.write_json_by_method(summaries, args.save_json)
         log.info('means written to %s', args.save_json)
     if failures:
         log.error('%d image(s) could not be evaluated (see above); the means leave them out', failures)

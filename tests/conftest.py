@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from archs.generator_spec import random_generator
-from helpers.other_models import realesrgan_file
+from helpers.other_models import codeformer_file, gfpgan_file, realesrgan_file, restoreformer_file
 from helpers.weights_server import WeightsServer, closed_port_url
 from metrics.fid import FID_WEIGHTS_NAME
 from weights import download
@@ -76,6 +76,21 @@ def realesrgan_standin(tmp_path_factory):
     the released files' format."""
     folder = tmp_path_factory.mktemp('realesrgan')
     return lambda scale: realesrgan_file(folder / f'x{scale}.pth', scale, seed=scale)
+
+
+@pytest.fixture(scope='session')
+def face_restorer_standin(tmp_path_factory):
+    """face_restorer_standin(name) -> path of a stand-in for 'gfpgan' (full size, 350 MB), 'restoreformer' (32
+    channels) or 'codeformer' (one transformer layer), in the released files' format; made once per session."""
+    folder = tmp_path_factory.mktemp('face_restorers')
+    makers = {'gfpgan': gfpgan_file, 'restoreformer': restoreformer_file, 'codeformer': codeformer_file}
+    cache = {}
+
+    def make(name):
+        if name not in cache:
+            cache[name] = makers[name](folder / f'{name}.pth')
+        return cache[name]
+    return make
 
 
 @pytest.fixture(scope='session')

@@ -267,3 +267,37 @@ def test_command_line_exit_code_and_one_line_error(tmp_path):
     last_line = run.stderr.strip().splitlines()[-1]
     assert last_line.startswith('error: no image of') and 'matched by file name' in last_line
     assert 'Traceback' not in run.stderr
+
+
+def test_several_results_folders_give_one_table_with_a_row_per_method(tmp_path, capsys):
+    gt = str(tmp_path / 'gt')
+    truths = [random_image(seed) for seed in range(3)]
+    methods = {'mild': 5, 'strong': 25}  # noise sigma of each method's results
+    for index, truth in enumerate(truths):
+        save(gt, f'{index}.png', truth)
+        for method, sigma in methods.items():
+            save(str(tmp_path / method), f'{index}.png', noisy(truth, index, sigma))
+    table, json_path = str(tmp_path / 'table.csv'), str(tmp_path / 'means.json')
+    assert evaluate.main(['--results_dir', f'gentle={tmp_path / "mild"}', str(tmp_path / 'strong'), '--gt_dir', gt,
+                          '--save_table', table, '--save_json', json_path]) == 0
+    printed = capsys.readouterr().out
+    with open(table, newline='') as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ['method', 'PSNR (dB)', 'SSIM', 'pairs']
+    assert [row[0] for row in rows[1:]] == ['gentle', 'strong']
+    for row, sigma in zip(rows[1:], methods.values()):
+        results = [noisy(truth, index, sigma) for index, truth in enumerate(truths)]
+        assert float(row[1]) == pytest.approx(np.mean([psnr(r, t) for r, t in zip(results, truths)]), abs=1e-4)
+        assert float(row[2]) == pytest.approx(np.mean([ssim(r, t) for r, t in zip(results, truths)]), abs=1e-4)
+        assert row[3] == '3'
+        assert f"| {' | '.join(row)} |" in printed
+    assert '| method | PSNR (dB) | SSIM | pairs |\n|---|---:|---:|---:|' in printed
+    assert float(rows[1][1]) > float(rows[2][1]) + 5
+    assert set(strict_json(json_path)) == {'gentle', 'strong'}
+    assert os.path.isfile(tmp_path / 'mild' / 'metrics.csv') and os.path.isfile(tmp_path / 'strong' / 'metrics.csv')
+
+
+def test_several_results_folders_with_the_same_name_are_refused(tmp_path):
+    with pytest.raises(UserError, match="two folders are named 'out'; name them as NAME=FOLDER"):
+        evaluate.main(['--results_dir', str(tmp_path / 'a' / 'out'), str(tmp_path / 'b' / 'out'),
+                       '--gt_dir', str(tmp_path)])

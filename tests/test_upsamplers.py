@@ -105,7 +105,8 @@ def test_photo_at_2x_with_the_background_from_the_model_and_the_faces_pasted(
         '--ext', 'png', '--test_upscale', '2', '--bg_upsampler', 'realesrgan_x2plus', '--bg_tile', '128'],
         'test_enhance_single_unalign.py')
     assert proc.returncode == 0, proc.stderr
-    assert 'background upsampler: realesrgan_x2plus (ESRGAN x2 super-resolution model), tiles of 128 px' in proc.stderr
+    assert 'background upsampler: realesrgan_x2plus, an ESRGAN model (x2 super-resolution), tiles of 128 px' in \
+        proc.stderr
     final = np.asarray(Image.open(out / 'hq_final.png'))
     background = reference(f'{weights_server.cache}/RealESRGAN_x2plus.pth', photo, 2)
     bicubic = cv2.resize(photo, (640, 640), interpolation=cv2.INTER_CUBIC)

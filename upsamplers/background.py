@@ -76,7 +76,7 @@ class BackgroundUpsampler:
         check_given(opt.bg_upsampler, opt.test_upscale)
         path, model = resolve_other(opt.bg_upsampler, BACKGROUND, opt.weights_dir)
         descriptor = load_spandrel(path, path, BACKGROUND)
-        log.info('background upsampler: %s (%s), tiles of %s', opt.bg_upsampler, describe(descriptor),
+        log.info('background upsampler: %s, %s, tiles of %s', opt.bg_upsampler, describe(descriptor),
                  f'{opt.bg_tile} px' if opt.bg_tile else 'the whole photo')
         return cls(descriptor, opt.test_upscale, opt.bg_tile, opt.device, opt.precision,
                    model.name if model is not None else opt.bg_upsampler)

@@ -106,13 +106,11 @@ def _arch_guess(registry, state):
 
 
 def describe(descriptor: Any) -> str:
-    """E.g. 'ESRGAN x4 super-resolution', 'GFPGAN face restorer'."""
+    """E.g. 'an ESRGAN model (x4 super-resolution)', 'a GFPGAN model (face restorer)'."""
     arch = descriptor.architecture.id
-    if descriptor.purpose == 'FaceSR':
-        return f'{arch} face restorer'
-    if descriptor.purpose == 'SR':
-        return f'{arch} x{descriptor.scale} super-resolution model'
-    return f'{arch} {descriptor.purpose.lower()} model (x{descriptor.scale})'
+    what = {'FaceSR': 'face restorer', 'SR': f'x{descriptor.scale} super-resolution'}.get(
+        descriptor.purpose, f'{descriptor.purpose.lower()}, x{descriptor.scale}')
+    return f"{'an' if arch[0].lower() in 'aeiou' else 'a'} {arch} model ({what})"
 
 
 def _check_role(descriptor, role, label):
@@ -128,7 +126,7 @@ def _check_role(descriptor, role, label):
         place = f'give it to {ROLE_FLAGS[BACKGROUND]}'
     else:
         place = 'it does not enlarge photos nor restore faces'
-    raise WeightsError(f'{label}: is a {describe(descriptor)}, not {ROLE_WHAT[role]} ({place}); '
+    raise WeightsError(f'{label}: is {describe(descriptor)}, not {ROLE_WHAT[role]} ({place}); '
                        f'{ROLE_FLAGS[role]} takes {ROLE_WHAT[role]}')
 
 
