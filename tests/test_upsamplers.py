@@ -1,6 +1,7 @@
 """The background upsampler (--bg_upsampler): Real-ESRGAN stand-ins downloaded from the local server, loaded by
 spandrel, run in tiles (against the whole photo at once and a hand-made reference), a photo at 2x end to end, and
 the bad inputs refused in one line before any work."""
+import os
 import re
 
 import cv2
@@ -10,13 +11,13 @@ import torch
 from PIL import Image
 from skimage import data
 
-from helpers.commands import run_in_process, run_whole_photos
+from helpers.commands import ROOT, run_in_process, run_whole_photos
 from helpers.other_models import realesrgan_shapes
 from models.enhancer import Enhancer
 from upsamplers.background import TILE_OVERLAP, BackgroundUpsampler
 from upsamplers.tiles import tile_spans
 from weights.download import DownloadError
-from weights.other_models import OTHER_MODELS, resolve_other
+from weights.other_models import OTHER_MODELS, markdown_table, resolve_other
 from weights.spandrel_file import BACKGROUND, load_spandrel
 
 PHOTO = data.astronaut()
@@ -151,3 +152,8 @@ def test_bad_background_upsampler_is_one_line_before_any_work(tmp_path, released
     assert lines[-1].startswith('error: ') and [line for line in lines if 'error' in line] == lines[-1:]
     assert re.search(message, lines[-1]), lines[-1]
     assert not (tmp_path / 'out').exists() and weights_server.requests == []
+
+
+def test_the_documentation_holds_the_table_of_other_projects_models():
+    with open(os.path.join(ROOT, 'docs', 'whole-photos.md'), encoding='utf-8') as handle:
+        assert markdown_table() in handle.read()

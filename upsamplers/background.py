@@ -23,7 +23,7 @@ from weights.spandrel_file import BACKGROUND, describe, load_spandrel
 log = logging.getLogger(__name__)
 
 NONE = 'none'
-DEFAULT_TILE = 512  # input pixels a side; memory and time per megapixel by tile size: docs/whole-photos.md
+DEFAULT_TILE = 400  # input pixels a side, as GFPGAN's script; memory and time by tile size: docs/whole-photos.md
 # Pixels read beyond each side of a tile. Real-ESRGAN's own script reads 10; tiles this wide give, on the test
 # photo, a result within one level of the whole photo enlarged at once (tests/test_upsamplers.py).
 TILE_OVERLAP = 32

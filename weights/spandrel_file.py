@@ -31,7 +31,8 @@ def _quiet_import(name):
         return importlib.import_module(name)
 
 
-def _spandrel():
+def spandrel_module() -> Any:
+    """The spandrel module, imported on first use."""
     return _quiet_import('spandrel')
 
 
@@ -58,7 +59,7 @@ def read_model_state(path: str, label: str) -> dict:
         state = load_tensors(path, label, 'model file')
     if not isinstance(state, dict):
         raise WeightsError(f'{label}: expected a state dict (parameter name -> tensor), found {type(state).__name__}')
-    return _spandrel().canonicalize_state_dict(state)
+    return spandrel_module().canonicalize_state_dict(state)
 
 
 def _first_keys(state, limit=3):
@@ -74,7 +75,7 @@ def load_spandrel(path: str, label: str, role: str, noncommercial_ok: bool = Fal
     restorer given as background upsampler and the reverse), or when it is CodeFormer and
     `noncommercial_ok` is False.
     """
-    spandrel = _spandrel()
+    spandrel = spandrel_module()
     state = read_model_state(path, label)
     codeformer = _codeformer_support()
     if codeformer is not None and codeformer.architecture.detect(state):
@@ -114,7 +115,7 @@ def describe(descriptor: Any) -> str:
 
 
 def _check_role(descriptor, role, label):
-    if not isinstance(descriptor, _spandrel().ImageModelDescriptor) or \
+    if not isinstance(descriptor, spandrel_module().ImageModelDescriptor) or \
             (descriptor.input_channels, descriptor.output_channels) != (3, 3):
         raise WeightsError(f'{label}: {descriptor.architecture.id} is not a model of RGB images in and out; '
                            f'{ROLE_FLAGS[role]} takes {ROLE_WHAT[role]}')
