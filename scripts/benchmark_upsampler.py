@@ -67,8 +67,7 @@ def measure(name, tile, size):
     upsampler = BackgroundUpsampler(released_size_network(name), OTHER_MODELS[name].scale, tile, 'cpu', 'fp32', name)
     photo = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     upsampler(photo[:16, :16])  # warm-up, small so that it does not raise the memory of the run
-    with torch.inference_mode():
-        _, seconds, rise = peak_rise(lambda: upsampler(photo))
+    _, seconds, rise = peak_rise(lambda: upsampler(photo))
     return seconds, rise
 
 

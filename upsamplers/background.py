@@ -81,6 +81,7 @@ class BackgroundUpsampler:
         return cls(descriptor, opt.test_upscale, opt.bg_tile, opt.device, opt.precision,
                    model.name if model is not None else opt.bg_upsampler)
 
+    @torch.inference_mode()
     def __call__(self, photo: np.ndarray) -> np.ndarray:
         try:
             return upsample_tiled(self.descriptor, photo, self.descriptor.scale, self.upscale, self.tile,
