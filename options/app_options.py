@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from options.test_options import DEFAULT_MAX_PIXELS
 from utils.cli import UserError
 from weights.download import CACHE_ENV, DEFAULT_CACHE
+from weights.spandrel_file import LICENCE_FLAG
 
 
 def parse_app_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -30,6 +31,14 @@ def parse_app_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='largest photo in pixels, counted after the upscale of the Photos tab')
     parser.add_argument('--concurrency', type=int, default=1,
                         help='jobs run at a time on the device; more wait in a queue')
+    parser.add_argument('--models', nargs='+', action='extend', default=[], metavar='FILE|DIR',
+                        help="add these to the page's choices: checkpoints of train.py (flags from their weights), "
+                             'face restorers (GFPGAN, RestoreFormer, CodeFormer) and super-resolution models '
+                             '(Real-ESRGAN...) spandrel loads, by file, by name of the other projects\' table, or '
+                             'every .pth / .safetensors of a folder; each is checked at start-up')
+    parser.add_argument(LICENCE_FLAG, action='store_true',
+                        help='accept the licence of CodeFormer (S-Lab License 1.0: non-commercial use only); '
+                             'without it --models refuses CodeFormer')
     args = parser.parse_args(argv)
     for flag in ('max_upload_mb', 'max_pixels', 'concurrency'):
         if getattr(args, flag) < 1:

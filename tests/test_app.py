@@ -13,13 +13,15 @@ import torch
 from PIL import Image
 from skimage import data
 
-from helpers.commands import run_test_py, run_whole_photos
+from app import main as app_main
+from helpers.commands import run_in_process, run_test_py, run_whole_photos
 from helpers.faces import face_images
 from models.enhancer import Enhancer
 from options.app_options import parse_app_args
 from utils.cli import UserError
 from utils.devices import native_bf16_cpu
 from webapp import page as app
+from webapp.added_models import added_models
 from webapp.jobs import AppPipeline, Item, JobError, JobResult, supported_precisions, unique_names
 from webapp.server import make_run_dir, serve_app
 from weights.download import DownloadError
@@ -286,3 +288,60 @@ def test_faces_whose_outputs_overflow_are_problems_not_black_images(tmp_path, br
     assert result.items == []
     assert result.problems == ["face: the network's output holds NaN or infinite values (weights that overflow, an "
                                "fp16 overflow: try --precision fp32, or a broken --onnx_model); nothing written"]
+
+
+def run_app(argv):
+    """`python app.py *argv` in this process, stopped before it serves: (exit code, its stderr)."""
+    return run_in_process(app_main, argv, 'app.py')
+
+
+@pytest.fixture
+def model_files(tmp_path, released_checkpoint, realesrgan_standin):
+    """A folder as `--models` takes it: a Real-ESRGAN x2 stand-in, a text file, and a train.py run's folder holding
+    its latest_net_G.pth (SPARNet-Light)."""
+    folder = tmp_path / 'models'
+    (folder / 'light_run').mkdir(parents=True)
+    os.link(released_checkpoint('sparnet_light_attn3d'), folder / 'light_run' / 'latest_net_G.pth')
+    os.link(realesrgan_standin(2), folder / 'x2.pth')
+    (folder / 'notes.txt').write_text('not a model')
+    return folder
+
+
+@pytest.mark.slow
+def test_models_are_classified_and_offered_by_their_file_names(tmp_path, model_files, released_checkpoint):
+    (model_files / 'hd_run').mkdir()
+    os.link(released_checkpoint('sparnethd_attn2d'), model_files / 'hd_run' / 'latest_net_G.pth')
+    added = added_models([str(model_files / 'x2.pth'), str(model_files / 'light_run'), str(model_files / 'hd_run'),
+                          'gfpgan_v1.4', str(model_files / 'x2.pth')])
+    assert [(model.label, model.kind, model.scale) for model in added] == [
+        ('gfpgan_v1.4', 'face', 1), ('x2.pth', 'background', 2),
+        (os.path.join('light_run', 'latest_net_G.pth'), 'sparnet', 1),
+        (os.path.join('hd_run', 'latest_net_G.pth'), 'sparnethd', 1)]
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, added=added)
+    assert pipeline.photo_models == ('sparnethd_attn2d', 'sparnethd_attn3d', 'gfpgan_v1.4',
+                                     os.path.join('hd_run', 'latest_net_G.pth'))
+    assert pipeline.face_models[-2:] == tuple(os.path.join(run, 'latest_net_G.pth') for run in ('light_run', 'hd_run'))
+    assert pipeline.backgrounds == ('none', 'realesrgan_x2plus', 'realesrgan_x4plus', 'x2.pth')
+
+
+def test_a_model_that_fits_nothing_stops_the_app_in_one_line(tmp_path, model_files):
+    torch.save({'conv.weight': torch.zeros(3, 3, 3, 3)}, model_files / 'bogus.pth')
+    results = ['--results_dir', str(tmp_path / 'results')]
+    for models, message in [
+        ([str(model_files / 'bogus.pth')], f'--models {model_files}/bogus.pth: spandrel .* recognises no '
+                                           r'architecture in this file \(keys conv.weight\); give a checkpoint of '
+                                           r'train.py \(SPARNet, SPARNetHD\), or a face restorer or a super-resolution '
+                                           'model spandrel supports'),
+        ([str(model_files)], f'--models {model_files}/bogus.pth: spandrel'),  # a folder: each of its files checked
+        (['nowhere.pth'], '--models nowhere.pth: no such file, folder or model name; --models takes checkpoints of '
+                          r'train.py, face restorers and super-resolution models spandrel loads \(gfpgan_v1.3, '),
+        ([str(model_files / 'light_run'), 'codeformer'],
+         r'--models codeformer: CodeFormer is under the S-Lab License 1.0 \(non-commercial use only\); pass '
+         '--codeformer_noncommercial to accept it, or leave it out'),
+        ([str(model_files / 'light_run' / 'latest_net_G.pth'), str(tmp_path)],
+         f'--models {tmp_path}: a folder without any .pth or .safetensors file'),
+    ]:
+        proc = run_app(['--models', *models, *results])
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and re.fullmatch(f'error: {message}.*', lines[0]), lines
+        assert not (tmp_path / 'results').exists()

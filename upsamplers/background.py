@@ -29,10 +29,15 @@ DEFAULT_TILE = 400  # input pixels a side, as GFPGAN's script; memory and time b
 TILE_OVERLAP = 32
 
 
+def serves(scale: int, upscale: int) -> bool:
+    """Whether a x`scale` network can give `upscale`: its scale a whole multiple of it (run, then brought down)."""
+    return scale >= upscale and scale % upscale == 0
+
+
 def check_scale(scale: int, upscale: int, label: str) -> None:
-    """UserError unless a x`scale` network can give `--test_upscale upscale`: scale a whole multiple of it."""
-    if scale < upscale or scale % upscale:
-        served = ', '.join(str(factor) for factor in range(1, scale + 1) if scale % factor == 0)
+    """UserError unless a x`scale` network can give `--test_upscale upscale`."""
+    if not serves(scale, upscale):
+        served = ', '.join(str(factor) for factor in range(1, scale + 1) if serves(scale, factor))
         raise UserError(f'--bg_upsampler {label}: enlarges {scale}x, which cannot give --test_upscale {upscale} '
                         f'(it serves --test_upscale {served}); choose a model whose scale is a multiple of '
                         f'{upscale}, or another --test_upscale')

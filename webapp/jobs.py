@@ -1,10 +1,11 @@
 """What the web page (app.py) runs, without Gradio: its choices -> the scripts' pipeline, job folders, zips.
 
 The choices become the flags of test_enhance_single_unalign.py / test.py, parsed by TestOptions, so weights
-resolve, download (with the tqdm bar the page shows) and load as for the scripts. Photos go through
-`inference.whole_photos.photo_restorer` (detect, align, enhance, paste back); aligned faces are read by
-`data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last networks used stay
-loaded, keyed by model, precision and device. Everything is written below the run folder:
+resolve, download (with the tqdm bar the page shows) and load as for the scripts; the models of
+`app.py --models` (`webapp.added_models`) join the released ones there, a face restorer as --face_model.
+Photos go through `inference.whole_photos.photo_restorer` (detect, align, enhance, paste back); aligned
+faces are read by `data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last
+networks used stay loaded, keyed by model, precision and device. Everything is written below the run folder:
 
     photos_NNNN/<name>.<ext>                      the whole photo with its faces enhanced
     photos_NNNN/<name>/LQ_faces/000.<ext>, HQ/... its aligned faces and their enhanced versions
@@ -28,17 +29,23 @@ from faces.detector import DETECTORS
 from faces.restorer import NoFaceFound
 from inference.whole_photos import photo_restorer
 from models.enhancer import Enhancer, NonFiniteOutput
+from models.face_restorers import SpandrelFaceEnhancer
 from options.app_options import DEFAULT_MAX_PIXELS
 from options.test_options import TestOptions
+from upsamplers.background import NONE, serves
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.devices import PRECISIONS, check_precision, select_device
 from utils.image_io import ImageReadError, read_rgb_array, save_rgb
+from webapp.added_models import SPARNET, SPARNETHD
+from weights.other_models import OTHER_MODELS, names_of
 from weights.released import RELEASED_MODELS
+from weights.spandrel_file import BACKGROUND, FACE, LICENCE_FLAG
 
 # SPARNet (x8) enlarges 16x16 faces: faces cut out of a photo are far larger, so only SPARNetHD runs on photos.
 PHOTO_MODELS = tuple(name for name, model in RELEASED_MODELS.items() if model.spec.model == 'sparnethd')
 FACE_MODELS = tuple(RELEASED_MODELS)
+BACKGROUNDS = (NONE, *names_of(BACKGROUND))  # Real-ESRGAN x2plus / x4plus, downloaded on first use
 OUTPUT_FORMATS = ('png', 'jpg')
 JPEG_QUALITY = 95
 UPSCALES = (1, 2, 3, 4)
@@ -114,8 +121,14 @@ def check_choice(value, choices, what):
 class AppPipeline:
     """Runs the page's jobs on one device (the GPU with the most free memory, or the CPU)."""
 
-    def __init__(self, run_dir, gpus=1, weights_dir=None, max_pixels=DEFAULT_MAX_PIXELS):
+    def __init__(self, run_dir, gpus=1, weights_dir=None, max_pixels=DEFAULT_MAX_PIXELS, added=(),
+                 noncommercial_ok=False):
         self.run_dir = run_dir
+        self.added = {model.label: model for model in added}
+        self.noncommercial_ok = noncommercial_ok
+        self.photo_models = PHOTO_MODELS + self._added_of(SPARNETHD, FACE)
+        self.face_models = FACE_MODELS + self._added_of(SPARNET, SPARNETHD)
+        self.backgrounds = tuple(dict.fromkeys(BACKGROUNDS + self._added_of(BACKGROUND)))
         self.device, gpu_ids = select_device(min(gpus, 1))  # warns once when there is no GPU
         self.gpus = 1 if gpu_ids else 0
         self.weights_dir = weights_dir
@@ -125,19 +138,28 @@ class AppPipeline:
         self._lock = threading.Lock()
         self._job_numbers = itertools.count(1)
 
+    def _added_of(self, *kinds):
+        return tuple(label for label, model in self.added.items() if model.kind in kinds)
+
     def options(self, model, precision, *flags):
         """The scripts' options for these choices; released weights are downloaded on first use."""
-        args = ['--gpus', str(self.gpus), '--pretrain_model_path', model, '--precision', precision, *flags]
+        added = self.added.get(model)
+        if added is not None and added.kind == FACE:
+            weights = ['--face_model', added.source] + ([LICENCE_FLAG] if self.noncommercial_ok else [])
+        else:  # a released name, or a checkpoint of train.py: its flags from its weights
+            weights = ['--pretrain_model_path', added.source if added is not None else model]
+        args = ['--gpus', str(self.gpus), *weights, '--precision', precision, *flags]
         if self.weights_dir:
             args += ['--weights_dir', self.weights_dir]
         return TestOptions().parse(args)
 
     def enhancer(self, opt):
-        """The Enhancer of `opt`, loaded once and kept for the next jobs."""
-        key = (opt.pretrain_model_path, opt.precision, str(opt.device))
+        """The Enhancer (or another project's face restorer) of `opt`, loaded once and kept for the next jobs."""
+        key = (opt.pretrain_model_path, opt.other_face_model, opt.precision, str(opt.device))
         with self._lock:
             if key not in self._enhancers:
-                self._enhancers[key] = Enhancer.from_options(opt)
+                build = SpandrelFaceEnhancer if opt.other_face_model else Enhancer
+                self._enhancers[key] = build.from_options(opt)
                 while len(self._enhancers) > MODELS_KEPT:
                     self._enhancers.popitem(last=False)
             self._enhancers.move_to_end(key)
@@ -168,16 +190,31 @@ class AppPipeline:
         except ImageReadError as err:
             raise InputProblem(str(err).replace(path, name)) from err
 
-    def enhance_photos(self, paths, model, detector='cnn', upscale=1, precision='fp32', ext='png'):
-        """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py)."""
-        check_choice(model, PHOTO_MODELS, 'model for whole photos')
+    def background_flags(self, background, upscale):
+        """The --bg_upsampler of the choice (none at upscale 1); JobError when its scale cannot give `upscale`."""
+        check_choice(background, self.backgrounds, 'background upsampler')
+        if upscale == 1 or background == NONE:
+            return []
+        added = self.added.get(background)
+        scale = added.scale if added is not None else OTHER_MODELS[background].scale
+        if not serves(scale, upscale):
+            served = ', '.join(str(factor) for factor in UPSCALES if factor > 1 and serves(scale, factor)) or 'none'
+            raise JobError(f'the background upsampler {background} enlarges {scale}x, which cannot give an upscale '
+                           f'of {upscale} (upscales it gives: {served}); choose another upscale or background '
+                           'upsampler')
+        return ['--bg_upsampler', added.source if added is not None else background]
+
+    def enhance_photos(self, paths, model, detector='cnn', upscale=1, precision='fp32', ext='png', background=NONE):
+        """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py), the
+        photo enlarged by the `background` upsampler when `upscale` is over 1."""
+        check_choice(model, self.photo_models, 'model for whole photos')
         check_choice(detector, DETECTORS, 'face detector')
         check_choice(upscale, UPSCALES, 'upscale factor')
         self._check_output(precision, ext)
         started = time.monotonic()
         face_batch = 1 if self.device.type == 'cpu' else 4  # on a CPU a face takes seconds: progress per face
         opt = self.options(model, precision, '--detector', detector, '--test_upscale', str(upscale),
-                           '--face_batch_size', str(face_batch))
+                           '--face_batch_size', str(face_batch), *self.background_flags(background, upscale))
         restorer = photo_restorer(opt, self.enhancer(opt))
         folder = self.job_folder('photos')
         items, problems = [], []
@@ -202,7 +239,7 @@ class AppPipeline:
 
     def enhance_faces(self, paths, model, precision='fp32', ext='png'):
         """Aligned faces enhanced one by one, read and resized to the network's size as test.py does."""
-        check_choice(model, FACE_MODELS, 'model')
+        check_choice(model, self.face_models, 'model')
         self._check_output(precision, ext)
         started = time.monotonic()
         opt = self.options(model, precision)

@@ -13,8 +13,9 @@ import secrets
 import shutil
 
 from faces.detector import DETECTORS
+from upsamplers.background import NONE
 from utils.cli import UserError
-from webapp.jobs import FACE_MODELS, OUTPUT_FORMATS, PHOTO_MODELS, UPSCALES
+from webapp.jobs import OUTPUT_FORMATS, PHOTO_MODELS, UPSCALES
 from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
 
 gr = None  # gradio, imported by main() once GRADIO_TEMP_DIR names the run's cache (read on import)
@@ -32,6 +33,9 @@ Everything runs on this machine; the released weights of a model (about 350 MB f
 once, on first use."""
 PHOTO_NOTE = ('Only SPARNetHD runs on photos: the SPARNet (x8) models super-resolve 16x16 faces to 128x128, '
               'which faces cut out of a photo are not. Use them in the *Aligned faces* tab.')
+BACKGROUND_INFO = ('used when Upscale is over 1: a super-resolution network enlarges the photo instead of bicubic '
+                   "interpolation (Real-ESRGAN's weights are downloaded once, on first use)")
+ADDED_INFO = 'added with app.py --models: '
 FACES_NOTE = ('Faces already cropped and aligned: 16x16 faces for `sparnet` and `sparnet_light_attn3d` (x8 to '
               '128x128), 512x512 FFHQ-aligned faces for the `sparnethd` models (make them from photos with '
               '`python -m scripts.align_and_crop_dir`). Each face is first resized to the network\'s input size '
@@ -119,6 +123,13 @@ def output_choices(pipeline):
     return precision, ext
 
 
+def models_info(pipeline, described, offered):
+    """The models' line under a model choice: the released ones of `described`, then those of --models."""
+    added = [label for label in offered if label in pipeline.added]
+    return '; '.join(filter(None, (' / '.join(RELEASED_MODELS[name].description.split(':')[0] for name in described),
+                                   ADDED_INFO + ', '.join(added) if added else ''))) or None
+
+
 def input_files(label, elem_id):
     return gr.File(label=label, file_count='multiple', file_types=['image'], elem_id=elem_id)
 
@@ -134,13 +145,15 @@ def photos_tab(pipeline, job_queue):
     with gr.Tab('Photos'), gr.Row():
         with gr.Column(scale=1):
             photos = input_files('Photos', 'photo_files')
-            model = gr.Radio(list(PHOTO_MODELS), value=DEFAULT_PHOTO_MODEL, label='Model', elem_id='photo_model',
-                             info=' / '.join(RELEASED_MODELS[name].description.split(':')[0] for name in PHOTO_MODELS))
+            model = gr.Radio(list(pipeline.photo_models), value=DEFAULT_PHOTO_MODEL, label='Model',
+                             elem_id='photo_model', info=models_info(pipeline, PHOTO_MODELS, pipeline.photo_models))
             gr.Markdown(PHOTO_NOTE)
             detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
                                 info='cnn: more robust; hog: 4 to 6 times faster on a CPU, frontal faces')
             upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale',
-                               info='enlarge the whole photo (bicubic) before the faces are pasted back')
+                               info='enlarge the whole photo before the faces are pasted back')
+            background = gr.Radio(list(pipeline.backgrounds), value=NONE, label='Background upsampler',
+                                  elem_id='photo_background', info=BACKGROUND_INFO)
             precision, ext = output_choices(pipeline)
             enhance = gr.Button('Enhance', variant='primary', elem_id='photo_button')
         with gr.Column(scale=2):
@@ -150,14 +163,15 @@ def photos_tab(pipeline, job_queue):
             gallery, downloads = result_outputs('photo', 'Downloads: enhanced photos, faces.zip')
     shown = gr.State([])
 
-    def enhance_photos(files, model, detector, upscale, precision, ext, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio finds its tracker there)
-        result = run_job(pipeline.enhance_photos, files, model, detector, upscale, precision, ext)
+    def enhance_photos(files, model, detector, upscale, background, precision, ext,
+                       progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio finds its tracker there)
+        result = run_job(pipeline.enhance_photos, files, model, detector, upscale, precision, ext, background)
         return photo_outputs(result, len(files))
 
     def show_photo(name, pairs):
         return next(((before, after) for shown_name, before, after in pairs if shown_name == name), None)
 
-    enhance.click(enhance_photos, [photos, model, detector, upscale, precision, ext],
+    enhance.click(enhance_photos, [photos, model, detector, upscale, background, precision, ext],
                   [slider, chooser, gallery, downloads, shown, status], **job_queue)
     chooser.change(show_photo, [chooser, shown], slider, queue=False)
 
@@ -166,7 +180,8 @@ def faces_tab(pipeline, job_queue):
     with gr.Tab('Aligned faces'), gr.Row():
         with gr.Column(scale=1):
             faces = input_files('Aligned faces', 'face_files')
-            model = gr.Radio(list(FACE_MODELS), value=FACE_MODEL_DEFAULT, label='Model', elem_id='face_model')
+            model = gr.Radio(list(pipeline.face_models), value=FACE_MODEL_DEFAULT, label='Model', elem_id='face_model',
+                             info=models_info(pipeline, (), pipeline.face_models))
             gr.Markdown(FACES_NOTE)
             precision, ext = output_choices(pipeline)
             enhance = gr.Button('Enhance faces', variant='primary', elem_id='face_button')

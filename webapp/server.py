@@ -15,6 +15,7 @@ import signal
 from utils.cli import UserError
 from utils.devices import set_inference_threads
 from utils.progress import show_bars_everywhere
+from webapp.added_models import added_models
 from webapp.jobs import AppPipeline
 from webapp.page import CACHE_FOLDER, build_page, import_gradio
 
@@ -52,9 +53,10 @@ def serve(page, args, run_dir):
 
 def serve_app(args: argparse.Namespace) -> int:
     """Serve the page of `args` (app.py's options) until Ctrl-C or SIGTERM, in a new run folder; returns the
-    exit code."""
+    exit code. The models of --models are checked first: a wrong one stops it in one line, before any folder."""
     if importlib.util.find_spec('gradio') is None:
         raise UserError('the web page needs Gradio: pip install -r requirements-app.txt (make app does it)')
+    added = added_models(args.models, args.codeformer_noncommercial)
     run_dir = make_run_dir(args.results_dir)
     cache_dir = os.path.join(run_dir, CACHE_FOLDER)
     try:
@@ -63,7 +65,8 @@ def serve_app(args: argparse.Namespace) -> int:
         logging.getLogger('httpx').setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
         show_bars_everywhere()  # downloads and face searches as bars on the page, terminal or not
-        pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels)
+        pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels, added,
+                               args.codeformer_noncommercial)
         page = build_page(pipeline, args.concurrency)
         page.queue(default_concurrency_limit=args.concurrency)
         serve(page, args, run_dir)

@@ -19,6 +19,8 @@ FACE = 'face'
 PURPOSES = {BACKGROUND: 'SR', FACE: 'FaceSR'}  # spandrel's purpose of a model fit for each role
 ROLE_FLAGS = {BACKGROUND: '--bg_upsampler', FACE: '--face_model'}
 ROLE_WHAT = {BACKGROUND: 'a super-resolution model', FACE: 'a face restorer'}
+ANY_ROLE_WHAT = 'a face restorer or a super-resolution model'
+ANY_MODEL = f'a checkpoint of train.py (SPARNet, SPARNetHD), or {ANY_ROLE_WHAT} spandrel supports'  # role None
 CODEFORMER = 'CodeFormer'
 LICENCE_FLAG = '--codeformer_noncommercial'
 
@@ -67,8 +69,9 @@ def _first_keys(state, limit=3):
     return ', '.join(keys[:limit]) + (f' (+{len(keys) - limit} more)' if len(keys) > limit else '')
 
 
-def load_spandrel(path: str, label: str, role: str, noncommercial_ok: bool = False) -> Any:
-    """spandrel's ImageModelDescriptor of the model in `path`, on the CPU, in fp32, fit for `role`.
+def load_spandrel(path: str, label: str, role: str | None, noncommercial_ok: bool = False) -> Any:
+    """spandrel's ImageModelDescriptor of the model in `path`, on the CPU, in fp32, fit for `role` (None: either,
+    `model_role` tells which).
 
     WeightsError in one line when spandrel knows no architecture with these keys, when they
     do not load strictly, when a tensor is not finite, when the model is not one of `role` (a face
@@ -90,14 +93,15 @@ def load_spandrel(path: str, label: str, role: str, noncommercial_ok: bool = Fal
     try:
         descriptor = spandrel.ModelLoader(registry=registry).load_from_state_dict(state)
     except spandrel.UnsupportedModelError as err:
+        wanted = f'{ROLE_FLAGS[role]} takes {ROLE_WHAT[role]} that spandrel supports' if role else f'give {ANY_MODEL}'
         raise WeightsError(f'{label}: spandrel {spandrel.__version__} recognises no architecture in this file '
-                           f'(keys {_first_keys(state)}); {ROLE_FLAGS[role]} takes {ROLE_WHAT[role]} that '
-                           'spandrel supports') from err
+                           f'(keys {_first_keys(state)}); {wanted}') from err
     except (RuntimeError, KeyError, ValueError, IndexError, AttributeError, TypeError) as err:
         first_line = (str(err).splitlines() or [type(err).__name__])[0]
         raise WeightsError(f'{label}: looks like a {_arch_guess(registry, state)} model, but its tensors do not '
                            f'load into one ({first_line})') from err
-    _check_role(descriptor, role, label)
+    if role is not None:
+        _check_role(descriptor, role, label)
     return descriptor
 
 
@@ -114,9 +118,23 @@ def describe(descriptor: Any) -> str:
     return f"{'an' if arch[0].lower() in 'aeiou' else 'a'} {arch} model ({what})"
 
 
+def _is_rgb_image_model(descriptor):
+    return isinstance(descriptor, spandrel_module().ImageModelDescriptor) and \
+        (descriptor.input_channels, descriptor.output_channels) == (3, 3)
+
+
+def model_role(descriptor: Any, label: str) -> str:
+    """The role (BACKGROUND or FACE) of a model `load_spandrel` loaded for either; WeightsError in one line when it
+    fits neither."""
+    role = next((role for role, purpose in PURPOSES.items() if purpose == descriptor.purpose), None)
+    if role is None or not _is_rgb_image_model(descriptor):
+        raise WeightsError(f'{label}: is {describe(descriptor)}, which neither enlarges RGB photos nor restores RGB '
+                           f'faces; give {ANY_MODEL}')
+    return role
+
+
 def _check_role(descriptor, role, label):
-    if not isinstance(descriptor, spandrel_module().ImageModelDescriptor) or \
-            (descriptor.input_channels, descriptor.output_channels) != (3, 3):
+    if not _is_rgb_image_model(descriptor):
         raise WeightsError(f'{label}: {descriptor.architecture.id} is not a model of RGB images in and out; '
                            f'{ROLE_FLAGS[role]} takes {ROLE_WHAT[role]}')
     if descriptor.purpose == PURPOSES[role]:
