@@ -345,3 +345,41 @@ def test_a_model_that_fits_nothing_stops_the_app_in_one_line(tmp_path, model_fil
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and re.fullmatch(f'error: {message}.*', lines[0]), lines
         assert not (tmp_path / 'results').exists()
+
+
+@pytest.mark.slow
+def test_added_models_run_as_the_command_line(tmp_path, model_files, face_restorer_standin, one_torch_thread):
+    """A face restorer and a background upsampler of --models on a photo, and a checkpoint of train.py on an aligned
+    face: the results of test_enhance_single_unalign.py and test.py with the same files."""
+    restoreformer = face_restorer_standin('restoreformer')
+    added = added_models([restoreformer, str(model_files / 'x2.pth'), str(model_files / 'light_run')])
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, added=added)
+    photo = tmp_path / 'astronaut.png'
+    Image.fromarray(data.astronaut()[:320, 96:416]).save(photo)
+    with pytest.raises(JobError, match=re.escape('the background upsampler x2.pth enlarges 2x, which cannot give an '
+                                                 'upscale of 3 (upscales it gives: 2); choose another upscale or '
+                                                 'background upsampler')):
+        pipeline.enhance_photos([str(photo)], 'restoreformer.pth', 'hog', 3, 'fp32', 'png', 'x2.pth')
+    result = pipeline.enhance_photos([str(photo)], 'restoreformer.pth', 'hog', 2, 'fp32', 'png', 'x2.pth')
+    assert result.problems == [] and len(result.items[0].faces) == 1
+    out = tmp_path / 'script'
+    assert run_whole_photos(['--gpus', '0', '--face_model', restoreformer, '--bg_upsampler',
+                             str(model_files / 'x2.pth'), '--detector', 'hog', '--test_upscale', '2', '--ext', 'png',
+                             '--face_batch_size', '1', '--test_img_path', str(photo), '--results_dir', str(out)]) == 0
+    final = read(result.items[0].after)
+    assert final.shape == (640, 640, 3)
+    # the script sets its own thread count: sums in another order, a level apart here and there
+    for page_file, script_file in ((result.items[0].after, out / 'hq_final.png'),
+                                   (result.items[0].faces[0][1], out / 'HQ' / '000.png')):
+        assert np.abs(read(page_file).astype(int) - read(script_file)).max() <= 1
+    bicubic = np.asarray(Image.open(photo).resize((640, 640), Image.BICUBIC))
+    assert np.abs(final[:100].astype(int) - bicubic[:100]).mean() > 3  # the upsampler's background
+
+    face = tmp_path / 'faces' / 'face.png'
+    face.parent.mkdir()
+    Image.fromarray(face_images(1, seed=3, size=(16, 16))[0]).save(face)
+    enhanced = pipeline.enhance_faces([str(face)], 'latest_net_G.pth', 'fp32', 'png')
+    assert run_test_py(['--gpus', '0', '--pretrain_model_path', str(model_files / 'light_run' / 'latest_net_G.pth'),
+                        '--dataroot',
+                        str(face.parent), '--save_as_dir', str(tmp_path / 'test_py'), '--num_threads', '0']) == 0
+    np.testing.assert_array_equal(read(enhanced.items[0].after), read(tmp_path / 'test_py' / 'face.png'))
