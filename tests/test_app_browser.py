@@ -53,15 +53,19 @@ def wait_until_serving(process, url, seconds=180):
 
 
 @pytest.fixture
-def app_server(tmp_path, weights_server):
-    """app.py on a free port of 127.0.0.1 (CPU, 1 MB uploads), run from an empty folder with its own TMPDIR."""
-    for folder in ('cwd', 'tmp', 'results'):
+def app_server(tmp_path, weights_server, released_checkpoint, realesrgan_standin, face_restorer_standin):
+    """app.py on a free port of 127.0.0.1 (CPU, 1 MB uploads), run from an empty folder with its own TMPDIR; --models
+    adds a train.py checkpoint (SPARNet-Light), a RestoreFormer and a Real-ESRGAN x2 stand-in."""
+    for folder in ('cwd', 'tmp', 'results', 'models'):
         (tmp_path / folder).mkdir()
+    os.link(released_checkpoint('sparnet_light_attn3d'), tmp_path / 'models' / 'latest_net_G.pth')
+    models = [face_restorer_standin('restoreformer'), realesrgan_standin(2), str(tmp_path / 'models')]
     port = free_port()
     env = {**os.environ, 'TMPDIR': str(tmp_path / 'tmp'), 'OMP_WAIT_POLICY': 'PASSIVE'}
     log = open(tmp_path / 'app.log', 'w+')
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'app.py'), '--gpus', '0', '--port', str(port),
-                                '--results_dir', str(tmp_path / 'results'), '--max_upload_mb', '1'],
+                                '--results_dir', str(tmp_path / 'results'), '--max_upload_mb', '1',
+                                '--models', *models],
                                cwd=tmp_path / 'cwd', env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_serving(process, f'http://127.0.0.1:{port}/')
@@ -144,6 +148,13 @@ def close_messages(page):
     page.wait_for_function('!document.querySelector(\'[data-testid="toast-body"]\')')
 
 
+def offered(page, component):
+    """The labels of the choices of a radio component, once shown."""
+    labels = page.locator(f'#{component} [data-testid$="-radio-label"]')
+    labels.first.wait_for()
+    return [text.strip() for text in labels.all_inner_texts()]
+
+
 def upload(page, component, *paths):
     """Replace the files of an upload component by `paths`."""
     if page.locator(f'#{component} .file-preview').count():
@@ -156,12 +167,13 @@ def upload(page, component, *paths):
 def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, app_server, browser_page):
     """Weights that cannot be fetched, a photo without a face and a file over the upload limit each give a
     message in the page, then the astronaut is enhanced (SPARNetHD, released format, random weights) and its
-    photo and faces are shown and downloadable; aligned faces go through the Faces tab."""
+    photo and faces are shown and downloadable; then again with the models of --models (RestoreFormer, the
+    Real-ESRGAN x2 as background upsampler, refused at 3x); aligned faces go through the Faces tab with the
+    train.py checkpoint of --models."""
     process, url, log = app_server
     page, elsewhere = browser_page
     hd = RELEASED_MODELS['sparnethd_attn2d']
     weights_server.add_released('sparnethd_attn2d', released_checkpoint('sparnethd_attn2d'))
-    weights_server.add_released('sparnet_light_attn3d', released_checkpoint('sparnet_light_attn3d'))
     astronaut = data.astronaut()
     Image.fromarray(astronaut).save(tmp_path / 'astronaut.jpg', quality=95)
     Image.fromarray(data.chelsea()).save(tmp_path / 'cat.jpg')
@@ -175,6 +187,8 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
         page.screenshot(path=str(shots / f'{name}.png'), full_page=True)
 
     page.goto(url)
+    assert offered(page, 'photo_model') == ['sparnethd_attn2d', 'sparnethd_attn3d', 'restoreformer.pth']
+    assert offered(page, 'photo_background') == ['none', 'realesrgan_x2plus', 'realesrgan_x4plus', 'x2.pth']
     page.locator('#photo_button').click()  # nothing uploaded yet
     assert message(page, 'Add one or more image files first') == 'Add one or more image files first.'
     screenshot('0_page')
@@ -233,17 +247,34 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
         for name in archive.namelist():
             assert Image.open(io.BytesIO(archive.read(name))).size == (512, 512)
 
-    # aligned faces: a 16x16 face through SPARNet-Light, x8
+    # the models of --models: the x2 upsampler cannot give 3x, then RestoreFormer on the photo enlarged 2x by it
+    choose(page, 'photo_model', 'restoreformer.pth')
+    choose(page, 'photo_background', 'x2.pth')
+    choose(page, 'photo_upscale', '3')
+    page.locator('#photo_button').click()
+    assert 'x2.pth enlarges 2x, which cannot give an upscale of 3' in message(page, 'cannot give an upscale')
+    close_messages(page)
+    choose(page, 'photo_upscale', '2')
+    run_job(page, '#photo_button', '#photo_status', 'photos_0003')  # the status of this job, not the last one
+    assert '1 of 1 photo enhanced (1 face)' in page.locator('#photo_status').inner_text()
+    screenshot('5_added_models')
+    links = {link.get_attribute('download'): link for link in page.locator('#photo_downloads a[download]').all()}
+    enlarged = np.asarray(Image.open(io.BytesIO(fetch(page, links['astronaut.png']))))
+    assert enlarged.shape == (1024, 1024, 3)
+    np.testing.assert_array_equal(enlarged, np.asarray(Image.open(run_dir / 'photos_0003' / 'astronaut.png')))
+
+    # aligned faces: a 16x16 face through the train.py checkpoint (SPARNet-Light), x8
     page.get_by_role('tab', name='Aligned faces').click()
+    assert offered(page, 'face_model') == [*RELEASED_MODELS, 'latest_net_G.pth']
     upload(page, 'face_files', tmp_path / 'face16.png')
-    choose(page, 'face_model', 'sparnet_light_attn3d')
+    choose(page, 'face_model', 'latest_net_G.pth')
     run_job(page, '#face_button', '#face_status', '1 of 1 face enhanced')
     wait_for_images(page, '#face_gallery', 2)
     assert sorted(loaded_images(page, '#face_gallery')) == [[16, 16], [128, 128]]
     links = {link.get_attribute('download'): link for link in page.locator('#face_downloads a[download]').all()}
     assert sorted(links) == ['face16.png', 'faces.zip']
     assert Image.open(io.BytesIO(fetch(page, links['face16.png']))).size == (128, 128)
-    screenshot('5_faces')
+    screenshot('6_faces')
 
     assert elsewhere == []  # the page asked nothing of any other host
     process.send_signal(signal.SIGTERM)
@@ -252,7 +283,8 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     server_log = log.read()
     assert 'Traceback' not in server_log, server_log
     assert [path.name for path in (tmp_path / 'results').iterdir()] == [run_dir.name]
-    assert sorted(path.name for path in run_dir.iterdir()) == ['faces_0003', 'photos_0002']  # the cache is gone
+    # the cache is gone
+    assert sorted(path.name for path in run_dir.iterdir()) == ['faces_0004', 'photos_0002', 'photos_0003']
     assert list((tmp_path / 'cwd').iterdir()) == []
     # in the system's temporary folder, only the empty compile-cache folder that importing torchvision makes
     assert [path.name for path in (tmp_path / 'tmp').iterdir()

@@ -150,7 +150,7 @@ def photos_tab(pipeline, job_queue):
             gr.Markdown(PHOTO_NOTE)
             detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
                                 info='cnn: more robust; hog: 4 to 6 times faster on a CPU, frontal faces')
-            upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale',
+            upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale', elem_id='photo_upscale',
                                info='enlarge the whole photo before the faces are pasted back')
             background = gr.Radio(list(pipeline.backgrounds), value=NONE, label='Background upsampler',
                                   elem_id='photo_background', info=BACKGROUND_INFO)
