@@ -65,7 +65,8 @@ def upsample_tiled(run: Callable[[torch.Tensor], torch.Tensor], photo: np.ndarra
     for rows in tile_spans(height, tile, overlap, multiple):
         for cols in tile_spans(width, tile, overlap, multiple):
             region = photo[rows.read_start:rows.read_end, cols.read_start:cols.read_end]
-            tensor = torch.from_numpy(np.ascontiguousarray(region)).to(device).permute(2, 0, 1)[None]
+            region = np.array(region)  # a writable copy: photos may be read-only arrays
+            tensor = torch.from_numpy(region).to(device).permute(2, 0, 1)[None]
             output = run(tensor.to(dtype).div_(255))
             core = output[..., (rows.start - rows.read_start) * scale:(rows.end - rows.read_start) * scale,
                           (cols.start - cols.read_start) * scale:(cols.end - cols.read_start) * scale].float()
