@@ -18,9 +18,7 @@ import numpy as np
 import torch
 
 from models.enhancer import NON_FINITE_OUTPUT, NonFiniteOutput
-from utils.cli import UserError
-from utils.devices import PRECISIONS, check_precision
-from weights.spandrel_file import FACE, describe, load_spandrel
+from weights.spandrel_file import FACE, describe, load_spandrel, on_device
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +39,7 @@ class SpandrelFaceEnhancer:
     def __init__(self, descriptor: object, batch_size: int = 1, device: torch.device | str = 'cpu',
                  precision: str = 'fp32', fidelity: float = 0.5, label: str = '') -> None:
         label = label or descriptor.architecture.id
-        try:
-            check_precision(device, precision)
-        except ValueError as err:
-            raise UserError(f'--precision {precision}: {err}') from err
-        dtype = PRECISIONS[precision]
-        if (dtype == torch.float16 and not descriptor.supports_half) or \
-                (dtype == torch.bfloat16 and not descriptor.supports_bfloat16):
-            raise UserError(f'--face_model {label}: {descriptor.architecture.id} does not run in {precision}; '
-                            'use --precision fp32')
-        self.descriptor = descriptor.to(device).to(dtype).eval()
+        self.descriptor, dtype = on_device(descriptor, device, precision, f'--face_model {label}')
         self.call = SIGNED_CALLS.get(descriptor.architecture.id)
         self.batch_size = max(1, batch_size)
         self.device, self.dtype, self.fidelity = torch.device(device), dtype, fidelity

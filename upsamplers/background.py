@@ -16,9 +16,8 @@ import torch
 from models.enhancer import NonFiniteOutput
 from upsamplers.tiles import upsample_tiled
 from utils.cli import UserError
-from utils.devices import PRECISIONS, check_precision
 from weights.other_models import find_other, resolve_other
-from weights.spandrel_file import BACKGROUND, describe, load_spandrel
+from weights.spandrel_file import BACKGROUND, describe, load_spandrel, on_device
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +56,7 @@ class BackgroundUpsampler:
                  device: torch.device | str = 'cpu', precision: str = 'fp32', label: str = '') -> None:
         self.label = label or descriptor.architecture.id
         check_scale(descriptor.scale, upscale, self.label)
-        try:
-            check_precision(device, precision)
-        except ValueError as err:
-            raise UserError(f'--precision {precision}: {err}') from err
-        dtype = PRECISIONS[precision]
-        if (dtype == torch.float16 and not descriptor.supports_half) or \
-                (dtype == torch.bfloat16 and not descriptor.supports_bfloat16):
-            raise UserError(f'--bg_upsampler {self.label}: {descriptor.architecture.id} does not run in '
-                            f'{precision}; use --precision fp32')
-        self.descriptor = descriptor.to(device).to(dtype).eval()
+        self.descriptor, dtype = on_device(descriptor, device, precision, f'--bg_upsampler {self.label}')
         self.upscale, self.tile, self.device, self.dtype = upscale, tile, torch.device(device), dtype
         if descriptor.scale > upscale:
             log.info('--bg_upsampler %s enlarges %dx: its output is brought down to --test_upscale %d '

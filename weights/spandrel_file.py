@@ -12,6 +12,10 @@ import os
 import warnings
 from typing import Any
 
+import torch
+
+from utils.cli import UserError
+from utils.devices import PRECISIONS, check_precision
 from weights.state_dict import WeightsError, check_finite, load_tensors
 
 BACKGROUND = 'background'
@@ -103,6 +107,21 @@ def load_spandrel(path: str, label: str, role: str | None, noncommercial_ok: boo
     if role is not None:
         _check_role(descriptor, role, label)
     return descriptor
+
+
+def on_device(descriptor: Any, device: torch.device | str, precision: str, label: str) -> tuple[Any, torch.dtype]:
+    """(the descriptor moved to `device` in `precision`'s dtype, in eval mode; that dtype). UserError in one line
+    when the device or the architecture does not run that precision; `label` is the flag and value, e.g.
+    '--bg_upsampler x4.pth'."""
+    try:
+        check_precision(device, precision)
+    except ValueError as err:
+        raise UserError(f'--precision {precision}: {err}') from err
+    dtype = PRECISIONS[precision]
+    if (dtype == torch.float16 and not descriptor.supports_half) or \
+            (dtype == torch.bfloat16 and not descriptor.supports_bfloat16):
+        raise UserError(f'{label}: {descriptor.architecture.id} does not run in {precision}; use --precision fp32')
+    return descriptor.to(device).to(dtype).eval(), dtype
 
 
 def _arch_guess(registry, state):
