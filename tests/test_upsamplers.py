@@ -16,7 +16,7 @@ from helpers.other_models import realesrgan_shapes
 from models.enhancer import Enhancer
 from upsamplers.background import TILE_OVERLAP, BackgroundUpsampler
 from upsamplers.tiles import tile_spans
-from weights.download import DownloadError
+from weights.download import DownloadError, url_cache_path
 from weights.other_models import OTHER_MODELS, markdown_table, resolve_other
 from weights.spandrel_file import BACKGROUND, load_spandrel
 
@@ -57,6 +57,19 @@ def test_download_checks_and_loads_through_spandrel(weights_server, realesrgan_s
     assert resolve_other(model.url, BACKGROUND)[0] == path and len(weights_server.requests) == 1  # cached
     upsampler = BackgroundUpsampler.from_options(options(name, scale))
     assert (upsampler.descriptor.architecture.id, upsampler.descriptor.scale) == ('ESRGAN', scale)
+
+
+def test_urls_are_fetched_from_where_they_point_each_into_a_folder_of_its_own(weights_server, realesrgan_standin):
+    """As --pretrain_model_path's URLs: a URL ending in a table file's name is that host's file, not the release's,
+    and two URLs ending in one file name are two files."""
+    name = OTHER_MODELS['realesrgan_x4plus'].file_name
+    weights_server.add(realesrgan_standin(4), f'a/{name}')
+    weights_server.add(realesrgan_standin(2), f'b/{name}')
+    first, second = (f'{weights_server.url}/{folder}/{name}' for folder in 'ab')
+    found = [resolve_other(url, BACKGROUND) for url in (first, second, first)]
+    assert found == [(url_cache_path(first), None), (url_cache_path(second), None), (url_cache_path(first), None)]
+    assert weights_server.requests == [f'/a/{name}', f'/b/{name}']  # the third from the cache
+    assert not os.path.exists(os.path.join(weights_server.cache, name))
 
 
 def test_download_that_spandrel_cannot_load_is_refused(weights_server, tmp_path):

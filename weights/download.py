@@ -10,6 +10,7 @@ The files of the project's table (released weights, VGG19, Inception, test sets)
 cache under their file names; any other URL in a folder of its own, named by a digest of the
 whole URL (as torch.hub and huggingface_hub keep them), so two URLs never share an entry.
 """
+import contextlib
 import hashlib
 import http.client
 import logging
@@ -198,6 +199,22 @@ def download(url: str, path: str, label: str, sha256: str | None = None,
     digest = transfer.digest.hexdigest()
     log.info('%s: downloaded %s (%s) to %s, SHA-256 %s', label, url, megabytes(transfer.received), path, digest)
     return digest
+
+
+def fetch_url_file(url: str, check: Callable[[str], object], folder: str | None = None) -> str:
+    """The file at a URL the user gives, downloaded once into `url_cache_path(url)` from where the URL points (no
+    mirror) and kept when `check(temporary path)` accepts it; the URL's folder is removed when that fails. The
+    log says which file is used."""
+    path = url_cache_path(url, folder)
+    if not os.path.isfile(path):
+        try:
+            download(url, path, url, check=check)
+        except UserError:
+            with contextlib.suppress(OSError):  # the URL's folder, left empty
+                os.rmdir(os.path.dirname(path))
+            raise
+    log.info('%s: using %s', url, path)
+    return path
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ architecture code of theirs is copied here; spandrel recognises them from their 
 """
 import functools
 import os
-import urllib.parse
 from dataclasses import dataclass
 
-from weights.download import RemoteFile
+from weights.download import RemoteFile, fetch_url_file, url_file_name
 from weights.sources import URL_SCHEMES
 from weights.spandrel_file import BACKGROUND, FACE, ROLE_FLAGS, ROLE_WHAT, check_spandrel_file
 from weights.state_dict import WeightsError
@@ -83,14 +82,11 @@ def resolve_other(source: str, role: str, folder: str | None = None) -> tuple[st
     """
     model = find_other(source)
     if model is None and source.lower().startswith(URL_SCHEMES):
-        file_name = os.path.basename(urllib.parse.urlparse(source).path)
-        if not file_name:
+        if not url_file_name(source):
             raise WeightsError(f"{source}: the URL names no file; give the address of a model file")
-        model = find_other(file_name)
-        if model is None or model.file_name != file_name:
-            remote = RemoteFile(file_name, file_name, source, ROLE_WHAT[role],
-                                functools.partial(check_spandrel_file, role=role))
-            return remote.fetch(folder), None
+        model = next((other for other in OTHER_MODELS.values() if other.url == source), None)
+        if model is None:  # fetched from where it points, into a folder of its own, as --pretrain_model_path's URLs
+            return fetch_url_file(source, lambda tmp: check_spandrel_file(tmp, source, role), folder), None
     if model is not None:
         if model.role != role:
             raise WeightsError(f"{source}: is {ROLE_WHAT[model.role]}, not {ROLE_WHAT[role]} (give it to "

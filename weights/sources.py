@@ -8,13 +8,11 @@ ending in the same file name are two files); only the release's own URL of a mod
 A missing path whose file name is a released file (the original commands'
 `./pretrain_models/SPARNet-V16-S4-epoch20.pth`) is taken from the cache, downloaded if needed.
 """
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
 
-from utils.cli import UserError
-from weights.download import cache_dir, download, url_cache_path, url_file_name
+from weights.download import cache_dir, fetch_url_file, url_file_name
 from weights.generator import check_generator_file
 from weights.released import RELEASED_MODELS, ReleasedModel, find_released
 from weights.state_dict import WeightsError
@@ -37,18 +35,9 @@ def fetch_url(url: str, folder: str | None = None) -> WeightsFile:
     if not url_file_name(url):
         raise WeightsError(f"{url}: the URL names no file; give the address of a .pth file")
     released = next((model for model in RELEASED_MODELS.values() if model.url == url), None)
-    if released is not None:
-        weights = WeightsFile(released.remote.fetch(folder), released)
-    else:
-        path = url_cache_path(url, folder)
-        if not os.path.isfile(path):
-            try:
-                download(url, path, url, check=lambda tmp: check_generator_file(tmp, url))
-            except UserError:
-                with contextlib.suppress(OSError):  # the URL's folder, left empty
-                    os.rmdir(os.path.dirname(path))
-                raise
-        weights = WeightsFile(path)
+    if released is None:
+        return WeightsFile(fetch_url_file(url, lambda tmp: check_generator_file(tmp, url), folder))
+    weights = WeightsFile(released.remote.fetch(folder), released)
     log.info('%s: using %s', url, weights.path)
     return weights
 
