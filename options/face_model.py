@@ -8,15 +8,14 @@ its non-commercial licence is accepted with --codeformer_noncommercial.
 """
 import argparse
 import os
-import urllib.parse
 
 from utils.cli import UserError
-from weights.generator import infer_spec, read_state_dict
+from weights.download import url_file_name
+from weights.generator import file_spec
 from weights.other_models import find_other, names_of, resolve_other
 from weights.released import RELEASED_MODELS, find_released
 from weights.sources import URL_SCHEMES
 from weights.spandrel_file import FACE, LICENCE_FLAG
-from weights.state_dict import WeightsError
 
 
 def face_model_choices() -> str:
@@ -26,15 +25,10 @@ def face_model_choices() -> str:
 
 def _is_sparnet(source):
     """Whether `source` names SPARNet weights: a released name or file name (a URL's too), or a file they fit."""
-    name = os.path.basename(urllib.parse.urlparse(source).path if source.lower().startswith(URL_SCHEMES) else source)
+    name = url_file_name(source) if source.lower().startswith(URL_SCHEMES) else os.path.basename(source)
     if find_released(name) is not None:
         return True
-    if not os.path.isfile(source):
-        return False
-    try:
-        return infer_spec(read_state_dict(source, mmap=True)) is not None
-    except WeightsError:  # not a state dict of SPARNet's: spandrel may know it
-        return False
+    return os.path.isfile(source) and file_spec(source) is not None  # else spandrel may know it
 
 
 def resolve_face_model(known: argparse.Namespace) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from utils.cli import UserError
-from weights.generator import infer_spec, read_state_dict
+from weights.generator import file_spec
 from weights.other_models import find_other, names_of
 from weights.spandrel_file import BACKGROUND, FACE, LICENCE_FLAG, load_spandrel, model_role
 from weights.state_dict import WeightsError
@@ -49,10 +49,7 @@ def _files(source):
 
 def _kind(path, noncommercial_ok):
     """(kind, scale) of the model in `path`; UserError in one line when it fits no network."""
-    try:
-        spec = infer_spec(read_state_dict(path, mmap=True))
-    except WeightsError:  # not a plain state dict: another project's layout, for spandrel
-        spec = None
+    spec = file_spec(path)
     if spec is not None:
         return spec.model, 1
     try:

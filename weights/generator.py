@@ -71,6 +71,15 @@ def infer_spec(state_dict: dict[str, torch.Tensor]) -> GeneratorSpec | None:
     return spec if fits else None
 
 
+def file_spec(path: str) -> GeneratorSpec | None:
+    """The GeneratorSpec the state dict in `path` fits exactly; None when it is no SPARNet / SPARNetHD state dict
+    (another project's layout, for spandrel)."""
+    try:
+        return infer_spec(read_state_dict(path, mmap=True))
+    except WeightsError:
+        return None
+
+
 def _describe(spec):
     attention = '2D' if spec.att_name == 'spar' else '3D'
     weights = 'spectral-normalised' if spec.spectral_norm else 'plain'
