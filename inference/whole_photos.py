@@ -20,12 +20,13 @@ from faces.restorer import FaceRestorer
 from inference import sharding
 from inference.photo_results import check_folders, final_path, photo_jobs, save_results
 from inference.report import check_report_file
+from inference.whole_videos import check_not_input, enhance_video, video_jobs
 from models.enhancer import Enhancer, NonFiniteOutput
 from models.face_restorers import SpandrelFaceEnhancer
 from upsamplers.background import BackgroundUpsampler
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
-from utils.image_io import ImageReadError, image_size, read_rgb_array
+from utils.image_io import ImageReadError, image_size, list_images, read_rgb_array
 from utils.one_ahead import one_ahead
 from utils.progress import logging_redirect, progress
 
@@ -116,46 +117,92 @@ def check_options(opt: argparse.Namespace) -> None:
         raise UserError('--test_img_path is required: a photo or a folder of photos')
 
 
+def input_jobs(test_img_path: str, results_dir: str) -> tuple[list, list]:
+    """([(photo, its results folder)], [(video, its output video)]) of --test_img_path: a photo, a video, or a
+    folder holding either."""
+    if os.path.isfile(test_img_path):
+        videos = video_jobs(test_img_path, results_dir)
+        return ([] if videos else photo_jobs(test_img_path, results_dir)), videos
+    if not os.path.isdir(test_img_path):
+        raise UserError(f'--test_img_path {test_img_path!r}: no such file or folder')
+    videos = video_jobs(test_img_path, results_dir)
+    photos = photo_jobs(test_img_path, results_dir) if list_images(test_img_path) or not videos else []
+    return photos, videos
+
+
+def enhance_photos(restorer, run, jobs, opt, single, show_progress):
+    """Enhance this process's photos (the next one read and searched while the current one is enhanced);
+    returns the number of faces restored."""
+    detector = restorer.find_faces
+    restored_faces = 0
+    searches = one_ahead(lambda job: read_and_search(detector, job[0], opt.max_pixels, opt.test_upscale), jobs)
+    for (photo_path, _, out_dir), searched in progress(searches, total=len(jobs), desc='photos', unit='photo',
+                                                       disable=single or not show_progress):
+        start = time.perf_counter()
+        try:
+            n_faces, search = enhance_photo(restorer, searched, photo_path, out_dir, opt)
+        except PhotoError as err:
+            if single:
+                raise
+            log.log(logging.WARNING if err.no_face else logging.ERROR, '%s (skipped)', err)
+            run.log.record(photo_path, 'no_face' if err.no_face else 'failed', error=str(err),
+                           seconds=time.perf_counter() - start)
+            continue
+        restored_faces += n_faces
+        run.log.record(photo_path, 'done', final_path(out_dir, opt.ext), seconds=time.perf_counter() - start)
+        log.info('%s: %d face(s) -> %s (detection %.1f s, %s)', photo_path, n_faces, out_dir,
+                 search.seconds, search.describe())
+    return restored_faces
+
+
+def enhance_videos(restorer, run, jobs, opt, single, show_progress):
+    """Enhance this process's videos one after the other; returns the number of faces restored."""
+    restored_faces = 0
+    for video_path, out_path in jobs:
+        start = time.perf_counter()
+        try:
+            totals = enhance_video(restorer, video_path, out_path, opt, show_progress)
+        except UserError as err:
+            if single:
+                raise
+            log.error('%s (skipped)', err)
+            run.log.record(video_path, 'failed', error=str(err), seconds=time.perf_counter() - start)
+            continue
+        restored_faces += totals.faces
+        run.log.record(video_path, 'done', out_path, seconds=time.perf_counter() - start)
+        log.info('%s: %d frames, %d with faces (%d faces) -> %s', video_path, totals.frames,
+                 totals.frames_with_faces, totals.faces, out_path)
+    return restored_faces
+
+
 def enhance_share(opt, shard):
-    """Enhance the photos of this process (all of them, but under torchrun); returns its exit code."""
+    """Enhance the photos and videos of this process (all of them, but under torchrun); returns its exit code."""
     set_inference_threads(shard.cpu_threads())
-    jobs = photo_jobs(opt.test_img_path, opt.results_dir)
+    photos, videos = input_jobs(opt.test_img_path, opt.results_dir)
+    for video_path, out_path in videos:
+        check_not_input(video_path, out_path)
     single = os.path.isfile(opt.test_img_path)
     restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
-    detector = restorer.find_faces
-    with detector, logging_redirect():  # the detection threads stop whatever happens below
-        run = sharding.ShardedRun(shard, [photo_path for photo_path, _ in jobs],
+    with restorer.find_faces, logging_redirect():  # the detection threads stop whatever happens below
+        run = sharding.ShardedRun(shard, [path for path, _ in photos + videos],
                                   f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
-        jobs = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in jobs])
-        restored_faces = 0
-        searches = one_ahead(lambda job: read_and_search(detector, job[0], opt.max_pixels, opt.test_upscale), jobs)
-        for (photo_path, _, out_dir), searched in progress(searches, total=len(jobs), desc='photos', unit='photo',
-                                                           disable=single or not shard.is_main):
-            start = time.perf_counter()
-            try:
-                n_faces, search = enhance_photo(restorer, searched, photo_path, out_dir, opt)
-            except PhotoError as err:
-                if single:
-                    raise
-                log.log(logging.WARNING if err.no_face else logging.ERROR, '%s (skipped)', err)
-                run.log.record(photo_path, 'no_face' if err.no_face else 'failed', error=str(err),
-                               seconds=time.perf_counter() - start)
-                continue
-            restored_faces += n_faces
-            run.log.record(photo_path, 'done', final_path(out_dir, opt.ext), seconds=time.perf_counter() - start)
-            log.info('%s: %d face(s) -> %s (detection %.1f s, %s)', photo_path, n_faces, out_dir,
-                     search.seconds, search.describe())
+        pending = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in photos]
+                              + [(video_path, out_path, None) for video_path, out_path in videos])
+        restored_faces = enhance_photos(restorer, run, [job for job in pending if job[2] is not None], opt, single,
+                                        shard.is_main)
+        restored_faces += enhance_videos(restorer, run, [job[:2] for job in pending if job[2] is None], opt, single,
+                                         shard.is_main)
     totals = run.finish(restored_faces, opt.dist_timeout)
     if totals is None:
         return 1
     counts, listed, faces = totals
     if shard.is_main:
-        print(f'{counts["done"]} photo(s) enhanced ({sum(faces)} faces), '
+        kinds = ' and '.join(kind for kind, jobs in (('photo(s)', photos), ('video(s)', videos)) if jobs)
+        print(f'{counts["done"]} {kinds} enhanced ({sum(faces)} faces), '
               f'{counts["no_face"]} without a face, {counts["failed"]} failed'
               f'{run.summary_suffix(counts, "results exist")}; results in {opt.results_dir}')
         print_path_lists((('without a face', listed['no_face']), ('failed', listed['failed'])))
     return 1 if counts['failed'] or counts['done'] + counts['skipped'] == 0 else 0
-
 
 
 def enhance_whole_photos(opt: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import torch
 from options.base_options import BaseOptions
 from options.detection_flags import add_detection_flags
 from options.face_model import face_model_choices, resolve_face_model
+from options.video_flags import add_video_flags
 from upsamplers.background import DEFAULT_TILE, NONE
 from upsamplers.background import check_given as check_background
 from utils.cli import (
@@ -59,7 +60,7 @@ class TestOptions(BaseOptions):
         parser.add_argument('--onnx_model', type=unquoted, default='',
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
         parser.add_argument('--test_img_path', type=unquoted, default='',
-                            help='photo, or folder of photos, for test_enhance_single_unalign.py')
+                            help='photo or video, or folder of them, for test_enhance_single_unalign.py')
         parser.add_argument('--test_upscale', type=number_type(int, low=1, high=MAX_TEST_UPSCALE), default=1,
                             help='enlarge the whole photo by this factor (1 to 8) before pasting the faces back')
         parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
@@ -83,6 +84,7 @@ class TestOptions(BaseOptions):
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
         add_detection_flags(parser, text=unquoted_lower)
+        add_video_flags(parser)
         parser.add_argument('--face_batch_size', type=positive_int, default=4, help='aligned faces enhanced per batch')
         parser.add_argument('--phase', type=unquoted, default='test',
                             help='default --save_as_dir is <results_dir>/<name>/<phase>_<epoch>')
@@ -131,6 +133,8 @@ class TestOptions(BaseOptions):
         another project's model is fetched)."""
         super().check_given(known)
         check_background(known.bg_upsampler, known.test_upscale)
+        if known.start is not None and known.end is not None and known.end <= known.start:
+            raise UserError(f'--end {known.end:g} must be after --start {known.start:g}')
         if known.load_size is not None and known.load_size ** 2 > known.max_pixels:
             raise UserError(f'--load_size {known.load_size}: {known.load_size ** 2 / 1e6:.1f} megapixels per image, '
                             f'more than --max_pixels {known.max_pixels}; raise --max_pixels if this machine has the '

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from helpers.commands import run_in_process, run_script, run_whole_photos
+from helpers.commands import HD_FLAGS, run_in_process, run_script, run_whole_photos
 from inference import whole_photos
 from inference.photo_results import photo_jobs
 from inference.whole_photos import read_and_search
@@ -20,8 +20,6 @@ from models.enhancer import Enhancer
 from utils.cli import UserError
 from weights.released import RELEASED_MODELS
 
-HD_FLAGS = ['--gpus', '0', '--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
-            '--att_name', 'spar', '--Gnorm', 'in']
 
 
 class IdentityEnhancer:

@@ -75,6 +75,11 @@ def run_test_py(argv):
     return test_folder(TestOptions().parse(argv))
 
 
+# The flags of the released SPARNetHD (test.sh's), for whole-photo runs on a released-format checkpoint.
+HD_FLAGS = ['--gpus', '0', '--model', 'sparnethd', '--name', 'SPARNetHD_V4_Attn2D', '--res_depth', '10',
+            '--att_name', 'spar', '--Gnorm', 'in']
+
+
 def run_whole_photos(argv):
     """What `python test_enhance_single_unalign.py *argv` runs, in this process; returns its exit code."""
     return enhance_whole_photos(TestOptions().parse(argv, default_weights=DEFAULT_PHOTO_MODEL))

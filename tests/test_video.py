@@ -1,0 +1,206 @@
+"""Videos through test_enhance_single_unalign.py: frames, timing, rotation, sound and size kept; bad input refused
+in one line; a damaged file keeps what decoded; a stopped run leaves nothing under the final name."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers.clips import astronaut_frames, faceless_frame, read_clip, write_clip
+from helpers.commands import HD_FLAGS, run_in_process, run_whole_photos
+from metrics.psnr_ssim import psnr
+from models.enhancer import Enhancer
+
+
+class InvertingEnhancer:
+    """Stands in for the network: returns the aligned faces inverted, so pasted faces show in the output."""
+
+    def __init__(self, fail_at_call=None):
+        self.calls = 0
+        self.fail_at_call = fail_at_call
+
+    def __call__(self, faces):
+        self.calls += 1
+        if self.calls == self.fail_at_call:
+            raise KeyboardInterrupt  # as Ctrl-C (or a kill) in the middle of the video
+        return 255 - faces
+
+
+@pytest.fixture
+def enhancer(monkeypatch):
+    inverting = InvertingEnhancer()
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: inverting))
+    return inverting
+
+
+@pytest.fixture
+def video_flags(released_checkpoint):
+    """The flags of a whole-photo run on the released SPARNetHD format (HOG detection at the frames' own scale: the
+    astronaut's face is about 100 px across)."""
+    return [*HD_FLAGS, '--pretrain_model_path', released_checkpoint('sparnethd_attn2d'), '--detector', 'hog',
+            '--min_face_size', '80']
+
+
+def run_video(flags, clip, results, *extra):
+    return run_in_process(run_whole_photos, [*flags, '--test_img_path', str(clip), '--results_dir', str(results),
+                                             *extra], 'test_enhance_single_unalign.py')
+
+
+def upright(image, rotation):
+    return np.rot90(image, k=rotation // 90)
+
+
+def face_changed(output, source, upscale):
+    """Mean difference, in the middle of the frame (the face), between the output and the input enlarged."""
+    enlarged = cv2.resize(source, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+    height, width = enlarged.shape[:2]
+    window = (slice(height // 4, 3 * height // 4), slice(width // 4, 3 * width // 4))
+    return float(np.abs(output[window].astype(float) - enlarged[window]).mean())
+
+
+@pytest.mark.slow
+def test_frames_times_rotation_sound_and_upscale_are_kept(tmp_path, enhancer, video_flags):
+    shown = astronaut_frames(4) + [faceless_frame()] * 2 + astronaut_frames(2)
+    times_ms = [0, 40, 80, 160, 200, 280, 320, 400]  # variable frame rate
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, [np.rot90(image, k=-1) for image in shown], times_ms, rotation=90)  # stored on its side
+    given = read_clip(clip)
+
+    completed = run_video(video_flags, clip, tmp_path / 'out', '--test_upscale', '2')
+    assert completed.returncode == 0, completed.stderr
+    made = read_clip(tmp_path / 'out' / 'clip.mp4')
+    assert made['codec'] == 'h264'
+    assert made['times'] == pytest.approx(given['times'], abs=1e-6)
+    assert made['rotations'] == given['rotations'] == {90}
+    assert made['audio'] == given['audio']  # copied packet by packet, not re-encoded
+    assert [image.shape for image in made['images']] == [(640, 480, 3)] * 8
+    for index, (output, source) in enumerate(zip(made['images'], given['images'])):
+        output, source = upright(output, 90), upright(source, 90)
+        if index in (4, 5):  # no face: the frame enlarged, untouched
+            enlarged = cv2.resize(source, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+            assert psnr(output, enlarged, 'rgb') > 35
+        else:  # found upright and pasted back inverted
+            assert face_changed(output, source, 2) > 30
+    assert '8 frames, 6 with faces (6 faces)' in completed.stderr
+
+
+@pytest.mark.slow
+def test_start_and_end_keep_part_of_the_video(tmp_path, enhancer, video_flags):
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(8), fps=25)
+    given = read_clip(clip)
+    completed = run_video(video_flags, clip, tmp_path / 'out', '--start', '0.1', '--end', '0.24', '--crf', '30')
+    assert completed.returncode == 0, completed.stderr
+    made = read_clip(tmp_path / 'out' / 'clip.mp4')
+    kept = [index for index, time in enumerate(given['times']) if 0.1 <= time < 0.24]
+    assert kept == [3, 4, 5]
+    assert made['times'] == pytest.approx([given['times'][i] - given['times'][3] for i in kept], abs=1e-6)
+    assert made['rate'] == given['rate'] == 25
+    assert 0 < len(made['audio']) < len(given['audio'])
+
+
+@pytest.mark.slow
+def test_a_stopped_run_leaves_nothing_under_the_final_name(tmp_path, monkeypatch, video_flags):
+    stopping = InvertingEnhancer(fail_at_call=2)  # the second batch of faces
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: stopping))
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(6))
+    out = tmp_path / 'out'
+    with pytest.raises(KeyboardInterrupt):
+        run_whole_photos([*video_flags, '--test_img_path', str(clip), '--results_dir', str(out)])
+    assert os.listdir(out) == []  # the temporary file removed, nothing under the final name
+    # a kill -9 leaves the temporary file: the next run removes it and writes the video
+    left = out / 'clip.mp4.12345-0123abcd.part'
+    left.write_bytes(b'half a video')
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: InvertingEnhancer()))
+    assert run_video(video_flags, clip, out).returncode == 0
+    assert os.listdir(out) == ['clip.mp4']
+    assert len(read_clip(out / 'clip.mp4')['images']) == 6
+
+
+@pytest.mark.slow
+def test_a_truncated_video_keeps_the_frames_that_decoded(tmp_path, enhancer, video_flags):
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(10), faststart=True)  # the index first: the frames are in the rest
+    data = clip.read_bytes()
+    clip.write_bytes(data[:int(len(data) * 0.6)])
+    completed = run_video(video_flags, clip, tmp_path / 'out')
+    assert completed.returncode == 2
+    kept = len(read_clip(tmp_path / 'out' / 'clip.mp4')['images'])
+    assert 0 < kept < 10
+    assert f'{10 - kept} frame(s) could not be decoded' in completed.stderr
+    assert f'the {kept} that did are in' in completed.stderr
+    assert 'Traceback' not in completed.stderr
+
+
+def not_a_video(tmp_path):
+    path = tmp_path / 'notes.mp4'
+    path.write_text('not a video')
+    return path, []
+
+
+def short_clip(tmp_path):
+    path = tmp_path / 'clip.mp4'
+    write_clip(path, astronaut_frames(3))
+    return path, []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('make, extra, message', [
+    (not_a_video, [], 'notes.mp4: not a video FFmpeg can read'),
+    (short_clip, ['--start', '5'], 'clip.mp4: no frame decoded between --start 5.0'),
+    (short_clip, ['--max_pixels', '100000', '--test_upscale', '2'],
+     'clip.mp4: its 320x240 frames enlarged 2x are 0.3 megapixels, more than --max_pixels 100000'),
+    (short_clip, ['--start', '0.2', '--end', '0.1'], '--end 0.1 must be after --start 0.2'),
+])
+def test_bad_videos_are_refused_in_one_line(tmp_path, enhancer, video_flags, make, extra, message):
+    clip, _ = make(tmp_path)
+    completed = run_video(video_flags, clip, tmp_path / 'out', *extra)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert 'Traceback' not in completed.stderr
+    assert not (tmp_path / 'out').exists() or os.listdir(tmp_path / 'out') == []
+
+
+def test_the_input_is_never_the_output(tmp_path, enhancer, video_flags):
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(2))
+    before = clip.read_bytes()
+    completed = run_video(video_flags, clip, tmp_path)
+    assert completed.returncode == 2
+    assert 'would be overwritten by its own output' in completed.stderr
+    assert clip.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_odd_sizes_are_padded_and_10_bit_hdr_converted_with_a_line(tmp_path, enhancer, video_flags):
+    odd = tmp_path / 'videos' / 'odd.mkv'
+    odd.parent.mkdir()
+    write_clip(odd, [frame[:239, :319] for frame in astronaut_frames(3)], pix_fmt='yuv444p')
+    write_clip(tmp_path / 'videos' / 'hdr.mp4', astronaut_frames(3), pix_fmt='yuv420p10le', color_trc=16)
+    completed = run_video(video_flags, tmp_path / 'videos', tmp_path / 'out')
+    assert completed.returncode == 0, completed.stderr
+    assert '319x239 frames padded to 320x240' in completed.stderr
+    assert 'yuv420p10le frames (10-bit) converted to 8-bit RGB' in completed.stderr
+    assert 'HDR input (PQ (SMPTE 2084)) converted to 8-bit without tone mapping' in completed.stderr
+    for name, source in (('odd.mp4', odd), ('hdr.mp4', tmp_path / 'videos' / 'hdr.mp4')):
+        made = read_clip(tmp_path / 'out' / name)
+        assert made['codec'] == 'h264' and len(made['images']) == 3
+        assert made['images'][0].shape == (240, 320, 3)
+    given = read_clip(odd)['images'][0]
+    assert face_changed(read_clip(tmp_path / 'out' / 'odd.mp4')['images'][0][:239, :319], given, 1) > 30
+
+
+@pytest.mark.slow
+def test_a_folder_of_photos_and_videos_goes_on_past_a_broken_video(tmp_path, enhancer, video_flags):
+    folder = tmp_path / 'inputs'
+    folder.mkdir()
+    write_clip(folder / 'clip.mov', astronaut_frames(3), audio_seconds=0)
+    (folder / 'broken.mp4').write_bytes(b'\x00' * 100)
+    cv2.imwrite(str(folder / 'photo.png'), cv2.cvtColor(astronaut_frames(1)[0], cv2.COLOR_RGB2BGR))
+    completed = run_video(video_flags, folder, tmp_path / 'out')
+    assert completed.returncode == 1
+    assert '2 photo(s) and video(s) enhanced (4 faces), 0 without a face, 1 failed' in completed.stdout
+    assert (tmp_path / 'out' / 'photo' / 'hq_final.jpg').is_file()
+    assert len(read_clip(tmp_path / 'out' / 'clip.mp4')['images']) == 3
+    assert 'broken.mp4: not a video FFmpeg can read' in completed.stderr

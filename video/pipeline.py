@@ -1,0 +1,105 @@
+"""The whole-photo pipeline over the frames of a video, streaming: decode, detect, enhance, paste, encode.
+
+Four stages overlap, each a few frames ahead of the next (`utils.prefetch`): decoding (PyAV), face detection
+with tracking and landmark smoothing (`video.tracking`), the network on the faces of several frames at once,
+and pasting plus encoding (a writer thread). Frames without a face pass through, enlarged as photos are.
+"""
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faces.align import align_face, paste_faces
+from faces.restorer import FaceRestorer
+from utils.prefetch import prefetch
+from utils.write_pool import WritePool
+from video.reader import Frame
+from video.tracking import FaceTracker, SceneCutDetector
+
+STAGE_DEPTH = 2  # frames each stage holds ahead of the next
+MAX_PENDING_FRAMES = 8  # frames whose faces wait for a full batch
+
+
+@dataclass
+class FrameFaces:
+    """A frame and its faces: smoothed detections, aligned crops, photo -> crop matrices, enhanced crops."""
+    frame: Frame
+    faces: list
+    lq_faces: list
+    matrices: list
+    hq_faces: list | None = None
+
+
+@dataclass
+class VideoTotals:
+    frames: int = 0
+    frames_with_faces: int = 0
+    faces: int = 0
+
+
+class VideoRestorer:
+    """Callable: frames -> (frame, enhanced upright RGB image) in order, with the pipeline of `restorer`.
+
+    `tracker` follows the faces from frame to frame and smooths their landmarks; `scene_cuts` resets it
+    where the picture changes completely.
+    """
+
+    def __init__(self, restorer: FaceRestorer, tracker: FaceTracker, scene_cuts: SceneCutDetector) -> None:
+        self.restorer = restorer
+        self.tracker = tracker
+        self.scene_cuts = scene_cuts
+        self.totals = VideoTotals()
+
+    def find_and_align(self, frame: Frame) -> FrameFaces:
+        faces = self.tracker.update(self.restorer.find_faces(frame.image), frame.time,
+                                    scene_cut=self.scene_cuts(frame.image))
+        aligned = [align_face(frame.image, face.landmarks, self.restorer.face_size) for face in faces]
+        return FrameFaces(frame, faces, [crop for crop, _ in aligned], [matrix for _, matrix in aligned])
+
+    def enhance(self, pending: list[FrameFaces]) -> None:
+        """Enhance the faces of several frames in the restorer's batches (filled across frames)."""
+        lq_faces = [face for item in pending for face in item.lq_faces]
+        hq_faces = iter(self.restorer.enhance_faces(np.stack(lq_faces)) if lq_faces else ())
+        for item in pending:
+            item.hq_faces = [next(hq_faces) for _ in item.lq_faces]
+
+    def paste(self, item: FrameFaces) -> np.ndarray:
+        image, upscale = item.frame.image, self.restorer.upscale
+        background = self.restorer.background(image) if self.restorer.background is not None else None
+        if not item.faces:
+            if background is not None:
+                return background
+            return image if upscale == 1 else cv2.resize(image, None, fx=upscale, fy=upscale,
+                                                         interpolation=cv2.INTER_CUBIC)
+        return paste_faces(image, item.hq_faces, item.matrices, upscale, background)
+
+    def batches(self, found: Iterable[FrameFaces]) -> Iterator[FrameFaces]:
+        """The frames in order, their faces enhanced once a batch is full (or the frames waiting too many)."""
+        pending, waiting_faces = [], 0
+        for item in found:
+            pending.append(item)
+            waiting_faces += len(item.faces)
+            if waiting_faces >= self.restorer.batch_size or len(pending) >= MAX_PENDING_FRAMES or not waiting_faces:
+                self.enhance(pending)
+                yield from pending
+                pending, waiting_faces = [], 0
+        self.enhance(pending)
+        yield from pending
+
+    def run(self, frames: Iterable[Frame], write: Callable[[Frame, np.ndarray], None],
+            on_frame: Callable[[], None] = lambda: None) -> VideoTotals:
+        """Every frame through the pipeline, handed to `write(frame, image)` in order on a writer thread."""
+        def paste_and_write(item: FrameFaces) -> None:
+            write(item.frame, self.paste(item))
+            on_frame()
+
+        found = prefetch((self.find_and_align(frame) for frame in prefetch(frames, STAGE_DEPTH, 'decode')),
+                         STAGE_DEPTH, 'detect')
+        with WritePool(1, max_pending=STAGE_DEPTH) as writer:
+            for item in self.batches(found):
+                self.totals.frames += 1
+                self.totals.frames_with_faces += bool(item.faces)
+                self.totals.faces += len(item.faces)
+                writer.submit(paste_and_write, item)
+        return self.totals
