@@ -19,7 +19,8 @@ from utils.paths import real_path
 from utils.progress import progress
 from video.pipeline import VideoRestorer, VideoTotals
 from video.reader import VideoReadError, VideoSource, is_video_file
-from video.tracking import FaceTracker, SceneCutDetector
+from video.scene_cuts import SceneCutDetector
+from video.tracking import FaceTracker
 from video.writer import VideoSink, output_format
 
 log = logging.getLogger('test_enhance_single_unalign')

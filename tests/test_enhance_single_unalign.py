@@ -21,7 +21,6 @@ from utils.cli import UserError
 from weights.released import RELEASED_MODELS
 
 
-
 class IdentityEnhancer:
     """Stands in for the network: returns the aligned faces unchanged, recording the batches."""
 

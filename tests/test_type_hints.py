@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from helpers.commands import ROOT
 
-LIBRARY = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'metrics', 'options',
-           'training', 'inference', 'baselines', 'webapp')
+LIBRARY = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'video', 'metrics',
+           'options', 'training', 'inference', 'baselines', 'webapp')
 
 
 def python_files(folder):

@@ -15,7 +15,8 @@ from faces.restorer import FaceRestorer
 from utils.prefetch import prefetch
 from utils.write_pool import WritePool
 from video.reader import Frame
-from video.tracking import FaceTracker, SceneCutDetector
+from video.scene_cuts import SceneCutDetector
+from video.tracking import FaceTracker
 
 STAGE_DEPTH = 2  # frames each stage holds ahead of the next
 MAX_PENDING_FRAMES = 8  # frames whose faces wait for a full batch

@@ -97,7 +97,6 @@ class VideoSource:
                                  + (', or lower --test_upscale' if upscale > 1 else ''))
         if start is not None and end is not None and end <= start:
             raise VideoReadError(f'{self.path}: --end {end} is not after --start {start}')
-        self.stream.thread_type = 'AUTO'  # frame threads: decoding keeps up with the network on few cores
 
     @property
     def time_base(self) -> Fraction:
@@ -113,24 +112,25 @@ class VideoSource:
         return self.stream.codec_context.width, self.stream.codec_context.height
 
     def expected_frames(self) -> int:
-        """Frames the stream announces in the part kept (0 when it does not say: Matroska, MPEG-TS, ...).
-
-        The container's own duration is not used: it is the longest stream's, the sound track's as often as not.
-        """
+        """About how many frames the part kept holds, for the progress bar (0: unknown)."""
         if self.start is None and self.end is None and self.stream.frames:
             return self.stream.frames
-        if not self.stream.duration or not self.frame_rate:
+        seconds = (float(self.stream.duration * self.time_base) if self.stream.duration
+                   else self.container.duration / av.time_base if self.container.duration else None)
+        if seconds is None or not self.frame_rate:
             return 0
         first = float((self.stream.start_time or 0) * self.time_base)
-        last = first + float(self.stream.duration * self.time_base)
         begin = max(first, self.start if self.start is not None else first)
-        finish = min(last, self.end if self.end is not None else last)
+        finish = min(first + seconds, self.end if self.end is not None else first + seconds)
         return max(0, round((finish - begin) * self.frame_rate))
 
     @property
     def lost(self) -> int:
-        """Frames that did not decode: refused packets, or fewer frames than announced (a truncated file)."""
-        return max(self.failed_packets, self.expected_frames() - self.decoded)
+        """Frames that did not decode: packets the decoder refused, or fewer frames than the stream's index lists
+        (a truncated file). Only MP4-like containers list them; of the others a lost tail goes unnoticed
+        unless the demuxer reports damaged data (`notes`)."""
+        listed = self.stream.frames if self.start is None and self.end is None else 0
+        return max(self.failed_packets, listed - self.decoded)
 
     def _note_format(self, frame) -> None:
         depth = max((component.bits for component in frame.format.components), default=8)
