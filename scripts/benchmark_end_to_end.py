@@ -3,6 +3,7 @@ photos, against the published code's loops as users ran them (`baselines/publish
 
     python -m scripts.benchmark_end_to_end --faces /data/lfw,/data/utk --count 1000 --precisions fp32,bf16
     python -m scripts.benchmark_end_to_end --photos /data/photos --photo_count 6 --precisions fp32,bf16
+    python -m scripts.benchmark_end_to_end --video samples/astronaut.mp4 --precisions fp32,bf16
 
 Faces: the first --count images of the --faces folders, each resized to 128x128 and reduced to a
 16x16 LR face with PIL bicubic (the Helen test-set form), saved as PNG. Then, in turns (so load
@@ -22,6 +23,8 @@ Photos: the published whole-photo script's steps in one process (dlib CNN detect
 photo upsampled once, five landmarks, scikit-image similarity warp order 3, one face at a time
 through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG outputs)
 against the whole-photo script's run (`inference.whole_photos`) over the folder.
+Video: those published steps on every frame of --video (`published_video_loop`: frames extracted as JPEG,
+the results encoded back) against the whole-photo script's run on the video (`inference.whole_videos`).
 Weights: random ones (the same for every path) unless --weights gives the released file.
 """
 import os
@@ -29,13 +32,14 @@ import statistics
 import tempfile
 import time
 
+import av
 import numpy as np
 import torch
 from PIL import Image
 
 from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import random_generator
-from baselines.published import published_face_loop, published_photo_loop
+from baselines.published import published_face_loop, published_photo_loop, published_video_loop
 from data.base_dataset import resize_square
 from inference.face_folder import test_folder
 from inference.whole_photos import enhance_whole_photos
@@ -163,6 +167,19 @@ def photos_benchmark(args, net, weights_path, folder):
     return run_in_turns(variants, args.repeats, folder, photos)
 
 
+def videos_benchmark(args, net, weights_path, folder):
+    """{variant: [seconds per run]} over the frames of --video, and their number."""
+    with av.open(args.video) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    flags = ['--gpus', '0', '--test_img_path', args.video, '--pretrain_model_path', weights_path]
+    variants = {'published frames': lambda out: published_video_loop(net, args.video, os.path.join(out, 'out.mp4'),
+                                                                      out)}
+    for precision in args.precision_list:
+        variants[f'video {precision}'] = lambda out, p=precision: enhance_whole_photos(TestOptions().parse(
+            [*flags, '--results_dir', out, '--precision', p, *args.photo_flags.split()]))
+    return run_in_turns(variants, args.repeats, folder, range(frames)), frames
+
+
 def table(times, count, unit, baseline, network_rows=()):
     lines = [f'| run | {unit} | s | {unit} / s | vs {baseline} | share of the network-only rate |',
              '|---|---:|---:|---:|---:|---:|']
@@ -181,13 +198,16 @@ def build_parser():
     parser.add_argument('--count', type=positive_int, default=1000, help='faces to make and run (default: 1000)')
     parser.add_argument('--photos', default='', help='folder of photos with faces, for the whole-photo pipeline')
     parser.add_argument('--photo_count', type=positive_int, default=6, help='photos to run (default: the first 6)')
+    parser.add_argument('--video', default='',
+                        help='a video with faces (e.g. from scripts.make_sample_video), for the video pipeline')
     parser.add_argument('--precisions', default='fp32', help='comma-separated among fp32,bf16 (default: fp32)')
     parser.add_argument('--batch_size', type=positive_int, default=None,
                         help="network-only batch (default: test.py's for the precision)")
     parser.add_argument('--repeats', type=positive_int, default=1, help='runs of each variant, in turns (default: 1)')
     parser.add_argument('--test_flags', default='', help='extra flags for test.py, e.g. "--batch_size 8"')
     parser.add_argument('--photo_flags', default='--detector cnn',
-                        help='extra flags for the whole-photo script (default: "--detector cnn", as published)')
+                        help='extra flags for the whole-photo script, of photos and videos (default: '
+                             '"--detector cnn", as published)')
     parser.add_argument('--weights', action='append', default=[], metavar='MODEL=PATH',
                         help='released weights, e.g. sparnet=pretrain_models/SPARNet-V16-S4-epoch20.pth')
     parser.add_argument('--threads', type=positive_int, default=None,
@@ -210,8 +230,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.face_folders = [f for f in args.faces.split(',') if f]
     args.precision_list = [p for p in args.precisions.split(',') if p]
-    if not args.face_folders and not args.photos:
-        raise UserError('give --faces and/or --photos')
+    if not args.face_folders and not args.photos and not args.video:
+        raise UserError('give --faces, --photos and/or --video')
     weights = dict(item.split('=', 1) for item in args.weights)
     threads = set_inference_threads(args.threads)
     load_start = os.getloadavg()
@@ -225,6 +245,10 @@ def main(argv=None):
             net, path = network_and_weights('sparnethd', weights, folder)
             times = photos_benchmark(args, net, path, folder)
             print(table(times, args.photo_count, 'photos', 'published photos'))
+        if args.video:
+            net, path = network_and_weights('sparnethd', weights, folder)
+            times, frames = videos_benchmark(args, net, path, folder)
+            print(table(times, frames, 'frames', 'published frames'))
     load_end = os.getloadavg()
     print(f'load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}')
     return 0
