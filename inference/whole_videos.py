@@ -19,8 +19,6 @@ from utils.paths import real_path
 from utils.progress import progress
 from video.pipeline import VideoRestorer, VideoTotals
 from video.reader import VideoReadError, VideoSource, is_video_file
-from video.scene_cuts import SceneCutDetector
-from video.tracking import FaceTracker
 from video.writer import VideoSink, output_format
 
 log = logging.getLogger('test_enhance_single_unalign')
@@ -58,7 +56,7 @@ def check_not_input(video_path: str, out_path: str) -> None:
 
 def video_restorer(restorer: FaceRestorer, opt: argparse.Namespace) -> VideoRestorer:
     restorer.progress = False  # the bar counts frames
-    return VideoRestorer(restorer, FaceTracker(smooth=not opt.no_temporal_smoothing), SceneCutDetector())
+    return VideoRestorer(restorer, smooth=not opt.no_temporal_smoothing)
 
 
 def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, opt: argparse.Namespace,

@@ -8,15 +8,16 @@ The whole-photo pipeline (CNN detector, tracking, alignment, the network, paste 
 and without `--no_temporal_smoothing`'s smoothing; for the face followed through the clip it reports:
 - jitter: second differences over time of the landmarks the alignment used, in pixels of the 512 px face;
 - error: their mean distance to the true landmarks (the lag smoothing adds), same units;
-- flicker: the mean change of the output's face region between consecutive frames beyond the input's own.
+- flicker: the mean change of the output's face region between consecutive frames beyond the input's own,
+  both seen through the true camera path (`video.stability.photo_views`: the motion taken out, so that what
+  changes is noise, compression and flicker).
 The network: SPARNetHD with --pretrain_model_path (the released weights, e.g. sparnethd_attn2d), or else a
-stand-in that keeps only what a 32x32 grid laid over the aligned face holds (area-reduced, then enlarged
-bicubic): like a network, its output depends on where the crop falls, not only on the face, so an alignment
-that shakes makes a face that shakes. Each figure is the mean over --seeds clips (different camera paths).
+stand-in that passes the aligned face through and adds a fine texture fixed in the aligned face's pixels,
+as restoration networks add detail (pores, hair, lashes) where the crop puts it: an alignment that shakes
+makes that detail shake. Each figure is the mean over --seeds clips (different camera paths).
 """
 import statistics
 
-import cv2
 import numpy as np
 from skimage import data
 
@@ -29,18 +30,16 @@ from utils.cli import ArgumentParser, UserError, positive_int, run
 from utils.image_io import ImageReadError, read_rgb_array
 from video.pipeline import VideoRestorer
 from video.reader import Frame
-from video.scene_cuts import SceneCutDetector
-from video.stability import face_flicker, landmark_error, landmark_jitter, pan_zoom_clip
-from video.tracking import FaceTracker
+from video.stability import face_flicker, landmark_error, landmark_jitter, pan_zoom_clip, photo_views
 
-STAND_IN_GRID = 32
+STAND_IN_PERIOD, STAND_IN_LEVELS = 6, 16  # the stand-in's texture: period in aligned pixels, amplitude
 
 
-def grid_stand_in(faces: np.ndarray) -> np.ndarray:
-    """What a 32x32 grid over each aligned face keeps, enlarged back (bicubic): the stand-in network."""
-    size = faces.shape[1]
-    return np.stack([cv2.resize(cv2.resize(face, (STAND_IN_GRID, STAND_IN_GRID), interpolation=cv2.INTER_AREA),
-                                (size, size), interpolation=cv2.INTER_CUBIC) for face in faces])
+def texture_stand_in(faces: np.ndarray) -> np.ndarray:
+    """The stand-in network: the aligned faces with a fine texture added at fixed places of the aligned crop."""
+    index = 2 * np.pi * np.arange(faces.shape[1]) / STAND_IN_PERIOD
+    texture = STAND_IN_LEVELS * np.outer(np.sin(index), np.sin(index))[..., None]
+    return np.clip(np.rint(faces + texture), 0, 255).astype(np.uint8)
 
 
 def largest_face(faces):
@@ -56,10 +55,10 @@ def nearest_face(faces, truth):
 
 def run_clip(restorer, frames, times, truths, smooth):
     """(landmarks used (T, 5, 2), output frames) of the pipeline over the frames, or None where the face was missed."""
-    video = VideoRestorer(restorer, FaceTracker(smooth=smooth), SceneCutDetector())
+    video = VideoRestorer(restorer, smooth)
     used, outputs = [], []
-    for index, (image, time, truth) in enumerate(zip(frames, times, truths)):
-        item = video.find_and_align(Frame(index, image, index, time))
+    found = video.found(Frame(index, image, index, time) for index, (image, time) in enumerate(zip(frames, times)))
+    for item, truth in zip(found, truths):
         video.enhance([item])
         outputs.append(video.paste(item))
         face = nearest_face(item.faces, truth)
@@ -67,13 +66,10 @@ def run_clip(restorer, frames, times, truths, smooth):
     return used, outputs
 
 
-def face_boxes(truths):
-    """A box per frame around the true face: its landmarks' extent, widened by one eye distance each way."""
-    boxes = []
-    for points in truths:
-        margin = np.linalg.norm(points[:2].mean(axis=0) - points[2:4].mean(axis=0))
-        boxes.append((*(points.min(axis=0) - margin), *(points.max(axis=0) + margin)))
-    return np.array(boxes)
+def face_box(landmarks):
+    """The face's box in the photo: its landmarks' extent, widened by one eye distance each way."""
+    margin = np.linalg.norm(landmarks[:2].mean(axis=0) - landmarks[2:4].mean(axis=0))
+    return (*(landmarks.min(axis=0) - margin), *(landmarks.max(axis=0) + margin))
 
 
 def measure(restorer, photo, photo_landmarks, args, seed):
@@ -88,8 +84,10 @@ def measure(restorer, photo, photo_landmarks, args, seed):
             raise UserError(f'the face was missed in {sum(p is None for p in used)} of {args.frames} frames '
                             f'(seed {seed}); lower --pan or choose a photo with a larger face')
         used = np.array(used)
+        box = face_box(photo_landmarks)
+        outputs, inputs = photo_views(outputs, matrices, box), photo_views(frames, matrices, box)
         results[smooth] = (landmark_jitter(used), landmark_error(used, truths),
-                           face_flicker(outputs, frames, face_boxes(truths)))
+                           face_flicker(outputs, inputs, (0, 0, *inputs[0].shape[1::-1])))
     return results
 
 
@@ -100,7 +98,8 @@ def build_restorer(args):
                                    args.pretrain_model_path, '--precision', args.precision])
         enhance, name = Enhancer.from_options(opt), f'SPARNetHD ({args.pretrain_model_path}, {args.precision})'
     else:
-        enhance, name = grid_stand_in, f'stand-in ({STAND_IN_GRID}x{STAND_IN_GRID} grid)'
+        enhance = texture_stand_in
+        name = f'stand-in (the face plus a texture of period {STAND_IN_PERIOD} px, {STAND_IN_LEVELS} levels)'
     return FaceRestorer(detector, enhance, progress=False), name
 
 

@@ -10,6 +10,9 @@ from helpers.clips import astronaut_frames, faceless_frame, read_clip, write_cli
 from helpers.commands import HD_FLAGS, run_in_process, run_whole_photos
 from metrics.psnr_ssim import psnr
 from models.enhancer import Enhancer
+from video import writer
+from video.reader import VideoSource
+from video.writer import VideoSink
 
 
 class InvertingEnhancer:
@@ -204,3 +207,17 @@ def test_a_folder_of_photos_and_videos_goes_on_past_a_broken_video(tmp_path, enh
     assert (tmp_path / 'out' / 'photo' / 'hq_final.jpg').is_file()
     assert len(read_clip(tmp_path / 'out' / 'clip.mp4')['images']) == 3
     assert 'broken.mp4: not a video FFmpeg can read' in completed.stderr
+
+
+def test_without_an_h264_encoder_the_video_is_written_in_mpeg4_with_a_line(tmp_path, monkeypatch, caplog):
+    clip = tmp_path / 'clip.mp4'
+    frames = astronaut_frames(3)
+    write_clip(clip, frames)
+    monkeypatch.setattr(writer, 'has_h264_encoder', lambda: False)
+    with VideoSource(str(clip)) as source, VideoSink(str(tmp_path / 'out.mp4'), source) as sink:
+        for frame in source.frames():
+            sink.write(frame, frame.image)
+    made = read_clip(tmp_path / 'out.mp4')
+    assert made['codec'] == 'mpeg4' and len(made['images']) == 3
+    assert psnr(made['images'][0], frames[0], 'rgb') > 30
+    assert 'no H.264 encoder (libx264): written as MPEG-4 Part 2' in caplog.text

@@ -1,7 +1,5 @@
-"""Following faces through a video: the One-Euro filter, the face tracker, scene cuts, and the stability
-measures with the pan-and-zoom clips they are measured on."""
-import math
-
+"""Following faces through a video: the face tracker, the landmark smoothing along tracks, scene cuts, and the
+stability measures with the pan-and-zoom clips they are measured on."""
 import cv2
 import numpy as np
 import pytest
@@ -11,121 +9,130 @@ from faces.align import transform_points
 from faces.detector import FaceDetector
 from helpers.video import ASTRONAUT_FACE_CENTRE, face_from_landmarks, moving_face
 from video.scene_cuts import SceneCutDetector
-from video.stability import ALIGNED_EYE_DISTANCE, face_flicker, landmark_error, landmark_jitter, pan_zoom_clip
-from video.tracking import FaceTracker, OneEuroFilter, box_iou, eye_distance
+from video.smoothing import SIGMA_SECONDS, Tracked, local_fit, smooth_tracks
+from video.stability import (
+    ALIGNED_EYE_DISTANCE,
+    eye_distance,
+    face_flicker,
+    landmark_error,
+    landmark_jitter,
+    pan_zoom_clip,
+    photo_views,
+)
+from video.tracking import FaceTracker, box_iou
 
 
-def alpha(cutoff, dt):
-    """The paper's smoothing factor: 1 / (1 + tau / Te), tau = 1 / (2 pi fc)."""
-    return 1 / (1 + 1 / (2 * math.pi * cutoff) / dt)
+def one_track(times, landmarks):
+    """Entries of one face followed through the frames (track 0), the frame number as the item."""
+    return [Tracked(index, t, [face_from_landmarks(points)], [0]) for index, (t, points) in
+            enumerate(zip(times, landmarks))]
 
 
-def test_one_euro_filter_follows_the_published_formulas():
-    smoother = OneEuroFilter(min_cutoff=1.0, beta=0.5, d_cutoff=2.0)
-    assert smoother(np.array([2.0]), 0.0) == pytest.approx(2.0)
-    # t = 0.1: speed (3 - 2) / 0.1 = 10, filtered from 0 at d_cutoff; cutoff 1 + 0.5 |speed|.
-    speed = alpha(2.0, 0.1) * 10
-    value = 2 + alpha(1 + 0.5 * speed, 0.1) * (3 - 2)
-    assert smoother(np.array([3.0]), 0.1) == pytest.approx(value)
-    # t = 0.25 (dt 0.15): the speed is taken from the last filtered value.
-    speed = speed + alpha(2.0, 0.15) * ((2.5 - value) / 0.15 - speed)
-    value = value + alpha(1 + 0.5 * abs(speed), 0.15) * (2.5 - value)
-    assert smoother(np.array([2.5]), 0.25) == pytest.approx(value)
+def smoothed_landmarks(entries):
+    return np.array([entry.faces[0].landmarks for entry in smooth_tracks(entries)])
 
 
-def test_one_euro_filter_keeps_a_constant_and_its_first_value():
-    landmarks = np.arange(10.0).reshape(5, 2)
-    smoother = OneEuroFilter()
-    first = smoother(landmarks, 0.0)
-    assert np.array_equal(first, landmarks) and first is not landmarks
-    for t in np.arange(1, 30) / 30:
-        assert np.allclose(smoother(landmarks, t), landmarks)
-
-
-def test_one_euro_filter_follows_a_step_within_a_few_frames():
-    smoother = OneEuroFilter()
-    smoother(np.zeros(2), 0.0)
-    values = [smoother(np.full(2, 100.0), t, scale=100.0)[0] for t in np.arange(1, 16) / 30]
-    assert 0 < values[0] < 100 and np.all(np.diff(values) > 0)
-    assert values[4] > 90 and values[14] > 99  # within a tenth of the step after 5 frames (1/6 s)
+def test_local_fit_is_the_weighted_least_squares_quadratic():
+    times, values = np.array([-0.1, 0.0, 0.05, 0.2]), np.array([1.0, 3.0, 2.0, 5.0])
+    weights = np.exp(-0.5 * (times / 0.1) ** 2)  # Gaussian weights of width 0.1 around t = 0
+    design = np.stack([np.ones(4), times, times ** 2], axis=1)
+    expected = np.linalg.solve(design.T @ (weights[:, None] * design), design.T @ (weights * values))[0]
+    assert local_fit(times, values[:, None], 0.0, sigma=0.1)[0] == pytest.approx(expected)
+    assert local_fit(times[:2], values[:2, None], 0.0, sigma=0.1)[0] == pytest.approx(3.0)  # a line through both
+    assert local_fit(times[:1], values[:1, None], 0.0, sigma=0.1)[0] == pytest.approx(1.0)  # one point: itself
 
 
 @pytest.mark.parametrize('fps', [24.0, 60.0, 'variable'])
-def test_one_euro_filter_smooths_over_time_not_frames(fps):
-    """The same signal sampled at other rates (or irregularly) is filtered alike: at beta 0, a step's response
-    after t seconds is 1 - exp(-2 pi min_cutoff t), whatever the frame times."""
-    times = np.linspace(0, 0.5, 31) if fps == 'variable' else np.arange(0, 0.5 + 1e-9, 1 / fps)
+def test_smoothing_keeps_motion_up_to_constant_acceleration_exactly(fps):
+    """No lag: a face gliding and accelerating comes out where it is, ends of the track included, at any rate."""
+    times = np.linspace(0, 1, 31) if fps == 'variable' else np.arange(0, 1, 1 / fps)
     if fps == 'variable':
-        times[1:-1] += np.random.default_rng(0).uniform(-0.006, 0.006, 29)
-    smoother = OneEuroFilter(min_cutoff=1.0, beta=0.0)
-    smoother(np.zeros(1), -1e-9)
-    response = [smoother(np.ones(1), t)[0] for t in times][-1]
-    assert response == pytest.approx(1 - math.exp(-2 * math.pi * 0.5), abs=0.03)
-    with pytest.raises(ValueError, match='increase'):
-        smoother(np.ones(1), times[-1])
-
-
-def test_one_euro_filter_speeds_are_in_units_of_the_scale():
-    """A face 6 times larger, moving 6 times as many pixels, is smoothed alike when its size is the scale."""
-    times, _, found = moving_face(30, seed=1)
-    small, large = OneEuroFilter(), OneEuroFilter()
-    for t, landmarks in zip(times, found):
-        assert np.allclose(large(6 * landmarks, t, scale=6.0), 6 * small(landmarks, t, scale=1.0))
+        times[1:-1] += np.random.default_rng(0).uniform(-0.01, 0.01, 29)
+    start = moving_face(1)[1][0]
+    truth = start + 40 * times[:, None, None] * [1.0, 0.5] + 30 * times[:, None, None] ** 2 * [0.0, 1.0]
+    assert np.allclose(smoothed_landmarks(one_track(times, truth)), truth, atol=1e-6)
 
 
 @pytest.mark.parametrize('eyes', [30.0, 200.0])
-def test_tracker_halves_landmark_jitter_with_little_lag(eyes):
+def test_smoothing_divides_jitter_by_ten_without_adding_error(eyes):
     """A face swaying at up to 0.8 eye distances per second, found with noise of 1 % of its eye distance: the same
-    result at any size, jitter divided by more than 2, and the lag adds under 3 px to the mean error (in the 512 px
-    aligned face, where the found landmarks are 1.4 px off)."""
+    at any size, jitter divided by more than 10, and closer to the truth than found."""
     times, truth, found = moving_face(90, eyes=eyes, noise=eyes / 100, seed=2)
-    tracker = FaceTracker()
-    smoothed = np.array([tracker.update([face_from_landmarks(landmarks)], t)[0].landmarks
-                         for t, landmarks in zip(times, found)])
-    assert landmark_jitter(smoothed) < 0.5 * landmark_jitter(found)
-    assert landmark_error(smoothed, truth) < landmark_error(found, truth) + 3.0
+    smoothed = smoothed_landmarks(one_track(times, found))
+    assert landmark_jitter(smoothed) < 0.1 * landmark_jitter(found)
+    assert landmark_error(smoothed, truth) < landmark_error(found, truth)
+
+
+def test_smoothing_looks_ahead_a_bounded_number_of_frames():
+    times, _, found = moving_face(60, fps=240.0, seed=1)  # at 240 fps the window is capped in frames
+    read = []
+
+    def entries():
+        for entry in one_track(times, found):
+            read.append(entry.item)
+            yield entry
+    for entry in smooth_tracks(entries(), max_lookahead=16):
+        assert read[-1] - entry.item <= 16
+    times = np.arange(60) / 240 * 8  # at 30 fps: handed out once the first frame beyond two sigmas is read
+    read.clear()
+    for entry in smooth_tracks(entries()):
+        assert times[read[-1]] - times[entry.item] < 2 * SIGMA_SECONDS + 1.5 / 30
+
+
+def test_each_track_is_smoothed_on_its_own():
+    """Two faces, one still and one moving, listed in either order; a third appearing for two frames only."""
+    times, _, moving = moving_face(20, noise=0.0, centre=(900.0, 300.0))
+    still = np.repeat(moving_face(1, centre=(200.0, 300.0))[1], 20, axis=0)
+    entries = []
+    for index, t in enumerate(times):
+        faces = [face_from_landmarks(still[index]), face_from_landmarks(moving[index])]
+        tracks = [0, 1]
+        if index % 2:
+            faces, tracks = faces[::-1], tracks[::-1]
+        if index in (7, 8):
+            faces.append(face_from_landmarks(still[index] + 400))
+            tracks.append(2)
+        entries.append(Tracked(index, t, faces, tracks))
+    for entry in smooth_tracks(entries):
+        by_track = dict(zip(entry.tracks, entry.faces))
+        assert np.allclose(by_track[0].landmarks, still[entry.item])
+        assert np.allclose(by_track[1].landmarks, moving[entry.item], atol=0.2)  # a smooth sway, not mixed
+        if 2 in by_track:
+            assert np.allclose(by_track[2].landmarks, still[entry.item] + 400)
+
+
+def test_smoothing_leaves_its_inputs_alone():
+    times, _, found = moving_face(5, seed=3)
+    entries = one_track(times, found)
+    out = list(smooth_tracks(entries))
+    for before, after, landmarks in zip(entries, out, found):
+        assert after.faces[0] is not before.faces[0] and after.faces[0].box == before.faces[0].box
+        assert np.array_equal(before.faces[0].landmarks, landmarks)
 
 
 def shifted(face, dx, dy=0.0):
     return face_from_landmarks(face.landmarks + [dx, dy])
 
 
-def test_tracker_keeps_each_face_on_its_own_track_when_the_list_order_changes():
+def test_tracker_follows_each_face_when_the_list_order_changes():
     left = face_from_landmarks(moving_face(1, centre=(200.0, 300.0))[1][0])
     right = face_from_landmarks(moving_face(1, centre=(900.0, 300.0))[1][0])
-    tracker, alone = FaceTracker(), FaceTracker()
-    tracker.update([left, right], 0.0)
-    alone.update([right], 0.0)
-    out = tracker.update([shifted(right, 3.0), shifted(left, -3.0)], 1 / 30)
-    assert np.allclose(out[0].landmarks, alone.update([shifted(right, 3.0)], 1 / 30)[0].landmarks)
-    assert np.all(np.abs(out[0].landmarks - right.landmarks - [1.5, 0]) < 1.5)  # smoothed, not a jump to `left`
-    assert np.all(np.abs(out[1].landmarks - left.landmarks + [1.5, 0]) < 1.5)
+    tracker = FaceTracker()
+    first = tracker.update([left, right])
+    assert tracker.update([shifted(right, 3.0), shifted(left, -3.0)]) == first[::-1]
 
 
 def test_tracks_restart_when_a_face_leaves_or_the_scene_cuts():
     face = face_from_landmarks(moving_face(1)[1][0])
     tracker = FaceTracker()
-    tracker.update([face], 0.0)
-    assert not np.allclose(tracker.update([shifted(face, 4.0)], 1 / 30)[0].landmarks, shifted(face, 4.0).landmarks)
-    assert tracker.update([], 2 / 30) == []
-    back = shifted(face, 8.0)
-    assert np.array_equal(tracker.update([back], 3 / 30)[0].landmarks, back.landmarks)  # a new track: unfiltered
-    assert np.array_equal(tracker.update([face], 4 / 30, scene_cut=True)[0].landmarks, face.landmarks)
-    far = shifted(face, 500.0)  # no overlap with the last box: another face
-    assert np.array_equal(tracker.update([far], 5 / 30)[0].landmarks, far.landmarks)
-
-
-def test_tracker_leaves_its_inputs_alone_and_returns_them_unsmoothed_when_asked():
-    times, _, found = moving_face(5, seed=3)
-    faces = [face_from_landmarks(landmarks) for landmarks in found]
-    copies = [landmarks.copy() for landmarks in found]
-    smoothing, plain = FaceTracker(), FaceTracker(smooth=False)
-    for t, face, landmarks in zip(times, faces, copies):
-        out = smoothing.update([face], t)[0]
-        assert out is not face and out.box == face.box and out.score == face.score
-        assert np.array_equal(face.landmarks, landmarks)
-        assert plain.update([face], t)[0].landmarks is face.landmarks
-    assert not np.array_equal(out.landmarks, faces[-1].landmarks)
+    [first] = tracker.update([face])
+    assert tracker.update([shifted(face, 4.0)]) == [first]
+    assert tracker.update([]) == []
+    [back] = tracker.update([shifted(face, 8.0)])
+    assert back != first  # a new track
+    [cut] = tracker.update([shifted(face, 8.0)], scene_cut=True)
+    assert cut not in (first, back)
+    assert tracker.update([shifted(face, 500.0)]) != [cut]  # no overlap with the last box: another face
 
 
 def test_box_iou_and_eye_distance():
@@ -172,6 +179,21 @@ def test_pan_zoom_clip_frames_show_the_photo_where_the_matrices_say():
     assert np.abs(motion).max() > 1 and np.abs(np.diff(motion, axis=0)).max() < 0.5 * np.abs(motion).max()
 
 
+@pytest.mark.parametrize('upscale', [1, 2])
+def test_photo_views_take_the_camera_motion_out(upscale):
+    photo = skimage.data.astronaut()
+    frames, matrices = pan_zoom_clip(photo, 6, (320, 240), seed=2, centre=ASTRONAUT_FACE_CENTRE, noise=0.0,
+                                     jpeg_quality=100)
+    frames = [cv2.resize(frame, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC) for frame in frames]
+    box = (170, 50, 290, 180)  # the face, in photo pixels
+    views = photo_views(frames, matrices, box, upscale)
+    assert all(view.shape == (130, 120, 3) for view in views)
+    crop = photo[50:180, 170:290].astype(float)
+    assert all(np.abs(view - crop).mean() < 6 for view in views)  # each sees the photo's face, steady
+    moved = photo_views(frames, matrices[::-1], box, upscale)  # the wrong camera path: the face moves
+    assert np.abs(moved[0] - crop).mean() > 2 * np.abs(views[0] - crop).mean()
+
+
 def test_landmark_jitter_and_error_are_in_pixels_of_the_aligned_face():
     face = np.array([[3, 0], [1, 0], [-1, 0], [-3, 0], [0, 5]], dtype=float)  # eyes 4 px apart
     steady = face + np.arange(5)[:, None, None] * [2.0, 1.0]  # constant velocity
@@ -200,16 +222,15 @@ def test_face_flicker_counts_only_the_change_beyond_the_input():
 
 
 @pytest.mark.slow
-def test_smoothing_halves_the_jitter_of_real_detections():
+def test_smoothing_divides_the_jitter_of_real_detections_by_five():
     """dlib's HOG and landmarks on a noisy, JPEG-compressed pan and zoom over the astronaut."""
     photo = skimage.data.astronaut()
     frames, _ = pan_zoom_clip(photo, 12, (320, 240), seed=1, centre=ASTRONAUT_FACE_CENTRE, pan=0.2)
-    found, smoothed = [], []
-    tracker = FaceTracker()
+    found = []
     with FaceDetector('hog') as detector:
-        for index, frame in enumerate(frames):
+        for frame in frames:
             faces = detector(frame)
             assert len(faces) == 1
             found.append(faces[0].landmarks)
-            smoothed.append(tracker.update(faces, index / 30)[0].landmarks)
-    assert landmark_jitter(np.array(smoothed)) < 0.5 * landmark_jitter(np.array(found))
+    smoothed = smoothed_landmarks(one_track(np.arange(12) / 30, found))
+    assert landmark_jitter(smoothed) < 0.2 * landmark_jitter(np.array(found))

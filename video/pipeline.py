@@ -1,8 +1,9 @@
 """The whole-photo pipeline over the frames of a video, streaming: decode, detect, enhance, paste, encode.
 
 Four stages overlap, each a few frames ahead of the next (`utils.prefetch`): decoding (PyAV), face detection
-with tracking and landmark smoothing (`video.tracking`), the network on the faces of several frames at once,
-and pasting plus encoding (a writer thread). Frames without a face pass through, enlarged as photos are.
+with tracking (`video.tracking`), landmark smoothing (`video.smoothing`) and alignment, the network on the faces
+of several frames at once, and pasting plus encoding (a writer thread). Frames without a face pass through,
+enlarged as photos are.
 """
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from utils.prefetch import prefetch
 from utils.write_pool import WritePool
 from video.reader import Frame
 from video.scene_cuts import SceneCutDetector
+from video.smoothing import Tracked, smooth_tracks
 from video.tracking import FaceTracker
 
 STAGE_DEPTH = 2  # frames each stage holds ahead of the next
@@ -40,23 +42,31 @@ class VideoTotals:
 
 
 class VideoRestorer:
-    """Callable: frames -> (frame, enhanced upright RGB image) in order, with the pipeline of `restorer`.
+    """The pipeline of `restorer` over the frames of a video: `run` hands each enhanced frame to a writer.
 
-    `tracker` follows the faces from frame to frame and smooths their landmarks; `scene_cuts` resets it
-    where the picture changes completely.
+    Faces are followed from frame to frame (tracks end at scene cuts) and, with `smooth`, their landmarks are
+    smoothed along their tracks before alignment.
     """
 
-    def __init__(self, restorer: FaceRestorer, tracker: FaceTracker, scene_cuts: SceneCutDetector) -> None:
+    def __init__(self, restorer: FaceRestorer, smooth: bool = True) -> None:
         self.restorer = restorer
-        self.tracker = tracker
-        self.scene_cuts = scene_cuts
+        self.smooth = smooth
+        self.tracker = FaceTracker()
+        self.scene_cuts = SceneCutDetector()
         self.totals = VideoTotals()
 
-    def find_and_align(self, frame: Frame) -> FrameFaces:
-        faces = self.tracker.update(self.restorer.find_faces(frame.image), frame.time,
-                                    scene_cut=self.scene_cuts(frame.image))
-        aligned = [align_face(frame.image, face.landmarks, self.restorer.face_size) for face in faces]
-        return FrameFaces(frame, faces, [crop for crop, _ in aligned], [matrix for _, matrix in aligned])
+    def tracked(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
+        for frame in frames:
+            faces = self.restorer.find_faces(frame.image)
+            tracks = self.tracker.update(faces, scene_cut=self.scene_cuts(frame.image))
+            yield Tracked(frame, frame.time, faces, tracks)
+
+    def found(self, frames: Iterable[Frame]) -> Iterator[FrameFaces]:
+        """The frames in order with their faces found, followed, smoothed (with `smooth`) and aligned."""
+        tracked = self.tracked(frames)
+        for entry in smooth_tracks(tracked) if self.smooth else tracked:
+            aligned = [align_face(entry.item.image, face.landmarks, self.restorer.face_size) for face in entry.faces]
+            yield FrameFaces(entry.item, entry.faces, [crop for crop, _ in aligned], [matrix for _, matrix in aligned])
 
     def enhance(self, pending: list[FrameFaces]) -> None:
         """Enhance the faces of several frames in the restorer's batches (filled across frames)."""
@@ -95,8 +105,7 @@ class VideoRestorer:
             write(item.frame, self.paste(item))
             on_frame()
 
-        found = prefetch((self.find_and_align(frame) for frame in prefetch(frames, STAGE_DEPTH, 'decode')),
-                         STAGE_DEPTH, 'detect')
+        found = prefetch(self.found(prefetch(frames, STAGE_DEPTH, 'decode')), STAGE_DEPTH, 'detect')
         with WritePool(1, max_pending=STAGE_DEPTH) as writer:
             for item in self.batches(found):
                 self.totals.frames += 1

@@ -10,8 +10,17 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from faces.align import FACE_SIZE, ffhq_template
-from video.tracking import eye_distance
+from faces.align import FACE_SIZE, ffhq_template, upscale_matrix
+
+
+def eye_distance(landmarks: np.ndarray) -> np.ndarray:
+    """Distance between the eyes' centres of dlib's five landmarks (..., 5, 2): the face's size in the jitter
+    metric (points 0-1 and 2-3 are the corners of each eye)."""
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    first = landmarks[..., 0:2, :].mean(axis=-2)
+    second = landmarks[..., 2:4, :].mean(axis=-2)
+    return np.linalg.norm(first - second, axis=-1)
+
 
 # Eye distance in the aligned face: a distance of d eye distances in a frame is d * ALIGNED_EYE_DISTANCE pixels there.
 ALIGNED_EYE_DISTANCE = float(eye_distance(ffhq_template(FACE_SIZE)))
@@ -69,6 +78,21 @@ def face_flicker(output_frames: Sequence[np.ndarray], input_frames: Sequence[np.
         box = np.clip(np.round(boxes[t]).astype(int), 0, [width, height, width, height])
         changes.append(change(outputs, t, box) - change(input_frames, t, box))
     return float(np.mean(changes))
+
+
+def photo_views(frames: Sequence[np.ndarray], matrices: np.ndarray, box: Sequence[float],
+                upscale: int = 1) -> list[np.ndarray]:
+    """Each frame's view of one region of the photo (`box`: left, top, right, bottom in photo pixels), warped back
+    through the true photo -> frame `matrices` (of frames `upscale` times enlarged): what a camera that never moved
+    would have filmed. Between these views the motion is gone; noise, compression and flicker remain."""
+    left, top, right, bottom = box
+    size = (int(round(right - left)), int(round(bottom - top)))
+    to_region = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+    views = []
+    for frame, matrix in zip(frames, matrices):
+        region_to_frame = (upscale_matrix(upscale) @ np.vstack([matrix, [0.0, 0.0, 1.0]]) @ to_region)
+        views.append(cv2.warpAffine(frame, region_to_frame, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+    return views
 
 
 def camera_matrices(photo_size: tuple[int, int], n_frames: int, size: tuple[int, int], rng: np.random.Generator,
