@@ -5,10 +5,10 @@ A video is enhanced after it was filmed, so the smoothing need not lag: each fra
 a local quadratic fit over the frames of the same track within `REACH` sigmas on both sides (Gaussian weights
 in time: variable frame rates are smoothed alike), evaluated at the frame's time. Motion up to constant
 acceleration (pans, zooms easing in and out) passes unchanged, the detector's frame-to-frame noise does not.
-Measured on clips of real photos (`scripts.measure_video_stability`, CNN detector, 1280x720 at 30 fps) the
-jitter of the alignment fell 13 to 18 times, and the mean distance to the true landmarks did not grow (0.99 ->
-0.96, 1.00 -> 0.96 and 0.87 -> 0.76 px of the 512 px face on a slow and two fast pans). A causal filter (One-Euro,
-tried first) divided the jitter by 2 to 3.3 only, with 2-5 px of lag.
+Measured on clips of real photos (`scripts.measure_video_stability`, CNN detector, 1280x720 at 30 fps: see
+docs/videos.md) the jitter of the alignment fell 15 to 20 times, the flicker of the output 17 to 78 times, and
+the mean distance to the true landmarks did not grow. A causal filter (One-Euro, tried first) divided the
+jitter by 2 to 3.3 only, with 2 to 5 px of lag in the 512 px aligned face.
 
 Frames come out as soon as the frames `REACH` sigmas later have been seen (at most `MAX_LOOKAHEAD` frames):
 the memory of a few frames.
