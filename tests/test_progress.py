@@ -112,3 +112,10 @@ def test_bars_everywhere_for_the_web_page(monkeypatch):
     assert isinstance(progress_module.progress(range(3)), PlainProgress)
     progress_module.show_bars_everywhere()
     assert isinstance(progress_module.progress(range(3)), tqdm)
+
+
+def test_a_disabled_bar_is_never_a_tqdm_bar(monkeypatch):
+    """The web page shows every tqdm bar made (Gradio's tracking), disabled or not."""
+    monkeypatch.setattr(progress_module, '_bars_everywhere', True)
+    assert isinstance(progress(total=3), tqdm)
+    assert isinstance(progress(total=3, disable=True), PlainProgress)

@@ -44,11 +44,12 @@ def progress(iterable: Iterable[Any] | None = None, total: float | None = None, 
     """A tqdm bar in a terminal, else a `PlainProgress`; both iterate over `iterable` and count `update(n)`.
 
     `leave=False` marks an inner loop (the faces of a photo): its plain lines come only every
-    `LINE_SECONDS`, without the tenths and the final line.
+    `LINE_SECONDS`, without the tenths and the final line. A disabled one is never a tqdm bar: the web page
+    (Gradio's tqdm tracking) would show it.
     """
     kwargs = dict(total=total, desc=desc, unit=unit, initial=initial, leave=leave, disable=disable,
                   unit_scale=unit_scale)
-    return tqdm(iterable, **kwargs) if use_bars() else PlainProgress(iterable, **kwargs)
+    return tqdm(iterable, **kwargs) if use_bars() and not disable else PlainProgress(iterable, **kwargs)
 
 
 def logging_redirect() -> contextlib.AbstractContextManager[None]:

@@ -2,8 +2,10 @@
 
 Pillow and OpenCV release the GIL while they encode, so the writing overlaps the network; at
 most `max_pending` jobs wait, so a slow disk holds the network back instead of filling memory.
-With 0 threads the jobs run at once, in the caller's thread.
+With 0 threads the jobs run at once, in the caller's thread. Each job runs in a copy of the caller's context
+(contextvars), as if it had run there: the web page's progress tracking (Gradio's) follows the bars a job updates.
 """
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,7 @@ class WritePool:
             fn(*args)
             return
         self._slots.acquire()
-        self._executor.submit(self._run, fn, *args)
+        self._executor.submit(contextvars.copy_context().run, self._run, fn, *args)
 
     def _run(self, fn, *args):
         try:
