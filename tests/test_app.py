@@ -1,5 +1,6 @@
 """The web page's jobs without a browser (webapp/jobs.py) and the page and server parts of app.py: the scripts'
 pipeline and results, one line per input that fails, weights fetched once, limits, choices outside the page refused."""
+import html
 import importlib.util
 import os
 import re
@@ -14,8 +15,10 @@ from PIL import Image
 from skimage import data
 
 from app import main as app_main
+from helpers.clips import astronaut_frames, read_clip, write_clip
 from helpers.commands import run_in_process, run_test_py, run_whole_photos
 from helpers.faces import face_images
+from metrics.psnr_ssim import psnr
 from models.enhancer import Enhancer
 from options.app_options import parse_app_args
 from utils.cli import UserError
@@ -166,6 +169,66 @@ def test_limits_and_choices_outside_the_page(tmp_path, built, hd_weights_dir):
     assert len(built) == 1 and sorted(os.listdir(tmp_path / 'run')) == ['photos_0001']
 
 
+@pytest.mark.slow
+def test_a_video_goes_through_the_command_lines_run(tmp_path, gradio, monkeypatch, built, hd_weights_dir):
+    """The page's video job is test_enhance_single_unalign.py's on one video: every frame, its timing, H.264; a
+    damaged video gives the frames that decoded and a warning."""
+    monkeypatch.setenv(app.GRADIO_TEMP_ENV, str(tmp_path / 'cache'))
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(4))
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
+    result = app.run_job(pipeline.enhance_video, str(clip), 'sparnethd_attn2d', 'hog', 1, 'fp32', 'none', None, None)
+    assert result.folder == str(tmp_path / 'run' / 'videos_0001') and result.problems == []
+    given, made = read_clip(clip), read_clip(result.items[0].after)
+    assert made['codec'] == 'h264' and made['times'] == pytest.approx(given['times'], abs=1e-6)
+    assert made['audio'] == given['audio']
+    assert (result.totals.frames, result.totals.faces) == (4, 4) and built[0].batches == [1, 1, 1, 1]
+    assert run_whole_photos(['--gpus', '0', '--pretrain_model_path', os.path.join(hd_weights_dir, HD.file_name),
+                             '--detector', 'hog', '--test_img_path', str(clip),
+                             '--results_dir', str(tmp_path / 'script')]) == 0
+    script = read_clip(tmp_path / 'script' / 'clip.mp4')
+    assert script['times'] == made['times']
+    # the same pictures, encoded by two runs: x264 (threaded) does not give the same bits twice here
+    assert min(psnr(page, frame, 'rgb') for page, frame in zip(made['images'], script['images'], strict=True)) > 40
+    shown, status = app.video_outputs(result)
+    assert shown.startswith(str(tmp_path / 'cache')) and os.path.samefile(shown, result.items[0].after)
+    assert status.startswith('**1 of 1 video enhanced** (4 frames, 4 with faces) in ')
+
+    damaged = tmp_path / 'damaged.mp4'
+    write_clip(damaged, astronaut_frames(10), faststart=True)  # the index first: the frames are in the rest
+    damaged.write_bytes(damaged.read_bytes()[:int(damaged.stat().st_size * 0.6)])
+    with pytest.warns(UserWarning, match='frame') as warned:  # gr.Warning outside a page
+        result = app.run_job(pipeline.enhance_video, str(damaged), 'sparnethd_attn2d', 'hog')
+    kept = len(read_clip(result.items[0].after)['images'])
+    assert 0 < kept < 10 and result.totals is None
+    assert [str(warning.message) for warning in warned] == result.problems == [
+        f'damaged: {10 - kept} frame(s) could not be decoded (a damaged or truncated file); the {kept} that did are '
+        'in damaged.mp4']
+
+
+@pytest.mark.slow
+def test_videos_the_page_cannot_take_are_one_message(tmp_path, gradio, built, hd_weights_dir):
+    clip, notes = tmp_path / 'clip.mp4', tmp_path / 'notes.mp4'
+    write_clip(clip, astronaut_frames(2))
+    notes.write_text('not a video')
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir, max_pixels=200_000)
+    for path, choices, message in [
+        (notes, (), 'notes: not a video FFmpeg can read (InvalidDataError: '),
+        (clip, ('sparnethd_attn2d', 'hog', 2), 'clip: 320x240 enlarged 2x is 0.3 megapixels, more than the 0.2 this '
+                                               'server takes (app.py --max_pixels); use a smaller video or upscale'),
+        (clip, ('sparnethd_attn2d', 'hog', 1, 'fp32', 'none', 0.2, 0.1), 'the end (0.1 s) must be after the start '
+                                                                         '(0.2 s)'),
+        (clip, ('sparnethd_attn2d', 'hog', 1, 'fp32', 'none', 5), 'clip: no frame decoded between --start 5.0'),
+        (None, (), 'Add a video file first.'),
+    ]:
+        with pytest.raises(gradio.Error) as error:
+            app.run_job(pipeline.enhance_video, path and str(path), *(choices or ('sparnethd_attn2d', 'hog')),
+                        missing=app.VIDEO_MISSING)
+        assert error.value.message.startswith(html.escape(message)), error.value.message
+        assert '\n' not in error.value.message and str(tmp_path) not in error.value.message
+    assert len(built) == 1 and os.listdir(tmp_path / 'run') == []  # the network loaded for --start 5 only
+
+
 def test_precisions_offered_and_names():
     cpu = supported_precisions(torch.device('cpu'))
     assert cpu == (['fp32', 'bf16'] if native_bf16_cpu() else ['fp32'])
@@ -271,8 +334,8 @@ def test_photo_results_in_the_page(tmp_path, gradio, monkeypatch):
 def test_both_tabs_share_one_queue_for_the_device(tmp_path, gradio):
     pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0)
     page = app.build_page(pipeline, concurrency=2)
-    jobs = [fn for fn in page.fns.values() if fn.name in ('enhance_photos', 'enhance_faces')]
-    assert sorted(fn.name for fn in jobs) == ['enhance_faces', 'enhance_photos']
+    jobs = [fn for fn in page.fns.values() if fn.name.startswith('enhance_')]
+    assert sorted(fn.name for fn in jobs) == ['enhance_faces', 'enhance_photos', 'enhance_video']
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in jobs} == {('device', 2)}
 
 

@@ -3,15 +3,19 @@
 The choices become the flags of test_enhance_single_unalign.py / test.py, parsed by TestOptions, so weights
 resolve, download (with the tqdm bar the page shows) and load as for the scripts; the models of
 `app.py --models` (`webapp.added_models`) join the released ones there, a face restorer as --face_model.
-Photos go through `inference.whole_photos.photo_restorer` (detect, align, enhance, paste back); aligned
-faces are read by `data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last
-networks used stay loaded, keyed by model, precision and device. Everything is written below the run folder:
+Photos go through `inference.whole_photos.photo_restorer` (detect, align, enhance, paste back), a video
+through `inference.whole_videos.enhance_video` with that pipeline; aligned faces are read by
+`data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last networks used stay
+loaded, keyed by model, precision and device, each running one batch at a time for all jobs. Everything is
+written below the run folder:
 
     photos_NNNN/<name>.<ext>                      the whole photo with its faces enhanced
     photos_NNNN/<name>/LQ_faces/000.<ext>, HQ/... its aligned faces and their enhanced versions
     photos_NNNN/faces.zip                         LQ_faces and HQ of every photo of the job
+    videos_NNNN/<name>.mp4                        the video with its faces enhanced (.mkv when its sound needs it)
     faces_NNNN/<name>.<ext>, faces_NNNN/faces.zip the enhanced aligned faces
 """
+import contextlib
 import functools
 import itertools
 import os
@@ -28,6 +32,7 @@ from data.single_dataset import read_face
 from faces.detector import DETECTORS
 from faces.restorer import NoFaceFound
 from inference.whole_photos import photo_restorer
+from inference.whole_videos import VideoFailed, enhance_video, output_path
 from models.enhancer import Enhancer, NonFiniteOutput
 from models.face_restorers import SpandrelFaceEnhancer
 from options.app_options import DEFAULT_MAX_PIXELS
@@ -37,6 +42,8 @@ from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.devices import PRECISIONS, check_precision, select_device
 from utils.image_io import ImageReadError, read_rgb_array, save_rgb
+from video.pipeline import VideoTotals
+from video.reader import VideoReadError, VideoSource
 from webapp.added_models import SPARNET, SPARNETHD
 from weights.other_models import OTHER_MODELS, names_of
 from weights.released import RELEASED_MODELS
@@ -80,6 +87,11 @@ class JobResult:
     seconds: float
 
 
+@dataclass
+class VideoResult(JobResult):
+    totals: VideoTotals | None = None  # None when frames were lost (the output holds those that decoded)
+
+
 def supported_precisions(device):
     """The precisions `device` runs natively (utils.devices.check_precision), fp32 first."""
     supported = []
@@ -116,6 +128,20 @@ def write_zip(path, folder, files):
 def check_choice(value, choices, what):
     if value not in choices:
         raise JobError(f"{value!r} is not a {what} offered here ({', '.join(map(str, choices))})")
+
+
+def span_flags(start, end):
+    """--start / --end of the seconds chosen (None: from the beginning, to the end)."""
+    for value, what in ((start, 'start'), (end, 'end')):
+        if value is not None and not 0 <= value < float('inf'):
+            raise JobError(f'the {what} must be a number of seconds, 0 or more (got {value})')
+    if start is not None and end is not None and end <= start:
+        raise JobError(f'the end ({end:g} s) must be after the start ({start:g} s)')
+    flags = []
+    for flag, value in (('--start', start), ('--end', end)):
+        if value is not None:
+            flags += [flag, repr(float(value))]
+    return flags
 
 
 class AppPipeline:
@@ -175,12 +201,27 @@ class AppPipeline:
                 width, height = img.size
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise InputProblem(f'{name}: not a readable image ({str(err).replace(path, name)})') from err
+        self.check_size(name, width, height, upscale, 'photo')
+
+    def check_size(self, name, width, height, upscale, what):
+        """InputProblem when a `what` (photo, video) of `width`x`height`, enlarged `upscale` times, is over
+        max_pixels."""
         pixels = width * height * upscale ** 2
         if pixels > self.max_pixels:
             enlarged = f' enlarged {upscale}x' if upscale > 1 else ''
             raise InputProblem(f'{name}: {width}x{height}{enlarged} is {pixels / 1e6:.1f} megapixels, more than '
                                f'the {self.max_pixels / 1e6:.1f} this server takes (app.py --max_pixels); '
-                               f'use a smaller photo{" or upscale" if upscale > 1 else ""}')
+                               f'use a smaller {what}{" or upscale" if upscale > 1 else ""}')
+
+    def check_video(self, path, name, upscale):
+        """JobError unless FFmpeg reads `path` as a video whose frames, enlarged `upscale` times, are within
+        max_pixels: checked from its header, before any network loads."""
+        try:
+            with VideoSource(path) as source:
+                width, height = source.size
+            self.check_size(name, width, height, upscale, 'video')
+        except (VideoReadError, InputProblem) as err:
+            raise JobError(str(err).replace(path, name)) from err
 
     def read(self, read_image, path, name, upscale=1):
         """`read_image(path)` after the size check; InputProblem naming the file when it fails."""
@@ -204,17 +245,22 @@ class AppPipeline:
                            'upsampler')
         return ['--bg_upsampler', added.source if added is not None else background]
 
-    def enhance_photos(self, paths, model, detector='cnn', upscale=1, precision='fp32', ext='png', background=NONE):
-        """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py), the
-        photo enlarged by the `background` upsampler when `upscale` is over 1."""
+    def photo_options(self, model, detector, upscale, precision, background, *flags):
+        """The whole-photo script's options of the choices of the Photos and Video tabs, checked first."""
         check_choice(model, self.photo_models, 'model for whole photos')
         check_choice(detector, DETECTORS, 'face detector')
         check_choice(upscale, UPSCALES, 'upscale factor')
-        self._check_output(precision, ext)
-        started = time.monotonic()
+        check_choice(precision, self.precisions, f'precision of this {self.device.type}')
         face_batch = 1 if self.device.type == 'cpu' else 4  # on a CPU a face takes seconds: progress per face
-        opt = self.options(model, precision, '--detector', detector, '--test_upscale', str(upscale),
-                           '--face_batch_size', str(face_batch), *self.background_flags(background, upscale))
+        return self.options(model, precision, '--detector', detector, '--test_upscale', str(upscale),
+                            '--face_batch_size', str(face_batch), *self.background_flags(background, upscale), *flags)
+
+    def enhance_photos(self, paths, model, detector='cnn', upscale=1, precision='fp32', ext='png', background=NONE):
+        """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py), the
+        photo enlarged by the `background` upsampler when `upscale` is over 1."""
+        check_choice(ext, OUTPUT_FORMATS, 'output format')
+        started = time.monotonic()
+        opt = self.photo_options(model, detector, upscale, precision, background)
         restorer = photo_restorer(opt, self.enhancer(opt))
         folder = self.job_folder('photos')
         items, problems = [], []
@@ -236,6 +282,34 @@ class AppPipeline:
                 self._save(problems, items, name, save)
         faces = [face for item in items for pair in item.faces for face in pair]
         return self._finish(folder, items, problems, faces, started)
+
+    def enhance_video(self, path, model, detector='cnn', upscale=1, precision='fp32', background=NONE, start=None,
+                      end=None):
+        """Every face of every frame of a video (from `start` to `end` seconds) enhanced by the command line's run
+        (`inference.whole_videos.enhance_video`), the frames enlarged as photos are. JobError when the video
+        cannot be read, is too large or gives no frame; a damaged one gives the frames that decoded, and a problem.
+        """
+        name = unique_names([path])[0]
+        span = span_flags(start, end)
+        self.check_video(path, name, upscale)
+        started = time.monotonic()
+        opt = self.photo_options(model, detector, upscale, precision, background, '--max_pixels',
+                                 str(self.max_pixels), *span)
+        restorer = photo_restorer(opt, self.enhancer(opt))
+        folder = self.job_folder('videos')
+        out_path = output_path(path, folder)
+        totals, problems = None, []
+        with restorer.find_faces:
+            try:
+                totals = enhance_video(restorer, path, out_path, opt)
+            except (VideoFailed, VideoReadError) as err:
+                message = str(err).replace(path, name).replace(out_path, os.path.basename(out_path))
+                if not os.path.isfile(out_path):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder)  # nothing was written: no empty job folder
+                    raise JobError(message) from err
+                problems.append(message)
+        return VideoResult(folder, [Item(name, path, out_path)], problems, None, time.monotonic() - started, totals)
 
     def enhance_faces(self, paths, model, precision='fp32', ext='png'):
         """Aligned faces enhanced one by one, read and resized to the network's size as test.py does."""

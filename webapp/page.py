@@ -1,7 +1,8 @@
-"""The web page (Gradio Blocks): a Photos tab and an Aligned faces tab, their choices, results and messages.
+"""The web page (Gradio Blocks): Photos, Video and Aligned faces tabs, their choices, results and messages.
 
 Photos tab: the pipeline of test_enhance_single_unalign.py (detect, align, enhance with SPARNetHD,
-paste back); Faces tab: that of test.py. The jobs themselves are in webapp/jobs.py; no Gradio
+paste back); Video tab: the same pipeline over every frame of a video, as that script runs it on one;
+Faces tab: that of test.py. The jobs themselves are in webapp/jobs.py; no Gradio
 import happens before `import_gradio` names the run's cache folder.
 """
 import html
@@ -15,6 +16,7 @@ import shutil
 from faces.detector import DETECTORS
 from upsamplers.background import NONE
 from utils.cli import UserError
+from video.reader import VIDEO_EXTENSIONS
 from webapp.jobs import OUTPUT_FORMATS, PHOTO_MODELS, UPSCALES
 from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
 
@@ -36,6 +38,10 @@ PHOTO_NOTE = ('Only SPARNetHD runs on photos: the SPARNet (x8) models super-reso
 BACKGROUND_INFO = ('used when Upscale is over 1: a super-resolution network enlarges the photo instead of bicubic '
                    "interpolation (Real-ESRGAN's weights are downloaded once, on first use)")
 ADDED_INFO = 'added with app.py --models: '
+VIDEO_NOTE = ('Every frame goes through the pipeline of the Photos tab, the faces followed from frame to frame so '
+              'that they do not jitter. The result is H.264 in MP4 with the timing and sound of the input.')
+FILES_MISSING = 'Add one or more image files first.'
+VIDEO_MISSING = 'Add a video file first.'
 FACES_NOTE = ('Faces already cropped and aligned: 16x16 faces for `sparnet` and `sparnet_light_attn3d` (x8 to '
               '128x128), 512x512 FFHQ-aligned faces for the `sparnethd` models (make them from photos with '
               '`python -m scripts.align_and_crop_dir`). Each face is first resized to the network\'s input size '
@@ -60,12 +66,13 @@ def page_error(message):
     return gr.Error(html.escape(message), duration=None, print_exception=False)
 
 
-def run_job(job, files, *choices):
-    """`job(files, *choices)`; its problems as warnings, and any failure as one message in the page."""
-    if not files:
-        raise page_error('Add one or more image files first.')
+def run_job(job, given, *choices, missing=FILES_MISSING):
+    """`job(given, *choices)` (`given`: the files, or the file, uploaded); its problems as warnings, and any failure
+    as one message in the page (`missing` when nothing was uploaded)."""
+    if not given:
+        raise page_error(missing)
     try:
-        result = job(list(files), *choices)
+        result = job(given, *choices)
     except UserError as err:
         raise page_error(str(err)) from err
     except Exception as err:  # a bug, or out of memory: one line in the page, the traceback in the server's log
@@ -114,13 +121,23 @@ def face_outputs(result, asked):
     return gallery, downloads(result), status
 
 
+def video_outputs(result):
+    """(video shown, status) for the Video tab."""
+    totals = result.totals
+    detail = f" ({count(totals.frames, 'frame')}, {totals.frames_with_faces} with faces)" if totals else ''
+    return served(result.items[0].after), status_text(result, 1, 'video', detail)
+
+
+def precision_choice(pipeline):
+    return gr.Radio(pipeline.precisions, value='fp32', label='Precision',
+                    info=f'offered where this {pipeline.device.type} runs it natively; bf16 / fp16 outputs '
+                         'differ from fp32 by about 1 %')
+
+
 def output_choices(pipeline):
-    """(precision, output format) radios, shared by both tabs."""
-    precision = gr.Radio(pipeline.precisions, value='fp32', label='Precision',
-                         info=f'offered where this {pipeline.device.type} runs it natively; bf16 / fp16 outputs '
-                              'differ from fp32 by about 1 %')
+    """(precision, output format) radios of the tabs whose results are images."""
     ext = gr.Radio(list(OUTPUT_FORMATS), value='png', label='Output format', info='png: lossless; jpg: quality 95')
-    return precision, ext
+    return precision_choice(pipeline), ext
 
 
 def models_info(pipeline, described, offered):
@@ -141,19 +158,26 @@ def result_outputs(prefix, downloads_label):
     return gallery, downloads
 
 
+def photo_choices(pipeline, prefix):
+    """(model, detector, upscale, background) radios of the whole-photo pipeline, shared by the Photos and Video tabs;
+    their element ids start with `prefix`."""
+    model = gr.Radio(list(pipeline.photo_models), value=DEFAULT_PHOTO_MODEL, label='Model',
+                     elem_id=f'{prefix}_model', info=models_info(pipeline, PHOTO_MODELS, pipeline.photo_models))
+    gr.Markdown(PHOTO_NOTE)
+    detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id=f'{prefix}_detector',
+                        info='cnn: more robust; hog: 4 to 6 times faster on a CPU, frontal faces')
+    upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale', elem_id=f'{prefix}_upscale',
+                       info='enlarge the whole picture before the faces are pasted back')
+    background = gr.Radio(list(pipeline.backgrounds), value=NONE, label='Background upsampler',
+                          elem_id=f'{prefix}_background', info=BACKGROUND_INFO)
+    return model, detector, upscale, background
+
+
 def photos_tab(pipeline, job_queue):
     with gr.Tab('Photos'), gr.Row():
         with gr.Column(scale=1):
             photos = input_files('Photos', 'photo_files')
-            model = gr.Radio(list(pipeline.photo_models), value=DEFAULT_PHOTO_MODEL, label='Model',
-                             elem_id='photo_model', info=models_info(pipeline, PHOTO_MODELS, pipeline.photo_models))
-            gr.Markdown(PHOTO_NOTE)
-            detector = gr.Radio(list(DETECTORS), value='cnn', label='Face detector', elem_id='photo_detector',
-                                info='cnn: more robust; hog: 4 to 6 times faster on a CPU, frontal faces')
-            upscale = gr.Radio(list(UPSCALES), value=1, label='Upscale', elem_id='photo_upscale',
-                               info='enlarge the whole photo before the faces are pasted back')
-            background = gr.Radio(list(pipeline.backgrounds), value=NONE, label='Background upsampler',
-                                  elem_id='photo_background', info=BACKGROUND_INFO)
+            model, detector, upscale, background = photo_choices(pipeline, 'photo')
             precision, ext = output_choices(pipeline)
             enhance = gr.Button('Enhance', variant='primary', elem_id='photo_button')
         with gr.Column(scale=2):
@@ -176,6 +200,30 @@ def photos_tab(pipeline, job_queue):
     chooser.change(show_photo, [chooser, shown], slider, queue=False)
 
 
+def video_tab(pipeline, job_queue):
+    with gr.Tab('Video'), gr.Row():
+        with gr.Column(scale=1):
+            video = gr.File(label='Video', file_types=list(VIDEO_EXTENSIONS), elem_id='video_file')
+            gr.Markdown(VIDEO_NOTE)
+            with gr.Row():
+                start = gr.Number(0, label='Start (s)', minimum=0, elem_id='video_start')
+                end = gr.Number(0, label='End (s)', minimum=0, elem_id='video_end', info='0: to the end')
+            model, detector, upscale, background = photo_choices(pipeline, 'video')
+            precision = precision_choice(pipeline)
+            enhance = gr.Button('Enhance video', variant='primary', elem_id='video_button')
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id='video_status')
+            result = gr.Video(label='Enhanced video', interactive=False, buttons=['download'], elem_id='video_result')
+
+    def enhance_video(path, model, detector, upscale, background, precision, start, end,
+                      progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio finds its tracker there)
+        return video_outputs(run_job(pipeline.enhance_video, path, model, detector, upscale, precision, background,
+                                     start or None, end or None, missing=VIDEO_MISSING))  # 0: the whole video
+
+    enhance.click(enhance_video, [video, model, detector, upscale, background, precision, start, end],
+                  [result, status], **job_queue)
+
+
 def faces_tab(pipeline, job_queue):
     with gr.Tab('Aligned faces'), gr.Row():
         with gr.Column(scale=1):
@@ -196,11 +244,12 @@ def faces_tab(pipeline, job_queue):
 
 
 def build_page(pipeline, concurrency=1):
-    """The Blocks page; both tabs' jobs share one queue of `concurrency` jobs at a time (one device)."""
+    """The Blocks page; the tabs' jobs share one queue of `concurrency` jobs at a time (one device)."""
     job_queue = {'concurrency_id': 'device', 'concurrency_limit': concurrency}
     with gr.Blocks(title='SPARNet face enhancement', analytics_enabled=False, delete_cache=CACHE_CLEANING) as page:
         gr.Markdown(INTRO)
         photos_tab(pipeline, job_queue)
+        video_tab(pipeline, job_queue)
         faces_tab(pipeline, job_queue)
     return page
 
