@@ -6,6 +6,7 @@ Skipped when Gradio, Playwright or a Chromium is missing (`make test` installs r
 """
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,11 +16,13 @@ import time
 import urllib.request
 import zipfile
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
+from helpers.clips import astronaut_frames, write_clip
 from helpers.commands import ROOT
 from weights.released import RELEASED_MODELS
 
@@ -132,6 +135,22 @@ def run_job(page, button, status, done):
     return progress
 
 
+def first_frame(page, selector):
+    """(duration, width, mean level of the first frame) of the <video> under `selector`, once Chromium has decoded
+    that frame (readyState 2: metadata, then the current frame)."""
+    return page.wait_for_function(
+        "selector => { const video = document.querySelector(selector + ' video');"
+        "  if (!video || video.readyState < 2) return false;"
+        "  const canvas = Object.assign(document.createElement('canvas'),"
+        "                               {width: video.videoWidth, height: video.videoHeight});"
+        "  const context = canvas.getContext('2d');"
+        "  context.drawImage(video, 0, 0);"
+        "  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;"
+        "  let sum = 0;"
+        "  for (let i = 0; i < pixels.length; i += 4) sum += pixels[i] + pixels[i + 1] + pixels[i + 2];"
+        "  return [video.duration, video.videoWidth, sum / (pixels.length / 4 * 3)]; }", arg=selector).json_value()
+
+
 def choose(page, component, value):
     page.locator(f'#{component} [data-testid="{value}-radio-label"]').click()
 
@@ -167,9 +186,11 @@ def upload(page, component, *paths):
 def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, app_server, browser_page):
     """Weights that cannot be fetched, a photo without a face and a file over the upload limit each give a
     message in the page, then the astronaut is enhanced (SPARNetHD, released format, random weights) and its
-    photo and faces are shown and downloadable; then again with the models of --models (RestoreFormer, the
-    Real-ESRGAN x2 as background upsampler, refused at 3x); aligned faces go through the Faces tab with the
-    train.py checkpoint of --models."""
+    photo and faces are shown and downloadable; the models of --models reach the job by their labels
+    (RestoreFormer with the Real-ESRGAN x2 as background upsampler, refused at 3x); a file that is not a video is
+    one message, and a short clip is enhanced by RestoreFormer frame by frame and plays in the page; aligned
+    faces go through the Faces tab with the train.py checkpoint of --models. (test_app.py checks that each model
+    of --models gives the command line's results.)"""
     process, url, log = app_server
     page, elsewhere = browser_page
     hd = RELEASED_MODELS['sparnethd_attn2d']
@@ -180,6 +201,10 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8)).save(tmp_path / 'big.png')
     face = np.asarray(Image.fromarray(astronaut[60:220, 150:310]).resize((16, 16), Image.BICUBIC))
     Image.fromarray(face).save(tmp_path / 'face16.png')
+    write_clip(tmp_path / 'clip.mp4', astronaut_frames(4))  # 320x240, 0.16 s at 25 fps
+    with av.open(str(tmp_path / 'clip.mp4')) as container:
+        clip_seconds = container.duration / av.time_base
+    (tmp_path / 'notes.mp4').write_text('not a video')
     shots = tmp_path / 'screenshots'
     shots.mkdir()
 
@@ -247,21 +272,35 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
         for name in archive.namelist():
             assert Image.open(io.BytesIO(archive.read(name))).size == (512, 512)
 
-    # the models of --models: the x2 upsampler cannot give 3x, then RestoreFormer on the photo enlarged 2x by it
+    # the models of --models reach the job by their labels: RestoreFormer with the x2 upsampler cannot give 3x
     choose(page, 'photo_model', 'restoreformer.pth')
     choose(page, 'photo_background', 'x2.pth')
     choose(page, 'photo_upscale', '3')
     page.locator('#photo_button').click()
     assert 'x2.pth enlarges 2x, which cannot give an upscale of 3' in message(page, 'cannot give an upscale')
-    close_messages(page)
-    choose(page, 'photo_upscale', '2')
-    run_job(page, '#photo_button', '#photo_status', 'photos_0003')  # the status of this job, not the last one
-    assert '1 of 1 photo enhanced (1 face)' in page.locator('#photo_status').inner_text()
     screenshot('5_added_models')
-    links = {link.get_attribute('download'): link for link in page.locator('#photo_downloads a[download]').all()}
-    enlarged = np.asarray(Image.open(io.BytesIO(fetch(page, links['astronaut.png']))))
-    assert enlarged.shape == (1024, 1024, 3)
-    np.testing.assert_array_equal(enlarged, np.asarray(Image.open(run_dir / 'photos_0003' / 'astronaut.png')))
+    close_messages(page)
+
+    # a video: a file that is not one is a message; the clip goes through RestoreFormer frame by frame and plays
+    page.get_by_role('tab', name='Video').click()
+    assert offered(page, 'video_model') == ['sparnethd_attn2d', 'sparnethd_attn3d', 'restoreformer.pth']
+    upload(page, 'video_file', tmp_path / 'notes.mp4')
+    choose(page, 'video_detector', 'hog')
+    page.locator('#video_button').click()
+    assert message(page, 'notes: not a video').startswith('notes: not a video FFmpeg can read (')
+    close_messages(page)
+    upload(page, 'video_file', tmp_path / 'clip.mp4')
+    choose(page, 'video_model', 'restoreformer.pth')
+    progress = run_job(page, '#video_button', '#video_status', '1 of 1 video enhanced (4 frames, 4 with faces)')
+    assert any(re.search(r'\b[1-3]/4 frame', text) for text in progress), progress  # the bar counts frames
+    video = next(run_dir.glob('videos_*/clip.mp4'))
+    with av.open(str(video)) as container:
+        level = next(container.decode(video=0)).to_ndarray(format='rgb24').mean()
+    seconds, width, shown_level = first_frame(page, '#video_result')  # H.264 plays in Debian's Chromium
+    assert width == 320 and abs(seconds - clip_seconds) <= 1 / 25 and abs(shown_level - level) < 3, \
+        (seconds, clip_seconds, shown_level, level)
+    screenshot('6_video')
+    assert fetch(page, page.locator('#video_result a[download]')) == video.read_bytes()
 
     # aligned faces: a 16x16 face through the train.py checkpoint (SPARNet-Light), x8
     page.get_by_role('tab', name='Aligned faces').click()
@@ -274,7 +313,7 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     links = {link.get_attribute('download'): link for link in page.locator('#face_downloads a[download]').all()}
     assert sorted(links) == ['face16.png', 'faces.zip']
     assert Image.open(io.BytesIO(fetch(page, links['face16.png']))).size == (128, 128)
-    screenshot('6_faces')
+    screenshot('7_faces')
 
     assert elsewhere == []  # the page asked nothing of any other host
     process.send_signal(signal.SIGTERM)
@@ -284,7 +323,7 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     assert 'Traceback' not in server_log, server_log
     assert [path.name for path in (tmp_path / 'results').iterdir()] == [run_dir.name]
     # the cache is gone
-    assert sorted(path.name for path in run_dir.iterdir()) == ['faces_0004', 'photos_0002', 'photos_0003']
+    assert sorted(path.name for path in run_dir.iterdir()) == ['faces_0004', 'photos_0002', 'videos_0003']
     assert list((tmp_path / 'cwd').iterdir()) == []
     # in the system's temporary folder, only the empty compile-cache folder that importing torchvision makes
     assert [path.name for path in (tmp_path / 'tmp').iterdir()
