@@ -56,10 +56,12 @@ class FaceRestorer:
         self.progress = progress
         self.background = background
 
-    def enhance_faces(self, lq_faces: np.ndarray) -> np.ndarray:
-        """Run `enhance` over the aligned faces `batch_size` at a time, with a progress bar over faces."""
+    def enhance_faces(self, lq_faces: np.ndarray, show_progress: bool = True) -> np.ndarray:
+        """Run `enhance` over the aligned faces `batch_size` at a time, with a progress bar over faces (unless
+        `show_progress` is False: the faces of video frames, whose bar counts frames)."""
         enhanced = []
-        with progress(total=len(lq_faces), desc='faces', unit='face', leave=False, disable=not self.progress) as bar:
+        with progress(total=len(lq_faces), desc='faces', unit='face', leave=False,
+                      disable=not (self.progress and show_progress)) as bar:
             for start in range(0, len(lq_faces), self.batch_size):
                 batch = lq_faces[start:start + self.batch_size]
                 result = np.asarray(self.enhance(batch))

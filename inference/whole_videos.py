@@ -49,14 +49,16 @@ def video_jobs(test_img_path: str, results_dir: str) -> list[tuple[str, str]]:
             for rel_path in list_files(test_img_path, skip_hidden=True) if is_video_file(rel_path)]
 
 
+def kept_part(start: float | None, end: float | None) -> str:
+    """' from --start 5 and before --end 9', or '' for the whole video."""
+    bounds = [f'{words} {value:g}' for words, value in (('from --start', start), ('before --end', end))
+              if value is not None]
+    return ' ' + ' and '.join(bounds) if bounds else ''
+
+
 def check_not_input(video_path: str, out_path: str) -> None:
     if real_path(video_path) == real_path(out_path):
         raise UserError(f'{video_path} would be overwritten by its own output; choose another --results_dir')
-
-
-def video_restorer(restorer: FaceRestorer, opt: argparse.Namespace) -> VideoRestorer:
-    restorer.progress = False  # the bar counts frames
-    return VideoRestorer(restorer, smooth=not opt.no_temporal_smoothing)
 
 
 def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, opt: argparse.Namespace,
@@ -69,10 +71,10 @@ def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, opt: a
             with VideoSink(out_path, source, opt.test_upscale, opt.crf) as sink, \
                     progress(total=expected or None, desc=os.path.basename(video_path), unit='frame',
                              disable=not show_progress) as bar:
-                totals = video_restorer(restorer, opt).run(source.frames(), sink.write, lambda: bar.update(1))
+                video = VideoRestorer(restorer, smooth=not opt.no_temporal_smoothing)
+                totals = video.run(source.frames(), sink.write, lambda: bar.update(1))
                 if totals.frames == 0:
-                    raise VideoReadError(f'{video_path}: no frame decoded' + (
-                        f' between --start {opt.start} and --end {opt.end}' if opt.start or opt.end else ''))
+                    raise VideoReadError(f'{video_path}: no frame decoded{kept_part(opt.start, opt.end)}')
             lost, decoded = source.lost, source.decoded
     except NonFiniteOutput as err:
         raise VideoFailed(f'{video_path}: {err}; nothing written') from err

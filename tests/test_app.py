@@ -218,7 +218,7 @@ def test_videos_the_page_cannot_take_are_one_message(tmp_path, gradio, built, hd
                                                'server takes (app.py --max_pixels); use a smaller video or upscale'),
         (clip, ('sparnethd_attn2d', 'hog', 1, 'fp32', 'none', 0.2, 0.1), 'the end (0.1 s) must be after the start '
                                                                          '(0.2 s)'),
-        (clip, ('sparnethd_attn2d', 'hog', 1, 'fp32', 'none', 5), 'clip: no frame decoded between --start 5.0'),
+        (clip, ('sparnethd_attn2d', 'hog', 1, 'fp32', 'none', 5), 'clip: no frame decoded from --start 5'),
         (None, (), 'Add a video file first.'),
     ]:
         with pytest.raises(gradio.Error) as error:

@@ -151,7 +151,7 @@ def short_clip(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('make, extra, message', [
     (not_a_video, [], 'notes.mp4: not a video FFmpeg can read'),
-    (short_clip, ['--start', '5'], 'clip.mp4: no frame decoded between --start 5.0'),
+    (short_clip, ['--start', '5'], 'clip.mp4: no frame decoded from --start 5'),
     (short_clip, ['--max_pixels', '100000', '--test_upscale', '2'],
      'clip.mp4: its 320x240 frames enlarged 2x are 0.3 megapixels, more than --max_pixels 100000'),
     (short_clip, ['--start', '0.2', '--end', '0.1'], '--end 0.1 must be after --start 0.2'),

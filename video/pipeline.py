@@ -71,7 +71,7 @@ class VideoRestorer:
     def enhance(self, pending: list[FrameFaces]) -> None:
         """Enhance the faces of several frames in the restorer's batches (filled across frames)."""
         lq_faces = [face for item in pending for face in item.lq_faces]
-        hq_faces = iter(self.restorer.enhance_faces(np.stack(lq_faces)) if lq_faces else ())
+        hq_faces = iter(self.restorer.enhance_faces(np.stack(lq_faces), show_progress=False) if lq_faces else ())
         for item in pending:
             item.hq_faces = [next(hq_faces) for _ in item.lq_faces]
 
