@@ -47,7 +47,7 @@ def similarity_transform(src, dst):
     return np.array([[a, -b, tx], [b, a, ty]])
 
 
-def transform_points(matrix, points):
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine matrix to (N, 2) points."""
     points = np.asarray(points, dtype=np.float64)
     return points @ matrix[:, :2].T + matrix[:, 2]
