@@ -92,7 +92,8 @@ def _init_train_worker(worker_id):
 
 
 class TrainLoader:
-    """Batches of one process (`--batch_size` split over the torchrun processes), epoch by epoch.
+    """Batches of one process (`--batch_size` split over the torchrun processes, times `--accum_steps`: the
+    micro-batches of one optimizer step come as one batch), epoch by epoch.
 
     `--serial_batches` takes the images in sorted order; `--debug` makes every epoch one batch long.
     """
@@ -103,13 +104,15 @@ class TrainLoader:
         self.dataset = dataset
         self.seed = opt.seed
         self.sampler = ResumableSampler(dataset, world_size, rank, opt.seed, shuffle=not opt.serial_batches)
-        self.batch_size = opt.batch_size // world_size
+        self.micro_batch_size = opt.batch_size // world_size
+        self.batch_size = self.micro_batch_size * opt.accum_steps
         self.batches_per_epoch = self.sampler.num_samples // self.batch_size
         if opt.debug:
             self.batches_per_epoch = min(self.batches_per_epoch, 1)
         if self.batches_per_epoch == 0:
+            accumulated = f' x --accum_steps {opt.accum_steps}' if opt.accum_steps > 1 else ''
             raise UserError(f"{dataset.root}: {len(dataset)} images are fewer than one batch of "
-                            f"--batch_size {opt.batch_size}; lower --batch_size or add images")
+                            f"--batch_size {opt.batch_size}{accumulated}; lower --batch_size or add images")
         self.generator = torch.Generator()
         self.loader = StopSafeLoader(
             dataset, batch_size=self.batch_size, sampler=self.sampler, num_workers=opt.num_threads,

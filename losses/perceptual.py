@@ -83,6 +83,7 @@ class VGGPerceptualLoss(nn.Module):
         return outputs
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss in fp32, also when the features are computed under autocast (bf16 / fp16 training)."""
         with torch.no_grad():
             target_feats = self.features(target)
-        return sum(F.l1_loss(o, t) for o, t in zip(self.features(output), target_feats))
+        return sum(F.l1_loss(o.float(), t.float()) for o, t in zip(self.features(output), target_feats))

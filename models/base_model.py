@@ -9,6 +9,7 @@ from archs.initial_weights import init_weights
 from models.fast_training import channels_last, fused_adam, prepare_training_net
 from models.lr_policy import create_scheduler
 from models.onnx_generator import OnnxGenerator
+from models.precision import MixedPrecision
 from utils import distributed
 from utils.cli import UserError
 from weights.checkpoint import describe, load_tag, net_path
@@ -110,7 +111,7 @@ class BaseModel:
         return self.SR
 
     def setup_training(self, iters_per_epoch):
-        """Generator on the device in train mode, optimizers, schedulers.
+        """Generator on the device in train mode, optimizers, schedulers, the --precision of the steps.
 
         The generator starts from `--init_type --init_gain` weights, or from --pretrain_model_path.
 
@@ -121,6 +122,8 @@ class BaseModel:
         if self.opt.pretrain_model_path:
             load_generator_weights(self.netG, self.opt.pretrain_model_path, self.spec)
         self.netG.to(self.device).train()
+        self.precision = MixedPrecision(self.opt.precision, self.device)
+        self.precision.prepare(self.netG)
         if self.opt.fast_train:
             if distributed.launched_by_torchrun() or len(self.opt.gpu_ids) > 1:
                 raise UserError('--fast_train runs on one device only (it is not verified with DDP or '
@@ -132,6 +135,7 @@ class BaseModel:
         self.iters_per_epoch = iters_per_epoch
         self.start_schedulers_at(0)
         self.losses = {}
+        self.skipped_step = False
         return self
 
     def start_schedulers_at(self, iteration):
@@ -149,8 +153,13 @@ class BaseModel:
         raise NotImplementedError
 
     def optimize_parameters(self):
-        """One training step on the batch of `set_input`; fills `self.losses` and `self.SR`."""
+        """One optimizer step on the batch of `set_input` (--accum_steps micro-batches); fills `self.losses` (means
+        over the batch), `self.SR` and `self.skipped_step` (whether fp16's loss scaler skipped a step)."""
         raise NotImplementedError
+
+    def micro_batches(self):
+        """(LR, HR) of each of the --accum_steps micro-batches of the batch of `set_input`."""
+        return zip(self.LR.chunk(self.opt.accum_steps), self.HR.chunk(self.opt.accum_steps))
 
     def saved_networks(self):
         """{name: module} saved as `<tag>_net_<name>.pth`, plain state dicts."""
@@ -180,10 +189,11 @@ class BaseModel:
             scheduler.step()
 
     def training_state(self):
-        """Everything of the model a resume needs: networks, optimizers, schedulers."""
+        """Everything of the model a resume needs: networks, optimizers, schedulers, fp16's loss scaler."""
         return {'networks': {name: net.state_dict() for name, net in self.saved_networks().items()},
                 'optimizers': {name: opt.state_dict() for name, opt in self.optimizers.items()},
-                'schedulers': {name: sched.state_dict() for name, sched in self.schedulers.items()}}
+                'schedulers': {name: sched.state_dict() for name, sched in self.schedulers.items()},
+                'scaler': self.precision.state_dict()}
 
     def load_network_state(self, name, state_dict, source):
         """Load `state_dict` into the saved network `name` strictly; WeightsError naming `source` if it does not fit."""
@@ -233,3 +243,4 @@ class BaseModel:
             optimizer.load_state_dict(state['optimizers'][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state['schedulers'][name])
+        self.precision.load_state_dict(state.get('scaler', {}))  # none before --precision

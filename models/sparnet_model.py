@@ -1,4 +1,5 @@
 """SPARNet: 16x16 faces, bicubically enlarged to 128x128, super-resolved; trained with L1."""
+import torch
 from torch.nn import functional as F
 
 from models.base_model import BaseModel
@@ -20,12 +21,20 @@ class SPARNetModel(BaseModel):
         return {'G': self.adam(self.netG.parameters(), 'G')}
 
     def optimize_parameters(self):
-        self.SR = self.train_G(self.LR)
-        loss_pix = F.l1_loss(self.SR, self.HR) * self.opt.lambda_pix
-        self.optimizers['G'].zero_grad()
-        loss_pix.backward()
-        self.optimizers['G'].step()
-        self.losses = {'Pix': loss_pix.detach()}
+        """L1 of each micro-batch divided by --accum_steps, so that the summed gradients are those of the mean L1
+        over the whole batch; then one step."""
+        optimizer, outputs, loss_pix = self.optimizers['G'], [], 0
+        optimizer.zero_grad()
+        for lr, hr in self.micro_batches():
+            sr = self.precision.forward(self.train_G, lr)
+            loss = F.l1_loss(sr, hr) * self.opt.lambda_pix / self.opt.accum_steps
+            self.precision.backward(loss)
+            outputs.append(sr.detach())
+            loss_pix = loss_pix + loss.detach()
+        self.precision.step(optimizer)
+        self.skipped_step = self.precision.update()
+        self.SR = torch.cat(outputs)
+        self.losses = {'Pix': loss_pix}
 
 
 MODEL_CLASS = SPARNetModel

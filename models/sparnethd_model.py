@@ -47,6 +47,7 @@ class SPARNetHDModel(BaseModel):
             self.criterion_pcp = None
         self.criterion_gan = GANLoss(opt.gan_mode)
         super().setup_training(iters_per_epoch)
+        self.precision.prepare(self.netD)
         self.train_D = distributed.wrap(self.netD, opt)
         self.netH = ema_copy(self.netG)
         return self
@@ -71,40 +72,55 @@ class SPARNetHDModel(BaseModel):
         return sum(self.criterion_gan(score, target_is_real, for_discriminator)
                    for score, _ in results) / len(results)
 
-    def _generator_losses(self):
-        """Pixel, perceptual, feature-matching and GAN losses of `self.SR`, through the plain D (frozen by the
-        caller)."""
-        opt = self.opt
-        fake_results = self.netD(self.SR)
+    def _generator_losses(self, sr, hr):
+        """Pixel, perceptual, feature-matching and GAN losses of `sr`, through the plain D (frozen by the caller)."""
+        opt, run = self.opt, self.precision.forward
+        fake_results = run(self.netD, sr)
         with torch.no_grad():
-            real_results = self.netD(self.HR)
-        losses = {'Pix': F.l1_loss(self.SR, self.HR) * opt.lambda_pix}
+            real_results = run(self.netD, hr)
+        losses = {'Pix': F.l1_loss(sr, hr) * opt.lambda_pix}
         if self.criterion_pcp is not None:
-            losses['PCP'] = self.criterion_pcp(self.SR, self.HR) * opt.lambda_pcp
+            losses['PCP'] = run(self.criterion_pcp, sr, hr) * opt.lambda_pcp
         losses['FM'] = feature_matching_loss(fake_results, real_results) * opt.lambda_fm
         losses['G'] = self._gan_loss(fake_results, True, for_discriminator=False) * opt.lambda_g
         return losses
 
-    def optimize_parameters(self):
-        """EMA step (as published: after G's forward, before its step), G step (D frozen), then D step on real
-        and detached fake (one backward each)."""
-        self.SR = self.train_G(self.LR)
-        ema_step(self.netH, self.netG, self.opt.ema_decay, self.LR)
-        self.netD.requires_grad_(False)
-        losses = self._generator_losses()
-        self.optimizers['G'].zero_grad()
-        sum(losses.values()).backward()
-        self.optimizers['G'].step()
+    def _discriminator_loss(self, sr, hr):
+        """D's loss on real and detached fake, one backward each (divided by --accum_steps)."""
+        steps, run = self.opt.accum_steps, self.precision.forward
+        loss_real = 0.5 * self._gan_loss(run(self.train_D, hr), True, for_discriminator=True)
+        self.precision.backward(loss_real / steps)
+        loss_fake = 0.5 * self._gan_loss(run(self.train_D, sr.detach()), False, for_discriminator=True)
+        self.precision.backward(loss_fake / steps)
+        return loss_real + loss_fake
 
-        self.netD.requires_grad_(True)
+    def optimize_parameters(self):
+        """For each micro-batch: G's losses (D frozen), then D's on real and detached fake, each divided by
+        --accum_steps and backpropagated, accumulating G's and D's gradients. Then the EMA step (as published:
+        after G's forward, before its step), G's step and D's step, once each.
+
+        D's step does not depend on G's (D sees the fakes G made before its step), so this is the published
+        G step then D step, on the gradients of the whole batch.
+        """
+        steps, outputs, totals = self.opt.accum_steps, [], {}
+        self.optimizers['G'].zero_grad()
         self.optimizers['D'].zero_grad()
-        loss_real = 0.5 * self._gan_loss(self.train_D(self.HR), True, for_discriminator=True)
-        loss_real.backward()
-        loss_fake = 0.5 * self._gan_loss(self.train_D(self.SR.detach()), False, for_discriminator=True)
-        loss_fake.backward()
-        self.optimizers['D'].step()
-        losses['D'] = loss_real + loss_fake
-        self.losses = {name: value.detach() for name, value in losses.items()}
+        for lr, hr in self.micro_batches():
+            sr = self.precision.forward(self.train_G, lr)
+            self.netD.requires_grad_(False)
+            losses = self._generator_losses(sr, hr)
+            self.precision.backward(sum(losses.values()) / steps)
+            self.netD.requires_grad_(True)
+            losses['D'] = self._discriminator_loss(sr, hr)
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0) + value.detach() / steps
+            outputs.append(sr.detach())
+        ema_step(self.netH, self.netG, self.opt.ema_decay, self.LR)
+        self.precision.step(self.optimizers['G'])
+        self.precision.step(self.optimizers['D'])
+        self.skipped_step = self.precision.update()
+        self.SR = torch.cat(outputs)
+        self.losses = totals
 
     def get_current_visuals(self):
         """Also H's output, computed in eval mode: a visual must not power-iterate H's vectors again."""

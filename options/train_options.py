@@ -7,6 +7,7 @@ from metrics.psnr_ssim import add_y_quantization_argument
 from models.lr_policy import LR_POLICIES
 from options.base_options import BaseOptions
 from utils.cli import non_negative_int, number_type, positive_float, positive_int, unquoted, unquoted_lower
+from utils.devices import PRECISIONS
 
 DEBUG_EPOCHS = 7  # the published --debug loop stopped after its 7th epoch
 
@@ -77,6 +78,13 @@ class TrainOptions(BaseOptions):
                             help='one device only: run the upsampling convs as transposed convs, channels-last, '
                                  'with fused Adam (about 1.5x faster on CPU; same parameters, and losses equal '
                                  'up to float rounding)')
+        parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=tuple(PRECISIONS),
+                            help='precision of the forward passes (autocast; losses, weights, optimizer states and '
+                                 'EMA stay fp32): bf16 on CPUs with AVX512-BF16 or AMX and on GPUs that have it, '
+                                 'fp16 on GPUs only (with a loss scaler); combines with --fast_train')
+        parser.add_argument('--accum_steps', type=positive_int, default=1,
+                            help='gradient accumulation: an iteration (one optimizer step) takes this many batches '
+                                 'of --batch_size, an effective batch of batch_size x accum_steps')
         parser.add_argument('--sync_bn', action='store_true',
                             help='with torchrun on GPUs: batch norm statistics over all processes')
         parser.add_argument('--deterministic', action='store_true',

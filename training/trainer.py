@@ -18,6 +18,7 @@ from typing import Any
 
 from data import StopSafeLoader, create_dataset, create_train_dataloader, get_dataset_class, leave_stop_signals_to_main
 from models import create_model
+from models.precision import check_training_precision
 from training.logger import TrainLogger
 from training.run_control import STOP_EXIT_CODES, IterationTimer, StopSignals, algorithms
 from training.validation import Validator
@@ -40,10 +41,13 @@ from weights.state_dict import first_non_finite
 
 log = logging.getLogger('train')
 TRAIN_DATASETS = ('celeba', 'ffhq')
-POSITIVE_FLAGS = ('total_epochs', 'print_freq', 'visual_freq', 'save_latest_freq', 'val_freq', 'lr_decay_iters')
+POSITIVE_FLAGS = ('total_epochs', 'print_freq', 'visual_freq', 'save_latest_freq', 'val_freq', 'lr_decay_iters',
+                  'accum_steps')
 NON_NEGATIVE_FLAGS = ('save_iter_freq', 'save_epoch_freq', 'resume_epoch', 'resume_iter')
 UNCOMPARED_FLAGS = ('continue_train', 'gpus', 'gpu_ids', 'num_threads', 'total_epochs', 'published_epochs', 'rank',
                     'world_size', 'resume_epoch', 'resume_iter', 'verbose', 'reset_optimizer', 'overwrite')
+# fp16 steps in a row whose loss is not finite that the loss scaler may skip before the run counts as diverged
+MAX_SKIPPED_STEPS = 10
 
 
 def check_options(opt: argparse.Namespace) -> None:
@@ -86,6 +90,7 @@ class Trainer:
         if opt.deterministic:
             os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         distributed.setup(opt)
+        check_training_precision(opt.precision, opt.device)
         self.opt = opt
         self.is_main = opt.rank == 0
         self.dataset = create_dataset(opt)
@@ -99,6 +104,7 @@ class Trainer:
         self.saved_iteration = self.latest_iteration = None  # of `latest` on disk / of the newest staged or on disk
         self.pending = []  # [(StagedCheckpoint or None off the main process, its iteration if `latest`)]
         self.reported_files = set()
+        self.skipped_in_a_row = 0  # fp16 steps skipped by the loss scaler on a non-finite loss
         if opt.continue_train:
             self._resume()
         else:
@@ -124,7 +130,7 @@ class Trainer:
     def _validator(self):
         dataset = get_dataset_class(self.opt.dataset_name)(self.opt, self.opt.val_dataroot, augment=False)
         dataset.check_readable()
-        loader = StopSafeLoader(dataset, batch_size=self.loader.batch_size, shuffle=False,
+        loader = StopSafeLoader(dataset, batch_size=self.loader.micro_batch_size, shuffle=False,
                                 num_workers=self.opt.num_threads, collate_fn=dataset.collate,
                                 worker_init_fn=leave_stop_signals_to_main)
         return Validator(loader, self.opt.device, dataset.small_lr, self.opt.y_quantization)
@@ -287,6 +293,21 @@ class Trainer:
         return f'{kept}. Resume from it with lower learning rates: --continue_train --reset_optimizer {lower}; ' \
                'or check the data'
 
+    def _skip_or_diverge(self, losses):
+        """A non-finite loss: Diverged, unless fp16's loss scaler skipped the step (the weights stay those of the
+        last step), at most MAX_SKIPPED_STEPS times in a row."""
+        values = ', '.join(f'{name} {value:.4g}' for name, value in losses.items())
+        described = f'non-finite loss at iteration {self.iteration} ({values})'
+        if not self.model.skipped_step:
+            raise Diverged(described)
+        self.skipped_in_a_row += 1
+        if self.skipped_in_a_row > MAX_SKIPPED_STEPS:
+            raise Diverged(f'{described}; {self.skipped_in_a_row} fp16 steps in a row skipped by the loss scaler '
+                           '(try --precision bf16 or fp32)')
+        if self.is_main:
+            log.warning('%s: fp16 overflowed, the loss scaler skipped the step (the weights are unchanged)',
+                        described)
+
     def _train_epoch(self, stop):
         """Train the rest of `self.epoch`; returns 'done' or 'stopped' (Diverged on a non-finite loss)."""
         batches = self.loader.epoch(self.epoch, self.batch_in_epoch)
@@ -303,9 +324,10 @@ class Trainer:
             stop_requested, non_finite = distributed.any_process(
                 [stop.received is not None, not all(map(math.isfinite, losses.values()))], self.opt.device)
             if non_finite:
-                raise Diverged(f"non-finite loss at iteration {self.iteration} "
-                               f"({', '.join(f'{k} {v:.4g}' for k, v in losses.items())})")
-            self.commit_saves()  # the weights they hold have just given finite losses
+                self._skip_or_diverge(losses)
+            else:
+                self.skipped_in_a_row = 0
+                self.commit_saves()  # the weights they hold have just given finite losses
             progress.set_postfix(losses, refresh=False)
             self._after_iteration(losses)
             if stop_requested:
