@@ -21,7 +21,7 @@ def ema_copy(net):
 
 
 @torch.no_grad()
-def ema_update(ema_net, net, decay):
+def ema_update(ema_net: nn.Module, net: nn.Module, decay: float) -> None:
     """`H = decay * H + (1 - decay) * G` over the whole state dict (buffers too; integer ones copied)."""
     current = net.state_dict()
     for name, average in ema_net.state_dict().items():

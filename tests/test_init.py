@@ -6,16 +6,7 @@ import torch
 from torch import nn
 
 from archs.initial_weights import init_weights
-from helpers.training import TINY_FLAGS
-from models import create_model
-from options.train_options import TrainOptions
-
-
-def fresh_model(model, *extra):
-    """The model of a tiny training run, set up for training (no data needed)."""
-    no_vgg = ['--lambda_pcp', '0'] if model == 'sparnethd' else []
-    opt = TrainOptions().parse(['--gpus', '0', *TINY_FLAGS[model], *no_vgg, *extra])
-    return create_model(opt).setup_training(iters_per_epoch=1)
+from helpers.training import training_model
 
 
 def conv_weights(net):
@@ -27,7 +18,7 @@ def conv_weights(net):
 @pytest.mark.slow
 @pytest.mark.parametrize('model, spectral', [('sparnet', False), ('sparnethd', True)])
 def test_fresh_generator_and_discriminator_have_the_published_initial_statistics(model, spectral):
-    trained = fresh_model(model)
+    trained = training_model(model)
     networks = {'G': trained.netG, 'D': trained.netD} if model == 'sparnethd' else {'G': trained.netG}
     for name, net in networks.items():
         convs = conv_weights(net)
@@ -53,7 +44,7 @@ def test_fresh_generator_and_discriminator_have_the_published_initial_statistics
 
 
 def test_init_flags_reach_the_generator():
-    weight = conv_weights(fresh_model('sparnet', '--init_type', 'orthogonal', '--init_gain', '0.5').netG)[1][1]
+    weight = conv_weights(training_model('sparnet', '--init_type', 'orthogonal', '--init_gain', '0.5').netG)[1][1]
     rows = weight.flatten(1)
     torch.testing.assert_close(rows @ rows.T, 0.25 * torch.eye(rows.shape[0]), atol=1e-5, rtol=0)
 

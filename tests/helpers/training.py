@@ -6,6 +6,8 @@ import os
 import torch
 import torchvision
 
+from models import create_model
+from options.train_options import TrainOptions
 from utils import atomic
 
 # The real architectures at their smallest workable input (64 px), fast settings for the CPU.
@@ -23,6 +25,13 @@ def train_flags(root, model, name='run', *extra):
             '--batch_size', '2', '--num_threads', '0', '--checkpoints_dir', os.path.join(root, 'checkpoints'),
             '--log_dir', os.path.join(root, 'logs'), '--print_freq', '1', '--visual_freq', '1000',
             '--save_latest_freq', '1000', '--save_iter_freq', '0', '--save_epoch_freq', '0', *extra]
+
+
+def training_model(model, *extra):
+    """The model of a tiny training run, set up for training (no data needed; no VGG19 unless `extra` names one)."""
+    no_vgg = ['--lambda_pcp', '0'] if model == 'sparnethd' and '--vgg_weights' not in extra else []
+    opt = TrainOptions().parse(['--gpus', '0', *TINY_FLAGS[model], *no_vgg, *extra])
+    return create_model(opt).setup_training(iters_per_epoch=1)
 
 
 def vgg_weights(path):
