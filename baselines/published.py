@@ -2,7 +2,8 @@
 
 Kept apart from the project's own pipeline on purpose: batch 1, one image at a time, the plain
 module, dlib's own CNN detector on the photo upsampled once, scikit-image warps, as the original
-test.py and test_enhance_single_unalign.py did.
+test.py and test_enhance_single_unalign.py did; training steps in fp32 on the plain modules, as
+the original train.py ran them.
 """
 import os
 from collections.abc import Iterable
@@ -14,9 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 from skimage import transform
+from torch import nn
+from torch.nn import functional as F
 
 from faces.align import ffhq_template
 from faces.dlib_models import CNN_DETECTOR_FILE, LANDMARKS_FILE, dlib_model_path
+from losses.gan import GANLoss, feature_matching_loss
+from models.ema import ema_update
 from video.writer import write_frames
 
 
@@ -94,3 +99,37 @@ def published_video_loop(net: torch.nn.Module, video_path: str, out_path: str, w
                                                  'hq_final.jpg')))
               for path in paths)
     return write_frames(out_path, finals, rate)
+
+
+def published_sparnet_step(net: nn.Module, optimizer: torch.optim.Optimizer, lr: torch.Tensor,
+                           hr: torch.Tensor) -> float:
+    """The published SPARNet training step: the plain module in fp32, L1, Adam. Returns the loss."""
+    loss = F.l1_loss(net(lr), hr)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def published_sparnethd_step(nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                             vgg: nn.Module, lr: torch.Tensor, hr: torch.Tensor, ema_decay: float = 0.999) -> float:
+    """The published SPARNetHD GAN step in fp32: G's forward, H averaged towards G and run forward in train mode,
+    three D forwards (real, fake for G's losses, detached fake for D's), G's step (Pix x100, VGG, feature matching
+    x10, hinge), D's step. Returns G's total loss."""
+    gan = GANLoss('hinge')
+    sr = nets['G'](lr)
+    ema_update(nets['H'], nets['G'], ema_decay)
+    with torch.no_grad():
+        nets['H'](lr)
+    real, fake = nets['D'](hr), nets['D'](sr)
+    loss_g = (F.l1_loss(sr, hr) * 100 + vgg(sr, hr) + feature_matching_loss(fake, real) * 10
+              + sum(gan(score, True, False) for score, _ in fake) / len(fake))
+    optimizers['G'].zero_grad()
+    loss_g.backward()
+    optimizers['G'].step()
+    fake = nets['D'](sr.detach())
+    loss_d = 0.5 * sum(gan(r, True) + gan(f, False) for (r, _), (f, _) in zip(real, fake)) / len(fake)
+    optimizers['D'].zero_grad()
+    loss_d.backward()
+    optimizers['D'].step()
+    return loss_g.item()

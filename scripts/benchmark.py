@@ -16,15 +16,12 @@ Without --weights the networks get random weights (batch-norm statistics randomi
 converged), so the PSNRs only show the rounding of each path; pass the released files for real ones.
 """
 import copy
-import ctypes
-import gc
 import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -41,6 +38,7 @@ from models.fast_training import channels_last, fused_adam, prepare_training_net
 from models.onnx_generator import OnnxGenerator, export_onnx
 from utils.cli import ArgumentParser, UserError, non_negative_int, positive_float, positive_int, run
 from utils.devices import check_precision, set_inference_threads
+from utils.peak_memory import PeakMemory
 from utils.progress import progress
 from weights.generator import load_generator_weights
 from weights.released import RELEASED_MODELS
@@ -82,58 +80,6 @@ def parse_list(value, allowed, flag):
     if unknown or not items:
         raise UserError(f"{flag}: expected names among {','.join(allowed)}, got {value!r}")
     return items
-
-
-def release_free_memory():
-    """Hand the allocator's free memory back to the OS (glibc), so that RSS starts from live memory."""
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakMemory:
-    """Peak memory a block adds: CUDA allocator peak, or the process RSS sampled every millisecond.
-
-    On the CPU this is what the OS sees, allocator caching included, from a trimmed start.
-    """
-
-    def __init__(self, device):
-        self.device = device
-        self.peak_mb = None
-
-    @staticmethod
-    def _rss():
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self._peak = max(self._peak, self._rss())
-            time.sleep(0.001)
-
-    def __enter__(self):
-        gc.collect()
-        release_free_memory()
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        elif os.path.exists('/proc/self/statm'):
-            self._base = self._peak = self._rss()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2 ** 20
-        elif hasattr(self, '_thread'):
-            self._stop.set()
-            self._thread.join()
-            self.peak_mb = (max(self._peak, self._rss()) - self._base) / 2 ** 20
 
 
 def timed(fn, x, device):
