@@ -137,7 +137,7 @@ def faces_benchmark(args, net, weights_path, folder):
     return times
 
 
-def run_in_turns(variants, repeats, folder, names):
+def run_in_turns(variants, repeats, folder, names, unit='images'):
     times = {name: [] for name in variants}
     order = list(variants)
     for repeat in range(repeats):
@@ -147,7 +147,7 @@ def run_in_turns(variants, repeats, folder, names):
             result = variants[name](out)
             seconds = result if name.startswith('network') else time.perf_counter() - start
             times[name].append(seconds)
-            print(f'  {name}: {seconds:.1f} s ({len(names) / seconds:.2f} images/s), load average '
+            print(f'  {name}: {seconds:.1f} s ({len(names) / seconds:.2f} {unit}/s), load average '
                   f'{os.getloadavg()[0]:.2f}', flush=True)
     return times
 
@@ -177,7 +177,7 @@ def videos_benchmark(args, net, weights_path, folder):
     for precision in args.precision_list:
         variants[f'video {precision}'] = lambda out, p=precision: enhance_whole_photos(TestOptions().parse(
             [*flags, '--results_dir', out, '--precision', p, *args.photo_flags.split()]))
-    return run_in_turns(variants, args.repeats, folder, range(frames)), frames
+    return run_in_turns(variants, args.repeats, folder, range(frames), 'frames'), frames
 
 
 def table(times, count, unit, baseline, network_rows=()):
