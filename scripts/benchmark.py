@@ -36,7 +36,7 @@ from archs.generator_spec import random_generator
 from baselines.published import published_face_loop
 from models.fast_training import channels_last, fused_adam, prepare_training_net
 from models.onnx_generator import OnnxGenerator, export_onnx
-from utils.cli import ArgumentParser, UserError, non_negative_int, positive_float, positive_int, run
+from utils.cli import ArgumentParser, UserError, name_list, non_negative_int, positive_float, positive_int, run
 from utils.devices import check_precision, set_inference_threads
 from utils.peak_memory import PeakMemory
 from utils.progress import progress
@@ -72,14 +72,6 @@ def build_parser():
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
     parser.add_argument('--json', default=None, help='write all results here')
     return parser
-
-
-def parse_list(value, allowed, flag):
-    items = [item.strip() for item in value.split(',') if item.strip()]
-    unknown = [item for item in items if item not in allowed]
-    if unknown or not items:
-        raise UserError(f"{flag}: expected names among {','.join(allowed)}, got {value!r}")
-    return items
 
 
 def timed(fn, x, device):
@@ -302,8 +294,8 @@ def format_table(rows):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    model_names = parse_list(args.models, RELEASED_MODELS, '--models')
-    args.path_list = parse_list(args.paths, PATHS, '--paths')
+    model_names = name_list(args.models, RELEASED_MODELS, '--models')
+    args.path_list = name_list(args.paths, PATHS, '--paths')
     weights = {}
     for item in args.weights:
         model, _, path = item.partition('=')

@@ -31,7 +31,7 @@ from skimage import data as skimage_data
 from baselines.published import published_sparnet_step, published_sparnethd_step
 from models import create_model
 from options.train_options import TrainOptions
-from utils.cli import ArgumentParser, UserError, positive_int, run
+from utils.cli import ArgumentParser, UserError, name_list, positive_int, run
 from utils.devices import describe_device, native_bf16_cpu, set_inference_threads
 from utils.peak_memory import PeakMemory
 
@@ -53,13 +53,6 @@ def build_parser():
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
     parser.add_argument('--json', default=None, help='write all results here')
     return parser
-
-
-def parse_list(value, allowed, flag):
-    items = [item.strip() for item in value.split(',') if item.strip()]
-    if not items or any(item not in allowed for item in items):
-        raise UserError(f"{flag}: expected names among {','.join(allowed)}, got {value!r}")
-    return items
 
 
 def check_environment():
@@ -171,8 +164,8 @@ def environment(device, threads):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_environment()
-    models = parse_list(args.models, SCALE, '--models')
-    variants = parse_list(args.variants, VARIANTS, '--variants')
+    models = name_list(args.models, SCALE, '--models')
+    variants = name_list(args.variants, VARIANTS, '--variants')
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
     if 'fast_bf16' in variants and device.type == 'cpu' and not native_bf16_cpu():
         print('fast_bf16: skipped (this CPU has neither AVX512-BF16 nor AMX-BF16)')

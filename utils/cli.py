@@ -70,6 +70,14 @@ class UserError(Exception):
     """Bad input (missing file, wrong weights, bad flag value): shown as one line, exit code 2."""
 
 
+def name_list(value: str, allowed: Iterable[str], flag: str) -> list[str]:
+    """The comma-separated names of `value`, each one of `allowed`; UserError naming `flag` otherwise."""
+    items = [item.strip() for item in value.split(',') if item.strip()]
+    if not items or any(item not in allowed for item in items):
+        raise UserError(f"{flag}: expected names among {','.join(allowed)}, got {value!r}")
+    return items
+
+
 LOG_FORMAT = '%(levelname)s: %(message)s'
 
 
