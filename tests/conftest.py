@@ -11,7 +11,9 @@ import torch
 import torchvision
 
 from archs.generator_spec import random_generator
+from archs.sparnet import SIZE_SETTINGS
 from helpers.other_models import codeformer_file, gfpgan_file, realesrgan_file, restoreformer_file
+from helpers.training import NARROW_SPARNETHD
 from helpers.weights_server import WeightsServer, closed_port_url
 from metrics.fid import FID_WEIGHTS_NAME
 from weights import download
@@ -54,6 +56,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def narrow_sparnethd(monkeypatch):
+    """`--model sparnethd` builds helpers.training.NARROW_SPARNETHD (in this process) for the test."""
+    monkeypatch.setitem(SIZE_SETTINGS, 'sparnethd', NARROW_SPARNETHD)
 
 
 @pytest.fixture(scope='session')

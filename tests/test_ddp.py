@@ -8,16 +8,19 @@ import torch
 
 from helpers.commands import ROOT, project_env, run_training
 from helpers.faces import face_folder
-from helpers.training import assert_same_first_step, train_flags
+from helpers.training import NARROW_SPARNETHD, assert_same_first_step, train_flags
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+pytestmark = pytest.mark.usefixtures('one_torch_thread', 'narrow_sparnethd')
 
-# Runs train.py's Trainer under torchrun; saves this rank's networks, and its Adam moments after step 1.
-RANK_SCRIPT = '''
+# Runs train.py's Trainer under torchrun (with the narrow SPARNetHD of the test's own process); saves this rank's
+# networks, and its Adam moments after step 1.
+RANK_SCRIPT = f'''
 import copy
 import sys
 import torch
+from archs.sparnet import SIZE_SETTINGS
 from options.train_options import TrainOptions
+SIZE_SETTINGS['sparnethd'] = {NARROW_SPARNETHD!r}
 from training.trainer import Trainer
 trainer = Trainer(TrainOptions().parse(sys.argv[2:]))
 model, first_step = trainer.model, []
@@ -26,12 +29,12 @@ optimize_parameters = model.optimize_parameters
 def recording_step():
     optimize_parameters()
     if not first_step:
-        first_step.append({name: copy.deepcopy(opt.state_dict()) for name, opt in model.optimizers.items()})
+        first_step.append({{name: copy.deepcopy(opt.state_dict()) for name, opt in model.optimizers.items()}})
 model.optimize_parameters = recording_step
 code = trainer.run()
-torch.save({'nets': {name: net.state_dict() for name, net in model.saved_networks().items()},
-             'first_step': first_step[0], 'world_size': trainer.opt.world_size},
-           f'{sys.argv[1]}/rank{trainer.opt.rank}.pth')
+torch.save({{'nets': {{name: net.state_dict() for name, net in model.saved_networks().items()}},
+             'first_step': first_step[0], 'world_size': trainer.opt.world_size}},
+           f'{{sys.argv[1]}}/rank{{trainer.opt.rank}}.pth')
 sys.exit(code)
 '''
 FLAGS = ['--batch_size', '2', '--lambda_pcp', '0', '--bottleneck_size', '16']

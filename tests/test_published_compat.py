@@ -15,7 +15,7 @@ from training.log_reader import read_events
 from utils.cli import UserError
 from weights.checkpoint import load_train_state
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+pytestmark = pytest.mark.usefixtures('one_torch_thread', 'narrow_sparnethd')
 HD_SPEC = GeneratorSpec('sparnethd', 1, 'spar', 'in')
 SAVED_STEPS = 2
 

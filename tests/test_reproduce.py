@@ -24,8 +24,9 @@ from weights.released import RELEASED_MODELS, TEST_SETS_ARCHIVE
 
 HELEN_FACES, CELEBA_FACES = 3, 2  # FID needs 2 images a side
 E2E_MODELS = ('sparnet_light_attn3d', 'sparnethd_attn2d')
-# SPARNetHD takes 5-10 s a 512x512 face on 2 cores: its row runs a small SPARNetHD (one residual block, 64 px)
-# that takes the released network's place in the table, with the same code path from download to table.
+# SPARNetHD takes 5-10 s a 512x512 face on 2 cores: its row runs a small SPARNetHD (one residual block, 64 px, at
+# most 128 channels) that takes the released network's place in the table, with the same code path from download
+# to table.
 SMALL_HD_SPEC, SMALL_HD_SIZE = GeneratorSpec('sparnethd', 1, 'spar', 'in'), 64
 
 
@@ -82,7 +83,7 @@ def read_json(path):
 
 @pytest.mark.slow
 def test_reproduce_end_to_end_then_resumes(weights_server, released_checkpoint, inception_file, tmp_path,
-                                           monkeypatch, capsys):
+                                           monkeypatch, capsys, narrow_sparnethd):
     serve_release(weights_server, released_checkpoint, inception_file, tmp_path, monkeypatch)
     out = tmp_path / 'out'
     calls = []

@@ -203,7 +203,7 @@ def test_accumulated_micro_batches_take_the_step_of_the_whole_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_sparnethd_accumulation_steps_g_and_d_once_per_iteration():
+def test_sparnethd_accumulation_steps_g_and_d_once_per_iteration(narrow_sparnethd):
     trained = training_model('sparnethd', '--batch_size', '1', '--accum_steps', '2', '--bottleneck_size', '16',
                              '--load_size', '48')
     trained.set_input(random_batch(48, count=2))

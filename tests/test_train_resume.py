@@ -13,7 +13,7 @@ from models.sparnethd_model import SPARNetHDModel
 from training.log_reader import read_events
 from weights.checkpoint import load_train_state
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+pytestmark = pytest.mark.usefixtures('one_torch_thread', 'narrow_sparnethd')
 
 
 def interrupt_after(model_class, calls, signum, monkeypatch):
@@ -33,7 +33,7 @@ def interrupt_after(model_class, calls, signum, monkeypatch):
     ('sparnethd', SPARNetHDModel, signal.SIGTERM, 143, 2, 1, 1, ['--lr_policy', 'cosine', '--ema_decay', '0.9']),
 ])
 @pytest.mark.slow
-def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, model, model_class, signum, exit_code,
+def test_resumed_run_equals_uninterrupted_run(tmp_path, model, model_class, signum, exit_code,
                                               images, batch, stop_at, extra):
     face_folder(tmp_path / 'faces', count=images)
     if model == 'sparnethd':
@@ -41,11 +41,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, model, mode
     common = ['--total_epochs', '2', '--batch_size', str(batch), '--deterministic', *extra]
     assert run_training(train_flags(tmp_path, model, 'straight', *common)) == 0
 
-    interrupt_after(model_class, stop_at, signum, monkeypatch)
-    assert run_training(train_flags(tmp_path, model, 'resumed', *common)) == exit_code
+    with pytest.MonkeyPatch.context() as patch:
+        interrupt_after(model_class, stop_at, signum, patch)
+        assert run_training(train_flags(tmp_path, model, 'resumed', *common)) == exit_code
     interrupted = load_train_state(str(tmp_path / 'checkpoints' / 'resumed' / 'latest_train_state.pth'))
     assert (interrupted['iteration'], interrupted['epoch'], interrupted['batch_in_epoch']) == (stop_at, 0, stop_at)
-    monkeypatch.undo()
     assert run_training(train_flags(tmp_path, model, 'resumed', *common, '--continue_train')) == 0
 
     straight, _ = read_events(tmp_path / 'logs' / 'straight')

@@ -13,7 +13,7 @@ from helpers.training import train_flags
 from training.log_reader import read_events
 from utils.cli import UserError
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+pytestmark = pytest.mark.usefixtures('one_torch_thread', 'narrow_sparnethd')
 
 
 @pytest.mark.slow
