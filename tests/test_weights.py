@@ -21,6 +21,17 @@ def manifest_state_dict(name):
     return {k: torch.empty(shape, device='meta') for k, shape in keys.items()}
 
 
+@pytest.mark.parametrize('spec', [GeneratorSpec('sparnethd', 1, 'spar', 'in'), GeneratorSpec('sparnethd', 0, 'spar3d',
+                                                                                                'bn', 16),
+                                  SMALL_3D, GeneratorSpec('sparnet', 2, 'spar', 'none', 8)])
+def test_shapes_and_bytes_without_building_equal_the_built_network_s(spec):
+    """GeneratorSpec derives spectral norm's keys on the meta device: the same keys, in the same order, as the
+    network built on the CPU with torch's spectral_norm."""
+    built = spec.build().state_dict()
+    assert list(spec.shapes().items()) == [(key, tuple(value.shape)) for key, value in built.items()]
+    assert spec.state_bytes() == sum(value.numel() * value.element_size() for value in built.values())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(RELEASED_MODELS))
 def test_infer_spec_from_released_shapes(name):
