@@ -3,9 +3,11 @@
 No test touches the real network: for the whole session the download cache is a temporary folder
 and every download goes to a closed port on 127.0.0.1, unless a test serves files with `weights_server`.
 """
+import functools
 import os
 import shutil
 
+import filelock
 import pytest
 import torch
 import torchvision
@@ -65,59 +67,65 @@ def narrow_sparnethd(monkeypatch):
 
 
 @pytest.fixture(scope='session')
-def released_checkpoint(tmp_path_factory):
-    """released_checkpoint(name) -> path of a random-weight file in that model's released format."""
-    folder = tmp_path_factory.mktemp('released')
-    cache = {}
+def made_once(tmp_path_factory):
+    """made_once(relative path, write) -> the path, in a folder all the test processes of this run share (`make
+    test`'s pytest-xdist workers), where `write(path)` wrote it for the first process that asked: stand-in weights
+    of hundreds of MB are made once, not once per process. Written under a file lock, then renamed into place."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'made_once'
 
-    def make(name):
-        if name not in cache:
-            cache[name] = str(folder / f'{name}.pth')
-            torch.save(random_generator(RELEASED_MODELS[name].spec).state_dict(), cache[name])
-        return cache[name]
-    return make
+    def made(relative, write):
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(f'{path}.lock'):
+            if not path.exists():
+                partial = path.with_name(f'partial-{path.name}')
+                write(partial)
+                os.replace(partial, path)
+        return path
+    return made
 
 
 @pytest.fixture(scope='session')
-def realesrgan_standin(tmp_path_factory):
+def released_checkpoint(made_once):
+    """released_checkpoint(name) -> path of a random-weight file in that model's released format."""
+    def write(name, path):
+        torch.save(random_generator(RELEASED_MODELS[name].spec).state_dict(), path)
+    return lambda name: str(made_once(f'released/{name}.pth', functools.partial(write, name)))
+
+
+@pytest.fixture(scope='session')
+def realesrgan_standin(made_once):
     """realesrgan_standin(scale) -> path of a small Real-ESRGAN stand-in (1 block, 16 features) of scale 2 or 4, in
     the released files' format."""
-    folder = tmp_path_factory.mktemp('realesrgan')
-    return lambda scale: realesrgan_file(folder / f'x{scale}.pth', scale, seed=scale)
+    return lambda scale: str(made_once(f'realesrgan/x{scale}.pth',
+                                       lambda path: realesrgan_file(path, scale, seed=scale)))
 
 
 @pytest.fixture(scope='session')
-def face_restorer_standin(tmp_path_factory):
+def face_restorer_standin(made_once):
     """face_restorer_standin(name) -> path of a stand-in for 'gfpgan' (full size, 350 MB), 'restoreformer' (32
-    channels) or 'codeformer' (one transformer layer), in the released files' format; made once per session."""
-    folder = tmp_path_factory.mktemp('face_restorers')
+    channels) or 'codeformer' (one transformer layer), in the released files' format."""
     makers = {'gfpgan': gfpgan_file, 'restoreformer': restoreformer_file, 'codeformer': codeformer_file}
-    cache = {}
-
-    def make(name):
-        if name not in cache:
-            cache[name] = makers[name](folder / f'{name}.pth')
-        return cache[name]
-    return make
+    return lambda name: str(made_once(f'face_restorers/{name}.pth', makers[name]))
 
 
 @pytest.fixture(scope='session')
-def inception_file(tmp_path_factory):
+def inception_file(made_once):
     """Random Inception weights in pytorch-fid's file format (torchvision's Inception v3 with 1008
-    classes and no aux head has the FID network's keys). BatchNorm statistics are taken from one
-    batch so that the features stay in a sane range."""
-    torch.manual_seed(0)
-    net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=True)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None
-    net.train()
-    with torch.no_grad():
-        net(torch.rand(2, 3, 299, 299) * 2 - 1)
-    path = tmp_path_factory.mktemp('torch_home') / 'hub' / 'checkpoints' / FID_WEIGHTS_NAME
-    path.parent.mkdir(parents=True)
-    torch.save(net.state_dict(), path)
-    return path
+    classes and no aux head has the FID network's keys), in <TORCH_HOME>/hub/checkpoints. BatchNorm
+    statistics are taken from one batch so that the features stay in a sane range."""
+    def write(path):
+        torch.manual_seed(0)
+        net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=True)
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None
+        net.train()
+        with torch.no_grad():
+            net(torch.rand(2, 3, 299, 299) * 2 - 1)
+        torch.save(net.state_dict(), path)
+    return made_once(f'torch_home/hub/checkpoints/{FID_WEIGHTS_NAME}', write)
 
 
 @pytest.fixture
