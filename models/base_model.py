@@ -1,4 +1,5 @@
 """What every model shares: building the generator, checkpoint paths, loading weights, inference, training."""
+import contextlib
 import os
 
 import torch
@@ -158,8 +159,26 @@ class BaseModel:
         raise NotImplementedError
 
     def micro_batches(self):
-        """(LR, HR) of each of the --accum_steps micro-batches of the batch of `set_input`."""
-        return zip(self.LR.chunk(self.opt.accum_steps), self.HR.chunk(self.opt.accum_steps))
+        """(LR, HR, exchange) of each of the --accum_steps micro-batches of the batch of `set_input`. `exchange` is
+        the context of that micro-batch's forward and backward passes: under DDP, only the last micro-batch's
+        backward passes exchange gradients (the others run in `no_sync`, accumulating locally), so a step costs
+        the exchanges of one micro-batch, not of each."""
+        pairs = list(zip(self.LR.chunk(self.opt.accum_steps), self.HR.chunk(self.opt.accum_steps)))
+        return [(lr, hr, contextlib.nullcontext() if index == len(pairs) - 1 else self._no_sync())
+                for index, (lr, hr) in enumerate(pairs)]
+
+    @contextlib.contextmanager
+    def _no_sync(self):
+        """DDP's `no_sync` of each trained network that has one (DataParallel and plain modules have none)."""
+        with contextlib.ExitStack() as stack:
+            for net in self.trained_networks():
+                if hasattr(net, 'no_sync'):
+                    stack.enter_context(net.no_sync())
+            yield
+
+    def trained_networks(self):
+        """The networks as run in training (wrapped for several devices), whose gradients processes exchange."""
+        return [self.train_G]
 
     def saved_networks(self):
         """{name: module} saved as `<tag>_net_<name>.pth`, plain state dicts."""

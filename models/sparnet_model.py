@@ -25,10 +25,11 @@ class SPARNetModel(BaseModel):
         over the whole batch; then one step."""
         optimizer, outputs, loss_pix = self.optimizers['G'], [], 0
         optimizer.zero_grad()
-        for lr, hr in self.micro_batches():
-            sr = self.precision.forward(self.train_G, lr)
-            loss = F.l1_loss(sr, hr) * self.opt.lambda_pix / self.opt.accum_steps
-            self.precision.backward(loss)
+        for lr, hr, exchange in self.micro_batches():
+            with exchange:
+                sr = self.precision.forward(self.train_G, lr)
+                loss = F.l1_loss(sr, hr) * self.opt.lambda_pix / self.opt.accum_steps
+                self.precision.backward(loss)
             outputs.append(sr.detach())
             loss_pix = loss_pix + loss.detach()
         self.precision.step(optimizer)

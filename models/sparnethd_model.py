@@ -67,6 +67,9 @@ class SPARNetHDModel(BaseModel):
     def validation_networks(self):
         return {'G': self.netG, 'H': self.netH}
 
+    def trained_networks(self):
+        return [self.train_G, self.train_D]
+
     def _gan_loss(self, results, target_is_real, for_discriminator):
         """GAN loss averaged over the discriminator's scales."""
         return sum(self.criterion_gan(score, target_is_real, for_discriminator)
@@ -100,18 +103,21 @@ class SPARNetHDModel(BaseModel):
         after G's forward, before its step), G's step and D's step, once each.
 
         D's step does not depend on G's (D sees the fakes G made before its step), so this is the published
-        G step then D step, on the gradients of the whole batch.
+        G step then D step, on the gradients of the whole batch. Under DDP, D's two backward passes of the last
+        micro-batch each exchange D's gradients accumulated so far: averaging the part already averaged leaves it
+        as it is, so D's step gets the mean over the processes.
         """
         steps, outputs, totals = self.opt.accum_steps, [], {}
         self.optimizers['G'].zero_grad()
         self.optimizers['D'].zero_grad()
-        for lr, hr in self.micro_batches():
-            sr = self.precision.forward(self.train_G, lr)
-            self.netD.requires_grad_(False)
-            losses = self._generator_losses(sr, hr)
-            self.precision.backward(sum(losses.values()) / steps)
-            self.netD.requires_grad_(True)
-            losses['D'] = self._discriminator_loss(sr, hr)
+        for lr, hr, exchange in self.micro_batches():
+            with exchange:
+                sr = self.precision.forward(self.train_G, lr)
+                self.netD.requires_grad_(False)
+                losses = self._generator_losses(sr, hr)
+                self.precision.backward(sum(losses.values()) / steps)
+                self.netD.requires_grad_(True)
+                losses['D'] = self._discriminator_loss(sr, hr)
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0) + value.detach() / steps
             outputs.append(sr.detach())

@@ -1,4 +1,5 @@
-"""torchrun with 2 gloo processes on the CPU: ranks stay identical and share out the batch of one process."""
+"""torchrun with 2 gloo processes on the CPU: ranks stay identical and share out the batch of one process, with
+gradient accumulation (exchanged once per step)."""
 import os
 import subprocess
 import sys
@@ -37,15 +38,18 @@ torch.save({{'nets': {{name: net.state_dict() for name, net in model.saved_netwo
            f'{{sys.argv[1]}}/rank{{trainer.opt.rank}}.pth')
 sys.exit(code)
 '''
-FLAGS = ['--batch_size', '2', '--lambda_pcp', '0', '--bottleneck_size', '16']
+FLAGS = ['--lambda_pcp', '0', '--bottleneck_size', '16']
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_train_identical_weights_from_the_gradient_of_one_process(tmp_path):
-    face_folder(tmp_path / 'faces', count=2)
+    """Batch 2 over 2 processes, --accum_steps 2 (2 images a process per step, the first micro-batch without an
+    exchange of gradients), against one process on the 4 images, batch 2, --accum_steps 2."""
+    face_folder(tmp_path / 'faces', count=4)
     script = tmp_path / 'rank_script.py'
     script.write_text(RANK_SCRIPT)
-    flags = train_flags(str(tmp_path), 'sparnethd', 'ddp', *FLAGS, '--total_epochs', '2')
+    flags = train_flags(str(tmp_path), 'sparnethd', 'ddp', *FLAGS, '--batch_size', '2', '--accum_steps', '2',
+                        '--total_epochs', '2')
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                              str(script), str(tmp_path), *flags], cwd=ROOT, capture_output=True, text=True,
                             timeout=600, env={**project_env(), 'OMP_NUM_THREADS': '1'})
@@ -57,7 +61,9 @@ def test_two_gloo_processes_train_identical_weights_from_the_gradient_of_one_pro
     assert sorted(os.listdir(tmp_path / 'checkpoints' / 'ddp')) == sorted(
         f'{tag}_net_{net}.pth' for tag in ('epoch_2', 'latest') for net in 'GHD') + ['latest_train_state.pth']
 
-    # One process on both images took the same first step.
-    assert run_training(train_flags(str(tmp_path), 'sparnethd', 'single', *FLAGS, '--total_epochs', '1')) == 0
+    # One process on the four images, in the same micro-batches (spectral norm power-iterates at each forward), took
+    # the same first step.
+    assert run_training(train_flags(str(tmp_path), 'sparnethd', 'single', *FLAGS, '--batch_size', '2',
+                                    '--accum_steps', '2', '--total_epochs', '1')) == 0
     single = torch.load(tmp_path / 'checkpoints' / 'single' / 'latest_train_state.pth', weights_only=True)
     assert_same_first_step(ranks[0]['first_step'], single['model']['optimizers'])

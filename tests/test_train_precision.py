@@ -6,7 +6,7 @@ import torch
 
 from helpers.commands import run_in_process, run_training
 from helpers.faces import face_folder
-from helpers.training import train_flags, training_model, vgg_weights
+from helpers.training import NoSyncRecorder, train_flags, training_model, vgg_weights
 from models.sparnet_model import SPARNetModel
 from options.train_options import TrainOptions
 from training import trainer
@@ -204,13 +204,25 @@ def test_accumulated_micro_batches_take_the_step_of_the_whole_batch(tmp_path):
 
 @pytest.mark.slow
 def test_sparnethd_accumulation_steps_g_and_d_once_per_iteration(narrow_sparnethd):
+    """And under DDP only the last micro-batch's backward passes exchange gradients: G's one, D's two (real, fake)."""
     trained = training_model('sparnethd', '--batch_size', '1', '--accum_steps', '2', '--bottleneck_size', '16',
                              '--load_size', '48')
+    trained.train_G, trained.train_D = NoSyncRecorder(trained.netG), NoSyncRecorder(trained.netD)
     trained.set_input(random_batch(48, count=2))
     trained.optimize_parameters()
     for name, optimizer in trained.optimizers.items():
         assert {int(values['step']) for values in optimizer.state.values()} == {1}, name
     assert trained.SR.shape == (2, 3, 48, 48) and set(trained.get_current_losses()) == {'Pix', 'FM', 'G', 'D'}
+    assert trained.train_G.backward_passes == ['local', 'exchanged']
+    assert trained.train_D.backward_passes == ['local', 'local', 'exchanged', 'exchanged']
+
+
+def test_sparnet_accumulation_exchanges_gradients_in_the_last_micro_batch_only():
+    trained = training_model('sparnet', '--batch_size', '1', '--accum_steps', '3')
+    trained.train_G = NoSyncRecorder(trained.netG)
+    trained.set_input(random_batch(64, count=3))
+    trained.optimize_parameters()
+    assert trained.train_G.backward_passes == ['local', 'local', 'exchanged']
 
 
 def test_fp16_steps_the_scaler_skipped_are_not_a_blow_up_unless_they_go_on(tmp_path, monkeypatch, caplog):

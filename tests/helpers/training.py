@@ -1,4 +1,5 @@
 """Tiny training runs of the real architectures on the CPU, and what their tests check of them."""
+import contextlib
 import errno
 import io
 import os
@@ -86,3 +87,25 @@ def assert_same_first_step(optimizers, reference, rtol=0.05):
             moment = optimizers[name]['state'][index]['exp_avg']
             assert int(values['step']) == int(optimizers[name]['state'][index]['step']) == 1, (name, index)
             assert (moment - values['exp_avg']).norm() <= rtol * values['exp_avg'].norm(), (name, index)
+
+
+class NoSyncRecorder(torch.nn.Module):
+    """Stands in for DistributedDataParallel around `net`: runs it, and records, for each backward pass through it,
+    whether its `no_sync` context was on (DDP then skips the gradient exchange)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.in_no_sync, self.backward_passes = net, False, []
+        next(net.parameters()).register_hook(lambda grad: self.backward_passes.append(
+            'local' if self.in_no_sync else 'exchanged'))
+
+    def forward(self, *args):
+        return self.net(*args)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        self.in_no_sync = True
+        try:
+            yield
+        finally:
+            self.in_no_sync = False
