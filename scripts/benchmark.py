@@ -18,7 +18,6 @@ converged), so the PSNRs only show the rounding of each path; pass the released 
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import random_generator
+from baselines.environment import check_baseline_environment, describe_environment, environment_line
 from baselines.published import published_face_loop
 from models.fast_training import channels_last, fused_adam, prepare_training_net
 from models.onnx_generator import OnnxGenerator, export_onnx
@@ -305,8 +305,10 @@ def main(argv=None):
         weights[model] = path
     if args.released:
         weights.update({name: RELEASED_MODELS[name].remote.fetch() for name in model_names if name not in weights})
+    check_baseline_environment()
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
     threads = set_inference_threads(args.threads)
+    env = describe_environment(device, threads)
     load_start = os.getloadavg()
     peaks = {'fp32': args.peak_gflops or gemm_peak_gflops(device, torch.float32)}
     for name, dtype in (('bf16', torch.bfloat16), ('fp16', torch.float16)):
@@ -326,11 +328,10 @@ def main(argv=None):
               f"fast {seconds['fast']:.2f} s, speed-up {training['speedup']:.2f}; relative loss difference "
               f"{training['first_step_rel_loss_diff']:.1e} at the first step (same weights), at most "
               f"{training['max_rel_loss_diff']:.1e} over {training['steps'] + 1} steps")
-    print(f'load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}')
+    print(environment_line(env, load_start, load_end))
     if args.json:
-        report = {'command': ' '.join(sys.argv), 'device': str(device), 'threads': threads,
-                  'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__,
-                  'peak_gflops': peaks, 'load_average': {'start': load_start, 'end': load_end},
+        report = {'command': ' '.join(sys.argv), 'environment': env, 'peak_gflops': peaks,
+                  'load_average': {'start': load_start, 'end': load_end},
                   'inference': rows, 'training': training}
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=1)

@@ -29,6 +29,7 @@ from concurrent.futures import Future
 import dlib
 import numpy as np
 
+from baselines.environment import check_baseline_environment
 from baselines.published import published_boxes
 from data.sample_photos import grid_photo
 from faces.detector import FaceDetector, default_tile_size, default_workers, detector_from_flags
@@ -208,6 +209,8 @@ def main(argv=None):
     parser.add_argument('--pipeline', default='', help='folder of photos for a timed folder run')
     add_detection_flags(parser)
     args = parser.parse_args(argv)
+    if args.published:
+        check_baseline_environment()
     if not (args.photos or args.synthetic or args.pipeline):
         raise UserError('nothing to measure: give --photos, --synthetic and/or --pipeline')
     print(f'load average at start: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores')

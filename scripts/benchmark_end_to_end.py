@@ -39,6 +39,7 @@ from PIL import Image
 
 from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import random_generator
+from baselines.environment import check_baseline_environment, describe_environment, environment_line
 from baselines.published import published_face_loop, published_photo_loop, published_video_loop
 from data.base_dataset import resize_square
 from inference.face_folder import test_folder
@@ -232,8 +233,10 @@ def main(argv=None):
     args.precision_list = [p for p in args.precisions.split(',') if p]
     if not args.face_folders and not args.photos and not args.video:
         raise UserError('give --faces, --photos and/or --video')
+    check_baseline_environment()
     weights = dict(item.split('=', 1) for item in args.weights)
     threads = set_inference_threads(args.threads)
+    env = describe_environment(torch.device('cpu'), threads)
     load_start = os.getloadavg()
     print(f'{threads} threads, torch {torch.__version__}, load average {load_start[0]:.2f}')
     with tempfile.TemporaryDirectory() as folder:
@@ -249,8 +252,7 @@ def main(argv=None):
             net, path = network_and_weights('sparnethd', weights, folder)
             times, frames = videos_benchmark(args, net, path, folder)
             print(table(times, frames, 'frames', 'published frames'))
-    load_end = os.getloadavg()
-    print(f'load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f}')
+    print(environment_line(env, load_start, os.getloadavg()))
     return 0
 
 

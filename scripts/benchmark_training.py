@@ -16,7 +16,6 @@ random (VGG19's too): a step's time does not depend on them.
 """
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,11 +27,12 @@ import torchvision
 from PIL import Image
 from skimage import data as skimage_data
 
+from baselines.environment import check_baseline_environment, describe_environment, environment_line
 from baselines.published import published_sparnet_step, published_sparnethd_step
 from models import create_model
 from options.train_options import TrainOptions
-from utils.cli import ArgumentParser, UserError, name_list, positive_int, run
-from utils.devices import describe_device, native_bf16_cpu, set_inference_threads
+from utils.cli import ArgumentParser, name_list, positive_int, run
+from utils.devices import native_bf16_cpu, set_inference_threads
 from utils.peak_memory import PeakMemory
 
 VARIANTS = {'published': None, 'fast_fp32': 'fp32', 'fast_bf16': 'bf16'}  # name: --precision with --fast_train
@@ -53,13 +53,6 @@ def build_parser():
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
     parser.add_argument('--json', default=None, help='write all results here')
     return parser
-
-
-def check_environment():
-    """UserError if OMP_WAIT_POLICY is set: users of the published code did not set it, and it slows their step."""
-    if 'OMP_WAIT_POLICY' in os.environ:
-        raise UserError(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} is set: it slows the published step far "
-                        "more than ours; unset it to time both as users run them")
 
 
 def random_vgg19(path):
@@ -153,17 +146,9 @@ def format_table(rows):
     return '\n'.join(lines)
 
 
-def environment(device, threads):
-    return {'device': describe_device(device), 'threads': threads, 'torch': torch.__version__,
-            'python': platform.python_version(), 'cpu': platform.processor() or platform.machine(),
-            'cpu_bf16_native': native_bf16_cpu(),
-            'variables': {name: os.environ[name] for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'KMP_AFFINITY',
-                                                              'KMP_BLOCKTIME') if name in os.environ}}
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    check_environment()
+    check_baseline_environment()
     models = name_list(args.models, SCALE, '--models')
     variants = name_list(args.variants, VARIANTS, '--variants')
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
@@ -171,7 +156,7 @@ def main(argv=None):
         print('fast_bf16: skipped (this CPU has neither AVX512-BF16 nor AMX-BF16)')
         variants.remove('fast_bf16')
     threads = set_inference_threads(args.threads)
-    env = environment(device, threads)
+    env = describe_environment(device, threads)
     load_start = os.getloadavg()
     sizes = {'sparnet': (args.sparnet_batch, args.sparnet_size), 'sparnethd': (args.hd_batch, args.hd_size)}
     rows = []
@@ -186,9 +171,7 @@ def main(argv=None):
                      for variant, result in results.items()]
     load_end = os.getloadavg()
     print('\n' + format_table(rows))
-    print(f"environment: {env['device']}, torch {env['torch']}, Python {env['python']}, CPU {env['cpu']} (native "
-          f"bf16: {env['cpu_bf16_native']}), variables {env['variables'] or 'none set'}; load average (1 min) "
-          f"{load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
+    print(environment_line(env, load_start, load_end))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'command': ' '.join(sys.argv), 'environment': env,
