@@ -36,7 +36,12 @@ def resize_square(img: Image.Image, size: int) -> Image.Image:
 
 
 class PairedDataset(torch.utils.data.Dataset):
-    """HR images below `root` -> {'LR', 'HR', 'HR_paths', 'errors'}; subclasses implement `make_pair`."""
+    """HR images below `root` -> {'LR', 'HR', 'HR_paths', 'errors'}; subclasses implement `hr_face` and `degrade`.
+
+    A sample goes through four stages, each a method so that `scripts/benchmark_loader.py` can time
+    them: `decode` (file -> RGB array), `hr_face` (crop, resize), `degrade` (-> LR, HR) and
+    `to_sample` (tensors).
+    """
 
     def __init__(self, opt, root=None, augment=True):
         self.root = root or opt.dataroot
@@ -48,9 +53,21 @@ class PairedDataset(torch.utils.data.Dataset):
         if root is None:  # --max_dataset_size limits the training folder, not --val_dataroot
             self.paths = first(self.paths, opt.max_dataset_size)
 
-    def make_pair(self, img, rng):
-        """(LR, HR) HxWx3 uint8 arrays from an RGB PIL image."""
+    def decode(self, rel_path: str) -> np.ndarray:
+        """The image file as an HxWx3 uint8 RGB array; ImageReadError when it cannot be read."""
+        return np.asarray(read_rgb(os.path.join(self.root, rel_path)))
+
+    def hr_face(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The HR face, load_size x load_size uint8, from the decoded image."""
         raise NotImplementedError
+
+    def degrade(self, hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(LR, HR) HxWx3 uint8 arrays from the HR face (the HR one may change too: SPARNetHD's gray pairs)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def to_sample(lr: np.ndarray, hr: np.ndarray, rel_path: str, errors: list) -> dict:
+        return {'LR': uint8_to_tensor(lr), 'HR': uint8_to_tensor(hr), 'HR_paths': rel_path, 'errors': errors}
 
     def small_lr(self, hr):
         """The LR face at its own size for an HR uint8 array, when the network input is an enlargement
@@ -71,12 +88,13 @@ class PairedDataset(torch.utils.data.Dataset):
         for offset in range(len(self.paths)):
             rel_path = self.paths[(index + offset) % len(self.paths)]
             try:
-                img = read_rgb(os.path.join(self.root, rel_path))
+                img = self.decode(rel_path)
             except ImageReadError as err:
                 errors.append((rel_path, str(err)))
                 continue
-            lr, hr = self.make_pair(img, self.rng(index))
-            return {'LR': uint8_to_tensor(lr), 'HR': uint8_to_tensor(hr), 'HR_paths': rel_path, 'errors': errors}
+            rng = self.rng(index)
+            lr, hr = self.degrade(self.hr_face(img, rng), rng)
+            return self.to_sample(lr, hr, rel_path, errors)
         raise UserError(f"{self.root}: none of the {len(self.paths)} images is readable")
 
     def check_readable(self):

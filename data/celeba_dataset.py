@@ -70,15 +70,17 @@ class CelebADataset(PairedDataset):
         if opt.scale_factor < 1 or opt.load_size % opt.scale_factor:
             raise UserError(f"--scale_factor {opt.scale_factor} must divide --load_size {opt.load_size}")
 
-    def make_pair(self, img, rng):
-        if self.augment:
-            if rng.random() < 0.5:
-                img = img.transpose(Image.FLIP_LEFT_RIGHT)
-            img = img.crop(random_resized_crop_box(*img.size, rng))
-            hr = img.resize((self.load_size, self.load_size), Image.BICUBIC)
-        else:
-            hr = resize_square(img, self.load_size)
-        return np.asarray(bicubic_lr(hr, self.scale_factor)), np.asarray(hr)
+    def hr_face(self, img, rng):
+        img = Image.fromarray(img)
+        if not self.augment:
+            return np.asarray(resize_square(img, self.load_size))
+        if rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.crop(random_resized_crop_box(*img.size, rng))
+        return np.asarray(img.resize((self.load_size, self.load_size), Image.BICUBIC))
+
+    def degrade(self, hr, rng):
+        return np.asarray(bicubic_lr(Image.fromarray(hr), self.scale_factor)), hr
 
     def small_lr(self, hr):
         return np.asarray(bicubic_reduce(Image.fromarray(hr), self.scale_factor))

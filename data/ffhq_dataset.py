@@ -5,6 +5,7 @@ its probabilities and ranges as `--deg_*` flags defaulting to the released recip
 not square are centre-cropped first; FFHQ's 1024x1024 faces are PIL-bicubic reduced to 512.
 """
 import numpy as np
+from PIL import Image
 
 from data.base_dataset import PairedDataset, resize_square
 from data.degradations import add_degradation_options, config_from_options, degrade_pair
@@ -20,8 +21,11 @@ class FFHQDataset(PairedDataset):
         super().__init__(opt, root, augment)
         self.degradation = config_from_options(opt)
 
-    def make_pair(self, img, rng):
-        hr, lr = degrade_pair(np.asarray(resize_square(img, self.load_size)), rng, self.degradation)
+    def hr_face(self, img, rng):
+        return np.asarray(resize_square(Image.fromarray(img), self.load_size))
+
+    def degrade(self, hr, rng):
+        hr, lr = degrade_pair(hr, rng, self.degradation)
         return lr, hr
 
 
