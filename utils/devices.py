@@ -2,9 +2,12 @@
 its intra-op threads and the inference precisions it runs natively."""
 import logging
 import os
+import platform
 from collections.abc import Iterable
 
 import torch
+
+from utils.cli import UserError
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +119,21 @@ def describe_device(device: torch.device | str, gpu_ids: Iterable[int] = ()) -> 
     ids = list(gpu_ids) or [device.index or 0]
     count = f'{len(ids)} x ' if len(ids) > 1 else ''
     return f"{count}{torch.cuda.get_device_name(ids[0])} (cuda:{','.join(map(str, ids))})"
+
+
+def refuse_omp_wait_policy(why: str) -> None:
+    """UserError naming the value when OMP_WAIT_POLICY is set: benchmarks time the environment users run in."""
+    if 'OMP_WAIT_POLICY' in os.environ:
+        raise UserError(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} is set: {why}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
