@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from utils.cli import UserError
-from utils.image_io import ImageReadError, find_images, read_rgb
+from utils.image_io import ImageReadError, find_images, read_rgb, read_rgb_array
 from utils.tensor_image import uint8_to_tensor
 
 
@@ -55,7 +55,7 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def decode(self, rel_path: str) -> np.ndarray:
         """The image file as an HxWx3 uint8 RGB array; ImageReadError when it cannot be read."""
-        return np.asarray(read_rgb(os.path.join(self.root, rel_path)))
+        return read_rgb_array(os.path.join(self.root, rel_path))
 
     def hr_face(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The HR face, load_size x load_size uint8, from the decoded image."""

@@ -1,12 +1,23 @@
 """Reading every image mode as 8-bit RGB, walking folders, and writing results without half-written files."""
 import os
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
+from helpers.faces import face_images
 from scripts import make_lr
-from utils.image_io import ImageReadError, is_image_file, list_images, output_name, read_rgb_array, save_rgb
+from utils import image_io
+from utils.image_io import (
+    ImageReadError,
+    is_image_file,
+    list_images,
+    output_name,
+    read_rgb,
+    read_rgb_array,
+    save_rgb,
+)
 
 
 def test_modes_become_rgb(tmp_path):
@@ -119,3 +130,49 @@ def test_gif_first_frame_read_and_written_as_png(tmp_path):
     assert sorted(os.listdir(tmp_path / 'LR')) == ['anim.png', 'clear.png']
     np.testing.assert_array_equal(read_rgb_array(tmp_path / 'LR' / 'anim.png'),
                                   np.asarray(Image.fromarray(frames[0]).resize((3, 3), Image.BICUBIC)))
+
+
+def common_files(folder):
+    """A real face as the files OpenCV decodes for read_rgb_array: JPEG (4:2:0, 4:4:4, progressive, gray,
+    EXIF without a turn) and 8-bit PNG (RGB, gray, with a gamma chunk)."""
+    face = Image.fromarray(face_images(1, size=(72, 61))[0])
+    exif = face.getexif()
+    exif[0x0112] = 1
+    files = {'420.jpg': (face, {'quality': 90}), '444.jpg': (face, {'quality': 95, 'subsampling': 0}),
+             'progressive.jpg': (face, {'progressive': True}), 'gray.jpg': (face.convert('L'), {}),
+             'exif.jpg': (face, {'exif': exif}), 'rgb.png': (face, {}), 'gray.png': (face.convert('L'), {})}
+    gamma = PngImagePlugin.PngInfo()
+    gamma.add(b'gAMA', (45455 * 2).to_bytes(4, 'big'))
+    files['gamma.png'] = (face, {'pnginfo': gamma})
+    for name, (img, options) in files.items():
+        img.save(folder / name, **options)
+    return list(files)
+
+
+def test_opencv_decodes_common_files_to_pils_pixels(tmp_path, monkeypatch):
+    for name in common_files(tmp_path):
+        with open(tmp_path / name, 'rb') as f, Image.open(tmp_path / name) as img:
+            assert image_io._opencv_decodes_alike(img, f.read()), name
+        np.testing.assert_array_equal(read_rgb_array(tmp_path / name), np.asarray(read_rgb(tmp_path / name)))
+    monkeypatch.setattr(image_io, '_upright_rgb', None)  # PIL's decoding is not what they went through
+    assert read_rgb_array(tmp_path / 'gray.jpg').shape == (72, 61, 3)
+
+
+def test_pil_decodes_what_opencv_would_decode_otherwise(tmp_path):
+    face = face_images(1, size=(40, 30))[0]
+    Image.fromarray(face).save(tmp_path / 'face.jpg')
+    data = (tmp_path / 'face.jpg').read_bytes()
+    (tmp_path / 'truncated.jpg').write_bytes(data[:len(data) // 2])
+    with pytest.raises(ImageReadError, match=r'truncated\.jpg: not a readable image'):
+        read_rgb_array(tmp_path / 'truncated.jpg')
+    cv2.imwrite(str(tmp_path / 'deep.png'), face[..., ::-1].astype(np.uint16) * 257)  # 16-bit RGB
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 9, np.uint8)])).save(tmp_path / 'rgba.png')
+    Image.fromarray(face).convert('P').save(tmp_path / 'palette.png')
+    img = Image.fromarray(face)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / 'turned.jpg', exif=exif)
+    for name in ('deep.png', 'rgba.png', 'palette.png', 'turned.jpg'):
+        with open(tmp_path / name, 'rb') as f, Image.open(tmp_path / name) as opened:
+            assert not image_io._opencv_decodes_alike(opened, f.read()), name
+        np.testing.assert_array_equal(read_rgb_array(tmp_path / name), np.asarray(read_rgb(tmp_path / name)))
