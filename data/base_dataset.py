@@ -13,7 +13,7 @@ from PIL import Image
 
 from utils.cli import UserError
 from utils.image_io import ImageReadError, find_images, read_rgb, read_rgb_array
-from utils.tensor_image import uint8_to_tensor
+from utils.tensor_image import uint8_image_to_tensor
 
 
 def first(paths: list[str], count: float) -> list[str]:
@@ -67,7 +67,8 @@ class PairedDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def to_sample(lr: np.ndarray, hr: np.ndarray, rel_path: str, errors: list) -> dict:
-        return {'LR': uint8_to_tensor(lr), 'HR': uint8_to_tensor(hr), 'HR_paths': rel_path, 'errors': errors}
+        return {'LR': uint8_image_to_tensor(lr), 'HR': uint8_image_to_tensor(hr), 'HR_paths': rel_path,
+                'errors': errors}
 
     def small_lr(self, hr):
         """The LR face at its own size for an HR uint8 array, when the network input is an enlargement
