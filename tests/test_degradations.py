@@ -16,6 +16,7 @@ from data.degradations import (
     add_degradation_options,
     add_gaussian_noise,
     apply_blur,
+    apply_plan,
     box_blur,
     config_from_options,
     degrade,
@@ -347,3 +348,40 @@ def test_bad_option_values_give_one_clear_line(args, message):
     with pytest.raises(UserError) as info:
         config_from_options(parse(*args))
     assert str(info.value).startswith(message) and '\n' not in str(info.value)
+
+
+def reference_apply_plan(hr, plan, rng):
+    """apply_plan as first written: every step on the three channels of the (gray) target."""
+    target = np.repeat(cv2.cvtColor(hr, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2) if plan.grayscale else hr
+    lr = apply_blur(target, plan.blur) if plan.blur else target
+    lr = resize(lr, plan.lr_size, plan.lr_size, plan.lr_interpolation)
+    if plan.noise_sigma is not None:
+        lr = add_gaussian_noise(lr, plan.noise_sigma, plan.noise_per_channel, rng)
+    if plan.jpeg_quality is not None:
+        lr = jpeg_compress(lr, plan.jpeg_quality)
+    return target, resize(lr, hr.shape[0], hr.shape[1], 'cubic')
+
+
+@pytest.mark.parametrize('shape', [(128, 128), (96, 80), (77, 131),
+                                   pytest.param((512, 512), marks=pytest.mark.slow)])  # the ffhq recipe's size
+def test_each_blur_on_the_gray_channel_equals_it_on_three(face, shape):
+    gray = cv2.resize(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY), shape[::-1], interpolation=cv2.INTER_AREA)
+    three = np.repeat(gray[:, :, None], 3, axis=2)
+    rng = np.random.default_rng(12)
+    blurs = ([Blur('gaussian', sigma) for sigma in (3.0, 4.99, 5.0, *rng.uniform(3, 15, 6), 15.0)]
+             + [Blur('box', size) for size in range(1, 16)] + [Blur('median', size) for size in range(3, 16, 2)]
+             + [Blur('motion', size, rng.uniform(0, 360), rng.uniform(-1, 1)) for size in range(5, 26, 2)])
+    for blur in blurs:
+        np.testing.assert_array_equal(np.repeat(apply_blur(gray, blur)[:, :, None], 3, axis=2),
+                                      apply_blur(three, blur), err_msg=str(blur))
+
+
+@pytest.mark.parametrize('config', [ALL_STEPS, DegradationConfig(),
+                                    dataclasses.replace(ALL_STEPS, noise_per_channel_prob=0.0, jpeg_prob=0.0)])
+def test_pipeline_equals_its_first_version_step_for_step(face, config):
+    for seed in range(40):
+        plan = sample_plan(np.random.default_rng(seed), config)
+        ours = apply_plan(face, plan, np.random.default_rng(seed))
+        reference = reference_apply_plan(face, plan, np.random.default_rng(seed))
+        np.testing.assert_array_equal(ours[0], reference[0])
+        np.testing.assert_array_equal(ours[1], reference[1], err_msg=str(plan))
