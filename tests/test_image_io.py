@@ -149,13 +149,15 @@ def common_files(folder):
     return list(files)
 
 
-def test_opencv_decodes_common_files_to_pils_pixels(tmp_path, monkeypatch):
-    for name in common_files(tmp_path):
-        with open(tmp_path / name, 'rb') as f, Image.open(tmp_path / name) as img:
-            assert image_io._opencv_decodes_alike(img, f.read()), name
-        np.testing.assert_array_equal(read_rgb_array(tmp_path / name), np.asarray(read_rgb(tmp_path / name)))
-    monkeypatch.setattr(image_io, '_upright_rgb', None)  # PIL's decoding is not what they went through
-    assert read_rgb_array(tmp_path / 'gray.jpg').shape == (72, 61, 3)
+@pytest.mark.parametrize('rgb_flag', [True, False])  # newer OpenCVs decode to RGB, older ones to BGR
+def test_opencv_decodes_common_files_to_pils_pixels(tmp_path, monkeypatch, rgb_flag):
+    if not rgb_flag:
+        monkeypatch.delattr(cv2, 'IMREAD_COLOR_RGB', raising=False)
+    names = common_files(tmp_path)
+    expected = {name: np.asarray(read_rgb(tmp_path / name)) for name in names}
+    monkeypatch.setattr(image_io, '_upright_rgb', None)  # what read_rgb_array gives is not PIL's decoding
+    for name in names:
+        np.testing.assert_array_equal(read_rgb_array(tmp_path / name), expected[name], err_msg=name)
 
 
 def test_pil_decodes_what_opencv_would_decode_otherwise(tmp_path):

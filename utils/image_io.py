@@ -144,7 +144,12 @@ def _opencv_decodes_alike(img, data):
 
 
 def _opencv_rgb(data):
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    """OpenCV's RGB decoding of the file `data`, or None; straight to RGB where OpenCV has IMREAD_COLOR_RGB
+    (a third less time for a small JPEG than decoding to BGR and swapping)."""
+    buffer, flags = np.frombuffer(data, np.uint8), cv2.IMREAD_IGNORE_ORIENTATION
+    if hasattr(cv2, 'IMREAD_COLOR_RGB'):
+        return cv2.imdecode(buffer, cv2.IMREAD_COLOR_RGB | flags)
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR | flags)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
