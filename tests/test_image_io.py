@@ -134,16 +134,18 @@ def test_gif_first_frame_read_and_written_as_png(tmp_path):
 
 def common_files(folder):
     """A real face as the files OpenCV decodes for read_rgb_array: JPEG (4:2:0, 4:4:4, progressive, gray,
-    EXIF without a turn) and 8-bit PNG (RGB, gray, with a gamma chunk)."""
+    EXIF without a turn) and 8-bit PNG (RGB, gray, with a gamma chunk, with text)."""
     face = Image.fromarray(face_images(1, size=(72, 61))[0])
     exif = face.getexif()
     exif[0x0112] = 1
     files = {'420.jpg': (face, {'quality': 90}), '444.jpg': (face, {'quality': 95, 'subsampling': 0}),
              'progressive.jpg': (face, {'progressive': True}), 'gray.jpg': (face.convert('L'), {}),
              'exif.jpg': (face, {'exif': exif}), 'rgb.png': (face, {}), 'gray.png': (face.convert('L'), {})}
-    gamma = PngImagePlugin.PngInfo()
+    gamma, text = PngImagePlugin.PngInfo(), PngImagePlugin.PngInfo()
     gamma.add(b'gAMA', (45455 * 2).to_bytes(4, 'big'))
+    text.add_text('Software', 'a camera')
     files['gamma.png'] = (face, {'pnginfo': gamma})
+    files['text.png'] = (face, {'pnginfo': text})
     for name, (img, options) in files.items():
         img.save(folder / name, **options)
     return list(files)
@@ -174,7 +176,13 @@ def test_pil_decodes_what_opencv_would_decode_otherwise(tmp_path):
     exif = img.getexif()
     exif[0x0112] = 6
     img.save(tmp_path / 'turned.jpg', exif=exif)
-    for name in ('deep.png', 'rgba.png', 'palette.png', 'turned.jpg'):
+    img.save(tmp_path / 'turned.png', exif=exif)
+    xmp = PngImagePlugin.PngInfo()
+    xmp.add_itxt('XML:com.adobe.xmp', '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+                 '"http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff='
+                 '"http://ns.adobe.com/tiff/1.0/" tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>')
+    img.save(tmp_path / 'turned_xmp.png', pnginfo=xmp)
+    for name in ('deep.png', 'rgba.png', 'palette.png', 'turned.jpg', 'turned.png', 'turned_xmp.png'):
         with open(tmp_path / name, 'rb') as f, Image.open(tmp_path / name) as opened:
             assert not image_io._opencv_decodes_alike(opened, f.read()), name
         np.testing.assert_array_equal(read_rgb_array(tmp_path / name), np.asarray(read_rgb(tmp_path / name)))

@@ -21,6 +21,7 @@ SHOWN_LINKS = 5
 ORIENTATION_TAG = 0x0112  # EXIF orientation; 5 to 8 turn the image a quarter
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 WHOLE_FILE_ENDS = {'JPEG': b'\xff\xd9', 'PNG': b'IEND\xaeB`\x82'}  # formats OpenCV decodes for read_rgb_array
+PNG_ORIENTATION_TAGS = (b'eXIf', b'Raw profile type exif', b'XML:com.adobe.xmp')  # where PIL finds a PNG's turn
 
 
 class ImageReadError(Exception):
@@ -138,9 +139,12 @@ def _opencv_decodes_alike(img, data):
     """Whether OpenCV decodes the file `data` of the opened `img` to `read_rgb`'s pixels: a whole 8-bit RGB or
     gray JPEG or PNG without transparency or EXIF turn (the same libjpeg-turbo and zlib decoding; tests compare).
     A truncated file goes to PIL, which refuses it where OpenCV would fill in the missing part."""
-    return (data.endswith(WHOLE_FILE_ENDS.get(img.format, b'-')) and img.mode in ('RGB', 'L')
-            and 'transparency' not in img.info and (img.format != 'PNG' or data[24] == 8)
-            and img.getexif().get(ORIENTATION_TAG, 1) == 1)
+    if not (data.endswith(WHOLE_FILE_ENDS.get(img.format, b'-')) and img.mode in ('RGB', 'L')
+            and 'transparency' not in img.info):
+        return False
+    if img.format == 'PNG':  # no getexif: PIL would decode the pixels to look for EXIF after them
+        return data[24] == 8 and not any(tag in data for tag in PNG_ORIENTATION_TAGS)
+    return img.getexif().get(ORIENTATION_TAG, 1) == 1
 
 
 def _opencv_rgb(data):
