@@ -9,7 +9,8 @@ Each one's training dataset is built by train.py's option parser and dataset cla
 --images samples (epoch 0, train.py's seed) go through the dataset's stages in this process, each timed:
 decode, crop/resize, degradations, to tensor, and the batch's collation. That is the work of one loader
 process (`--num_threads` counts them): one intra-op thread for PyTorch and OpenCV, the files read once before
-(page cache warm). Workers needed for a GPU step = ceil(batch / (samples/s of a worker x step seconds)).
+(page cache warm), CPU time (what a worker on a core of its own takes, whatever else runs on the machine).
+Workers needed for a GPU step = ceil(batch / (samples/s of a worker x step seconds)).
 
 Step times: pass yours (`--step_ms`; train.py logs seconds per iteration). By default they are an assumption:
 a step's training FLOPs (counted with torch's FlopCounterMode on the published steps: 42.8 GFLOP per 128x128
@@ -90,7 +91,7 @@ def build_dataset(name: str, dataroot: str, images: int):
     return create_dataset(opt)
 
 
-def staged_sample(dataset, index: int, clock=time.perf_counter) -> tuple[dict, list[float], tuple[int, int]]:
+def staged_sample(dataset, index: int, clock=time.process_time) -> tuple[dict, list[float], tuple[int, int]]:
     """`dataset[index]` stage by stage: the sample, the seconds of the first four stages and the image's (H, W)."""
     rel_path = dataset.paths[index]
     start = clock()
@@ -143,9 +144,9 @@ def benchmark_recipe(name: str, args, step: tuple[float, str]) -> dict:
         sizes.append(size)
         samples.append(sample)
         if len(samples) == batch or index == timed[-1]:
-            start = time.perf_counter()
+            start = time.process_time()
             dataset.collate(samples)
-            totals[4] += time.perf_counter() - start
+            totals[4] += time.process_time() - start
             samples = []
         bar.update(1)
     bar.close()
