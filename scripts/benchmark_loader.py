@@ -10,7 +10,8 @@ Each one's training dataset is built by train.py's option parser and dataset cla
 decode, crop/resize, degradations, to tensor, and the batch's collation. That is the work of one loader
 process (`--num_threads` counts them): one intra-op thread for PyTorch and OpenCV, the files read once before
 (page cache warm), CPU time (what a worker on a core of its own takes, whatever else runs on the machine).
-Workers needed for a GPU step = ceil(batch / (samples/s of a worker x step seconds)).
+A worker's time per batch is batch x time per sample; the workers needed for a GPU step are that over the
+step time, rounded up (= ceil(batch / (samples/s of a worker x step seconds))).
 
 Step times: pass yours (`--step_ms`; train.py logs seconds per iteration). By default they are an assumption:
 a step's training FLOPs (counted with torch's FlopCounterMode on the published steps: 42.8 GFLOP per 128x128
@@ -157,18 +158,20 @@ def benchmark_recipe(name: str, args, step: tuple[float, str]) -> dict:
     per_second = 1000 / sum(ms)
     return {'recipe': name, 'images': count, 'unreadable': unreadable, 'image_size': image_sizes(sizes),
             'load_size': dataset.load_size, 'stage_ms': dict(zip(STAGES, ms)), 'total_ms': sum(ms),
-            'samples_per_s': per_second, 'batch': batch, 'step_ms': step[0], 'step_source': step[1],
+            'samples_per_s': per_second, 'batch': batch, 'worker_ms_per_batch': batch * sum(ms),
+            'step_ms': step[0], 'step_source': step[1],
             'workers': math.ceil(batch / (per_second * step[0] / 1000))}
 
 
 def format_table(rows: list[dict]) -> str:
     lines = ['| recipe | images | size | ' + ' | '.join(f'{stage} ms' for stage in STAGES) +
-             ' | total ms | samples/s per worker | batch | GPU step ms | workers needed |',
-             '|---|---:|---|' + '---:|' * (len(STAGES) + 5)]
+             ' | total ms | samples/s per worker | batch | ms per batch, one worker | GPU step ms | workers needed |',
+             '|---|---:|---|' + '---:|' * (len(STAGES) + 6)]
     for row in rows:
         stages = ' | '.join(f"{row['stage_ms'][stage]:.2f}" for stage in STAGES)
         lines.append(f"| {row['recipe']} | {row['images']} | {row['image_size']} | {stages} | {row['total_ms']:.2f} | "
-                     f"{row['samples_per_s']:.1f} | {row['batch']} | {row['step_ms']:.4g} ({row['step_source']}) | "
+                     f"{row['samples_per_s']:.1f} | {row['batch']} | {row['worker_ms_per_batch']:.0f} | "
+                     f"{row['step_ms']:.4g} ({row['step_source']}) | "
                      f"{row['workers']} |")
     return '\n'.join(lines)
 

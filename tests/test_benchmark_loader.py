@@ -25,14 +25,15 @@ def test_table_has_both_recipes_with_positive_figures_and_the_workers_they_imply
     out = capsys.readouterr().out
     rows = {line.split(' | ')[0].strip('| '): line for line in out.splitlines() if line.startswith('| ')}
     assert {'celeba', 'ffhq'} <= set(rows)
-    assert 'celeba | 3 | 80x88 |' in rows['celeba'] and '| 32 | 0.5 (given) |' in rows['celeba']
-    assert '| 2 | 1361 (assumed, 10 TFLOP/s) | 1 |' in rows['ffhq']
+    assert 'celeba | 3 | 80x88 |' in rows['celeba'] and '| 0.5 (given) |' in rows['celeba']
+    assert '| 1361 (assumed, 10 TFLOP/s) | 1 |' in rows['ffhq']
     assert "note: ffhq: the images (80x88) are not FFHQ's 1024x1024 faces" in out
     assert 'OMP_WAIT_POLICY unset' in out
     for row in json.loads(report.read_text())['rows']:
         assert row['images'] == 3 and all(ms > 0 for ms in row['stage_ms'].values())
         assert row['total_ms'] == pytest.approx(sum(row['stage_ms'].values()))
         assert row['samples_per_s'] == pytest.approx(1000 / row['total_ms'])
+        assert row['worker_ms_per_batch'] == pytest.approx(row['batch'] * row['total_ms'])
         assert row['workers'] == math.ceil(row['batch'] / (row['samples_per_s'] * row['step_ms'] / 1000)) >= 1
     assert json.loads(report.read_text())['rows'][0]['workers'] > 1  # batch 32 in half a millisecond
 
