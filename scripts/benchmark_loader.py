@@ -114,6 +114,12 @@ def check_stages(dataset, index: int, staged: dict) -> None:
         raise RuntimeError(f"{type(dataset).__name__}: the timed stages differ from __getitem__")
 
 
+def collate_seconds(dataset, samples: list[dict], clock=time.process_time) -> float:
+    start = clock()
+    dataset.collate(samples)
+    return clock() - start
+
+
 def image_sizes(sizes: list[tuple[int, int]]) -> str:
     """'200x200' or '150x150 to 250x300' (smallest and largest area)."""
     small, large = min(sizes, key=lambda s: s[0] * s[1]), max(sizes, key=lambda s: s[0] * s[1])
@@ -144,13 +150,13 @@ def benchmark_recipe(name: str, args, step: tuple[float, str]) -> dict:
         totals[:4] = [total + s for total, s in zip(totals, seconds)]
         sizes.append(size)
         samples.append(sample)
-        if len(samples) == batch or index == timed[-1]:
-            start = time.process_time()
-            dataset.collate(samples)
-            totals[4] += time.process_time() - start
+        if len(samples) == batch:
+            totals[4] += collate_seconds(dataset, samples)
             samples = []
         bar.update(1)
     bar.close()
+    if samples:  # the last, partial batch
+        totals[4] += collate_seconds(dataset, samples)
     count = len(timed) - unreadable
     if count == 0:
         raise UserError(f"--dataroot {args.dataroot}: none of the {len(timed)} images timed is readable")

@@ -56,3 +56,11 @@ def test_bad_step_times_are_refused(text, message):
 def test_default_step_times_are_the_flops_of_a_step_over_the_assumed_throughput():
     steps = benchmark_loader.step_times('ffhq=900', ['celeba', 'ffhq'], 20.0)
     assert steps == {'celeba': (pytest.approx(32 * 42.8 / 20), 'assumed, 20 TFLOP/s'), 'ffhq': (900.0, 'given')}
+
+
+def test_unreadable_files_are_left_out_and_counted(tmp_path, capsys):
+    face_folder(tmp_path, count=3)
+    (tmp_path / 'z_broken.png').write_bytes(b'\x89PNG not an image')
+    assert benchmark_loader.main(['--dataroot', str(tmp_path), '--recipes', 'celeba', '--images', '2']) == 0
+    out = capsys.readouterr().out
+    assert '| celeba | 1 | 80x88 |' in out and 'note: celeba: 1 unreadable file(s) left out' in out
