@@ -171,7 +171,7 @@ def image_size(path: os.PathLike | str) -> tuple[int, int] | None:
 
 def read_rgb_array(path: os.PathLike | str) -> np.ndarray:
     """`read_rgb` as an HxWx3 uint8 array. Common JPEGs and PNGs are decoded by OpenCV, to the same pixels
-    (`_opencv_decodes_alike`) 1.2-2x as fast as PIL: half the decoding time of a 200x200 JPEG."""
+    (`_opencv_decodes_alike`): 2x as fast as PIL for a 200x200 JPEG, 1.3x for a 1024x1024 PNG."""
     try:
         with open(path, 'rb') as f:
             data = f.read()
