@@ -32,7 +32,7 @@ import torch
 from data import create_dataset
 from options.train_options import TrainOptions
 from utils.cli import ArgumentParser, UserError, name_list, positive_float, positive_int, run
-from utils.devices import cpu_model, refuse_omp_wait_policy
+from utils.devices import cpu_model
 from utils.image_io import ImageReadError
 from utils.progress import progress
 
@@ -197,12 +197,11 @@ def notes(rows: list[dict]) -> list[str]:
 def environment() -> dict:
     return {'cpu': cpu_model(), 'cores': os.cpu_count(), 'threads': 1,
             'torch': torch.__version__, 'opencv': cv2.__version__, 'pillow': PIL.__version__,
-            'date': time.strftime('%Y-%m-%d')}
+            'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY', 'unset'), 'date': time.strftime('%Y-%m-%d')}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    refuse_omp_wait_policy('the loader is timed as train.py runs it by default; unset it')
     recipes = name_list(args.recipes, RECIPES, '--recipes')
     steps = step_times(args.step_ms, recipes, args.tflops)
     threads = torch.get_num_threads(), cv2.getNumThreads()
@@ -220,7 +219,8 @@ def main(argv=None):
     for line in notes(rows):
         print(f'note: {line}')
     print(f"environment: {env['cpu']}, {env['cores']} cores, {env['threads']} thread (torch and OpenCV), "
-          f"torch {env['torch']}, OpenCV {env['opencv']}, Pillow {env['pillow']}, OMP_WAIT_POLICY unset, "
+          f"torch {env['torch']}, OpenCV {env['opencv']}, Pillow {env['pillow']}, "
+          f"OMP_WAIT_POLICY {env['omp_wait_policy']}, "
           f"{env['date']}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
     if args.json:
         with open(args.json, 'w') as f:

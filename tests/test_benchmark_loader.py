@@ -38,13 +38,6 @@ def test_table_has_both_recipes_with_positive_figures_and_the_workers_they_imply
     assert json.loads(report.read_text())['rows'][0]['workers'] > 1  # batch 32 in half a millisecond
 
 
-def test_omp_wait_policy_is_refused_in_one_line(faces, monkeypatch, capsys):
-    monkeypatch.setenv('OMP_WAIT_POLICY', 'PASSIVE')
-    assert exit_code(lambda: benchmark_loader.main(['--dataroot', faces])) == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: OMP_WAIT_POLICY=PASSIVE is set:') and err.count('\n') == 1
-
-
 @pytest.mark.parametrize('text, message', [('sparnet=100', 'expected names among celeba,ffhq'),
                                            ('celeba=0', 'expected name=milliseconds'),
                                            ('ffhq=fast', 'expected name=milliseconds')])

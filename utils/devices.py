@@ -121,12 +121,6 @@ def describe_device(device: torch.device | str, gpu_ids: Iterable[int] = ()) -> 
     return f"{count}{torch.cuda.get_device_name(ids[0])} (cuda:{','.join(map(str, ids))})"
 
 
-def refuse_omp_wait_policy(why: str) -> None:
-    """UserError naming the value when OMP_WAIT_POLICY is set: benchmarks time the environment users run in."""
-    if 'OMP_WAIT_POLICY' in os.environ:
-        raise UserError(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} is set: {why}")
-
-
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
     try:
