@@ -8,7 +8,7 @@ import torch
 
 from helpers.faces import face_folder
 from scripts import benchmark_loader
-from utils.cli import UserError, exit_code
+from utils.cli import UserError
 
 
 @pytest.fixture(scope='module')

@@ -7,8 +7,6 @@ from collections.abc import Iterable
 
 import torch
 
-from utils.cli import UserError
-
 log = logging.getLogger(__name__)
 
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
