@@ -34,7 +34,7 @@ def describe_environment(device: torch.device, threads: int) -> dict:
 
 
 def environment_line(env: dict, load_start: tuple, load_end: tuple) -> str:
-    """The line printed beside a table of timings."""
-    return (f"environment: {env['device']}, {env['threads']} threads, torch {env['torch']}, Python {env['python']}, "
+    """The line printed beside a table of timings (the device names the CPU threads: 'cpu, 2 threads')."""
+    return (f"environment: {env['device']}, torch {env['torch']}, Python {env['python']}, "
             f"CPU {env['cpu']} (native bf16: {env['cpu_bf16_native']}), variables {env['variables'] or 'none set'}; "
             f'load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end')
