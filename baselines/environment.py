@@ -10,7 +10,7 @@ import platform
 import torch
 
 from utils.cli import UserError
-from utils.devices import describe_device, native_bf16_cpu
+from utils.devices import cpu_model, describe_device, native_bf16_cpu
 
 REFUSED_VARIABLES = ('OMP_WAIT_POLICY',)
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'KMP_AFFINITY', 'KMP_BLOCKTIME')
@@ -28,7 +28,7 @@ def check_baseline_environment() -> None:
 def describe_environment(device: torch.device, threads: int) -> dict:
     """What a timing depends on besides the code: device, threads, versions, CPU, thread variables set."""
     return {'device': describe_device(device), 'threads': threads, 'torch': torch.__version__,
-            'python': platform.python_version(), 'cpu': platform.processor() or platform.machine(),
+            'python': platform.python_version(), 'cpu': cpu_model(),
             'cpu_bf16_native': native_bf16_cpu(),
             'variables': {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}}
 

@@ -12,7 +12,6 @@ Prints a Markdown table and the machine it ran on.
 """
 import multiprocessing
 import os
-import platform
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +21,7 @@ import torch
 
 from upsamplers.background import TILE_OVERLAP, BackgroundUpsampler
 from utils.cli import ArgumentParser, UserError, run
-from utils.devices import describe_device, set_inference_threads
+from utils.devices import cpu_model, describe_device, set_inference_threads
 from weights.other_models import OTHER_MODELS, names_of
 from weights.spandrel_file import BACKGROUND, spandrel_module
 
@@ -95,7 +94,7 @@ def main(argv=None):
             print(f"| {name} | {tile or 'whole photo'} | {seconds / megapixels:,.0f} | {rise / 1e6:,.0f} | "
                   f'{rise / 1e9 / megapixels:,.1f} |', flush=True)
     print(f'\n{args.size}x{args.size} random photo, tiles read {TILE_OVERLAP} px beyond each side, fp32; '
-          f'{describe_device("cpu")} ({threads} set), {platform.processor() or platform.machine()}, '
+          f'{describe_device("cpu")} ({threads} set), {cpu_model()}, '
           f'{os.cpu_count()} logical CPUs; torch {torch.__version__}, spandrel {spandrel_module().__version__}')
     return 0
 
