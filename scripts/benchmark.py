@@ -294,6 +294,7 @@ def format_table(rows):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_baseline_environment()  # before --released downloads anything
     model_names = name_list(args.models, RELEASED_MODELS, '--models')
     args.path_list = name_list(args.paths, PATHS, '--paths')
     weights = {}
@@ -305,7 +306,6 @@ def main(argv=None):
         weights[model] = path
     if args.released:
         weights.update({name: RELEASED_MODELS[name].remote.fetch() for name in model_names if name not in weights})
-    check_baseline_environment()
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
     threads = set_inference_threads(args.threads)
     env = describe_environment(device, threads)

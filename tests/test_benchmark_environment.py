@@ -11,7 +11,7 @@ REFUSAL = ('OMP_WAIT_POLICY=PASSIVE is set: it slows the published code far more
 
 
 @pytest.mark.parametrize('main, argv', [
-    (benchmark.main, ['--models', 'sparnet', '--repeats', '1']),
+    (benchmark.main, ['--models', 'sparnet', '--repeats', '1', '--released']),  # refused before downloading
     (benchmark_end_to_end.main, ['--faces', 'no_such_folder']),
     (benchmark_training.main, ['--models', 'sparnet', '--repeats', '1']),
     (benchmark_detection.main, ['--photos', 'no_such_folder', '--published']),
