@@ -17,6 +17,7 @@ from archs.folded_sparnet import (
     batch_norm_affine,
     eval_conv_weight,
     fill_border,
+    pooled_moments,
     prepare_inference_net,
     upsampling_conv_weight,
 )
@@ -149,6 +150,51 @@ def test_input_norm_equals_torch_norm_on_strided_maps(norm):
         assert torch.allclose(InputNorm(norm)(x_padded[:, :, 1:-1, 1:-1]), reference, atol=1e-5)
     assert torch.allclose(out_padded[:, :, 1:-1, 1:-1], reference, atol=1e-5)
     assert torch.all(out_padded[:, :, 0] == 0)
+
+
+def float64_norm(norm, x):
+    """`norm` applied in float64 to x's values: the exact result the fast path rounds."""
+    exact = type(norm)(*((norm.num_groups, norm.num_channels) if isinstance(norm, torch.nn.GroupNorm)
+                         else (norm.num_features,)), affine=True, eps=norm.eps).double()
+    exact.load_state_dict(norm.state_dict())
+    with torch.no_grad():
+        return exact(x.double())
+
+
+@pytest.mark.parametrize('norm', [torch.nn.InstanceNorm2d(12, affine=True), torch.nn.GroupNorm(4, 12)])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_input_norm_is_exact_over_chunks_whatever_the_mean(norm, dtype, monkeypatch):
+    """Channels whose mean is 1000 times their spread, statistics pooled over uneven chunks of pixels.
+
+    fp32 output within 1e-4 of float64 (a one-pass E[x^2] - E[x]^2 in fp32 is off by far more here);
+    bf16 output within one rounding of the exact normalization of the same bf16 values.
+    """
+    monkeypatch.setattr(InputNorm, 'CHUNK_ELEMENTS', 12 * 7)  # 7 pixels a chunk: 20 chunks of 137 pixels
+    torch.manual_seed(0)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    offsets = torch.randn(1, 12, 1, 1) * 1000
+    x = (offsets + torch.randn(2, 12, 10, 13 + 1)[..., :13] * torch.rand(1, 12, 1, 1).add(0.5)).to(dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        output = InputNorm(norm)(x)
+    exact = float64_norm(norm, x)
+    assert output.dtype == dtype
+    tolerance = 1e-4 if dtype == torch.float32 else 2 ** -8 * exact.abs().max().item()
+    assert (output.double() - exact).abs().max() <= tolerance
+    naive_var = x.float().square().mean((2, 3)) - x.float().mean((2, 3)).square()
+    assert (naive_var.double() - x.double().var((2, 3), unbiased=False)).abs().max() > 1e-2
+
+
+def test_pooled_moments_equal_those_of_the_union():
+    torch.manual_seed(0)
+    parts = [torch.randn(size, 3, dtype=torch.float64) * 2 + 5 for size in (1, 4, 9)]
+    mean, variance = pooled_moments(torch.stack([p.mean(0) for p in parts]),
+                                    torch.stack([p.var(0, unbiased=False) for p in parts]),
+                                    torch.tensor([[1.], [4.], [9.]], dtype=torch.float64))
+    union = torch.cat(parts)
+    assert torch.allclose(mean, union.mean(0)) and torch.allclose(variance, union.var(0, unbiased=False))
 
 
 @pytest.mark.parametrize('relu_type', ['leakyrelu', 'relu', 'prelu', 'selu', 'none'])
