@@ -7,6 +7,7 @@ from losses.gan import GANLoss, feature_matching_loss
 from losses.perceptual import VGG19_FILE, VGG19_LEGACY_PATH, VGG19_WEIGHTS, VGGPerceptualLoss
 from models.base_model import BaseModel
 from models.ema import ema_copy, ema_step
+from models.fast_training import prepare_training_net
 from utils import distributed
 from utils.cli import unquoted
 
@@ -48,6 +49,10 @@ class SPARNetHDModel(BaseModel):
         self.criterion_gan = GANLoss(opt.gan_mode)
         super().setup_training(iters_per_epoch)
         self.precision.prepare(self.netD)
+        if opt.fast_train:  # D and VGG19 in channels-last too, D's pads in the activations' dtype
+            prepare_training_net(self.netD)
+            if self.criterion_pcp is not None:
+                self.criterion_pcp.to(memory_format=torch.channels_last)
         self.train_D = distributed.wrap(self.netD, opt)
         self.netH = ema_copy(self.netG)
         return self

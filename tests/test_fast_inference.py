@@ -262,6 +262,46 @@ def test_inference_threads_follow_affinity_or_environment(monkeypatch):
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize('mode', ['reflect', 'replicate'])
+def test_training_pads_stay_in_the_activations_dtype_under_autocast(mode):
+    """CPU autocast runs F.pad's reflection/replication in fp32 (an upcast copy, then a downcast for the conv);
+    pad_by_one keeps bf16 maps bf16, with the same values, forward and backward."""
+    from models.fast_training import pad_by_one
+    x = torch.randn(2, 3, 5, 6).bfloat16().requires_grad_()
+    with torch.autocast('cpu', torch.bfloat16):
+        assert F.pad(x, (1, 1, 1, 1), mode=mode).dtype == torch.float32  # what autocast does (its fp32 list)
+        padded = pad_by_one(x, mode)
+    assert padded.dtype == torch.bfloat16
+    assert torch.equal(padded, F.pad(x.detach().float(), (1, 1, 1, 1), mode=mode).bfloat16())
+    padded.float().mul(torch.arange(padded.numel()).view(padded.shape) % 7).sum().backward()
+    expected = torch.autograd.grad(F.pad(x.float(), (1, 1, 1, 1), mode=mode).mul(
+        torch.arange(padded.numel()).view(padded.shape) % 7).sum(), x)[0]
+    assert x.grad.dtype == torch.bfloat16 and torch.equal(x.grad, expected)  # small integer sums: exact
+
+
+def test_fast_training_discriminator_has_same_loss_and_gradients():
+    """prepare_training_net on SPARNetHD's multi-scale discriminator (spectral norm, instance norm)."""
+    import copy
+
+    from archs.discriminator import MultiScaleDiscriminator
+    from models.fast_training import PaddingConvLayer, channels_last, prepare_training_net
+    torch.manual_seed(0)
+    plain = add_spectral_norm(MultiScaleDiscriminator(num_D=2, n_layers=2, norm_type='in')).train()
+    fast = prepare_training_net(copy.deepcopy(plain))
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    assert any(type(module) is PaddingConvLayer for module in fast.modules())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    losses, grads = {}, {}
+    for tag, model, batch in [('plain', plain, x), ('fast', fast, channels_last(x))]:
+        loss = sum(score.square().mean() + sum(f.square().mean() for f in features)
+                   for score, features in model(batch))
+        loss.backward()
+        losses[tag] = loss.item()
+        grads[tag] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert losses['fast'] == pytest.approx(losses['plain'], rel=1e-5)
+    assert (grads['fast'] - grads['plain']).norm() / grads['plain'].norm() <= 1e-4
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['bn_3d_up', 'in_3d_sn_hd_like'])
 def test_fast_training_has_same_loss_gradients_and_keys(name):
