@@ -7,6 +7,7 @@
 - padding in the activations' own dtype: CPU autocast runs the reflection and replication pads in
   fp32 (they are on its fp32 list), so at bf16 each conv's input was copied up, padded in fp32 and
   copied back down (the values are the same either way: a pad only copies them);
+- bf16/fp16 instance norms that keep channels-last maps channels-last (`RowsInstanceNorm2d`);
 - Adam with its fused kernel.
 """
 from collections.abc import Iterable
@@ -47,9 +48,29 @@ class UpsamplingConvLayer(ConvLayer):
         return self.relu(self.norm(x))
 
 
+class RowsInstanceNorm2d(nn.InstanceNorm2d):
+    """InstanceNorm2d that keeps bf16/fp16 channels-last maps channels-last (same parameters and keys).
+
+    PyTorch's instance_norm copies such a map to NCHW and returns it NCHW, which the next conv copies
+    back; batch norm's kernel over each sample's (pixels, channels) rows reads and writes
+    channels-last, 4x faster forward and backward here. It sums the pixels in sequence (about 3e-4
+    off at 512x512 in fp32, below bf16's rounding), so fp32 maps keep instance_norm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.dtype == torch.float32 or self.track_running_stats or x.dim() != 4 or x.shape[2] * x.shape[3] < 2
+                or not x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view
+        normalized = torch.stack([F.batch_norm(rows[i], None, None, self.weight, self.bias, True, 0.0, self.eps)
+                                  for i in range(n)])
+        return normalized.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
 def prepare_training_net(net: Net) -> Net:
     """Make `net` (in place) train faster: channels-last, transposed upsampling convs, pads in the
-    activations' dtype. Returns `net`.
+    activations' dtype, channels-last bf16/fp16 instance norms. Returns `net`.
 
     Its outputs, gradients and state dict are those of the plain network (up to float rounding).
     Feed it channels-last batches (`channels_last`) for the full effect.
@@ -57,6 +78,8 @@ def prepare_training_net(net: Net) -> Net:
     for module in net.modules():
         if type(module) is ConvLayer:
             module.__class__ = UpsamplingConvLayer if module.upsample else PaddingConvLayer
+        elif type(module) is nn.InstanceNorm2d:
+            module.__class__ = RowsInstanceNorm2d
     return net.to(memory_format=torch.channels_last)
 
 

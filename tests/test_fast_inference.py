@@ -4,6 +4,7 @@ Tolerances: fp32 max |fast - reference| / max |reference| <= 1e-4 (the folded we
 rounding, ~1e-6 in practice); bf16 max relative difference <= 5e-2 and SNR over the output range >= 30 dB
 on random weights (it stores 8 mantissa bits).
 """
+import copy
 import os
 
 import pytest
@@ -279,9 +280,37 @@ def test_training_pads_stay_in_the_activations_dtype_under_autocast(mode):
     assert x.grad.dtype == torch.bfloat16 and torch.equal(x.grad, expected)  # small integer sums: exact
 
 
+def test_rows_instance_norm_keeps_bf16_maps_channels_last_with_instance_norms_values():
+    """Forward and backward against float64 instance norm, bf16 under autocast, maps of several samples and a large
+    mean; fp32 maps take PyTorch's instance_norm unchanged."""
+    from models.fast_training import RowsInstanceNorm2d
+    torch.manual_seed(0)
+    norm = torch.nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    fast = copy.deepcopy(norm)
+    fast.__class__ = RowsInstanceNorm2d
+    x = (torch.randn(3, 6, 20, 24) * 2 + 30).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(3, 6, 20, 24, dtype=torch.float64)
+    exact_input = x.double().requires_grad_()
+    exact = F.instance_norm(exact_input, weight=norm.weight.detach().double(), bias=norm.bias.detach().double(),
+                            eps=norm.eps)
+    exact_grad = torch.autograd.grad((exact * weights).sum(), exact_input)[0]
+    x_bf16 = x.bfloat16().requires_grad_()
+    with torch.autocast('cpu', torch.bfloat16):
+        output = fast(x_bf16)
+    assert output.dtype == torch.bfloat16 and output.is_contiguous(memory_format=torch.channels_last)
+    rounded = float64_norm(norm, x_bf16.detach())  # the exact norm of the bf16 values
+    assert (output.double() - rounded).abs().max() <= 2 ** -7 * rounded.abs().max()
+    grad = torch.autograd.grad((output.double() * weights).sum(), x_bf16)[0]
+    assert (grad.double() - exact_grad).norm() / exact_grad.norm() < 2e-2
+    with torch.no_grad():
+        assert torch.equal(fast(x), norm(x))
+
+
 def test_fast_training_discriminator_has_same_loss_and_gradients():
     """prepare_training_net on SPARNetHD's multi-scale discriminator (spectral norm, instance norm)."""
-    import copy
 
     from archs.discriminator import MultiScaleDiscriminator
     from models.fast_training import PaddingConvLayer, channels_last, prepare_training_net
@@ -310,7 +339,6 @@ def test_fast_training_has_same_loss_gradients_and_keys(name):
     Train-mode batch norm makes some gradients cancellation-prone (the plain fp32 network is
     ~4e-4 off in relative L2), so both are compared with a float64 run of the plain network.
     """
-    import copy
 
     from models.fast_training import UpsamplingConvLayer, channels_last, prepare_training_net
     plain = build(name).train()
