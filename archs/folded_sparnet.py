@@ -107,14 +107,14 @@ def channel_moments(pixels: torch.Tensor, shift: torch.Tensor,
     n, count, c = pixels.shape
     rows = count if pixels.is_cuda else max(1, chunk_elements // c)
     buffer = torch.empty(min(rows, count), c, dtype=torch.float32, device=pixels.device)
+    sizes = torch.tensor([min(rows, count - start) for start in range(0, count, rows)], dtype=torch.float32,
+                         device=pixels.device).unsqueeze(1)  # the same chunks in every image
     means, variances = [], []
     for i in range(n):
-        chunks = pixels[i].split(rows)
         moments = [torch.batch_norm_update_stats(torch.sub(chunk, shift[i], out=buffer[:len(chunk)]), None, None, 0.0)
-                   for chunk in chunks]
-        sizes = torch.tensor([len(chunk) for chunk in chunks], dtype=torch.float32, device=pixels.device)
+                   for chunk in pixels[i].split(rows)]
         mean, variance = pooled_moments(torch.stack([m for m, _ in moments]), torch.stack([v for _, v in moments]),
-                                        sizes.unsqueeze(1))
+                                        sizes)
         means.append(mean + shift[i])
         variances.append(variance)
     return torch.stack(means), torch.stack(variances)
