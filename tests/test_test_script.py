@@ -80,11 +80,18 @@ def test_folder_with_every_mode_broken_and_non_image_files(released_checkpoint, 
     assert written == ['anim.png', 'deep16.png', 'gray.png', 'palette.png', 'rgb.png', 'rgba.png', 'sub/photo.jpg']
     saved = np.asarray(Image.open(out / 'rgb.png'))
     assert saved.shape == (128, 128, 3)
-    np.testing.assert_array_equal(saved, expected_output('sparnet', checkpoint, lr_folder / 'rgb.png', 128))
+    assert_same_but_rounding(saved, expected_output('sparnet', checkpoint, lr_folder / 'rgb.png', 128))
     gray = np.asarray(Image.open(out / 'gray.png'))
     assert gray.shape == (128, 128, 3)
-    np.testing.assert_array_equal(np.asarray(Image.open(out / 'anim.png')),  # its first frame, written as PNG
-                                  expected_output('sparnet', checkpoint, lr_folder / 'anim.gif', 128))
+    assert_same_but_rounding(np.asarray(Image.open(out / 'anim.png')),  # its first frame, written as PNG
+                             expected_output('sparnet', checkpoint, lr_folder / 'anim.gif', 128))
+
+
+def assert_same_but_rounding(saved, expected):
+    """A batch of 4 against one image: the conv kernels may sum in another order at another batch size (seen on
+    AVX2 CPUs), so a value on a level's edge may be saved one level off; no more than that, and rarely."""
+    difference = np.abs(saved.astype(int) - expected)
+    assert difference.max() <= 1 and np.count_nonzero(difference) <= 0.001 * difference.size
 
 
 @pytest.mark.slow

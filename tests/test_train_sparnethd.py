@@ -20,25 +20,25 @@ pytestmark = pytest.mark.usefixtures('one_torch_thread', 'narrow_sparnethd')
 def test_tiny_sparnethd_learns_saves_logs_and_its_ema_loads_in_test_py(tmp_path):
     face_folder(tmp_path / 'faces', count=4)
     val = face_folder(tmp_path / 'val', count=1, seed=3)
-    flags = train_flags(tmp_path, 'sparnethd', 'tiny_hd', '--total_epochs', '3', '--batch_size', '1',
+    flags = train_flags(tmp_path, 'sparnethd', 'tiny_hd', '--total_epochs', '4', '--batch_size', '1',
                         '--lambda_pcp', '0', '--vgg_weights', str(tmp_path / 'absent.pth'), '--g_lr', '0.0005',
-                        '--visual_freq', '12', '--val_dataroot', val, '--val_freq', '12', '--save_latest_freq', '12')
+                        '--visual_freq', '16', '--val_dataroot', val, '--val_freq', '16', '--save_latest_freq', '16')
     assert run_training(flags) == 0
 
     scalars, images = read_events(tmp_path / 'logs' / 'tiny_hd')
-    pix = [scalars['loss/Pix'][step] for step in range(1, 13)]
+    pix = [scalars['loss/Pix'][step] for step in range(1, 17)]
     assert np.mean(pix[-4:]) < 0.7 * np.mean(pix[:4])
     expected_tags = {'loss/FM', 'loss/G', 'loss/D', 'lr/lr_G', 'lr/lr_D', 'val/PSNR_G', 'val/PSNR_H', 'val/SSIM_H',
                      'val/PSNR_bicubic', 'val/SSIM_bicubic'}
     assert expected_tags <= set(scalars)
-    assert 'loss/PCP' not in scalars and scalars['lr/lr_D'][12] == pytest.approx(0.0004)
-    assert images == {'images/LR-SR-SR_EMA-HR': [12], 'val/grid': [12]}
+    assert 'loss/PCP' not in scalars and scalars['lr/lr_D'][16] == pytest.approx(0.0004)
+    assert images == {'images/LR-SR-SR_EMA-HR': [16], 'val/grid': [16]}
     # The degraded input is the baseline: its LR | G | H | HR grid has no separate bicubic column.
-    grid = np.asarray(Image.open(tmp_path / 'logs' / 'tiny_hd' / 'val_grid_12.png'))
+    grid = np.asarray(Image.open(tmp_path / 'logs' / 'tiny_hd' / 'val_grid_16.png'))
     assert grid.shape == (14 + 66 + 2, 4 * 66 + 2, 3)
 
     save_dir = tmp_path / 'checkpoints' / 'tiny_hd'
-    assert sorted(os.listdir(save_dir)) == sorted(f'{tag}_net_{net}.pth' for tag in ('epoch_3', 'latest')
+    assert sorted(os.listdir(save_dir)) == sorted(f'{tag}_net_{net}.pth' for tag in ('epoch_4', 'latest')
                                                   for net in 'GHD') + ['latest_train_state.pth']
     G, H = (torch.load(save_dir / f'latest_net_{net}.pth', weights_only=True) for net in 'GH')
     assert G.keys() == H.keys() and any(k.endswith('weight_orig') for k in H)

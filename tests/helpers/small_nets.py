@@ -50,7 +50,9 @@ def randomize(net, seed=0):
 
 
 def build(name, seed=0):
+    """The network of CONFIGS[name], all its weights from `seed` (not from the test order's RNG state)."""
     config, spectral = CONFIGS[name]
+    torch.manual_seed(seed)
     net = SPARNet(**config)
     if spectral:
         add_spectral_norm(net)
