@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason='no Chromium on PATH (D
 
 CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                   '--disable-background-networking', '--disable-component-update', '--disable-sync']
-JOB_SECONDS = 600  # SPARNetHD on a busy 2-core CPU
+JOB_SECONDS = 600  # a face restorer at 512x512 on a busy 2-core CPU
 
 
 def free_port():
@@ -185,12 +185,13 @@ def upload(page, component, *paths):
 @pytest.mark.slow
 def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, app_server, browser_page):
     """Weights that cannot be fetched, a photo without a face and a file over the upload limit each give a
-    message in the page, then the astronaut is enhanced (SPARNetHD, released format, random weights) and its
-    photo and faces are shown and downloadable; the models of --models reach the job by their labels
-    (RestoreFormer with the Real-ESRGAN x2 as background upsampler, refused at 3x); a file that is not a video is
-    one message, and a short clip is enhanced by RestoreFormer frame by frame and plays in the page; aligned
-    faces go through the Faces tab with the train.py checkpoint of --models. (test_app.py checks that each model
-    of --models gives the command line's results.)"""
+    message in the page, then the astronaut is enhanced by a model of --models (RestoreFormer: a 512x512 face
+    restorer several times cheaper than SPARNetHD, whose whole-photo run test_enhance_single_unalign.py and
+    test_app.py test) and its photo and faces are shown and downloadable; the models of --models reach the job
+    by their labels (RestoreFormer with the Real-ESRGAN x2 as background upsampler, refused at 3x); a file that
+    is not a video is one message, and a short clip is enhanced by RestoreFormer frame by frame and plays in the
+    page; aligned faces go through the Faces tab with the train.py checkpoint of --models. (test_app.py checks
+    that each model of --models gives the command line's results.)"""
     process, url, log = app_server
     page, elsewhere = browser_page
     hd = RELEASED_MODELS['sparnethd_attn2d']
@@ -248,8 +249,9 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
     screenshot('3_too_large')
     close_messages(page)
 
-    # the server still serves: the astronaut, with a progress bar per face while SPARNetHD runs
+    # the server still serves: the astronaut, with a progress bar per face while RestoreFormer runs
     upload(page, 'photo_files', tmp_path / 'astronaut.jpg')
+    choose(page, 'photo_model', 'restoreformer.pth')
     progress = run_job(page, '#photo_button', '#photo_status', '1 of 1 photo enhanced (1 face)')
     assert any('0/1 face' in text for text in progress), progress  # the progress bar per face
     wait_for_images(page, '#photo_slider', 2)
@@ -273,7 +275,6 @@ def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, 
             assert Image.open(io.BytesIO(archive.read(name))).size == (512, 512)
 
     # the models of --models reach the job by their labels: RestoreFormer with the x2 upsampler cannot give 3x
-    choose(page, 'photo_model', 'restoreformer.pth')
     choose(page, 'photo_background', 'x2.pth')
     choose(page, 'photo_upscale', '3')
     page.locator('#photo_button').click()
