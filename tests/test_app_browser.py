@@ -186,12 +186,13 @@ def upload(page, component, *paths):
 def test_photo_page_in_a_browser(tmp_path, weights_server, released_checkpoint, app_server, browser_page):
     """Weights that cannot be fetched, a photo without a face and a file over the upload limit each give a
     message in the page, then the astronaut is enhanced by a model of --models (RestoreFormer: a 512x512 face
-    restorer several times cheaper than SPARNetHD, whose whole-photo run test_enhance_single_unalign.py and
-    test_app.py test) and its photo and faces are shown and downloadable; the models of --models reach the job
-    by their labels (RestoreFormer with the Real-ESRGAN x2 as background upsampler, refused at 3x); a file that
-    is not a video is one message, and a short clip is enhanced by RestoreFormer frame by frame and plays in the
-    page; aligned faces go through the Faces tab with the train.py checkpoint of --models. (test_app.py checks
-    that each model of --models gives the command line's results.)"""
+    restorer several times cheaper than SPARNetHD, whose whole-photo run test_enhance_single_unalign.py tests end
+    to end, and test_app.py through the page's code with a stand-in network) and its photo and faces are shown
+    and downloadable; the models of --models reach the job by their labels (RestoreFormer with the Real-ESRGAN x2
+    as background upsampler, refused at 3x); a file that is not a video is one message, and a short clip is
+    enhanced by RestoreFormer frame by frame and plays in the page; aligned faces go through the Faces tab with
+    the train.py checkpoint of --models. (test_app.py checks that each model of --models gives the command line's
+    results.)"""
     process, url, log = app_server
     page, elsewhere = browser_page
     hd = RELEASED_MODELS['sparnethd_attn2d']
