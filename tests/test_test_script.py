@@ -80,18 +80,14 @@ def test_folder_with_every_mode_broken_and_non_image_files(released_checkpoint, 
     assert written == ['anim.png', 'deep16.png', 'gray.png', 'palette.png', 'rgb.png', 'rgba.png', 'sub/photo.jpg']
     saved = np.asarray(Image.open(out / 'rgb.png'))
     assert saved.shape == (128, 128, 3)
-    assert_same_but_rounding(saved, expected_output('sparnet', checkpoint, lr_folder / 'rgb.png', 128))
+    # a batch of 4 against one image: the conv kernels may sum in another order at another batch size (seen on
+    # AVX2 CPUs), so a value on a level's edge may be saved one level off, and rarely
+    assert_within_one_level(saved, expected_output('sparnet', checkpoint, lr_folder / 'rgb.png', 128), 0.001)
     gray = np.asarray(Image.open(out / 'gray.png'))
     assert gray.shape == (128, 128, 3)
-    assert_same_but_rounding(np.asarray(Image.open(out / 'anim.png')),  # its first frame, written as PNG
-                             expected_output('sparnet', checkpoint, lr_folder / 'anim.gif', 128))
+    assert_within_one_level(np.asarray(Image.open(out / 'anim.png')),  # its first frame, written as PNG
+                            expected_output('sparnet', checkpoint, lr_folder / 'anim.gif', 128), 0.001)
 
-
-def assert_same_but_rounding(saved, expected):
-    """A batch of 4 against one image: the conv kernels may sum in another order at another batch size (seen on
-    AVX2 CPUs), so a value on a level's edge may be saved one level off; no more than that, and rarely."""
-    difference = np.abs(saved.astype(int) - expected)
-    assert difference.max() <= 1 and np.count_nonzero(difference) <= 0.001 * difference.size
 
 
 @pytest.mark.slow
@@ -143,10 +139,11 @@ def test_missing_dataroot_and_empty_folder(released_checkpoint, tmp_path):
     assert result.returncode == 2 and 'no images found' in result.stderr
 
 
-def assert_within_one_level(saved, expected):
-    """Paths that compute the same function to ~1e-5 may flip a truncated level, nothing more."""
+def assert_within_one_level(saved, expected, differing=0.01):
+    """Paths that compute the same function to ~1e-5 may flip a truncated level, nothing more, on fewer than the
+    `differing` share of the values."""
     diff = np.abs(saved.astype(int) - expected.astype(int))
-    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+    assert diff.max() <= 1 and (diff != 0).mean() < differing
 
 
 @pytest.mark.slow
