@@ -18,8 +18,8 @@ from models import create_model
 from models.enhancer import NON_FINITE_OUTPUT
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
-from utils.image_io import output_name, save_rgb
-from utils.paths import check_output_folders
+from utils.image_io import is_image_file, output_name, save_rgb
+from utils.output_plan import OutputPlan
 from utils.progress import logging_redirect, progress
 from utils.tensor_image import tensor_to_uint8
 from utils.write_pool import WritePool
@@ -88,18 +88,35 @@ def super_resolve_inputs(opt, shard, dataset, model, run):
                     run.log.record(input_path, 'failed', error=NON_FINITE_OUTPUT)
 
 
+def output_plan(opt: argparse.Namespace, rel_paths: list[str]) -> OutputPlan:
+    """What a test.py run reads and writes: every input's output, apart from the inputs and from each other."""
+    plan = OutputPlan()
+    plan.reads_folder('--dataroot', opt.dataroot, is_image_file)
+    plan.reads('--pretrain_model_path', opt.pretrain_model_path)
+    plan.reads('--onnx_model', opt.onnx_model)
+    plan.writes_folder(output_flag(opt), output_dir(opt))
+    plan.writes_files((os.path.join(opt.dataroot, rel_path), os.path.join(output_dir(opt), output_name(rel_path)))
+                      for rel_path in rel_paths)
+    plan.writes_file('--report', opt.report)
+    return plan
+
+
 def test_share(opt, shard):
     """Super-resolve the images of this process (all of them, but under torchrun); returns its exit code."""
     set_inference_threads(shard.cpu_threads())
     opt.num_threads = min(opt.num_threads, shard.cpu_threads() or opt.num_threads)
     dataset = create_dataset(opt)
-    model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
-    run = sharding.ShardedRun(shard, dataset.paths, f'--dataroot {opt.dataroot}', opt.report, opt.skip_existing)
-    with logging_redirect():
-        if shard.is_main:
-            for rel_path in dataset.non_images:
-                log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
-        super_resolve_inputs(opt, shard, dataset, model, run)
+    plan = output_plan(opt, dataset.paths)
+    plan.check()
+    check_report_file(opt.report)
+    with plan.claimed(lock=shard.is_main):
+        model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
+        run = sharding.ShardedRun(shard, dataset.paths, f'--dataroot {opt.dataroot}', opt.report, opt.skip_existing)
+        with logging_redirect():
+            if shard.is_main:
+                for rel_path in dataset.non_images:
+                    log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
+            super_resolve_inputs(opt, shard, dataset, model, run)
     totals = run.finish(None, opt.dist_timeout)
     if totals is None:
         return 1
@@ -118,6 +135,4 @@ def test_folder(opt: argparse.Namespace) -> int:
     if opt.other_face_model:
         raise UserError(f'--face_model {opt.face_model}: test.py runs SPARNet networks; run other projects\' face '
                         'restorers on whole photos with test_enhance_single_unalign.py')
-    check_output_folders([('--dataroot', opt.dataroot)], [(output_flag(opt), output_dir(opt))])
-    check_report_file(opt.report, [('--dataroot', opt.dataroot)])
     return sharding.run_sharded(opt, test_share)

@@ -9,34 +9,16 @@ a new run's three faces.
 import logging
 import os
 import re
-from collections import Counter
 
 from faces.restorer import RestoredPhoto
-from utils.atomic import part_target
-from utils.cli import UserError
-from utils.image_io import find_images, save_rgb
-from utils.paths import check_output_folders, real_path
+from utils.atomic import is_abandoned, part_target
+from utils.image_io import save_rgb
+from utils.output_plan import OutputPlan
 
 log = logging.getLogger('test_enhance_single_unalign')
 FACE_FOLDERS = ('LQ_faces', 'HQ')
-RESULT_EXTS = ('jpg', 'png')  # the --ext choices
 FACE_FILE = re.compile(r'(\d{3}|[1-9]\d{3,})\.(jpg|png)')  # the names f'{index:03d}.{ext}' gives
-
-
-def photo_jobs(test_img_path, results_dir):
-    """[(photo path, its results folder)]: a file -> results_dir; a folder -> one sub-folder per photo."""
-    if os.path.isfile(test_img_path):
-        return [(test_img_path, results_dir)]
-    if not os.path.isdir(test_img_path):
-        raise UserError(f'--test_img_path {test_img_path!r}: no such file or folder')
-    photos = find_images(test_img_path, '--test_img_path')
-    split = [os.path.splitext(rel_path) for rel_path in photos]
-    stem_count = Counter(stem for stem, _ in split)
-    jobs = []
-    for rel_path, (stem, ext) in zip(photos, split):
-        name = stem if stem_count[stem] == 1 else f'{stem}_{ext[1:]}'
-        jobs.append((os.path.join(test_img_path, rel_path), os.path.join(results_dir, name)))
-    return jobs
+FINAL_FILE = re.compile(r'hq_final\.(jpg|png)')
 
 
 def final_path(out_dir: str, ext: str) -> str:
@@ -45,33 +27,21 @@ def final_path(out_dir: str, ext: str) -> str:
 
 def earlier_results(out_dir):
     """The files of `out_dir` this script writes (`hq_final.<ext>` first, `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>`),
-    and the temporary ones a killed run left of them."""
-    final_names = {final_path('', ext) for ext in RESULT_EXTS}
+    and the temporary ones a killed run left of them (not those a live writer holds)."""
     found = []
-    for folder, is_ours in ((out_dir, final_names.__contains__),
-                            *((os.path.join(out_dir, name), FACE_FILE.fullmatch) for name in FACE_FOLDERS)):
+    for folder, names in ((out_dir, FINAL_FILE), *((os.path.join(out_dir, name), FACE_FILE) for name in FACE_FOLDERS)):
         if os.path.isdir(folder):
-            found += [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-                      if (is_ours(name) or is_ours(part_target(name))) and os.path.isfile(os.path.join(folder, name))]
+            found += [path for name in sorted(os.listdir(folder)) if os.path.isfile(path := os.path.join(folder, name))
+                      and (names.fullmatch(name) or names.fullmatch(part_target(name)) and is_abandoned(path))]
     return found
 
 
-def is_result_file(path, out_dir):
-    """Whether `path` is (or would be) one of the files this script writes into `out_dir`."""
-    path, out_dir = real_path(path), real_path(out_dir)
-    folder, name = os.path.split(path)
-    return (path in {real_path(final_path(out_dir, ext)) for ext in RESULT_EXTS} or
-            (folder in {os.path.join(out_dir, face_folder) for face_folder in FACE_FOLDERS}
-             and FACE_FILE.fullmatch(name) is not None))
-
-
-def check_folders(test_img_path, results_dir):
-    """Before any work: the results folder writable and apart from the photos (UserError in one line)."""
-    if os.path.isfile(test_img_path) and is_result_file(test_img_path, results_dir):
-        raise UserError(f'--test_img_path {test_img_path} is one of the files this run writes into --results_dir '
-                        f'{results_dir}; copy the photo elsewhere or choose another --results_dir')
-    inputs = [('--test_img_path', test_img_path)] if os.path.isdir(test_img_path) else []
-    check_output_folders(inputs, [('--results_dir', results_dir)])
+def plan_results(plan: OutputPlan, photo_path: str, out_dir: str) -> None:
+    """Declare the files a photo's results replace in `out_dir` (`earlier_results`): no other input's results and
+    no input may be among them."""
+    plan.writes_family(photo_path, out_dir, FINAL_FILE)
+    for name in FACE_FOLDERS:
+        plan.writes_family(photo_path, os.path.join(out_dir, name), FACE_FILE)
 
 
 def save_results(restored: RestoredPhoto, out_dir: str, ext: str, jpeg_quality: int) -> None:

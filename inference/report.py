@@ -17,10 +17,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 
 from utils.cli import UserError
-from utils.paths import check_writable_folder, is_within, real_path
 
 STATUSES = ('done', 'skipped', 'failed', 'no_face')
 LISTED = ('failed', 'no_face')  # statuses whose inputs the summary names
@@ -36,17 +34,12 @@ def is_report_line(line: str) -> bool:
     return isinstance(record, dict) and all(key in record for key in REPORT_KEYS) and record['status'] in STATUSES
 
 
-def check_report_file(report: str, inputs: Sequence[tuple[str, str]]) -> None:
-    """UserError in one line, before any work, unless `--report` may be appended to: not an input (file or below
-    an input folder), not a folder, not an existing file other than a report of this project (empty, or whose
-    first line is a report line), in a folder that can be written."""
+def check_report_file(report: str) -> None:
+    """UserError in one line, before any work, unless `--report` may be appended to: not a folder, not an existing
+    file other than a report of this project (empty, or whose first line is a report line). Where it lies
+    against the inputs and the other outputs is the output plan's check (`utils.output_plan`)."""
     if not report:
         return
-    real = real_path(report)
-    for flag, path in inputs:
-        if path and (real == real_path(path) or is_within(real, real_path(path))):
-            raise UserError(f'--report {report}: is {"" if real == real_path(path) else "inside "}{flag} {path}: '
-                            'the report would change the inputs; write it outside them')
     if os.path.isdir(report):
         raise UserError(f'--report {report}: is a folder; give the path of a .jsonl file')
     if os.path.exists(report):
@@ -60,7 +53,6 @@ def check_report_file(report: str, inputs: Sequence[tuple[str, str]]) -> None:
         if first and not is_report_line(first):
             raise UserError(f'--report {report}: exists and is not a report of this project (its first line is no '
                             'JSON report line); choose a new file name, or an earlier report to append to')
-    check_writable_folder('--report', os.path.dirname(os.path.abspath(report)))
 
 
 def rank_report_path(path, rank):

@@ -12,7 +12,6 @@ when one dies).
 """
 import datetime
 import hashlib
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ import torch.distributed as dist
 
 from inference.report import RunLog, combine, merge_rank_reports, skip_existing
 from utils import distributed
-from utils.atomic import remove_leftover_parts
 from utils.cli import UserError
 
 
@@ -98,15 +96,8 @@ class ShardedRun:
         self.log = RunLog(report, shard.rank, shard.world_size)
 
     def pending(self, jobs):
-        """This process's share of `jobs` ((input, output, ...) tuples), less those already done if skipping.
-
-        Temporary files a killed run left for these outputs are removed.
-        """
+        """This process's share of `jobs` ((input, output, ...) tuples), less those already done if skipping."""
         jobs = self.shard.take(jobs)
-        leftovers = remove_leftover_parts(job[1] for job in jobs)
-        if leftovers:
-            logging.getLogger('sharding').info('removed %d temporary file(s) an interrupted run left, e.g. %s',
-                                               len(leftovers), leftovers[0])
         return skip_existing(jobs, self.log) if self.skip_done else jobs
 
     def finish(self, outcome, timeout_minutes):

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -18,17 +19,27 @@ import numpy as np
 from faces.detector import FaceDetector, FaceSearch, detector_from_flags
 from faces.restorer import FaceRestorer
 from inference import sharding
-from inference.photo_results import check_folders, final_path, photo_jobs, save_results
+from inference.photo_results import final_path, plan_results, save_results
 from inference.report import check_report_file
-from inference.whole_videos import check_not_input, enhance_video, video_jobs
+from inference.whole_videos import enhance_video, output_ext, output_path
 from models.enhancer import Enhancer, NonFiniteOutput
 from models.face_restorers import SpandrelFaceEnhancer
 from upsamplers.background import BackgroundUpsampler
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
-from utils.image_io import ImageReadError, image_size, list_images, read_rgb_array
+from utils.image_io import (
+    ImageReadError,
+    find_images,
+    image_size,
+    is_image_file,
+    list_files,
+    list_images,
+    read_rgb_array,
+)
 from utils.one_ahead import one_ahead
+from utils.output_plan import OutputPlan
 from utils.progress import logging_redirect, progress
+from video.reader import is_video_file
 
 log = logging.getLogger('test_enhance_single_unalign')
 
@@ -119,15 +130,45 @@ def check_options(opt: argparse.Namespace) -> None:
 
 def input_jobs(test_img_path: str, results_dir: str) -> tuple[list, list]:
     """([(photo, its results folder)], [(video, its output video)]) of --test_img_path: a photo, a video, or a
-    folder holding either."""
+    folder holding either.
+
+    In a folder, a photo's results go to `<results_dir>/<relative path without extension>/`, a video's to
+    `<results_dir>/<relative path without extension>.mp4` (`.mkv`: `output_ext`); inputs whose outputs would meet
+    (`a.jpg` and `a.png`, `a.mp4` and `a.avi`, `v.mp4.jpg` and `v.mp4`) keep their extension in the name
+    (`a_jpg/`, `a_mp4.mp4`, `v.mp4_jpg/`, `v_mp4.mp4`).
+    """
     if os.path.isfile(test_img_path):
-        videos = video_jobs(test_img_path, results_dir)
-        return ([] if videos else photo_jobs(test_img_path, results_dir)), videos
+        if is_video_file(test_img_path):
+            return [], [(test_img_path, output_path(test_img_path, results_dir))]
+        return [(test_img_path, results_dir)], []
     if not os.path.isdir(test_img_path):
         raise UserError(f'--test_img_path {test_img_path!r}: no such file or folder')
-    videos = video_jobs(test_img_path, results_dir)
-    photos = photo_jobs(test_img_path, results_dir) if list_images(test_img_path) or not videos else []
-    return photos, videos
+    videos = [rel_path for rel_path in list_files(test_img_path, skip_hidden=True) if is_video_file(rel_path)]
+    photos = find_images(test_img_path, '--test_img_path') if list_images(test_img_path) or not videos else []
+    names = {rel_path: (*os.path.splitext(rel_path), '') for rel_path in photos}
+    names |= {rel_path: (*os.path.splitext(rel_path), output_ext(os.path.join(test_img_path, rel_path)))
+              for rel_path in videos}
+    taken = Counter(stem + out_ext for stem, _, out_ext in names.values())
+    named = {rel_path: os.path.join(results_dir, (stem if taken[stem + out_ext] == 1 else f'{stem}_{ext[1:]}')
+                                    + out_ext)
+             for rel_path, (stem, ext, out_ext) in names.items()}
+    return ([(os.path.join(test_img_path, rel_path), named[rel_path]) for rel_path in photos],
+            [(os.path.join(test_img_path, rel_path), named[rel_path]) for rel_path in videos])
+
+
+def output_plan(opt: argparse.Namespace, photos: list, videos: list) -> OutputPlan:
+    """What a whole-photo run reads and writes: each photo's results and each video, apart from the inputs and
+    from each other."""
+    plan = OutputPlan()
+    plan.reads('--test_img_path', opt.test_img_path, lambda path: is_image_file(path) or is_video_file(path))
+    for flag in ('--pretrain_model_path', '--face_model', '--bg_upsampler', '--onnx_model'):
+        plan.reads(flag, getattr(opt, flag[2:]))
+    plan.writes_folder('--results_dir', opt.results_dir)
+    for photo_path, out_dir in photos:
+        plan_results(plan, photo_path, out_dir)
+    plan.writes_files(videos)
+    plan.writes_file('--report', opt.report)
+    return plan
 
 
 def enhance_photos(restorer, run, jobs, opt, single, show_progress):
@@ -179,19 +220,22 @@ def enhance_share(opt, shard):
     """Enhance the photos and videos of this process (all of them, but under torchrun); returns its exit code."""
     set_inference_threads(shard.cpu_threads())
     photos, videos = input_jobs(opt.test_img_path, opt.results_dir)
-    for video_path, out_path in videos:
-        check_not_input(video_path, out_path)
+    plan = output_plan(opt, photos, videos)
+    plan.check()
+    check_report_file(opt.report)
     single = os.path.isfile(opt.test_img_path)
-    restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
-    with restorer.find_faces, logging_redirect():  # the detection threads stop whatever happens below
-        run = sharding.ShardedRun(shard, [path for path, _ in photos + videos],
-                                  f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
-        pending = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir) for photo_path, out_dir in photos]
-                              + [(video_path, out_path, None) for video_path, out_path in videos])
-        restored_faces = enhance_photos(restorer, run, [job for job in pending if job[2] is not None], opt, single,
-                                        shard.is_main)
-        restored_faces += enhance_videos(restorer, run, [job[:2] for job in pending if job[2] is None], opt, single,
-                                         shard.is_main)
+    with plan.claimed(lock=shard.is_main):
+        restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
+        with restorer.find_faces, logging_redirect():  # the detection threads stop whatever happens below
+            run = sharding.ShardedRun(shard, [path for path, _ in photos + videos],
+                                      f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
+            pending = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir)
+                                   for photo_path, out_dir in photos]
+                                  + [(video_path, out_path, None) for video_path, out_path in videos])
+            restored_faces = enhance_photos(restorer, run, [job for job in pending if job[2] is not None], opt,
+                                            single, shard.is_main)
+            restored_faces += enhance_videos(restorer, run, [job[:2] for job in pending if job[2] is None], opt,
+                                             single, shard.is_main)
     totals = run.finish(restored_faces, opt.dist_timeout)
     if totals is None:
         return 1
@@ -209,6 +253,4 @@ def enhance_whole_photos(opt: argparse.Namespace) -> int:
     """Exit code of a whole-photo run of `opt` (test_enhance_single_unalign.py's options): folders checked
     before any work, then every photo (each process its share under torchrun)."""
     check_options(opt)
-    check_folders(opt.test_img_path, opt.results_dir)
-    check_report_file(opt.report, [('--test_img_path', opt.test_img_path)])
     return sharding.run_sharded(opt, enhance_share)

@@ -14,11 +14,10 @@ import av
 from faces.restorer import FaceRestorer
 from models.enhancer import NonFiniteOutput
 from utils.cli import UserError
-from utils.image_io import list_files
 from utils.paths import real_path
 from utils.progress import progress
 from video.pipeline import VideoRestorer, VideoTotals
-from video.reader import VideoReadError, VideoSource, is_video_file
+from video.reader import VideoReadError, VideoSource
 from video.writer import VideoSink, output_format
 
 log = logging.getLogger('test_enhance_single_unalign')
@@ -28,25 +27,20 @@ class VideoFailed(UserError):
     """One video could not be enhanced (or only in part): the message says what happened to it."""
 
 
-def output_path(video_path: str, results_dir: str, rel_path: str | None = None) -> str:
-    """`<results_dir>/<stem>.mp4` (`.mkv` when the input's audio needs Matroska; a video that cannot be probed
-    gets `.mp4`, and fails when enhanced)."""
-    stem = os.path.splitext(rel_path or os.path.basename(video_path))[0]
+def output_ext(video_path: str) -> str:
+    """`.mp4`, or `.mkv` when the input's audio needs Matroska (a video that cannot be probed gets `.mp4`, and fails
+    when enhanced)."""
     try:
         with av.open(video_path, metadata_errors='ignore') as container:
             ext, _ = output_format([stream.codec_context.name for stream in container.streams.audio])
     except (av.error.FFmpegError, UnicodeDecodeError):
         ext = '.mp4'
-    return os.path.join(results_dir, stem + ext)
+    return ext
 
 
-def video_jobs(test_img_path: str, results_dir: str) -> list[tuple[str, str]]:
-    """[(video, its output video)]: the file itself, or every video below the folder."""
-    if os.path.isfile(test_img_path):
-        return [(test_img_path, output_path(test_img_path, results_dir))] if is_video_file(test_img_path) else []
-    return [(os.path.join(test_img_path, rel_path), output_path(os.path.join(test_img_path, rel_path), results_dir,
-                                                                rel_path))
-            for rel_path in list_files(test_img_path, skip_hidden=True) if is_video_file(rel_path)]
+def output_path(video_path: str, results_dir: str) -> str:
+    """`<results_dir>/<stem>.mp4` (`.mkv`: `output_ext`) of one video."""
+    return os.path.join(results_dir, os.path.splitext(os.path.basename(video_path))[0] + output_ext(video_path))
 
 
 def kept_part(start: float | None, end: float | None) -> str:

@@ -13,8 +13,7 @@ from skimage import data
 
 from helpers.commands import HD_FLAGS, run_in_process, run_script, run_whole_photos
 from inference import whole_photos
-from inference.photo_results import photo_jobs
-from inference.whole_photos import read_and_search
+from inference.whole_photos import input_jobs, read_and_search
 from metrics.psnr_ssim import psnr
 from models.enhancer import Enhancer
 from utils.cli import UserError
@@ -152,7 +151,8 @@ def test_results_folders_of_photos_sharing_a_name(tmp_path):
     (tmp_path / 'x.y').mkdir()
     for name in ('a.jpg', 'a.png', 'b.png', 'x.y/c.png'):
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name)
-    jobs = photo_jobs(str(tmp_path), 'out')
+    jobs, videos = input_jobs(str(tmp_path), 'out')
+    assert videos == []
     assert [folder for _, folder in jobs] == ['out/a_jpg', 'out/a_png', 'out/b', 'out/x.y/c']
     assert [photo for photo, _ in jobs][-1] == str(tmp_path / 'x.y' / 'c.png')
 
@@ -246,8 +246,8 @@ def test_rerun_replaces_the_earlier_results_and_nothing_else(tmp_path, enhancer,
     Image.fromarray(astronaut).save(tmp_path / 'photo.png')  # now one face
     assert run_main(tmp_path / 'photo.png', out) == 0
     assert files_below(out) == ['HQ/000.jpg', 'HQ/0001.jpg', 'HQ/notes.txt', 'LQ_faces/000.jpg', 'hq_final.jpg']
-    assert f'removed 1 temporary file(s) an interrupted run left, e.g. {out}/hq_final.jpg.4242' in caplog.text
-    assert f'{out}: removed the 6 result files of an earlier run' in caplog.text  # with HQ/002.png's leftover
+    assert 'removed 2 temporary file(s) an interrupted run left' in caplog.text
+    assert f'{out}: removed the 5 result files of an earlier run' in caplog.text
 
 
 @pytest.mark.slow
@@ -264,7 +264,7 @@ def test_results_folder_checked_against_the_photos(tmp_path, enhancer, run_main)
         run_main(photos / 'astronaut.jpg', tmp_path / 'file')
     (photos / 'HQ').mkdir()
     os.replace(photos / 'astronaut.jpg', photos / 'HQ' / '000.jpg')
-    with pytest.raises(UserError, match='is one of the files this run writes into --results_dir'):
+    with pytest.raises(UserError, match='is one of the files its own results replace in'):
         run_main(photos / 'HQ' / '000.jpg', photos)
     assert files_below(photos) == ['HQ/000.jpg']
     assert run_main(photos / 'HQ' / '000.jpg', tmp_path / 'again') == 0  # a result enhanced into another folder

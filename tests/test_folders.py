@@ -126,10 +126,10 @@ def test_report_may_not_be_an_input_or_another_file(faces, released_checkpoint, 
     (tmp_path / 'earlier.jsonl').write_text('{"path": "x.png", "status": "done"}\n')
     flag = inputs[0]
     for report, message in (
-            (faces / 'a.png', f'--report {faces / "a.png"}: is inside {flag} {faces}: the report would change the '
-                              'inputs; write it outside them'),
-            (faces, f'--report {faces}: is {flag} {faces}'),
-            (tmp_path, f'--report {tmp_path}: is a folder; give the path of a .jsonl file'),
+            (faces / 'a.png', f'--report {faces / "a.png"} is inside {flag} {faces}, where such files are read as '
+                              'inputs; write it outside the input folder'),
+            (faces, f'--report {faces} is a folder; give the path of a file'),
+            (tmp_path, f'--report {tmp_path} is a folder; give the path of a file'),
             (tmp_path / 'notes.txt', 'exists and is not a report of this project (its first line is no JSON report '
                                      'line); choose a new file name, or an earlier report to append to')):
         result = run_in_process(run, [*flags, '--report', str(report)], command)

@@ -1,20 +1,82 @@
-"""Writing a file so that its name only ever holds a complete file: temporary file, fsync, rename."""
+"""Writing a file so that its name only ever holds a complete file: temporary file, fsync, rename.
+
+A temporary file is locked (flock) by its writer from its creation to its rename: the lock ends with
+the writer, however it ends, so a leftover is removed only once its writer is gone, never while another
+run is still writing it.
+"""
 import contextlib
 import os
 import re
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; leftovers are then told apart by their age only
+    fcntl = None
+
 PART_SUFFIX = '.part'
 # The temporary name of `temporary_path`, the final file's name in group 1.
 PART_NAME = re.compile(r'(.+)\.\d+-[0-9a-f]{8}' + re.escape(PART_SUFFIX))
+# Without flock, a leftover younger than this may still have a live writer.
+UNLOCKED_LEFTOVER_AGE = 24 * 3600
 
 
 def temporary_path(path: os.PathLike | str) -> str:
     """`<path>.<pid>-<random>.part`: next to `path` (same file system), unique per process and call."""
     return f'{path}.{os.getpid()}-{secrets.token_hex(4)}{PART_SUFFIX}'
+
+
+class LockedTemporary:
+    """A new temporary file for `path` (`temporary_path`), created empty and locked until `release()`.
+
+    Whoever writes it (this process, or a library opening `.path` by name, as FFmpeg does) does so
+    under the lock; `remove_leftover_parts` leaves it alone until the lock is released or its
+    holder dies.
+    """
+
+    def __init__(self, path: os.PathLike | str) -> None:
+        self.path = temporary_path(path)
+        self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Remove the file (if still there) and release the lock."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+        self.release()
+
+
+def is_abandoned(part_path: str) -> bool:
+    """Whether the temporary file `part_path` has no live writer: its lock is free (or, without flock, it is
+    older than a day). A file that cannot be opened is left alone."""
+    if fcntl is None:
+        with contextlib.suppress(OSError):
+            return os.path.getmtime(part_path) < time.time() - UNLOCKED_LEFTOVER_AGE
+        return False
+    try:  # for writing where possible: NFS grants an exclusive lock only to a writer
+        fd = os.open(part_path, os.O_RDWR)
+    except OSError:
+        try:
+            fd = os.open(part_path, os.O_RDONLY)
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def part_target(name: str) -> str:
@@ -26,8 +88,8 @@ def part_target(name: str) -> str:
 def remove_leftover_parts(paths: Iterable[str]) -> list[str]:
     """Remove the temporary files of `paths` that a killed writer left (a kill -9 between write and rename).
 
-    Only those of `paths`: other processes may be writing other names in the same folders.
-    Returns the paths removed.
+    Only those of `paths` (other processes may be writing other names in the same folders), and only
+    those whose writer is gone (`is_abandoned`). Returns the paths removed.
     """
     names_by_folder = defaultdict(set)
     for path in paths:
@@ -37,10 +99,23 @@ def remove_leftover_parts(paths: Iterable[str]) -> list[str]:
     for folder, names in names_by_folder.items():
         with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder or '.') as entries:
             for entry in entries:
-                if part_target(entry.name) in names:
+                if part_target(entry.name) in names and is_abandoned(entry.path):
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(entry.path)
                         removed.append(entry.path)
+    return removed
+
+
+def remove_family_leftovers(folder: str, names: re.Pattern) -> list[str]:
+    """`remove_leftover_parts` for the files of `folder` whose names `names` matches (their number unknown)."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as entries:
+        for entry in entries:
+            target = part_target(entry.name)
+            if target and names.fullmatch(target) and is_abandoned(entry.path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
     return removed
 
 
@@ -67,15 +142,15 @@ class StagedFiles:
     """
 
     def __init__(self) -> None:
-        self.staged = []  # (temporary path, final path)
+        self.staged: list[tuple[LockedTemporary, str]] = []  # (temporary file, final path)
 
     @contextlib.contextmanager
     def open(self, path: str, mode: str = 'wb', **open_kwargs: Any) -> Iterator[IO[Any]]:
         """Yield a file for the new content of `path`; flushed and fsynced when the block ends."""
         os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-        tmp_path = temporary_path(path)
-        self.staged.append((tmp_path, path))
-        with open(tmp_path, mode, **open_kwargs) as handle:
+        temporary = LockedTemporary(path)
+        self.staged.append((temporary, path))
+        with open(temporary.path, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -84,16 +159,17 @@ class StagedFiles:
         """Rename every staged file into place (OSError: the ones not yet renamed stay staged)."""
         folders = {os.path.dirname(path) or '.' for _, path in self.staged}
         while self.staged:
-            os.replace(*self.staged[0])
+            temporary, path = self.staged[0]
+            os.replace(temporary.path, path)
+            temporary.release()
             self.staged.pop(0)
         for folder in folders:
             fsync_dir(folder)
 
     def discard(self) -> None:
         """Remove the staged files: every final name keeps what it held."""
-        for tmp_path, _ in self.staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp_path)
+        for temporary, _ in self.staged:
+            temporary.discard()
         self.staged = []
 
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from utils.atomic import fsync_dir, temporary_path
+from utils.atomic import LockedTemporary, fsync_dir
 from video.reader import Frame, VideoSource, stored
 
 log = logging.getLogger('video')
@@ -70,8 +70,13 @@ class VideoSink:
                               'needs even sides; the last row or column is repeated)')
         _, muxer = output_format([stream.codec_context.name for stream in source.audio_streams])
         os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-        self.tmp_path = temporary_path(path)
-        self.container = av.open(self.tmp_path, 'w', format=muxer)
+        self.temporary = LockedTemporary(path)  # locked until renamed or removed: no other run removes it
+        self.tmp_path = self.temporary.path
+        try:
+            self.container = av.open(self.tmp_path, 'w', format=muxer)
+        except BaseException:
+            self.temporary.discard()
+            raise
         try:
             self._add_streams(source, crf)
         except BaseException:
@@ -147,12 +152,12 @@ class VideoSink:
                 with open(self.tmp_path, 'rb+') as handle:
                     os.fsync(handle.fileno())
                 os.replace(self.tmp_path, self.path)
+                self.temporary.release()
                 fsync_dir(os.path.dirname(self.path) or '.')
             else:
                 with contextlib.suppress(OSError):
                     self.container.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.tmp_path)
+                self.temporary.discard()
 
     def __enter__(self):
         return self
@@ -167,10 +172,10 @@ def write_frames(path: str, frames: Iterable[np.ndarray], fps: int | Fraction = 
     For clips made from photos (scripts/make_sample_video.py) and for frames enhanced one by one put back together
     (the published steps in the benchmark), written under a temporary name as `VideoSink` writes.
     """
-    tmp_path = temporary_path(path)
+    temporary = LockedTemporary(path)
     count = 0
     try:
-        with av.open(tmp_path, 'w', format='mp4') as container:
+        with av.open(temporary.path, 'w', format='mp4') as container:
             stream = container.add_stream(H264_ENCODER, rate=fps, options={'crf': str(crf)})
             stream.pix_fmt = 'yuv420p'
             for image in frames:
@@ -179,8 +184,7 @@ def write_frames(path: str, frames: Iterable[np.ndarray], fps: int | Fraction = 
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format='rgb24')))
                 count += 1
             container.mux(stream.encode(None))
-        os.replace(tmp_path, path)
+        os.replace(temporary.path, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp_path)
+        temporary.discard()
     return count
