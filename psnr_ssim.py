@@ -8,7 +8,7 @@ file name). Prints the means and the protocol as Markdown.
 """
 from metrics import folder_scores as evaluation
 from metrics.pairing import pair_folders
-from utils.cli import ArgumentParser, run
+from utils.cli import ArgumentParser, output_file, run
 from utils.progress import logging_redirect
 
 METRICS = ('psnr', 'ssim')
@@ -17,15 +17,18 @@ METRICS = ('psnr', 'ssim')
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     evaluation.add_pair_arguments(parser)
-    parser.add_argument('--save_csv', default=None, help='also write the per-pair scores here')
+    parser.add_argument('--save_csv', type=output_file, default=None, help='also write the per-pair scores here')
     args = parser.parse_args(argv)
+    plan = evaluation.pairs_plan([args.results_dir], args.gt_dir)
+    plan.writes_file('--save_csv', args.save_csv)
+    plan.check()
 
     pairs = pair_folders(args.results_dir, args.gt_dir, args.skip_unmatched, evaluation.log)
-    with logging_redirect():
+    with plan.claimed(), logging_redirect():
         rows = evaluation.evaluate_pairs(pairs, METRICS, args.psnr_channels, args.resize_result,
                                          y_quantization=args.y_quantization)
-    if args.save_csv:
-        evaluation.write_csv(rows, args.save_csv)
+        if args.save_csv:
+            evaluation.write_csv(rows, args.save_csv)
     summary = evaluation.summarize(rows, METRICS, psnr_channels=args.psnr_channels,
                                    y_quantization=args.y_quantization)
     print(evaluation.markdown_table(summary))

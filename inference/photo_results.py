@@ -11,14 +11,14 @@ import os
 import re
 
 from faces.restorer import RestoredPhoto
-from utils.atomic import is_abandoned, part_target
 from utils.image_io import save_rgb
 from utils.output_plan import OutputPlan
 
 log = logging.getLogger('test_enhance_single_unalign')
 FACE_FOLDERS = ('LQ_faces', 'HQ')
 FACE_FILE = re.compile(r'(\d{3}|[1-9]\d{3,})\.(jpg|png)')  # the names f'{index:03d}.{ext}' gives
-FINAL_FILE = re.compile(r'hq_final\.(jpg|png)')
+RESULT_EXTS = ('jpg', 'png')  # the --ext choices
+FINAL_NAME, FINAL_EXT = 'hq_final.', re.compile('|'.join(RESULT_EXTS))  # hq_final.<ext>
 
 
 def final_path(out_dir: str, ext: str) -> str:
@@ -26,22 +26,22 @@ def final_path(out_dir: str, ext: str) -> str:
 
 
 def earlier_results(out_dir):
-    """The files of `out_dir` this script writes (`hq_final.<ext>` first, `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>`),
-    and the temporary ones a killed run left of them (not those a live writer holds)."""
-    found = []
-    for folder, names in ((out_dir, FINAL_FILE), *((os.path.join(out_dir, name), FACE_FILE) for name in FACE_FOLDERS)):
+    """The files of `out_dir` this script writes (`hq_final.<ext>` first, `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>`);
+    the temporary ones killed runs left of them, the output plan removes (`OutputPlan.claimed`)."""
+    found = [path for ext in RESULT_EXTS if os.path.isfile(path := final_path(out_dir, ext))]
+    for folder in (os.path.join(out_dir, name) for name in FACE_FOLDERS):
         if os.path.isdir(folder):
-            found += [path for name in sorted(os.listdir(folder)) if os.path.isfile(path := os.path.join(folder, name))
-                      and (names.fullmatch(name) or names.fullmatch(part_target(name)) and is_abandoned(path))]
+            found += [path for name in sorted(os.listdir(folder))
+                      if FACE_FILE.fullmatch(name) and os.path.isfile(path := os.path.join(folder, name))]
     return found
 
 
 def plan_results(plan: OutputPlan, photo_path: str, out_dir: str) -> None:
     """Declare the files a photo's results replace in `out_dir` (`earlier_results`): no other input's results and
     no input may be among them."""
-    plan.writes_family(photo_path, out_dir, FINAL_FILE)
+    plan.writes_family(photo_path, out_dir, FINAL_NAME, FINAL_EXT)
     for name in FACE_FOLDERS:
-        plan.writes_family(photo_path, os.path.join(out_dir, name), FACE_FILE)
+        plan.writes_family(photo_path, os.path.join(out_dir, name), '', FACE_FILE)
 
 
 def save_results(restored: RestoredPhoto, out_dir: str, ext: str, jpeg_quality: int) -> None:

@@ -17,8 +17,9 @@ from PIL import Image
 from metrics import fid, psnr_ssim
 from metrics.pairing import list_folder_images
 from utils.atomic import atomic_write
-from utils.cli import UserError
-from utils.image_io import ImageReadError, read_rgb_array
+from utils.cli import UserError, input_path
+from utils.image_io import ImageReadError, is_image_file, read_rgb_array
+from utils.output_plan import OutputPlan
 from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('evaluate')
@@ -266,13 +267,23 @@ def write_comparison_csv(summaries: dict[str, dict], path: str) -> None:
         csv.writer(handle).writerows(comparison_rows(summaries))
 
 
+def pairs_plan(results_dirs: list[str], gt_dir: str) -> OutputPlan:
+    """The plan of an evaluation: it reads the images of the results folders and of the ground truth (what it
+    writes, each command adds)."""
+    plan = OutputPlan()
+    for folder in results_dirs:
+        plan.reads_folder('--results_dir', folder, is_image_file)
+    plan.reads_folder('--gt_dir', gt_dir, is_image_file)
+    return plan
+
+
 def add_pair_arguments(parser, several=False):
     """The flags both evaluation commands share: the two folders, pairing and PSNR options (`several` result
     folders for scripts/evaluate.py)."""
-    parser.add_argument('--results_dir', required=True, nargs='+' if several else None,
+    parser.add_argument('--results_dir', required=True, nargs='+' if several else None, type=input_path,
                         help='folders of results, one per method, as NAME=FOLDER or FOLDER (named by its last part)'
                              if several else 'folder of super-resolved images')
-    parser.add_argument('--gt_dir', required=True, help='folder of ground-truth images (same names)')
+    parser.add_argument('--gt_dir', required=True, type=input_path, help='folder of ground-truth images (same names)')
     parser.add_argument('--psnr_channels', default='y', choices=psnr_ssim.PSNR_CHANNELS,
                         help="PSNR on the luminance Y (default, the paper's protocol) or on all RGB values")
     psnr_ssim.add_y_quantization_argument(parser)

@@ -9,7 +9,7 @@ from models.base_model import BaseModel
 from models.ema import ema_copy, ema_step
 from models.fast_training import prepare_training_net
 from utils import distributed
-from utils.cli import unquoted
+from utils.cli import input_path
 
 
 class SPARNetHDModel(BaseModel):
@@ -31,7 +31,7 @@ class SPARNetHDModel(BaseModel):
             parser.add_argument('--lambda_g', type=float, default=1.0, help='weight of the generator GAN loss')
             parser.add_argument('--ema_decay', type=float, default=0.999,
                                 help='netH = decay * netH + (1 - decay) * netG at every iteration')
-            parser.add_argument('--vgg_weights', type=unquoted, default=None,
+            parser.add_argument('--vgg_weights', type=input_path, default=None,
                                 help="torchvision's ImageNet VGG19 weights, for the perceptual loss (default: "
                                      f"{VGG19_LEGACY_PATH} if there, else {VGG19_FILE} in --weights_dir, "
                                      "downloaded on first use)")

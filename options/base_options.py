@@ -14,8 +14,10 @@ from options.generator_flags import add_generator_arguments, resolve_generator_o
 from utils.cli import (
     ArgumentParser,
     UserError,
+    input_path,
     non_negative_int,
     number_type,
+    output_folder,
     positive_float,
     positive_int,
     unquoted,
@@ -38,14 +40,14 @@ class BaseOptions:
     is_train = False
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument('--dataroot', type=unquoted, default=None, help='folder of input images')
+        parser.add_argument('--dataroot', type=input_path, default=None, help='folder of input images')
         parser.add_argument('--name', type=unquoted, default='experiment_name',
                             help='experiment name: checkpoints and results are stored under it')
         parser.add_argument('--gpus', type=int, default=1,
                             help='number of GPUs (the ones with most free memory); 0 runs on the CPU')
         parser.add_argument('--seed', type=int, default=123, help='random seed')
-        parser.add_argument('--checkpoints_dir', type=unquoted, default='./check_points',
-                            help='checkpoints are saved in <checkpoints_dir>/<name>/')
+        parser.add_argument('--checkpoints_dir', type=output_folder if self.is_train else input_path,
+                            default='./check_points', help='checkpoints are saved in <checkpoints_dir>/<name>/')
         parser.add_argument('--Dnorm', type=unquoted_lower, default='in', choices=NORM_TYPES,
                             help='discriminator norm')
         parser.add_argument('--num_D', type=positive_int, default=3, help='scales of the multi-scale discriminator')

@@ -15,7 +15,7 @@ import os
 import models
 from archs.blocks import ATT_NAMES, NORM_TYPES
 from archs.generator_spec import GeneratorSpec
-from utils.cli import non_negative_int, positive_int, unquoted, unquoted_lower
+from utils.cli import cache_folder, input_path, non_negative_int, positive_int, unquoted_lower
 from weights.checkpoint import load_tag, net_path, state_path
 from weights.download import CACHE_ENV, DEFAULT_CACHE
 from weights.generator import infer_spec, mismatch_message, read_state_dict, strip_prefixes
@@ -42,10 +42,10 @@ def add_generator_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
                         help='hourglass bottleneck size in pixels (default: that of the weights, else 4)')
     parser.add_argument('--Gnorm', type=unquoted_lower, default=None, choices=NORM_TYPES,
                         help='generator norm (default: that of the weights, else bn for sparnet, in for sparnethd)')
-    parser.add_argument('--pretrain_model_path', type=unquoted, default='',
+    parser.add_argument('--pretrain_model_path', type=input_path, default='',
                         help=f"generator weights: a .pth file, a released model name ({', '.join(RELEASED_MODELS)}) "
                              'or an http(s) URL; names and URLs are downloaded once into --weights_dir')
-    parser.add_argument('--weights_dir', type=unquoted, default=None,
+    parser.add_argument('--weights_dir', type=cache_folder, default=None,
                         help=f'folder of downloaded weights (default: ${CACHE_ENV}, else {DEFAULT_CACHE})')
     return parser
 

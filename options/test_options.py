@@ -13,9 +13,12 @@ from upsamplers.background import DEFAULT_TILE, NONE
 from upsamplers.background import check_given as check_background
 from utils.cli import (
     UserError,
+    input_path,
     jpeg_quality,
     non_negative_int,
     number_type,
+    output_file,
+    output_folder,
     positive_float,
     positive_int,
     unquoted,
@@ -45,8 +48,8 @@ class TestOptions(BaseOptions):
         parser = super().initialize(parser)
         parser.add_argument('--ntest', type=number_type(int, low=1, infinite=True), default=float('inf'),
                             help='test at most this many images')
-        parser.add_argument('--results_dir', type=unquoted, default='./results/', help='results are saved here')
-        parser.add_argument('--save_as_dir', type=unquoted, default='',
+        parser.add_argument('--results_dir', type=output_folder, default='./results/', help='results are saved here')
+        parser.add_argument('--save_as_dir', type=output_folder, default='',
                             help='save outputs in this folder (default: <results_dir>/<name>/test_<epoch>)')
         parser.add_argument('--jpeg_quality', type=jpeg_quality, default=75,
                             help='quality of JPEG outputs (75: PIL default, as the published code)')
@@ -57,23 +60,23 @@ class TestOptions(BaseOptions):
                             help='run the plain module instead of the fast inference path')
         parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=tuple(PRECISIONS),
                             help='inference precision (bf16 on CPUs/GPUs that have it, fp16 on GPUs)')
-        parser.add_argument('--onnx_model', type=unquoted, default='',
+        parser.add_argument('--onnx_model', type=input_path, default='',
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
-        parser.add_argument('--test_img_path', type=unquoted, default='',
+        parser.add_argument('--test_img_path', type=input_path, default='',
                             help='photo or video, or folder of them, for test_enhance_single_unalign.py')
         parser.add_argument('--test_upscale', type=number_type(int, low=1, high=MAX_TEST_UPSCALE), default=1,
                             help='enlarge the whole photo by this factor (1 to 8) before pasting the faces back')
         parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
                             help='largest image in pixels: --load_size squared for test.py; a whole photo after '
                                  '--test_upscale (a larger photo fails with one line, the others go on)')
-        parser.add_argument('--bg_upsampler', type=unquoted, default=NONE,
+        parser.add_argument('--bg_upsampler', type=input_path, default=NONE,
                             help=f"enlarge the photo's background to --test_upscale with this super-resolution model: "
                                  f"{NONE} (bicubic), {', '.join(names_of(BACKGROUND))} (downloaded once into "
                                  '--weights_dir), a model file spandrel loads, or an http(s) URL')
         parser.add_argument('--bg_tile', type=non_negative_int, default=DEFAULT_TILE,
                             help='the background upsampler runs on tiles of this many pixels a side (memory grows '
                                  'with its square); 0: the whole photo at once')
-        parser.add_argument('--face_model', type=unquoted, default='',
+        parser.add_argument('--face_model', type=input_path, default='',
                             help=f'the face model of whole photos: {face_model_choices()} (default: '
                                  '--pretrain_model_path, else the released sparnethd_attn2d)')
         parser.add_argument(LICENCE_FLAG, action='store_true',
@@ -96,7 +99,7 @@ class TestOptions(BaseOptions):
         parser.set_defaults(batch_size=None, num_threads=None)
         parser.add_argument('--skip_existing', action='store_true',
                             help='skip inputs whose output already exists (resumes a killed run)')
-        parser.add_argument('--report', type=unquoted, default='',
+        parser.add_argument('--report', type=output_file, default='',
                             help='append one JSON line per input (path, status, error, seconds) to this file')
         parser.add_argument('--write_threads', type=non_negative_int, default=None,
                             help='threads encoding and writing outputs while the network runs (0: in turn; '

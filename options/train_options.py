@@ -6,7 +6,16 @@ from losses.gan import GAN_MODES
 from metrics.psnr_ssim import add_y_quantization_argument
 from models.lr_policy import LR_POLICIES
 from options.base_options import BaseOptions
-from utils.cli import non_negative_int, number_type, positive_float, positive_int, unquoted, unquoted_lower
+from utils.cli import (
+    input_path,
+    non_negative_int,
+    number_type,
+    output_folder,
+    positive_float,
+    positive_int,
+    unquoted,
+    unquoted_lower,
+)
 from utils.devices import PRECISIONS
 
 DEBUG_EPOCHS = 7  # the published --debug loop stopped after its 7th epoch
@@ -66,10 +75,10 @@ class TrainOptions(BaseOptions):
                             help='with --continue_train: new optimizer and scheduler states, at the learning rates '
                                  'of the current flags (e.g. lower ones after a divergence); the networks and the '
                                  'position are the saved ones')
-        parser.add_argument('--log_dir', type=unquoted, default='./train_log',
+        parser.add_argument('--log_dir', type=output_folder, default='./train_log',
                             help='TensorBoard events and the text log go to <log_dir>/<name>/ '
                                  '(an older one of the same name is archived)')
-        parser.add_argument('--val_dataroot', type=unquoted, default='',
+        parser.add_argument('--val_dataroot', type=input_path, default='',
                             help='folder of HR faces: PSNR/SSIM of G (and EMA H) and of the bicubic baseline on '
                                  'it, and a face grid PNG, every --val_freq iterations')
         parser.add_argument('--val_freq', type=positive_int, default=5000, help='iterations between two validations')

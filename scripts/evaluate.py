@@ -16,7 +16,7 @@ from metrics import folder_scores as evaluation
 from metrics.fid import INCEPTION_WEIGHTS, FIDInception, default_inception_weights_path
 from metrics.identity import FaceIdentity
 from metrics.pairing import pair_folders
-from utils.cli import ArgumentParser, UserError, positive_int, run
+from utils.cli import ArgumentParser, UserError, cache_folder, input_path, output_file, positive_int, run
 from utils.devices import select_device
 from weights.download import CACHE_ENV, DEFAULT_CACHE
 
@@ -28,17 +28,17 @@ def build_parser():
     evaluation.add_pair_arguments(parser, several=True)
     parser.add_argument('--metrics', default='psnr,ssim',
                         help=f"comma-separated, among {','.join(evaluation.METRICS)} (default: psnr,ssim)")
-    parser.add_argument('--save_csv', default=None,
+    parser.add_argument('--save_csv', type=output_file, default=None,
                         help='per-pair CSV of a single results folder (default: <results_dir>/metrics.csv, for '
                              'each folder)')
-    parser.add_argument('--save_json', default=None,
+    parser.add_argument('--save_json', type=output_file, default=None,
                         help='write the means as JSON here (several folders: {method: means})')
-    parser.add_argument('--save_table', default=None,
+    parser.add_argument('--save_table', type=output_file, default=None,
                         help='write the table comparing the methods (a row per results folder) as CSV here')
-    parser.add_argument('--inception_weights', default=None,
+    parser.add_argument('--inception_weights', type=input_path, default=None,
                         help=f"pytorch-fid's Inception weights (default: {default_inception_weights_path()} if "
                              "there, else the copy in --weights_dir, downloaded on first use)")
-    parser.add_argument('--weights_dir', default=None,
+    parser.add_argument('--weights_dir', type=cache_folder, default=None,
                         help=f'folder of downloaded weights (default: ${CACHE_ENV}, else {DEFAULT_CACHE})')
     parser.add_argument('--fid_batch_size', type=positive_int, default=50,
                         help='images per Inception batch (default: 50)')
@@ -60,31 +60,28 @@ def methods_of(folders):
     return methods
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        metrics = evaluation.parse_metrics(args.metrics)
-    except ValueError as err:
-        raise UserError(str(err)) from err
-    methods = methods_of(args.results_dir)
-    if args.save_csv and len(methods) > 1:
-        raise UserError('--save_csv names the per-pair CSV of one results folder; with several, each gets '
-                        '<results_dir>/metrics.csv (--save_table writes the table comparing them)')
-    paired = any(name in evaluation.PAIRED_METRICS for name in metrics)
-    pairs = {name: pair_folders(folder, args.gt_dir, args.skip_unmatched, log) if paired else []
-             for name, folder in methods}
-    # Models before any long work: missing weights stop the run at once.
-    device = select_device(args.gpus)[0] if 'fid' in metrics else None
-    fid_model = (FIDInception(args.inception_weights or INCEPTION_WEIGHTS.fetch(args.weights_dir)).to(device)
-                 if 'fid' in metrics else None)
-    identity = FaceIdentity(args.id_detector) if 'id' in metrics else None
+def csv_path(args, folder):
+    return args.save_csv or os.path.join(folder, 'metrics.csv')
 
+
+def output_plan(args, methods):
+    """What the run reads (the folders, the Inception weights) and writes (a CSV per folder, the JSON, the table)."""
+    plan = evaluation.pairs_plan([folder for _, folder in methods], args.gt_dir)
+    plan.reads('--inception_weights', args.inception_weights)
+    for _, folder in methods:
+        plan.writes_file('--save_csv' if args.save_csv else '--save_csv (default)', csv_path(args, folder))
+    plan.writes_file('--save_json', args.save_json)
+    plan.writes_file('--save_table', args.save_table)
+    return plan
+
+
+def score_methods(args, methods, pairs, metrics, identity, fid_model, device):
+    """({method: its summary}, images that failed): every folder scored, the table printed, the files written."""
     summaries, failures = {}, 0
     for name, folder in methods:
-        csv_path = args.save_csv or os.path.join(folder, 'metrics.csv')
         summaries[name], failed = evaluation.score_folders(
-            folder, args.gt_dir, pairs[name], metrics, csv_path, identity, fid_model, device, args.fid_batch_size,
-            args.psnr_channels, args.resize_result, args.y_quantization)
+            folder, args.gt_dir, pairs[name], metrics, csv_path(args, folder), identity, fid_model, device,
+            args.fid_batch_size, args.psnr_channels, args.resize_result, args.y_quantization)
         failures += failed
     single = len(methods) == 1
     print(evaluation.markdown_table(summaries[methods[0][0]]) if single else evaluation.comparison_markdown(summaries))
@@ -97,6 +94,32 @@ def main(argv=None):
         else:
             evaluation.write_json_by_method(summaries, args.save_json)
         log.info('means written to %s', args.save_json)
+    return summaries, failures
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = evaluation.parse_metrics(args.metrics)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    methods = methods_of(args.results_dir)
+    if args.save_csv and len(methods) > 1:
+        raise UserError('--save_csv names the per-pair CSV of one results folder; with several, each gets '
+                        '<results_dir>/metrics.csv (--save_table writes the table comparing them)')
+    plan = output_plan(args, methods)
+    plan.check()
+    paired = any(name in evaluation.PAIRED_METRICS for name in metrics)
+    pairs = {name: pair_folders(folder, args.gt_dir, args.skip_unmatched, log) if paired else []
+             for name, folder in methods}
+    # Models before any long work: missing weights stop the run at once.
+    device = select_device(args.gpus)[0] if 'fid' in metrics else None
+    fid_model = (FIDInception(args.inception_weights or INCEPTION_WEIGHTS.fetch(args.weights_dir)).to(device)
+                 if 'fid' in metrics else None)
+    identity = FaceIdentity(args.id_detector) if 'id' in metrics else None
+
+    with plan.claimed():
+        summaries, failures = score_methods(args, methods, pairs, metrics, identity, fid_model, device)
     if failures:
         log.error('%d image(s) could not be evaluated (see above); the means leave them out', failures)
     return 1 if failures else 0

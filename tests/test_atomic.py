@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from utils.atomic import atomic_write, remove_leftover_parts, temporary_path
+from utils.atomic import LockedTemporary, atomic_write, is_abandoned, temporary_path
 
 
 def test_writes_and_replaces(tmp_path):
@@ -61,12 +61,20 @@ def test_concurrent_writers_leave_one_complete_file(tmp_path):
     assert os.listdir(tmp_path) == ['w.bin']
 
 
-def test_leftover_temporary_files_of_the_given_outputs_are_removed(tmp_path):
-    mine, other = tmp_path / 'a.png', tmp_path / 'b.png'
-    leftovers = [temporary_path(mine), f'{mine}.77-0123abcd.part']
-    kept = [temporary_path(other), f'{mine}.part', f'{mine}.77-xyz.part', str(mine)]
-    for path in leftovers + kept:
-        open(path, 'wb').close()
-    removed = remove_leftover_parts([str(mine), str(tmp_path / 'missing' / 'c.png')])
-    assert sorted(removed) == sorted(leftovers)
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(path) for path in kept)
+def test_a_temporary_file_is_abandoned_only_once_its_writer_is_gone(tmp_path):
+    """flock: the lock of a live writer (here another descriptor, as another process would hold) keeps its file."""
+    temporary = LockedTemporary(tmp_path / 'a.png')
+    assert os.path.basename(temporary.path).startswith('a.png.') and temporary.path.endswith('.part')
+    assert not is_abandoned(temporary.path)
+    temporary.release()  # the writer ends (a killed process releases its locks the same way)
+    assert is_abandoned(temporary.path)
+    temporary.discard()
+    assert os.listdir(tmp_path) == []
+    assert not is_abandoned(str(tmp_path / 'missing.part'))
+
+
+def test_atomic_writes_hold_their_temporary_file_until_renamed(tmp_path):
+    with atomic_write(str(tmp_path / 'w.bin')) as handle:
+        handle.write(b'x')
+        assert not is_abandoned(handle.name)
+    assert os.listdir(tmp_path) == ['w.bin']

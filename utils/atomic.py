@@ -9,8 +9,7 @@ import os
 import re
 import secrets
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 try:
@@ -83,40 +82,6 @@ def part_target(name: str) -> str:
     """The file name a temporary file `name` (`temporary_path`) was to become, else ''."""
     match = PART_NAME.fullmatch(name)
     return match.group(1) if match else ''
-
-
-def remove_leftover_parts(paths: Iterable[str]) -> list[str]:
-    """Remove the temporary files of `paths` that a killed writer left (a kill -9 between write and rename).
-
-    Only those of `paths` (other processes may be writing other names in the same folders), and only
-    those whose writer is gone (`is_abandoned`). Returns the paths removed.
-    """
-    names_by_folder = defaultdict(set)
-    for path in paths:
-        folder, name = os.path.split(path)
-        names_by_folder[folder].add(name)
-    removed = []
-    for folder, names in names_by_folder.items():
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder or '.') as entries:
-            for entry in entries:
-                if part_target(entry.name) in names and is_abandoned(entry.path):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(entry.path)
-                        removed.append(entry.path)
-    return removed
-
-
-def remove_family_leftovers(folder: str, names: re.Pattern) -> list[str]:
-    """`remove_leftover_parts` for the files of `folder` whose names `names` matches (their number unknown)."""
-    removed = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as entries:
-        for entry in entries:
-            target = part_target(entry.name)
-            if target and names.fullmatch(target) and is_abandoned(entry.path):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(entry.path)
-                    removed.append(entry.path)
-    return removed
 
 
 def fsync_dir(folder: str) -> None:

@@ -23,6 +23,29 @@ def unquoted_lower(value: str) -> str:
     return unquoted(value).lower()
 
 
+PATH_ROLES = ('input', 'output file', 'output folder', 'cache')
+
+
+def path_flag(role: str) -> Callable[[str], str]:
+    """argparse `type=` of a path flag: `unquoted`, tagged with what the command does with the path (one of
+    PATH_ROLES: read, write as a file, fill as a folder, keep downloads in), so that the tests find every output
+    flag of every command in its parser."""
+    if role not in PATH_ROLES:
+        raise ValueError(f'role must be one of {PATH_ROLES}, got {role!r}')
+
+    def parse(text: str) -> str:
+        return unquoted(text)
+    parse.role = role
+    parse.__name__ = role
+    return parse
+
+
+input_path = path_flag('input')
+output_file = path_flag('output file')
+output_folder = path_flag('output folder')
+cache_folder = path_flag('cache')
+
+
 def number_type(kind: type[int] | type[float] = int, low: float | None = None, high: float | None = None,
                 above: float | None = None, below: float | None = None,
                 infinite: bool = False) -> Callable[[str], int | float]:

@@ -1,31 +1,35 @@
 """Every path a run will write, known before any work: checked against the inputs and each other, then claimed.
 
 A command declares what it reads (files, and folders with the files it takes from them) and what
-it writes (folders it fills, single files, and each input's own outputs), then calls `check()`:
-one `UserError` line when an output would replace or mix with an input, when two outputs (two
-inputs' results, or a result and a report) would land on one path, or when an output cannot be
-written. `claimed()` then holds the output folders for the run: a second run into the same folder
-(or one containing it, or inside it) is refused in one line instead of racing the first, and the
-temporary files that killed runs left for the planned outputs are removed (those whose writer is
-gone: `utils.atomic.is_abandoned`). Writes go through `utils.atomic` (temporary name, rename).
+it writes (folders it fills, single files, each input's own outputs, and families of files whose
+number is not known beforehand, such as a photo's faces), then calls `check()`: one `UserError`
+line when an output would replace or mix with an input, when two outputs (two inputs' results, or
+a result and a report) would land on one path, or when an output cannot be written. `claimed()`
+then holds the output folders for the run: a second run into the same folder (or one containing
+it, or inside it) is refused in one line instead of racing the first, and the temporary files that
+killed runs left for the planned outputs are removed (only those whose writer is gone:
+`utils.atomic.is_abandoned`). Writes go through `utils.atomic` (temporary name, rename).
 """
 import contextlib
+import functools
 import logging
 import os
 import re
+import stat as stat_module
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from utils.atomic import remove_family_leftovers, remove_leftover_parts
+from utils.atomic import is_abandoned, part_target
 from utils.cli import UserError
 from utils.paths import check_writable_folder, is_within, real_path
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock; concurrent runs into one folder are not detected
+except ImportError:  # Windows: no flock; concurrent runs into one folder are not detected there
     fcntl = None
 
 log = logging.getLogger('outputs')
+OUTPUT_OF = 'the output of'
 
 
 def _reads_everything(_path: str) -> bool:
@@ -42,27 +46,28 @@ class _Input:
 
 @dataclass(frozen=True)
 class _Family:
-    """Files of one folder whose names match `names` (a photo's `HQ/NNN.jpg`): owned by one input's results."""
+    """The files of `folder` named `prefix` + a match of `tail` (a photo's `HQ/NNN.jpg`), all results of `source`."""
     what: str
-    source: str  # the input, as given
+    source: str
     folder: str  # real path
-    names: re.Pattern
+    prefix: str
+    tail: re.Pattern
 
 
-@dataclass
 class OutputPlan:
     """The inputs and outputs of one run (see the module's docstring).
 
     `what` in messages: a flag and its value (`--save_json m.json`), or `the output of <input>`.
     """
 
-    inputs: list[_Input] = field(default_factory=list)
-    folders: list[tuple[str, str, str]] = field(default_factory=list)  # (what, path as given, real path)
-    files: dict[str, tuple[str, str]] = field(default_factory=dict)  # real path -> (what, path as given)
-    families: list[_Family] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # found while declaring (two outputs on one path)
+    def __init__(self) -> None:
+        self.inputs: list[_Input] = []
+        self.folders: list[tuple[str, str, str]] = []  # (what, path as given, real path)
+        self.files: dict[str, tuple[str, str]] = {}  # real path -> (what, path as given)
+        self.families: dict[tuple[str, str], _Family] = {}  # (real folder, prefix) -> family
+        self.problems: list[str] = []  # found while declaring: two outputs on one path
 
-    # Declaring what the run reads.
+    # What the run reads.
     def reads_file(self, flag: str, path: str | None) -> None:
         if path:
             self.inputs.append(_Input(f'{flag} {path}', real_path(path), False, _reads_everything))
@@ -73,39 +78,57 @@ class OutputPlan:
             self.inputs.append(_Input(f'{flag} {path}', real_path(path), True, reads))
 
     def reads(self, flag: str, path: str | None, reads: Callable[[str], bool] = _reads_everything) -> None:
-        """A file or a folder, whichever `path` is."""
+        """A file or a folder, whichever `path` is (a name that is neither, such as a model name, reads nothing
+        here)."""
         if path and os.path.isdir(path):
             self.reads_folder(flag, path, reads)
-        else:
+        elif path and os.path.exists(path):
             self.reads_file(flag, path)
 
-    # Declaring what the run writes.
+    # What the run writes.
     def writes_folder(self, flag: str, path: str | None) -> None:
-        """A folder the run fills (claimed for the run: no other run writes into it meanwhile)."""
+        """A folder the run fills: claimed for the run, no other run writes into it meanwhile."""
         if path:
             self.folders.append((f'{flag} {path}', path, real_path(path)))
 
-    def writes_file(self, what: str, path: str | None) -> None:
-        """One file; `what` is the flag (`--report`) or `the output of <input>`."""
-        if not path:
-            return
-        real = real_path(path)
-        label = what if what.startswith('the output of') else f'{what} {path}'
-        earlier = self.files.get(real)
-        if earlier is not None:
-            self.problems.append(f'{_both(earlier[0], label)} would be written to {path}; '
-                                 + _advice(earlier[0], label))
-            return
-        self.files[real] = (label, path)
+    def writes_file(self, flag: str, path: str | None) -> None:
+        """One file of a flag (`--report`)."""
+        if path:
+            self._add_file(f'{flag} {path}', path, real_path(path))
 
     def writes_files(self, outputs: Iterable[tuple[str, str]]) -> None:
         """(input, its output) pairs: each input's result, none of them on another's path."""
+        real_folder = functools.lru_cache(maxsize=4096)(real_path)
         for source, path in outputs:
-            self.writes_file(f'the output of {source}', path)
+            folder, name = os.path.split(os.path.abspath(path))
+            self._add_file(f'{OUTPUT_OF} {source}', path, os.path.join(real_folder(folder), name))
 
-    def writes_family(self, source: str, folder: str, names: re.Pattern) -> None:
-        """The files of `folder` named as `names` matches, all results of input `source` (their number unknown)."""
-        self.families.append(_Family(f'the output of {source}', source, real_path(folder), names))
+    def writes_family(self, source: str, folder: str, prefix: str, tail: re.Pattern) -> None:
+        """The files of `folder` named `prefix` + a match of `tail`, results of input `source` (how many is not
+        known beforehand). Two families overlap when they have the same folder and prefix."""
+        family = _Family(f'{OUTPUT_OF} {source}', source, real_path(folder), prefix, tail)
+        earlier = self.families.get((family.folder, prefix))
+        if earlier is not None:
+            self.problems.append(f'{_both(earlier.what, family.what)} would be written into {folder} '
+                                 f'({prefix}...); {_advice(earlier.what, family.what)}')
+        else:
+            self.families[family.folder, prefix] = family
+
+    def _add_file(self, what, path, real):
+        earlier = self.files.get(real)
+        if earlier is not None:
+            self.problems.append(f'{_both(earlier[0], what)} would be written to {path}; {_advice(earlier[0], what)}')
+        else:
+            self.files[real] = (what, path)
+
+    def family_of(self, real: str) -> _Family | None:
+        """The family the file `real` belongs to, if any."""
+        folder, name = os.path.split(real)
+        for end in range(len(name) + 1):
+            family = self.families.get((folder, name[:end]))
+            if family is not None and family.tail.fullmatch(name[end:]):
+                return family
+        return None
 
     def check(self) -> None:
         """UserError in one line, before any work, for the first output that would harm an input or another
@@ -133,61 +156,54 @@ class OutputPlan:
                                     'separate folders')
 
     def _check_families(self):
-        seen = {}
-        for family in self.families:
-            key = (family.folder, family.names.pattern)
-            if key in seen:
-                raise UserError(f'{_both(seen[key], family.what)} would be written into {family.folder}; '
-                                + _advice(seen[key], family.what))
-            seen[key] = family.what
-            for item in self.inputs:
-                folder, name = os.path.split(item.real)
-                if folder == family.folder and family.names.fullmatch(name):
-                    whose = ('its own results' if real_path(family.source) == item.real
-                             else f'the results of {family.source}')
-                    raise UserError(f'{item.what} is one of the files {whose} replace in {family.folder}; copy it '
-                                    'elsewhere or choose another output folder')
+        for item in self.inputs:
+            family = self.family_of(item.real)
+            if family is not None:
+                own = real_path(family.source) == item.real
+                whose = 'its own results' if own else f'the results of {family.source}'
+                raise UserError(f'{item.what} is one of the files {whose} replace in {family.folder}; copy it '
+                                'elsewhere or choose another output folder')
 
     def _check_files(self):
         written_into = self._folders_written_into()
+        input_files = {_file_id(item.real): item for item in self.inputs if not item.is_folder}
+        input_files.pop(None, None)
+        by_real = {item.real: item for item in self.inputs}
+        input_folders = [item for item in self.inputs if item.is_folder]
+        tops = [real for _, _, real in self.folders]
         for real, (what, path) in self.files.items():
-            if os.path.isdir(path):
+            try:
+                stat = os.stat(path)
+            except OSError:
+                stat = None
+            if stat is not None and stat_module.S_ISDIR(stat.st_mode):
                 raise UserError(f'{what} is a folder; give the path of a file')
-            for item in self.inputs:
-                if real == item.real or _same_file(real, item.real):
-                    raise UserError(f'{what} is {item.what}: the input would be overwritten; write it elsewhere')
-                if item.is_folder and is_within(real, item.real) and item.reads(real):
+            item = by_real.get(real) or (input_files.get((stat.st_dev, stat.st_ino)) if stat else None)
+            if item is not None:
+                raise UserError(f'{what} is {item.what}: the input would be overwritten; write it elsewhere')
+            for item in input_folders:
+                if is_within(real, item.real) and item.reads(real):
                     raise UserError(f'{what} is inside {item.what}, where such files are read as inputs; write it '
                                     'outside the input folder')
             if real in written_into:
                 raise UserError(f'{what} is also a folder that {written_into[real]} writes into; choose another name')
-            family = self._family_of(real)
+            family = self.family_of(real)
             if family is not None:
-                raise UserError(f'{_both(family.what, what)} would be written to {path}; '
-                                + _advice(family.what, what))
-            if not any(is_within(real, folder) for _, _, folder in self.folders):
+                raise UserError(f'{_both(family.what, what)} would be written to {path}; {_advice(family.what, what)}')
+            if not any(is_within(real, top) for top in tops):
                 _check_file_folder(what, path)
 
-    def _family_of(self, real):
-        folder, name = os.path.split(real)
-        return next((family for family in self.families if family.folder == folder and family.names.fullmatch(name)),
-                    None)
-
     def _folders_written_into(self):
-        """{real folder: what writes into it}: the output folders and the folders the run's files and families
+        """{real folder: what writes into it}: the output folders, and the folders the run's files and families
         would create."""
         found = {real: what for what, _, real in self.folders}
         owners = [(os.path.dirname(real), what) for real, (what, _) in self.files.items()]
-        owners += [(family.folder, family.what) for family in self.families]
+        owners += [(family.folder, family.what) for family in self.families.values()]
         for folder, what in owners:
             while folder not in found and not os.path.isdir(folder):
                 found[folder] = what
                 folder = os.path.dirname(folder)
         return found
-
-    def planned_files(self) -> list[str]:
-        """The single files of the plan, as given."""
-        return [path for _, path in self.files.values()]
 
     @contextlib.contextmanager
     def claimed(self, lock: bool = True) -> Iterator['OutputPlan']:
@@ -200,9 +216,7 @@ class OutputPlan:
                 created += _make_folders(real)
                 if lock:
                     held += _hold(what, real)
-            leftovers = remove_leftover_parts(path for _, path in self.files.values())
-            leftovers += [path for family in self.families for path in remove_family_leftovers(family.folder,
-                                                                                                family.names)]
+            leftovers = self._remove_leftovers()
             if leftovers:
                 log.info('removed %d temporary file(s) an interrupted run left, e.g. %s', len(leftovers),
                          leftovers[0])
@@ -214,13 +228,27 @@ class OutputPlan:
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only if empty: the run wrote nothing there
 
+    def _remove_leftovers(self):
+        """Remove the temporary files of planned outputs whose writer is gone; returns their paths."""
+        folders = {os.path.dirname(real) for real in self.files} | {folder for folder, _ in self.families}
+        removed = []
+        for folder in sorted(folders):
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    target = part_target(entry.name) and os.path.join(folder, part_target(entry.name))
+                    if target and (target in self.files or self.family_of(target)) and is_abandoned(entry.path):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(entry.path)
+                            removed.append(entry.path)
+        return removed
+
 
 def _both(first, second):
-    return f'{first} and {second}' if first != second else first
+    return f'{first} and {second}'
 
 
 def _advice(first, second):
-    if first.startswith('the output of') and second.startswith('the output of'):
+    if first.startswith(OUTPUT_OF) and second.startswith(OUTPUT_OF):
         return 'rename one of the two inputs'
     return 'choose another name'
 
@@ -235,6 +263,14 @@ def _overlap(real_a, real_b):
     return None
 
 
+def _file_id(path):
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 def _check_file_folder(what, path):
     """UserError unless the folder of the file `path` exists and can be written in, or can be created."""
     existing = os.path.dirname(os.path.abspath(path))
@@ -244,13 +280,6 @@ def _check_file_folder(what, path):
         raise UserError(f'{what}: cannot be created, {existing} is a file')
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f'{what}: no permission to write in {existing}; choose another place')
-
-
-def _same_file(real_a, real_b):
-    try:
-        return os.path.samefile(real_a, real_b)
-    except OSError:
-        return False
 
 
 def _make_folders(real):
@@ -273,8 +302,11 @@ def _hold(what, real):
     try:
         folder, mode = real, fcntl.LOCK_EX
         while True:
-            with contextlib.suppress(OSError):
+            try:
                 fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                fd = None  # a folder this user cannot read: not locked
+            if fd is not None:
                 held.append(fd)
                 try:
                     fcntl.flock(fd, mode | fcntl.LOCK_NB)
