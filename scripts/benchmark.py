@@ -36,8 +36,19 @@ from baselines.environment import check_baseline_environment, describe_environme
 from baselines.published import published_face_loop
 from models.fast_training import channels_last, fused_adam, prepare_training_net
 from models.onnx_generator import OnnxGenerator, export_onnx
-from utils.cli import ArgumentParser, UserError, name_list, non_negative_int, positive_float, positive_int, run
+from utils.atomic import atomic_write
+from utils.cli import (
+    ArgumentParser,
+    UserError,
+    name_list,
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+    run,
+)
 from utils.devices import check_precision, set_inference_threads
+from utils.output_plan import OutputPlan
 from utils.peak_memory import PeakMemory
 from utils.progress import progress
 from weights.generator import load_generator_weights
@@ -70,7 +81,7 @@ def build_parser():
     parser.add_argument('--threads', type=positive_int, default=None,
                         help='intra-op threads (default: one per usable core)')
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
-    parser.add_argument('--json', default=None, help='write all results here')
+    parser.add_argument('--json', type=output_file, default=None, help='write all results here')
     return parser
 
 
@@ -295,6 +306,11 @@ def format_table(rows):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_baseline_environment()  # before --released downloads anything
+    plan = OutputPlan()
+    for item in args.weights:
+        plan.reads('--weights', item.partition('=')[2])
+    plan.writes_file('--json', args.json)
+    plan.check()
     model_names = name_list(args.models, RELEASED_MODELS, '--models')
     args.path_list = name_list(args.paths, PATHS, '--paths')
     weights = {}
@@ -333,7 +349,7 @@ def main(argv=None):
         report = {'command': ' '.join(sys.argv), 'environment': env, 'peak_gflops': peaks,
                   'load_average': {'start': load_start, 'end': load_end},
                   'inference': rows, 'training': training}
-        with open(args.json, 'w') as f:
+        with plan.claimed(), atomic_write(args.json, 'w', encoding='utf-8') as f:
             json.dump(report, f, indent=1)
         print(f'wrote {args.json}')
     return 0

@@ -31,9 +31,11 @@ import torch
 
 from data import create_dataset
 from options.train_options import TrainOptions
-from utils.cli import ArgumentParser, UserError, name_list, positive_float, positive_int, run
+from utils.atomic import atomic_write
+from utils.cli import ArgumentParser, UserError, input_path, name_list, output_file, positive_float, positive_int, run
 from utils.devices import cpu_model
 from utils.image_io import ImageReadError
+from utils.output_plan import OutputPlan
 from utils.progress import progress
 
 STAGES = ('decode', 'crop/resize', 'degrade', 'to tensor', 'collate')
@@ -56,14 +58,15 @@ RECIPES = {
 
 def build_parser():
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataroot', required=True, help='folder of face images (the HR faces of training)')
+    parser.add_argument('--dataroot', required=True, type=input_path,
+                        help='folder of face images (the HR faces of training)')
     parser.add_argument('--recipes', default=','.join(RECIPES), help=f"comma-separated among {','.join(RECIPES)}")
     parser.add_argument('--images', type=positive_int, default=200, help='timed samples per recipe (default: 200)')
     parser.add_argument('--step_ms', default='',
                         help='measured GPU step times, e.g. celeba=120,ffhq=900 (default: FLOPs over --tflops)')
     parser.add_argument('--tflops', type=positive_float, default=10.0,
                         help='sustained GPU TFLOP/s assumed for the default step times (default: 10)')
-    parser.add_argument('--json', default=None, help='write all results here')
+    parser.add_argument('--json', type=output_file, default=None, help='write all results here')
     return parser
 
 
@@ -203,6 +206,10 @@ def environment() -> dict:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     recipes = name_list(args.recipes, RECIPES, '--recipes')
+    plan = OutputPlan()
+    plan.reads_folder('--dataroot', args.dataroot)
+    plan.writes_file('--json', args.json)
+    plan.check()
     steps = step_times(args.step_ms, recipes, args.tflops)
     threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # as in a loader process
@@ -223,7 +230,7 @@ def main(argv=None):
           f"OMP_WAIT_POLICY {env['omp_wait_policy']}, "
           f"{env['date']}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
     if args.json:
-        with open(args.json, 'w') as f:
+        with plan.claimed(), atomic_write(args.json, 'w', encoding='utf-8') as f:
             json.dump({'command': ' '.join(sys.argv), 'environment': env, 'rows': rows,
                        'load_average': {'start': load_start, 'end': load_end}}, f, indent=1)
         print(f'wrote {args.json}')

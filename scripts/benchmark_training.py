@@ -31,8 +31,10 @@ from baselines.environment import check_baseline_environment, describe_environme
 from baselines.published import published_sparnet_step, published_sparnethd_step
 from models import create_model
 from options.train_options import TrainOptions
-from utils.cli import ArgumentParser, name_list, positive_int, run
+from utils.atomic import atomic_write
+from utils.cli import ArgumentParser, name_list, output_file, positive_int, run
 from utils.devices import native_bf16_cpu, set_inference_threads
+from utils.output_plan import OutputPlan
 from utils.peak_memory import PeakMemory
 
 VARIANTS = {'published': None, 'fast_fp32': 'fp32', 'fast_bf16': 'bf16'}  # name: --precision with --fast_train
@@ -51,7 +53,7 @@ def build_parser():
     parser.add_argument('--threads', type=positive_int, default=None,
                         help='intra-op threads (default: one per usable core)')
     parser.add_argument('--gpus', type=int, default=0, help='run on a GPU when 1 (default: 0, the CPU)')
-    parser.add_argument('--json', default=None, help='write all results here')
+    parser.add_argument('--json', type=output_file, default=None, help='write all results here')
     return parser
 
 
@@ -149,6 +151,9 @@ def format_table(rows):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_baseline_environment()
+    plan = OutputPlan()
+    plan.writes_file('--json', args.json)
+    plan.check()
     models = name_list(args.models, SCALE, '--models')
     variants = name_list(args.variants, VARIANTS, '--variants')
     device = torch.device('cuda' if args.gpus > 0 and torch.cuda.is_available() else 'cpu')
@@ -173,7 +178,7 @@ def main(argv=None):
     print('\n' + format_table(rows))
     print(environment_line(env, load_start, load_end))
     if args.json:
-        with open(args.json, 'w') as f:
+        with plan.claimed(), atomic_write(args.json, 'w', encoding='utf-8') as f:
             json.dump({'command': ' '.join(sys.argv), 'environment': env,
                        'load_average': {'start': load_start, 'end': load_end}, 'rows': rows}, f, indent=1)
         print(f'wrote {args.json}')

@@ -16,7 +16,8 @@ import os
 
 from losses.perceptual import VGG19_WEIGHTS
 from metrics.fid import INCEPTION_WEIGHTS
-from utils.cli import ArgumentParser, UserError, run
+from utils.cli import ArgumentParser, UserError, output_folder, run
+from utils.output_plan import OutputPlan
 from weights.download import cache_dir
 from weights.released import RELEASED_MODELS, TEST_SETS_ARCHIVE, find_released, markdown_table
 
@@ -30,7 +31,7 @@ def build_parser():
                         help=f"what to download: {', '.join([*RELEASED_MODELS, *OTHER_FILES])} "
                              '(or a released file name)')
     parser.add_argument('--all', action='store_true', help='download the four released models')
-    parser.add_argument('--dir', default=None,
+    parser.add_argument('--dir', type=output_folder, default=None,
                         help='download into this folder instead of the weights cache (use it there with '
                              '--weights_dir, or pass the files with --pretrain_model_path)')
     parser.add_argument('--markdown', action='store_true', help="print the README's table of released models")
@@ -70,17 +71,27 @@ def main(argv=None):
     if not remotes:
         print(listing(args.dir))
         return 0
-    failed = []
-    for remote in {remote.name: remote for remote in remotes}.values():
-        try:
-            already_there = remote.local_path(args.dir) is not None
-            print(f"{remote.name}: {remote.fetch(args.dir)}{' (already there)' if already_there else ''}")
-        except UserError as err:
-            log.error('%s', err)
-            failed.append(remote.name)
+    plan = OutputPlan()
+    plan.writes_folder('--dir', args.dir, exclusive=False)  # downloads are safe beside other runs' downloads
+    plan.check()
+    with plan.claimed():
+        failed = fetch_all(remotes, args.dir)
     if len(failed) > 1:
         log.error('%d of %d downloads failed: %s', len(failed), len(remotes), ', '.join(failed))
     return 1 if failed else 0
+
+
+def fetch_all(remotes, folder):
+    """Fetch each file into `folder` (None: the cache); returns the names of those that failed."""
+    failed = []
+    for remote in {remote.name: remote for remote in remotes}.values():
+        try:
+            already_there = remote.local_path(folder) is not None
+            print(f"{remote.name}: {remote.fetch(folder)}{' (already there)' if already_there else ''}")
+        except UserError as err:
+            log.error('%s', err)
+            failed.append(remote.name)
+    return failed
 
 
 if __name__ == '__main__':

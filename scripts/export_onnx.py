@@ -18,7 +18,8 @@ import torch
 from archs.generator_spec import GeneratorSpec
 from models.onnx_generator import DEFAULT_OPSET, OnnxGenerator, export_onnx
 from options.generator_flags import add_generator_arguments, resolve_generator_options
-from utils.cli import ArgumentParser, UserError, non_negative_int, positive_int, run
+from utils.cli import ArgumentParser, UserError, non_negative_int, output_file, positive_int, run
+from utils.output_plan import OutputPlan
 from weights.generator import load_generator_weights
 
 TOLERANCE = 1e-3
@@ -46,7 +47,7 @@ def onnx_check(net, in_size, batch):
 def build_parser():
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     add_generator_arguments(parser)
-    parser.add_argument('--output', default=None,
+    parser.add_argument('--output', type=output_file, default=None,
                         help='ONNX file to write (default: the weights file name with .onnx, beside a local file, '
                              'else in the current folder)')
     parser.add_argument('--in_size', type=positive_int, default=None,
@@ -69,10 +70,15 @@ def main(argv=None):
     weights_path = args.pretrain_model_path
     folder = os.path.dirname(weights_path) if os.path.isfile(given_path) else ''
     output = args.output or os.path.join(folder, os.path.splitext(os.path.basename(weights_path))[0] + '.onnx')
+    plan = OutputPlan()
+    plan.reads('--pretrain_model_path', weights_path)
+    plan.writes_file('--output', output)
+    plan.check()
     net = load_generator_weights(spec.build(), weights_path, spec).eval()
     check = onnx_check(net, in_size, args.check_batch) if args.check_batch > 0 else None
     try:
-        export_onnx(net, output, in_size, args.opset, check)
+        with plan.claimed():
+            export_onnx(net, output, in_size, args.opset, check)
     except OSError as err:
         raise UserError(f'{output}: could not write the ONNX file ({err})') from err
     except CheckFailed as err:

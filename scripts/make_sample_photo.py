@@ -9,8 +9,9 @@ at random sizes within --face_sizes (side of the face box, about brow to chin, i
 from skimage import data
 
 from data.sample_photos import grid_photo
-from utils.cli import ArgumentParser, UserError, jpeg_quality, non_negative_int, run
+from utils.cli import ArgumentParser, UserError, jpeg_quality, non_negative_int, output_file, run
 from utils.image_io import save_rgb
+from utils.output_plan import OutputPlan
 
 
 def pair(value, separator, flag, kind=int):
@@ -23,13 +24,21 @@ def pair(value, separator, flag, kind=int):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--output', default='samples/astronaut.jpg', help='where to write the photo')
+    parser.add_argument('--output', type=output_file, default='samples/astronaut.jpg', help='where to write the photo')
     parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality when writing a JPEG')
     parser.add_argument('--group', default='', help='ROWSxCOLS: a group photo of that grid of faces')
     parser.add_argument('--size', default='3000x2000', help='WIDTHxHEIGHT of a group photo')
     parser.add_argument('--face_sizes', default='40,60', help='MIN,MAX side of the face boxes of a group photo')
     parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed of a group photo')
     args = parser.parse_args(argv)
+    plan = OutputPlan()
+    plan.writes_file('--output', args.output)
+    plan.check()
+    with plan.claimed():
+        return write_photo(args)
+
+
+def write_photo(args):
     if args.group:
         rows, cols = pair(args.group, 'x', '--group')
         width, height = pair(args.size, 'x', '--size')

@@ -10,8 +10,17 @@ so is the true place of each face.
 from skimage import data
 
 from faces.detector import FaceDetector
-from utils.cli import ArgumentParser, UserError, non_negative_int, positive_int, run
+from utils.cli import (
+    ArgumentParser,
+    UserError,
+    input_path,
+    non_negative_int,
+    output_file,
+    positive_int,
+    run,
+)
 from utils.image_io import ImageReadError, read_rgb_array
+from utils.output_plan import OutputPlan
 from video.stability import pan_zoom_clip
 from video.writer import write_frames
 
@@ -29,8 +38,10 @@ def largest_face_centre(photo):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--photo', default='', help="the photo filmed (default: scikit-image's astronaut)")
-    parser.add_argument('--output', default='samples/astronaut.mp4', help='where to write the video')
+    parser.add_argument('--photo', type=input_path, default='',
+                        help="the photo filmed (default: scikit-image's astronaut)")
+    parser.add_argument('--output', type=output_file, default='samples/astronaut.mp4',
+                        help='where to write the video')
     parser.add_argument('--frames', type=positive_int, default=48, help='number of frames (default: 48)')
     parser.add_argument('--fps', type=positive_int, default=24, help='frames per second (default: 24)')
     parser.add_argument('--size', default='1280x720', help='WIDTHxHEIGHT of the frames, even (default: 1280x720)')
@@ -44,13 +55,18 @@ def main(argv=None):
         raise UserError(f'--size: expected WIDTHxHEIGHT, got {args.size!r}') from None
     if width % 2 or height % 2 or width < 2 or height < 2:
         raise UserError(f'--size {args.size}: H.264 in yuv420p needs even sides')
+    plan = OutputPlan()
+    plan.reads('--photo', args.photo)
+    plan.writes_file('--output', args.output)
+    plan.check()
     try:
         photo = read_rgb_array(args.photo) if args.photo else data.astronaut()
     except ImageReadError as err:
         raise UserError(str(err)) from None
     frames, _ = pan_zoom_clip(photo, args.frames, (width, height), seed=args.seed, pan=args.pan,
                               centre=largest_face_centre(photo))
-    write_frames(args.output, frames, args.fps)
+    with plan.claimed():
+        write_frames(args.output, frames, args.fps)
     print(f'wrote {args.output}: {len(frames)} frames of {width}x{height} at {args.fps} fps')
 
 

@@ -16,7 +16,8 @@ from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from training.log_reader import BASELINE, RunLogError, read_run
 from utils.atomic import atomic_write
-from utils.cli import ArgumentParser, UserError, number_type, run
+from utils.cli import ArgumentParser, UserError, input_path, number_type, output_file, run
+from utils.output_plan import OutputPlan
 
 DEFAULT_OUT = 'training_curves.png'
 PANEL_COLUMNS = 3
@@ -25,9 +26,11 @@ NETWORK_STYLES = ('-', '--', '-.')
 
 def build_parser():
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--runs', nargs='+', required=True, help='log folders <log_dir>/<name> or loss_log.txt files')
+    parser.add_argument('--runs', nargs='+', required=True, type=input_path,
+                        help='log folders <log_dir>/<name> or loss_log.txt files')
     parser.add_argument('--labels', nargs='+', default=None, help='one name per run (default: the folder names)')
-    parser.add_argument('--out', default=None, help=f'the PNG to write (default: <first run>/{DEFAULT_OUT})')
+    parser.add_argument('--out', type=output_file, default=None,
+                        help=f'the PNG to write (default: <first run>/{DEFAULT_OUT})')
     parser.add_argument('--source', default='auto', choices=('auto', 'events', 'text'),
                         help='read TensorBoard events or the text log (default: events when there are some)')
     parser.add_argument('--smooth', type=number_type(float, low=0, below=1), default=0.6,
@@ -172,7 +175,13 @@ def main(argv=None):
     runs = load_runs(args.runs, args.labels, args.source)
     first = args.runs[0]
     out = args.out or os.path.join(os.path.dirname(first) if os.path.isfile(first) else first, DEFAULT_OUT)
-    save_figure(plot(runs, args.smooth), out)
+    plan = OutputPlan()
+    for path in args.runs:
+        plan.reads('--runs', path, lambda path: not path.endswith('.png'))  # logs and events, not grids
+    plan.writes_file('--out', out)
+    plan.check()
+    with plan.claimed():
+        save_figure(plot(runs, args.smooth), out)
     table = validation_table(runs)
     if table:
         print(table)

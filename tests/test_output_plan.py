@@ -2,9 +2,12 @@
 claimed while it runs (a second run into the same folders is refused; leftovers only of dead writers go)."""
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
+from helpers.commands import project_env
 from utils.atomic import LockedTemporary
 from utils.cli import UserError
 from utils.image_io import is_image_file
@@ -82,7 +85,8 @@ def test_two_inputs_with_one_output_are_named_together(folders):
     ([('--report', 'out/p/007.jpg')], [('p.jpg', 'out/p', '')], '--report {root}/out/p/007.jpg would be written'),
     ([], [('p.jpg', 'out/p', ''), ('p.png', 'out/p', '')],
      'the output of p.jpg and the output of p.png would be written into {root}/out/p (...); rename one'),
-    ([('--video', 'out/p')], [('p.jpg', 'out/p', '')], '--video {root}/out/p is also a folder that the output of p.jpg'),
+    ([('--video', 'out/p')], [('p.jpg', 'out/p', '')],
+     '--video {root}/out/p is also a folder that the output of p.jpg'),
 ], ids=['file_in_family', 'two_families', 'family_folder_as_file'])
 def test_families_of_files_meet_no_other_output(folders, outputs, families, message):
     with pytest.raises(UserError, match=re.escape(message.format(root=folders))):
@@ -111,22 +115,40 @@ def test_output_folders_apart_from_input_folders_and_each_other(folders):
         plan.check()
 
 
-def test_a_claimed_folder_refuses_a_second_run_above_in_or_below_it(folders):
+CLAIM = """import sys
+from utils.cli import UserError
+from utils.output_plan import OutputPlan
+plan = OutputPlan()
+plan.writes_folder('--results_dir', sys.argv[1])
+try:
+    with plan.claimed():
+        print('claimed')
+except UserError as err:
+    print(err)
+"""
+
+
+def claim_in_another_process(folder):
+    result = subprocess.run([sys.executable, '-c', CLAIM, str(folder)], capture_output=True, text=True,
+                            env=project_env(), timeout=60)
+    return result.stdout.strip()
+
+
+def test_a_claimed_folder_refuses_another_run_above_in_or_below_it(folders):
     first = OutputPlan()
     first.writes_folder('--out', str(folders / 'out' / 'run'))
     with first.claimed():
         for other in ('out/run', 'out', 'out/run/sub', '.'):
-            second = OutputPlan()
-            second.writes_folder('--results_dir', str(folders / other))
-            with pytest.raises(UserError, match='--results_dir .*: another run is writing into'):
-                with second.claimed():
-                    pytest.fail('claimed twice')
-        beside = OutputPlan()
-        beside.writes_folder('--results_dir', str(folders / 'out' / 'other'))
-        with beside.claimed():
+            assert claim_in_another_process(folders / other) == \
+                f'--results_dir {folders / other}: another run is writing into ' + \
+                ('it' if other != 'out/run/sub' else str(folders / 'out' / 'run')) + \
+                '; wait until it ends, or choose another output folder'
+        assert claim_in_another_process(folders / 'out' / 'other') == 'claimed'
+        inner = OutputPlan()  # a run this one starts in this process (reproduce.py runs test.py)
+        inner.writes_folder('--save_as_dir', str(folders / 'out' / 'run' / 'model'))
+        with inner.claimed():
             pass
-    with first.claimed():  # released at the end of the first run
-        pass
+    assert claim_in_another_process(folders / 'out' / 'run') == 'claimed'  # released at the end of the first run
 
 
 def test_claiming_creates_the_folders_and_removes_them_if_nothing_was_written(folders):

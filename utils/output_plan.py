@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import stat as stat_module
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ except ImportError:  # Windows: no flock; concurrent runs into one folder are no
 
 log = logging.getLogger('outputs')
 OUTPUT_OF = 'the output of'
+# Folders this process holds for a run, and how many claims hold each: a run started by another in this process
+# (reproduce.py runs test.py) writes inside the folders of the first under its claim.
+_held_here: dict[str, int] = {}
+_held_here_lock = threading.Lock()
 
 
 def _reads_everything(_path: str) -> bool:
@@ -66,6 +71,7 @@ class OutputPlan:
         self.files: dict[str, tuple[str, str]] = {}  # real path -> (what, path as given)
         self.families: dict[tuple[str, str], _Family] = {}  # (real folder, prefix) -> family
         self.problems: list[str] = []  # found while declaring: two outputs on one path
+        self.shared: set[str] = set()  # folders not held exclusively
 
     # What the run reads.
     def reads_file(self, flag: str, path: str | None) -> None:
@@ -86,10 +92,13 @@ class OutputPlan:
             self.reads_file(flag, path)
 
     # What the run writes.
-    def writes_folder(self, flag: str, path: str | None) -> None:
-        """A folder the run fills: claimed for the run, no other run writes into it meanwhile."""
+    def writes_folder(self, flag: str, path: str | None, exclusive: bool = True) -> None:
+        """A folder the run fills: claimed for the run, no other run writes into it meanwhile (unless not
+        `exclusive`: a cache of downloads, where concurrent runs are safe)."""
         if path:
             self.folders.append((f'{flag} {path}', path, real_path(path)))
+            if not exclusive:
+                self.shared.add(real_path(path))
 
     def writes_file(self, flag: str, path: str | None) -> None:
         """One file of a flag (`--report`)."""
@@ -210,12 +219,12 @@ class OutputPlan:
         """Hold the output folders for the run (`lock`; under torchrun the first process holds them for all),
         creating those missing (removed again if still empty at the end), and remove the temporary files that
         killed runs left for the planned outputs. UserError in one line when another run holds a folder."""
-        created, held = [], []
+        created, held, held_here = [], [], []
         try:
             for what, _, real in self.folders:
                 created += _make_folders(real)
-                if lock:
-                    held += _hold(what, real)
+                if lock and real not in self.shared:
+                    held += _hold_here(what, real, held_here)
             leftovers = self._remove_leftovers()
             if leftovers:
                 log.info('removed %d temporary file(s) an interrupted run left, e.g. %s', len(leftovers),
@@ -224,6 +233,11 @@ class OutputPlan:
         finally:
             for fd in held:
                 os.close(fd)
+            with _held_here_lock:
+                for real in held_here:
+                    _held_here[real] -= 1
+                    if not _held_here[real]:
+                        del _held_here[real]
             for folder in reversed(created):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only if empty: the run wrote nothing there
@@ -291,6 +305,19 @@ def _make_folders(real):
         folder = os.path.dirname(folder)
     os.makedirs(real, exist_ok=True)
     return list(reversed(missing))
+
+
+def _hold_here(what, real, held_here):
+    """`_hold(what, real)`, unless a run of this process holds `real` or a folder above it already; `real` is
+    appended to `held_here` (counted in `_held_here`)."""
+    with _held_here_lock:
+        if not any(is_within(real, folder) for folder in _held_here):
+            fds = _hold(what, real)
+        else:
+            fds = []
+        _held_here[real] = _held_here.get(real, 0) + 1
+        held_here.append(real)
+    return fds
 
 
 def _hold(what, real):
