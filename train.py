@@ -9,12 +9,12 @@ resumes from `<checkpoints_dir>/<name>/latest` exactly where the run stopped; Ct
 save `latest` first. The loop itself is `training/trainer.py`.
 """
 from options.train_options import TrainOptions
-from training.trainer import Trainer
+from training.run import train
 from utils.cli import run
 
 
 def main(argv=None):
-    return Trainer(TrainOptions().parse(argv)).run()
+    return train(TrainOptions().parse(argv))
 
 
 if __name__ == '__main__':

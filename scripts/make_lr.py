@@ -13,9 +13,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from utils.cli import ArgumentParser, jpeg_quality, positive_float, run
-from utils.image_io import ImageReadError, find_images, output_name, read_rgb, save_rgb
-from utils.paths import check_output_folders
+from utils.cli import ArgumentParser, input_path, jpeg_quality, output_folder, positive_float, run
+from utils.image_io import ImageReadError, find_images, is_image_file, output_name, read_rgb, save_rgb
+from utils.output_plan import OutputPlan
 from utils.progress import logging_redirect, progress
 
 log = logging.getLogger('make_lr')
@@ -33,21 +33,28 @@ def make_lr(hr, scale):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--input_dir', required=True, help='folder of HR images (subfolders too)')
-    parser.add_argument('--output_dir', required=True, help='LR images are written here under the same names')
+    parser.add_argument('--input_dir', required=True, type=input_path, help='folder of HR images (subfolders too)')
+    parser.add_argument('--output_dir', required=True, type=output_folder,
+                        help='LR images are written here under the same names')
     parser.add_argument('--scale', type=positive_float, default=8, help='downscaling factor (8: 128x128 -> 16x16)')
-    parser.add_argument('--upsampled_dir', default='',
+    parser.add_argument('--upsampled_dir', type=output_folder, default='',
                         help='also write the LR images enlarged back to the HR size here (bicubic)')
     parser.add_argument('--ext', default='', choices=('', 'png', 'jpg'),
                         help='format of the outputs (default: that of each input, PNG for GIF; png keeps LR '
                              'lossless)')
     parser.add_argument('--jpeg_quality', type=jpeg_quality, default=95, help='quality of JPEG outputs')
     args = parser.parse_args(argv)
-    check_output_folders([('--input_dir', args.input_dir)],
-                         [('--output_dir', args.output_dir), ('--upsampled_dir', args.upsampled_dir)])
     images = find_images(args.input_dir, '--input_dir')
+    plan = OutputPlan()
+    plan.reads_folder('--input_dir', args.input_dir, is_image_file)
+    for flag, folder in (('--output_dir', args.output_dir), ('--upsampled_dir', args.upsampled_dir)):
+        if folder:
+            plan.writes_folder(flag, folder)
+            plan.writes_files((os.path.join(args.input_dir, rel_path),
+                               os.path.join(folder, output_name(rel_path, args.ext))) for rel_path in images)
+    plan.check()
     failed = []
-    with logging_redirect():
+    with plan.claimed(), logging_redirect():
         for rel_path in progress(images, desc='make LR', unit='image'):
             try:
                 hr = read_rgb(os.path.join(args.input_dir, rel_path))

@@ -32,9 +32,10 @@ from metrics.identity import FaceIdentity
 from metrics.pairing import match_by_name, pair_folders
 from options.test_options import TestOptions
 from utils.atomic import atomic_write
-from utils.cli import UserError, run
+from utils.cli import UserError, cache_folder, input_path, output_folder, run
 from utils.devices import PRECISIONS, check_precision, describe_device, select_device
 from utils.image_io import list_images
+from utils.output_plan import OutputPlan
 from weights.archive import extract_archive
 from weights.download import CACHE_ENV, DEFAULT_CACHE, cache_dir
 from weights.released import RELEASED_MODELS, TEST_SETS_ARCHIVE
@@ -70,20 +71,20 @@ def build_parser():
     parser.add_argument('--batch_size', type=int, default=None,
                         help='faces per batch (default: ' + ', '.join(f'{s.batch_size} on {s.label}'
                                                                      for s in TEST_SETS.values()) + ')')
-    parser.add_argument('--weights_dir', default=None,
+    parser.add_argument('--weights_dir', type=cache_folder, default=None,
                         help=f'folder of downloaded files: weights and test_dirs.tgz (default: ${CACHE_ENV}, else '
                              f'{DEFAULT_CACHE})')
-    parser.add_argument('--test_dirs', default=None,
+    parser.add_argument('--test_dirs', type=input_path, default=None,
                         help='folder of the test sets, already unpacked (default: the release\'s test_dirs.tgz, '
                              'downloaded into the weights folder and unpacked there)')
     for test_set in TEST_SETS.values():
-        parser.add_argument(f'--{test_set.input_flag}', default=None,
+        parser.add_argument(f'--{test_set.input_flag}', type=input_path, default=None,
                             help=f'{test_set.label} inputs (default: found in --test_dirs, e.g. '
                                  f'{test_set.assumed_inputs})')
-        parser.add_argument(f'--{test_set.gt_flag}', default=None,
+        parser.add_argument(f'--{test_set.gt_flag}', type=input_path, default=None,
                             help=f'{test_set.label} ground truth (default: found in --test_dirs, e.g. '
                                  f'{test_set.assumed_gt})')
-    parser.add_argument('--out_dir', default=DEFAULT_OUT_DIR,
+    parser.add_argument('--out_dir', type=output_folder, default=DEFAULT_OUT_DIR,
                         help=f'outputs, per-row results and the table (default: {DEFAULT_OUT_DIR})')
     parser.add_argument('--recompute', action='store_true', help='recompute rows already finished in --out_dir')
     parser.add_argument('--print_folders', action='store_true',
@@ -299,7 +300,18 @@ def main(argv=None):
         check_precision(device, args.precision)
     except ValueError as err:
         raise UserError(f'--precision {args.precision}: {err}') from err
+    plan = OutputPlan()
+    for flag in ('test_dirs', *(name for test_set in TEST_SETS.values() for name in (test_set.input_flag,
+                                                                                      test_set.gt_flag))):
+        plan.reads(f'--{flag}', getattr(args, flag))
+    plan.writes_folder('--out_dir', args.out_dir)
+    plan.check()
+    with plan.claimed():
+        return reproduce(args, models, device, gpu_ids)
 
+
+def reproduce(args, models, device, gpu_ids):
+    """The rows of `models` (those finished earlier kept), the table printed and written; returns the exit code."""
     rows = {} if args.recompute else {
         model.name: row for model in models if (row := finished_row(Paths(args.out_dir, model).row, args.precision))}
     todo = [model for model in models if model.name not in rows]

@@ -8,7 +8,8 @@ from PIL import Image
 from helpers.commands import run_in_process, run_test_py, run_whole_photos
 from scripts import align_and_crop_dir, make_lr, prepare_celeba
 from utils.cli import UserError
-from utils.paths import check_output_folders, check_separate_folders, check_writable_folder
+from utils.output_plan import OutputPlan
+from utils.paths import check_writable_folder
 
 
 @pytest.fixture
@@ -86,13 +87,18 @@ def test_crop_scripts_refuse_their_input_folder_as_output(faces, tmp_path, scrip
 
 
 def test_folder_rules(tmp_path):
-    inputs = [('--in', str(tmp_path / 'in'))]
-    check_separate_folders(inputs, [('--out', str(tmp_path / 'out')), ('--up', str(tmp_path / 'input'))])
-    check_separate_folders(inputs, [('--out', ''), ('--up', str(tmp_path / 'in2'))])  # empty paths: not given
+    def check(*outputs):
+        plan = OutputPlan()
+        plan.reads_folder('--in', str(tmp_path / 'in'))
+        for flag, path in outputs:
+            plan.writes_folder(flag, path)
+        plan.check()
+    check(('--out', str(tmp_path / 'out')), ('--up', str(tmp_path / 'input')))
+    check(('--out', ''), ('--up', str(tmp_path / 'in2')))  # empty paths: not given
     with pytest.raises(UserError, match='is inside --in'):
-        check_separate_folders(inputs, [('--out', str(tmp_path / 'in' / '..' / 'in' / 'x'))])
+        check(('--out', str(tmp_path / 'in' / '..' / 'in' / 'x')))
     with pytest.raises(UserError, match='--out .* contains --in'):
-        check_separate_folders(inputs, [('--out', str(tmp_path))])
+        check(('--out', str(tmp_path)))
 
 
 def test_unwritable_folders_named_in_one_line(tmp_path, monkeypatch):
@@ -102,7 +108,7 @@ def test_unwritable_folders_named_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=f'--out {tmp_path}: no permission to write in it'):
         check_writable_folder('--out', str(tmp_path))
     with pytest.raises(UserError, match=f"--out {tmp_path / 'new'}: no permission to create it in {tmp_path};"):
-        check_output_folders([], [('--out', str(tmp_path / 'new'))])
+        check_writable_folder('--out', str(tmp_path / 'new'))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason='root may write in any folder')

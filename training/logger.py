@@ -22,7 +22,8 @@ GRID_ROWS = 4
 
 
 def archive_old_logs(log_dir):
-    """Rename an existing non-empty `log_dir` to `<log_dir>_archived_<time stamp>`; returns the new name."""
+    """Rename an existing non-empty `log_dir` to `<log_dir>_archived_<time stamp>` (a new run's logs start in an
+    empty folder: train.py's output plan does it once it holds the folder); returns the new name."""
     if not os.path.isdir(log_dir) or not os.listdir(log_dir):
         return None
     stamp = time.strftime('%Y%m%d-%H%M%S')
@@ -74,10 +75,6 @@ class TrainLogger:
         self.enabled = enabled
         if not enabled:
             return
-        if resume_iteration is None:
-            archived = archive_old_logs(log_dir)
-            if archived:
-                log.info('earlier logs of this name archived to %s', archived)
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
         start = 0 if resume_iteration is None else resume_iteration + 1

@@ -78,6 +78,18 @@ def plain_options(opt: argparse.Namespace) -> dict[str, Any]:
     return plain
 
 
+def check_new_run(opt: argparse.Namespace) -> list[str]:
+    """The files of a resumable run in `<checkpoints_dir>/<name>`; UserError if there are some and not --overwrite."""
+    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    earlier = [name for name in ('latest_train_state.pth', 'latest_net_G.pth')
+               if os.path.isfile(os.path.join(save_dir, name))]
+    if earlier and not opt.overwrite:
+        raise UserError(f"{save_dir} holds the checkpoints of an earlier run of --name {opt.name} "
+                        f"({', '.join(earlier)}): resume it with --continue_train, or start a new run over it "
+                        "with --overwrite (or choose another --name)")
+    return earlier
+
+
 class Diverged(Exception):
     """A non-finite loss, weight or optimizer state: the run stops, and that state is never saved."""
 
@@ -117,12 +129,7 @@ class Trainer:
     def _check_new_run(self):
         """UserError if --name already holds a resumable run, unless --overwrite."""
         save_dir = self.model.save_dir
-        earlier = [name for name in ('latest_train_state.pth', 'latest_net_G.pth')
-                   if os.path.isfile(os.path.join(save_dir, name))]
-        if earlier and not self.opt.overwrite:
-            raise UserError(f"{save_dir} holds the checkpoints of an earlier run of --name {self.opt.name} "
-                            f"({', '.join(earlier)}): resume it with --continue_train, or start a new run over it "
-                            "with --overwrite (or choose another --name)")
+        earlier = check_new_run(self.opt)
         if earlier and self.is_main:
             log.warning('--overwrite: the checkpoints of the earlier run in %s are replaced as this run saves them',
                         save_dir)

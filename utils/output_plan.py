@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from utils.atomic import is_abandoned, part_target
 from utils.cli import UserError
-from utils.paths import check_writable_folder, is_within, real_path
+from utils.paths import check_writable_folder, is_within, nearest_existing, real_path
 
 try:
     import fcntl
@@ -72,6 +72,7 @@ class OutputPlan:
         self.families: dict[tuple[str, str], _Family] = {}  # (real folder, prefix) -> family
         self.problems: list[str] = []  # found while declaring: two outputs on one path
         self.shared: set[str] = set()  # folders not held exclusively
+        self.set_aside: dict[str, Callable[[str], str | None]] = {}  # folder -> what moves its earlier contents
 
     # What the run reads.
     def reads_file(self, flag: str, path: str | None) -> None:
@@ -92,13 +93,17 @@ class OutputPlan:
             self.reads_file(flag, path)
 
     # What the run writes.
-    def writes_folder(self, flag: str, path: str | None, exclusive: bool = True) -> None:
+    def writes_folder(self, flag: str, path: str | None, exclusive: bool = True,
+                      set_aside: Callable[[str], str | None] | None = None) -> None:
         """A folder the run fills: claimed for the run, no other run writes into it meanwhile (unless not
-        `exclusive`: a cache of downloads, where concurrent runs are safe)."""
+        `exclusive`: a cache of downloads, where concurrent runs are safe). `set_aside(folder)` moves what an
+        earlier run left there out of the way once the folder is held, and returns where (or None)."""
         if path:
             self.folders.append((f'{flag} {path}', path, real_path(path)))
             if not exclusive:
                 self.shared.add(real_path(path))
+            if set_aside is not None:
+                self.set_aside[real_path(path)] = set_aside
 
     def writes_file(self, flag: str, path: str | None) -> None:
         """One file of a flag (`--report`)."""
@@ -221,7 +226,9 @@ class OutputPlan:
         killed runs left for the planned outputs. UserError in one line when another run holds a folder."""
         created, held, held_here = [], [], []
         try:
-            for what, _, real in self.folders:
+            for what, path, real in self.folders:
+                if real in self.set_aside and os.path.isdir(real):
+                    self._set_aside(what, path, real, lock)
                 created += _make_folders(real)
                 if lock and real not in self.shared:
                     held += _hold_here(what, real, held_here)
@@ -233,14 +240,24 @@ class OutputPlan:
         finally:
             for fd in held:
                 os.close(fd)
-            with _held_here_lock:
-                for real in held_here:
-                    _held_here[real] -= 1
-                    if not _held_here[real]:
-                        del _held_here[real]
+            _release_here(held_here)
             for folder in reversed(created):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only if empty: the run wrote nothing there
+
+    def _set_aside(self, what, path, real, lock):
+        """Move the earlier contents of `real` away, holding it meanwhile (refused if another run holds it)."""
+        fds, registered = [], []
+        try:
+            if lock:
+                fds = _hold_here(what, real, registered)
+            moved = self.set_aside[real](path)
+        finally:
+            for fd in fds:
+                os.close(fd)
+            _release_here(registered)
+        if moved:
+            log.info('%s: what an earlier run left there moved to %s', what, moved)
 
     def _remove_leftovers(self):
         """Remove the temporary files of planned outputs whose writer is gone; returns their paths."""
@@ -287,9 +304,7 @@ def _file_id(path):
 
 def _check_file_folder(what, path):
     """UserError unless the folder of the file `path` exists and can be written in, or can be created."""
-    existing = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = nearest_existing(os.path.dirname(os.path.abspath(path)))
     if not os.path.isdir(existing):
         raise UserError(f'{what}: cannot be created, {existing} is a file')
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -318,6 +333,14 @@ def _hold_here(what, real, held_here):
         _held_here[real] = _held_here.get(real, 0) + 1
         held_here.append(real)
     return fds
+
+
+def _release_here(reals):
+    with _held_here_lock:
+        for real in reals:
+            _held_here[real] -= 1
+            if not _held_here[real]:
+                del _held_here[real]
 
 
 def _hold(what, real):

@@ -1,13 +1,7 @@
-"""Checks on the folders a command reads and writes, made before any work so that a bad one costs nothing.
-
-An output folder must not be an input folder, lie inside one (a second run would read the first
-run's outputs as inputs) or contain one (outputs would land in the input tree, and could replace
-inputs whose relative path starts with the input folder's name), and no two output folders may
-overlap. Paths are compared once resolved (links, `..`), whether the output folder exists yet or not.
-"""
+"""Paths compared once resolved (links, `..`), and the folder checks a command makes before any work: free
+space, writable output folders. Where outputs may lie against the inputs is `utils.output_plan`'s rule."""
 import os
 import shutil
-from collections.abc import Iterable, Sequence
 
 from utils.cli import UserError
 
@@ -19,39 +13,6 @@ def real_path(path: str) -> str:
 def is_within(path: str, folder: str) -> bool:
     """Whether the real `path` is `folder` or below it (both real paths)."""
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _overlap(flag_a, path_a, flag_b, path_b, what_b):
-    """The one-line reason why folders `a` (an output) and `b` may not be used together, or None."""
-    real_a, real_b = real_path(path_a), real_path(path_b)
-    if real_a == real_b:
-        return f"{flag_a} {path_a} is the same folder as {flag_b} {path_b}: {what_b}"
-    if is_within(real_a, real_b):
-        return f"{flag_a} {path_a} is inside {flag_b} {path_b}: {what_b}"
-    if is_within(real_b, real_a):
-        return f"{flag_a} {path_a} contains {flag_b} {path_b}: {what_b}"
-    return None
-
-
-def check_separate_folders(inputs: Iterable[tuple[str, str | None]], outputs: Iterable[tuple[str, str]]) -> None:
-    """UserError unless every output folder is apart from every input folder and from the other outputs.
-
-    `inputs` and `outputs` are (flag, path) pairs; empty paths are left out.
-    """
-    inputs = [(flag, path) for flag, path in inputs if path]
-    outputs = [(flag, path) for flag, path in outputs if path]
-    for index, (out_flag, out_path) in enumerate(outputs):
-        for in_flag, in_path in inputs:
-            reason = _overlap(out_flag, out_path, in_flag, in_path,
-                              'outputs would replace or mix with the inputs, and a next run would read them as '
-                              'inputs; choose an output folder outside the input folder')
-            if reason:
-                raise UserError(reason)
-        for other_flag, other_path in outputs[index + 1:]:
-            reason = _overlap(out_flag, out_path, other_flag, other_path,
-                              'the two kinds of outputs would mix; choose two separate folders')
-            if reason:
-                raise UserError(reason)
 
 
 def nearest_existing(path: str) -> str:
@@ -80,12 +41,3 @@ def check_writable_folder(flag: str, path: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         what = 'write in it' if existing == os.path.abspath(path) else f'create it in {existing}'
         raise UserError(f"{flag} {path}: no permission to {what}; choose another output folder")
-
-
-def check_output_folders(inputs: Iterable[tuple[str, str | None]], outputs: Sequence[tuple[str, str]]) -> None:
-    """`check_separate_folders` and `check_writable_folder` for every output: the checks a command makes
-    before any work."""
-    check_separate_folders(inputs, outputs)
-    for flag, path in outputs:
-        if path:
-            check_writable_folder(flag, path)

@@ -18,7 +18,7 @@ from inference.face_folder import test_folder
 from inference.whole_photos import enhance_whole_photos
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from training.trainer import Trainer
+from training.run import train
 from utils.cli import LOG_FORMAT, exit_code
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 from weights.released import DEFAULT_PHOTO_MODEL
@@ -87,7 +87,7 @@ def run_whole_photos(argv):
 
 def run_training(argv):
     """What `python train.py *argv` runs, in this process; returns its exit code."""
-    return Trainer(TrainOptions().parse(argv)).run()
+    return train(TrainOptions().parse(argv))
 
 
 def check_test_script_output(checkpoint_flags, weights_path, spec, tmp_path, out_dir=None):
