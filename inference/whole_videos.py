@@ -14,7 +14,7 @@ import av
 from faces.restorer import FaceRestorer
 from models.enhancer import NonFiniteOutput
 from utils.cli import UserError
-from utils.paths import real_path
+from utils.output_plan import real_path
 from utils.progress import progress
 from video.pipeline import VideoRestorer, VideoTotals
 from video.reader import VideoReadError, VideoSource

@@ -7,6 +7,10 @@ one face, `name_K.ext` (K = 0, 1, ... left to right) for several. Photos without
 that cannot be read are listed at the end; exit code 1 when any photo failed or no crop was
 written, 2 on bad input.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 from faces.align import FACE_SIZE, align_face
 from faces.crop_folder import crop_folder
 from options.crop_flags import add_folder_arguments

@@ -1,7 +1,7 @@
 """Inference and training-step speed of SPARNet, SPARNet-Light and SPARNetHD on each inference path.
 
-    python scripts/benchmark.py --json benchmark.json
-    python scripts/benchmark.py --models sparnethd_attn2d --paths reference,fast,bf16 --repeats 1
+    python -m scripts.benchmark --json benchmark.json
+    python -m scripts.benchmark --models sparnethd_attn2d --paths reference,fast,bf16 --repeats 1
 
 Paths: `reference` (the plain module), `fast` (the default fp32 path), `bf16` / `fp16` (reduced
 precision, where the device has it natively), `onnx` (ONNX Runtime on the exported graph). For each
@@ -15,6 +15,10 @@ real face (skimage's astronaut). Then a SPARNet training step (batch 8, L1, Adam
 Without --weights the networks get random weights (batch-norm statistics randomised, spectral norm
 converged), so the PSNRs only show the rounding of each path; pass the released files for real ones.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import copy
 import json
 import os

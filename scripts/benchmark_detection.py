@@ -19,6 +19,10 @@ the default number, unless --detect_workers is given.
 photo searched while the current one is enhanced (as test_enhance_single_unalign.py) or one
 after the other: wall seconds of each.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import argparse
 import os
 import resource

@@ -27,6 +27,10 @@ Video: those published steps on every frame of --video (`published_video_loop`: 
 the results encoded back) against the whole-photo script's run on the video (`inference.whole_videos`).
 Weights: random ones (the same for every path) unless --weights gives the released file.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import os
 import statistics
 import tempfile

@@ -18,6 +18,10 @@ a step's training FLOPs (counted with torch's FlopCounterMode on the published s
 SPARNet image, 6806 per 512x512 SPARNetHD image with its discriminators, VGG19 and EMA) over a sustained
 --tflops 10 (a V100-class GPU in fp32), so 137 ms for SPARNet's batch 32 and 1361 ms for SPARNetHD's batch 2.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import json
 import math
 import os

@@ -14,6 +14,10 @@ from other processes hits them alike. The environment is printed beside the tabl
 OMP_WAIT_POLICY is refused, since it slows the published step far more than ours. The weights are
 random (VGG19's too): a step's time does not depend on them.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import json
 import os
 import statistics

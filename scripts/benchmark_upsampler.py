@@ -10,6 +10,10 @@ of the process's resident memory during the run, sampled every 5 ms: bounded by 
 shown as such and per megapixel of the photo (what the whole photo at once grows with).
 Prints a Markdown table and the machine it ran on.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import multiprocessing
 import os
 import threading

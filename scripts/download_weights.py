@@ -1,16 +1,20 @@
 """List the released models, other weights and the test sets with what is already downloaded; download some or all.
 
-    python scripts/download_weights.py                        # the table, and what is cached where
-    python scripts/download_weights.py sparnethd_attn2d       # fetch one (names, file names or --all)
-    python scripts/download_weights.py --all --dir weights/   # into a folder, e.g. to copy to a cluster
-    python scripts/download_weights.py test_dirs fid_inception --dir weights/   # what reproduce.py also needs
-    python scripts/download_weights.py --markdown             # the README's table of released models
+    python -m scripts.download_weights                        # the table, and what is cached where
+    python -m scripts.download_weights sparnethd_attn2d       # fetch one (names, file names or --all)
+    python -m scripts.download_weights --all --dir weights/   # into a folder, e.g. to copy to a cluster
+    python -m scripts.download_weights test_dirs fid_inception --dir weights/   # what reproduce.py also needs
+    python -m scripts.download_weights --markdown             # the README's table of released models
 
 Without --dir, files go to the weights cache ($SPARNET_HOME, else ~/.cache/sparnet), where
 test.py, train.py and the other scripts look for them. Each file is checked after download (it
 must load strictly into its network) and kept only then. Exit code: 0, 1 when a download failed
 (the others are still fetched), 2 on an unknown name.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import logging
 import os
 

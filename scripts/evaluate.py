@@ -1,6 +1,6 @@
 """Evaluate results folders against their ground truth: PSNR, SSIM, FID, identity similarity.
 
-    python scripts/evaluate.py --results_dir R --gt_dir G --metrics psnr,ssim,fid,id --save_json m.json
+    python -m scripts.evaluate --results_dir R --gt_dir G --metrics psnr,ssim,fid,id --save_json m.json
     python -m scripts.evaluate --results_dir sparnethd=R1 gfpgan=R2 codeformer=R3 --gt_dir G --save_table t.csv
 
 Results and ground truths are paired by file name (without extension). Writes a per-pair CSV
@@ -9,6 +9,10 @@ per method (several; CSV with --save_table), and saves them as JSON with --save_
 folder is paired before any scoring. Exit code: 0, 1 when some images could not be compared
 (listed in the log and the CSVs), 2 on bad input.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import os
 
 from faces.detector import DETECTORS

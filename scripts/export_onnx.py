@@ -1,6 +1,6 @@
 """Export a SPARNet / SPARNetHD generator to ONNX (dynamic batch) and check it against PyTorch.
 
-    python scripts/export_onnx.py --pretrain_model_path sparnethd_attn2d --output sparnethd.onnx
+    python -m scripts.export_onnx --pretrain_model_path sparnethd_attn2d --output sparnethd.onnx
 
 --pretrain_model_path takes a .pth file, a released model name or an http(s) URL, and the network
 flags left out come from the weights, as for test.py.
@@ -10,6 +10,10 @@ plain PyTorch module on the same random batch and prints their maximum relative 
 (~1e-6 for SPARNet; ~2e-4 for SPARNetHD, whose instance norms ONNX Runtime sums over 512 x 512
 pixels with fp32 drift); exit code 1 when it exceeds 1e-3, 2 on bad input; nothing is written then.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import os
 import sys
 

@@ -1,12 +1,16 @@
 """HR folder -> LR test folder with PIL's bicubic filter, the form of the Helen test set.
 
-    python scripts/make_lr.py --input_dir HR --output_dir LR [--scale 8] [--upsampled_dir LR_up]
+    python -m scripts.make_lr --input_dir HR --output_dir LR [--scale 8] [--upsampled_dir LR_up]
 
 128x128 HR faces give 16x16 LR faces (--scale 8), under the same relative names. test.py
 enlarges LR inputs to --load_size itself (PIL bicubic), so the 16x16 folder is all it needs;
 --upsampled_dir also writes those LR faces enlarged back to the HR size, the 128x128 images
 SPARNet actually consumes. Exit code 1 when an image failed, 2 on bad input.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import logging
 import os
 

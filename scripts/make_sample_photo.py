@@ -6,6 +6,10 @@
 A group photo is a grid of real faces shipped with the installed packages (data/sample_photos.py)
 at random sizes within --face_sizes (side of the face box, about brow to chin, in pixels).
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 from skimage import data
 
 from data.sample_photos import grid_photo

@@ -7,6 +7,10 @@ little noise and JPEG compression, as a real camera gives (`video.stability.pan_
 at --fps. The stability measurement and the video benchmark run on such clips: the true camera path is known,
 so is the true place of each face.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 from skimage import data
 
 from faces.detector import FaceDetector

@@ -16,6 +16,10 @@ stand-in that passes the aligned face through and adds a fine texture fixed in t
 as restoration networks add detail (pores, hair, lashes) where the crop puts it: an alignment that shakes
 makes that detail shake. Each figure is the mean over --seeds clips (different camera paths).
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import statistics
 
 import numpy as np

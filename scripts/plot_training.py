@@ -1,12 +1,16 @@
 """Learning curves of training runs as one PNG: every loss and the validation PSNR/SSIM over the
 iterations, the bicubic baseline as a line beside each run's networks; several runs overlaid.
 
-    python scripts/plot_training.py --runs train_log/RUN_A [train_log/RUN_B ...] [--labels A B] --out curves.png
+    python -m scripts.plot_training --runs train_log/RUN_A [train_log/RUN_B ...] [--labels A B] --out curves.png
 
 A run is its log folder `<log_dir>/<name>/` (its TensorBoard events, or `loss_log.txt` when it
 has none) or a `loss_log.txt` file. Prints the last validation of each run as a Markdown table.
 Exit code 2 when a run cannot be read.
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import itertools
 import math
 import os

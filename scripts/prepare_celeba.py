@@ -1,6 +1,6 @@
 """CelebA (or any) photos -> SPARNet training crops: square face crops resized to 128x128.
 
-    python scripts/prepare_celeba.py --input_dir img_celeba --output_dir celeba_crops
+    python -m scripts.prepare_celeba --input_dir img_celeba --output_dir celeba_crops
 
 As the released SPARNet was trained: each face box found by dlib is enlarged (--enlarge),
 made square, kept when at least --min_size pixels wide in the photo, and resized to --size
@@ -8,6 +8,10 @@ with PIL's bicubic filter. No alignment. Use CelebA's in-the-wild photos (`img_c
 in the 178x218 aligned release are too small for the 128 px minimum. Names follow
 align_and_crop_dir.py (`name.ext`, `name_K.ext` for several faces).
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import math
 
 import numpy as np

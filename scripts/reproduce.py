@@ -1,8 +1,8 @@
 """Reproduce the published tables in one command: fetch the released models and test sets, run, score, compare.
 
-    python scripts/reproduce.py                                 # the four models (`make reproduce`)
-    python scripts/reproduce.py --models sparnet sparnet_light_attn3d --gpus 1
-    python scripts/reproduce.py --test_dirs test_dirs/ --weights_dir weights/  # without internet
+    python -m scripts.reproduce                                 # the four models (`make reproduce`)
+    python -m scripts.reproduce --models sparnet sparnet_light_attn3d --gpus 1
+    python -m scripts.reproduce --test_dirs test_dirs/ --weights_dir weights/  # without internet
 
 Fetches the selected released models and the release's test_dirs.tgz into the weights cache
 (unpacked there safely, once), runs each model on its test set with test.py, scores the outputs
@@ -14,6 +14,10 @@ recomputed by a later run unless --recompute (or another --precision) is given.
 Exit code: 0 when every row is complete and within tolerance, 1 when a row is flagged or some
 images failed, 2 when the run could not start (download failed, test sets not found, bad flags).
 """
+if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
+    raise SystemExit('error: run it from the repository root as: python -m scripts.'
+                     + __file__.replace('\\', '/').rsplit('/', 1)[-1][:-3] + ' ...')
+
 import argparse
 import datetime
 import json

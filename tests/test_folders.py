@@ -8,8 +8,7 @@ from PIL import Image
 from helpers.commands import run_in_process, run_test_py, run_whole_photos
 from scripts import align_and_crop_dir, make_lr, prepare_celeba
 from utils.cli import UserError
-from utils.output_plan import OutputPlan
-from utils.paths import check_writable_folder
+from utils.output_plan import OutputPlan, check_writable_folder
 
 
 @pytest.fixture

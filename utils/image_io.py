@@ -9,7 +9,7 @@ from PIL import Image, ImageOps
 
 from utils.atomic import atomic_write
 from utils.cli import UserError
-from utils.paths import is_within, real_path
+from utils.output_plan import is_within, real_path
 
 log = logging.getLogger('image_io')
 # GIF: the first frame is read; outputs named after a GIF input are written as PNG (`output_name`).

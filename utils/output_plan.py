@@ -9,12 +9,15 @@ then holds the output folders for the run: a second run into the same folder (or
 it, or inside it) is refused in one line instead of racing the first, and the temporary files that
 killed runs left for the planned outputs are removed (only those whose writer is gone:
 `utils.atomic.is_abandoned`). Writes go through `utils.atomic` (temporary name, rename).
+
+Paths are compared once resolved (links, `..`), whether they exist yet or not.
 """
 import contextlib
 import functools
 import logging
 import os
 import re
+import shutil
 import stat as stat_module
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +25,6 @@ from dataclasses import dataclass
 
 from utils.atomic import is_abandoned, part_target
 from utils.cli import UserError
-from utils.paths import check_writable_folder, is_within, nearest_existing, real_path
 
 try:
     import fcntl
@@ -35,6 +37,43 @@ OUTPUT_OF = 'the output of'
 # (reproduce.py runs test.py) writes inside the folders of the first under its claim.
 _held_here: dict[str, int] = {}
 _held_here_lock = threading.Lock()
+
+
+def real_path(path: str) -> str:
+    return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
+
+
+def is_within(path: str, folder: str) -> bool:
+    """Whether the real `path` is `folder` or below it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def nearest_existing(path: str) -> str:
+    """`path` made absolute, or its nearest folder above that exists."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return existing
+
+
+def free_space(path: str) -> int:
+    """Bytes free on the file system that holds `path` (or would: its nearest existing folder)."""
+    return shutil.disk_usage(nearest_existing(path)).free
+
+
+def check_writable_folder(flag: str, path: str) -> None:
+    """UserError unless `path` is a folder this process can write in, or one it can create.
+
+    Nothing is created: the nearest existing folder on the way is checked instead.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {path}: is a file, not a folder; choose a folder for the outputs")
+    existing = nearest_existing(path)
+    if not os.path.isdir(existing):
+        raise UserError(f"{flag} {path}: cannot be created, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = 'write in it' if existing == os.path.abspath(path) else f'create it in {existing}'
+        raise UserError(f"{flag} {path}: no permission to {what}; choose another output folder")
 
 
 def _reads_everything(_path: str) -> bool:
@@ -147,9 +186,9 @@ class OutputPlan:
     def check(self) -> None:
         """UserError in one line, before any work, for the first output that would harm an input or another
         output, or that cannot be written."""
+        self._check_folders()
         if self.problems:
             raise UserError(self.problems[0])
-        self._check_folders()
         self._check_families()
         self._check_files()
         for what, path, _ in self.folders:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from utils.atomic import fsync_dir, temporary_path
 from utils.cli import UserError
-from utils.paths import free_space
+from utils.output_plan import free_space
 
 # Test-set images (PNG, JPEG) barely compress; an archive unpacking to more than this many times its size is a bomb.
 MAX_EXPANSION = 20

@@ -17,7 +17,7 @@ import torch
 
 from utils.atomic import StagedFiles
 from utils.cli import UserError
-from utils.paths import free_space
+from utils.output_plan import free_space
 from weights.state_dict import load_tensors
 
 STATE_NAME = 'train_state'

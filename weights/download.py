@@ -24,7 +24,7 @@ from typing import Callable
 
 from utils.atomic import atomic_write
 from utils.cli import UserError
-from utils.paths import free_space
+from utils.output_plan import free_space
 from utils.progress import progress
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,8 @@
 """Running the project's commands from the tests: in this process (their library run on parsed options, as the
 entry point does) or, where a separate process is the point, as a subprocess of the test interpreter."""
 import contextlib
+import importlib
+import importlib.util
 import io
 import logging
 import os
@@ -29,6 +31,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def project_env():
     """The environment of a subprocess that imports the project's packages from anywhere (PYTHONPATH=ROOT)."""
     return {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, (ROOT, os.environ.get('PYTHONPATH'))))}
+
+
+def command_main(command: str) -> Callable[[list[str]], int | None]:
+    """The `main(argv)` of a command: an entry point's file name (`test.py`) or a script's module (`scripts.NAME`)."""
+    if command.startswith('scripts.'):
+        return importlib.import_module(command).main
+    name = f'entry_point_{command[:-3]}'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, command))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name].main
 
 
 def run_script(*args, cwd=ROOT, timeout=900):
