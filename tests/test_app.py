@@ -229,6 +229,19 @@ def test_videos_the_page_cannot_take_are_one_message(tmp_path, gradio, built, hd
     assert len(built) == 1 and os.listdir(tmp_path / 'run') == []  # the network loaded for --start 5 only
 
 
+def test_a_start_or_end_past_any_video_is_one_message(tmp_path, gradio, built, hd_weights_dir):
+    """Seconds the command line's --start / --end refuse are refused by the job, in one message, before any work."""
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(2))
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
+    for start, end, what in [(1e300, None, 'start'), (None, 1e300, 'end'), (float('nan'), None, 'start')]:
+        with pytest.raises(gradio.Error) as error:
+            app.run_job(pipeline.enhance_video, str(clip), 'sparnethd_attn2d', 'hog', 1, 'fp32', 'none', start, end)
+        got = 'nan' if start != start else '1e+300'
+        assert error.value.message == f'the {what} must be a number of seconds from 0 to 1000000000 (got {got})'
+    assert built == [] and not (tmp_path / 'run').exists()
+
+
 def test_precisions_offered_and_names():
     cpu = supported_precisions(torch.device('cpu'))
     assert cpu == (['fp32', 'bf16'] if native_bf16_cpu() else ['fp32'])

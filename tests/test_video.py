@@ -155,6 +155,7 @@ def short_clip(tmp_path):
     (short_clip, ['--max_pixels', '100000', '--test_upscale', '2'],
      'clip.mp4: its 320x240 frames enlarged 2x are 0.3 megapixels, more than --max_pixels 100000'),
     (short_clip, ['--start', '0.2', '--end', '0.1'], '--end 0.1 must be after --start 0.2'),
+    (short_clip, ['--start', '1e9'], 'clip.mp4: no frame decoded from --start 1e+09'),  # the bound: no overflow
 ])
 def test_bad_videos_are_refused_in_one_line(tmp_path, enhancer, video_flags, make, extra, message):
     clip, _ = make(tmp_path)
@@ -163,6 +164,18 @@ def test_bad_videos_are_refused_in_one_line(tmp_path, enhancer, video_flags, mak
     assert message in completed.stderr
     assert 'Traceback' not in completed.stderr
     assert not (tmp_path / 'out').exists() or os.listdir(tmp_path / 'out') == []
+
+
+@pytest.mark.parametrize('flag', ['--start', '--end'])
+def test_start_and_end_past_any_video_are_refused_as_parsed(tmp_path, enhancer, video_flags, flag):
+    """1e300 seconds would overflow the seek's 64-bit target: refused in one line, exit 2, before any work."""
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(2))
+    completed = run_video(video_flags, clip, tmp_path / 'out', flag, '1e300')
+    assert completed.returncode == 2
+    assert completed.stderr == (f"error: argument {flag}: must be a number from 0 to 1000000000, got '1e300' "
+                                '(test_enhance_single_unalign.py -h lists the flags)\n')
+    assert not (tmp_path / 'out').exists()
 
 
 def test_the_input_is_never_the_output(tmp_path, enhancer, video_flags):

@@ -37,6 +37,7 @@ from models.enhancer import Enhancer, NonFiniteOutput
 from models.face_restorers import SpandrelFaceEnhancer
 from options.app_options import DEFAULT_MAX_PIXELS
 from options.test_options import TestOptions
+from options.video_flags import MAX_SECONDS
 from upsamplers.background import NONE, serves
 from utils.atomic import atomic_write
 from utils.cli import UserError
@@ -131,10 +132,10 @@ def check_choice(value, choices, what):
 
 
 def span_flags(start, end):
-    """--start / --end of the seconds chosen (None: from the beginning, to the end)."""
+    """--start / --end of the seconds chosen (None: from the beginning, to the end), within the flags' bounds."""
     for value, what in ((start, 'start'), (end, 'end')):
-        if value is not None and not 0 <= value < float('inf'):
-            raise JobError(f'the {what} must be a number of seconds, 0 or more (got {value})')
+        if value is not None and not 0 <= value <= MAX_SECONDS:
+            raise JobError(f'the {what} must be a number of seconds from 0 to {MAX_SECONDS} (got {value:g})')
     if start is not None and end is not None and end <= start:
         raise JobError(f'the end ({end:g} s) must be after the start ({start:g} s)')
     flags = []
