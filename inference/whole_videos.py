@@ -8,6 +8,7 @@ many were lost and counts as failed. The output is written under a temporary nam
 import argparse
 import logging
 import os
+import threading
 
 import av
 
@@ -56,8 +57,9 @@ def check_not_input(video_path: str, out_path: str) -> None:
 
 
 def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, opt: argparse.Namespace,
-                  show_progress: bool = True) -> VideoTotals:
-    """Enhance one video into `out_path` (VideoFailed, with the output kept, when frames were lost)."""
+                  show_progress: bool = True, stop: threading.Event | None = None) -> VideoTotals:
+    """Enhance one video into `out_path` (VideoFailed, with the output kept, when frames were lost; Cancelled,
+    with nothing written, once `stop` is set: the web page's server stopping)."""
     check_not_input(video_path, out_path)
     try:
         with VideoSource(video_path, opt.start, opt.end, opt.max_pixels, opt.test_upscale) as source:
@@ -66,7 +68,7 @@ def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, opt: a
                     progress(total=expected or None, desc=os.path.basename(video_path), unit='frame',
                              disable=not show_progress) as bar:
                 video = VideoRestorer(restorer, smooth=not opt.no_temporal_smoothing)
-                totals = video.run(source.frames(), sink.write, lambda: bar.update(1))
+                totals = video.run(source.frames(), sink.write, lambda: bar.update(1), stop)
                 if totals.frames == 0:
                     raise VideoReadError(f'{video_path}: no frame decoded{kept_part(opt.start, opt.end)}')
             lost, decoded = source.lost, source.decoded

@@ -4,6 +4,9 @@ import html
 import importlib.util
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -15,8 +18,9 @@ from PIL import Image
 from skimage import data
 
 from app import main as app_main
+from helpers.app_server import free_port, wait_until_serving
 from helpers.clips import astronaut_frames, read_clip, write_clip
-from helpers.commands import run_in_process, run_test_py, run_whole_photos
+from helpers.commands import ROOT, run_in_process, run_test_py, run_whole_photos
 from helpers.faces import face_images
 from metrics.psnr_ssim import psnr
 from models.enhancer import Enhancer
@@ -26,7 +30,7 @@ from utils.devices import native_bf16_cpu
 from webapp import page as app
 from webapp.added_models import added_models
 from webapp.jobs import AppPipeline, Item, JobError, JobResult, supported_precisions, unique_names
-from webapp.server import make_run_dir, serve_app
+from webapp.server import make_run_dir, remove_leftovers, serve_app
 from weights.download import DownloadError
 from weights.released import RELEASED_MODELS
 
@@ -227,6 +231,129 @@ def test_videos_the_page_cannot_take_are_one_message(tmp_path, gradio, built, hd
         assert error.value.message.startswith(html.escape(message)), error.value.message
         assert '\n' not in error.value.message and str(tmp_path) not in error.value.message
     assert len(built) == 1 and os.listdir(tmp_path / 'run') == []  # the network loaded for --start 5 only
+
+
+def test_a_start_or_end_past_any_video_is_one_message(tmp_path, gradio, built, hd_weights_dir):
+    """Seconds the command line's --start / --end refuse are refused by the job, in one message, before any work."""
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(2))
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
+    for start, end, what in [(1e300, None, 'start'), (None, 1e300, 'end'), (float('nan'), None, 'start')]:
+        with pytest.raises(gradio.Error) as error:
+            app.run_job(pipeline.enhance_video, str(clip), 'sparnethd_attn2d', 'hog', 1, 'fp32', 'none', start, end)
+        got = 'nan' if start != start else '1e+300'
+        assert error.value.message == f'the {what} must be a number of seconds from 0 to 1000000000 (got {got})'
+    assert built == [] and not (tmp_path / 'run').exists()
+
+
+@pytest.mark.slow
+def test_a_video_job_that_fails_leaves_no_job_folder(tmp_path, gradio, monkeypatch, hd_weights_dir):
+    """A failure the job does not expect (the network out of memory at the second frame): one message, and neither
+    the video's temporary file nor an empty job folder stays."""
+    class OutOfMemory:
+        calls = 0
+
+        def __call__(self, faces):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError('out of memory')
+            return 255 - faces
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: OutOfMemory()))
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(4))
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
+    with pytest.raises(gradio.Error) as error:
+        app.run_job(pipeline.enhance_video, str(clip), 'sparnethd_attn2d', 'hog')
+    assert error.value.message == ('the job failed (RuntimeError: out of memory); the server log has the '
+                                   'details')
+    assert os.listdir(tmp_path / 'run') == []
+
+
+@pytest.mark.slow
+def test_cancelled_jobs_stop_at_their_next_photo_and_no_other_starts(tmp_path, monkeypatch, hd_weights_dir):
+    """The server stopping: a photo job stops before its next photo (the photo done is kept), the wait says when a
+    job still runs, and no job starts after."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_network(faces):
+        entered.set()
+        assert release.wait(60)
+        return 255 - faces
+    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: slow_network))
+    Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
+    pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
+    outcome = []
+
+    def job():
+        try:
+            pipeline.enhance_photos([str(tmp_path / 'astronaut.png')] * 3, 'sparnethd_attn2d', 'hog')
+        except JobError as err:
+            outcome.append(str(err))
+    thread = threading.Thread(target=job)
+    thread.start()
+    assert entered.wait(60)  # the first photo's face in the network
+    assert pipeline.cancel_jobs() == 1
+    assert not pipeline.wait_for_jobs(0.2)  # still in its batch of faces
+    release.set()
+    assert pipeline.wait_for_jobs(60)
+    thread.join()
+    assert outcome == ['the server is stopping: the job was cancelled']
+    assert sorted(os.listdir(tmp_path / 'run' / 'photos_0001')) == ['astronaut', 'astronaut.png']
+    with pytest.raises(JobError, match='^the server is stopping: the job was cancelled$'):
+        pipeline.enhance_photos([str(tmp_path / 'astronaut.png')], 'sparnethd_attn2d', 'hog')
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_video_job_cancels_it_and_leaves_nothing(tmp_path, face_restorer_standin):
+    """app.py stopped by SIGTERM in the middle of a video job: the job is cancelled and its threads (FFmpeg's,
+    torch's) end before the interpreter does (it aborted: `terminate called without an active exception`, exit
+    134), the video's temporary file and the job folder are removed, exit 0."""
+    client = pytest.importorskip('gradio_client', reason='pip install -r requirements-app.txt')
+    clip, results = tmp_path / 'clip.mp4', tmp_path / 'results'
+    write_clip(clip, astronaut_frames(40))  # about 10 s of work here, cut short
+    port = free_port()
+    with open(tmp_path / 'app.log', 'w+') as log:
+        process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'app.py'), '--gpus', '0', '--port', str(port),
+                                    '--results_dir', str(results), '--models', face_restorer_standin('restoreformer')],
+                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, 'TMPDIR': str(tmp_path), 'OMP_NUM_THREADS': '1'})
+        try:
+            wait_until_serving(process, f'http://127.0.0.1:{port}/')
+            page = client.Client(f'http://127.0.0.1:{port}/', verbose=False)
+            page.submit(client.handle_file(str(clip)), 'restoreformer.pth', 'hog', 1, 'none', 'fp32', 0, 0,
+                        api_name='/enhance_video')
+            deadline = time.monotonic() + 300
+            while not list(results.rglob('videos_0001/clip.mp4.*.part')):
+                assert time.monotonic() < deadline and process.poll() is None, 'the video job did not start'
+                time.sleep(0.1)
+            time.sleep(2)  # frames go through the network
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        log.seek(0)
+        output = log.read()
+    assert code in (0, 128 + signal.SIGTERM), output
+    assert 'stopping: 1 running job cancelled, waiting up to 8 s for it' in output
+    assert 'terminate called' not in output and 'Traceback' not in output
+    assert list(results.rglob('*')) == []  # no .part, no job folder, no Gradio cache: the run folder went too
+
+
+def test_leftovers_of_a_stopped_run_are_removed(tmp_path):
+    """What jobs stopped mid-way leave in the run folder, removed when the server stops; their results kept."""
+    for path in ('videos_0001/clip.mp4.4242-0123abcd.part', 'photos_0002/a.png',
+                 'photos_0002/a/HQ/000.png.7-89abcdef.part', 'photos_0002/notes.part'):
+        (tmp_path / 'run' / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'run' / path).write_bytes(b'x')
+    (tmp_path / 'run' / 'faces_0003').mkdir()
+    remove_leftovers(str(tmp_path / 'run'))
+    assert sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob('*')) == [
+        'run', 'run/photos_0002', 'run/photos_0002/a.png', 'run/photos_0002/notes.part']
+    (tmp_path / 'run' / 'photos_0002' / 'a.png').unlink()
+    (tmp_path / 'run' / 'photos_0002' / 'notes.part').unlink()
+    remove_leftovers(str(tmp_path / 'run'))
+    assert list(tmp_path.iterdir()) == []  # an empty run folder goes too
 
 
 def test_precisions_offered_and_names():

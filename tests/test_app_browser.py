@@ -9,11 +9,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 
 import av
@@ -22,6 +20,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from helpers.app_server import free_port, wait_until_serving
 from helpers.clips import astronaut_frames, write_clip
 from helpers.commands import ROOT
 from weights.released import RELEASED_MODELS
@@ -34,25 +33,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason='no Chromium on PATH (D
 CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                   '--disable-background-networking', '--disable-component-update', '--disable-sync']
 JOB_SECONDS = 600  # a face restorer at 512x512 on a busy 2-core CPU
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(process, url, seconds=180):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f'app.py did not serve {url} within {seconds} s')
 
 
 @pytest.fixture

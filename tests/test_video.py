@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers.clips import astronaut_frames, faceless_frame, read_clip, write_clip
+from helpers.clips import astronaut_frames, faceless_frame, read_clip, write_clip, write_joined_ts
 from helpers.commands import HD_FLAGS, run_in_process, run_whole_photos
 from metrics.psnr_ssim import psnr
 from models.enhancer import Enhancer
 from video import writer
-from video.reader import VideoSource
+from video.reader import VideoSource, fit_to
 from video.writer import VideoSink
 
 
@@ -155,6 +155,7 @@ def short_clip(tmp_path):
     (short_clip, ['--max_pixels', '100000', '--test_upscale', '2'],
      'clip.mp4: its 320x240 frames enlarged 2x are 0.3 megapixels, more than --max_pixels 100000'),
     (short_clip, ['--start', '0.2', '--end', '0.1'], '--end 0.1 must be after --start 0.2'),
+    (short_clip, ['--start', '1e9'], 'clip.mp4: no frame decoded from --start 1e+09'),  # the bound: no overflow
 ])
 def test_bad_videos_are_refused_in_one_line(tmp_path, enhancer, video_flags, make, extra, message):
     clip, _ = make(tmp_path)
@@ -163,6 +164,18 @@ def test_bad_videos_are_refused_in_one_line(tmp_path, enhancer, video_flags, mak
     assert message in completed.stderr
     assert 'Traceback' not in completed.stderr
     assert not (tmp_path / 'out').exists() or os.listdir(tmp_path / 'out') == []
+
+
+@pytest.mark.parametrize('flag', ['--start', '--end'])
+def test_start_and_end_past_any_video_are_refused_as_parsed(tmp_path, enhancer, video_flags, flag):
+    """1e300 seconds would overflow the seek's 64-bit target: refused in one line, exit 2, before any work."""
+    clip = tmp_path / 'clip.mp4'
+    write_clip(clip, astronaut_frames(2))
+    completed = run_video(video_flags, clip, tmp_path / 'out', flag, '1e300')
+    assert completed.returncode == 2
+    assert completed.stderr == (f"error: argument {flag}: must be a number from 0 to 1000000000, got '1e300' "
+                                '(test_enhance_single_unalign.py -h lists the flags)\n')
+    assert not (tmp_path / 'out').exists()
 
 
 def test_the_input_is_never_the_output(tmp_path, enhancer, video_flags):
@@ -207,6 +220,57 @@ def test_a_folder_of_photos_and_videos_goes_on_past_a_broken_video(tmp_path, enh
     assert (tmp_path / 'out' / 'photo' / 'hq_final.jpg').is_file()
     assert len(read_clip(tmp_path / 'out' / 'clip.mp4')['images']) == 3
     assert 'broken.mp4: not a video FFmpeg can read' in completed.stderr
+
+
+@pytest.mark.slow
+def test_a_frame_size_that_changes_mid_stream_is_scaled_or_fails_that_video_alone(tmp_path, enhancer, video_flags):
+    """MPEG-TS joined end to end, 320x240 then 960x720 (whole files whose timestamps start again, and segments whose
+    timestamps continue): the later frames are scaled to the first size (one line), timestamps that go back are
+    moved after the first part's (one line), the sound of both parts is kept; under --max_pixels the 960x720 frames
+    fail that video alone, in one line, with nothing written, and the folder goes on."""
+    folder = tmp_path / 'videos'
+    folder.mkdir()
+    small = astronaut_frames(4)
+    large = [cv2.resize(frame, (960, 720), interpolation=cv2.INTER_CUBIC) for frame in astronaut_frames(3)]
+    write_joined_ts(folder / 'joined.ts', [small, large])
+    write_joined_ts(folder / 'segments.ts', [small, large], continuous=True)
+    write_clip(folder / 'later.mp4', astronaut_frames(2))
+    given = read_clip(folder / 'joined.ts')
+    assert [image.shape for image in given['images']] == [(240, 320, 3)] * 4 + [(720, 960, 3)] * 3
+    assert given['times'][4] < given['times'][3]  # each file's timestamps start again
+    assert read_clip(folder / 'segments.ts')['times'] == pytest.approx([1 + 0.04 * i for i in range(7)])
+
+    completed = run_video(video_flags, folder, tmp_path / 'out')
+    assert completed.returncode == 0, completed.stderr
+    for name, first in (('joined.ts', 0.08), ('segments.ts', 1)):
+        assert (f'{folder / name}: frames from frame 5 ({first + 0.16:.2f} s) on are 960x720: scaled to 320x240, '
+                "the video's size") in completed.stderr
+        made = read_clip(tmp_path / 'out' / name.replace('.ts', '.mp4'))
+        assert [image.shape for image in made['images']] == [(240, 320, 3)] * 7
+        assert made['times'] == pytest.approx([first + 0.04 * index for index in range(7)], abs=1e-6)
+        for output, source in zip(made['images'][4:], large):  # found at the first size, pasted back inverted
+            assert face_changed(output, cv2.resize(source, (320, 240), interpolation=cv2.INTER_AREA), 1) > 30
+    assert f'{folder / "joined.ts"}: its timestamps go back at 0.24 s' in completed.stderr
+    assert 'segments.ts: its timestamps go back' not in completed.stderr
+    sound = [pts for pts, _ in read_clip(tmp_path / 'out' / 'joined.mp4')['audio']]
+    assert len(sound) == len(given['audio']) and sound == sorted(sound)  # both parts', in order
+    assert len(read_clip(tmp_path / 'out' / 'later.mp4')['images']) == 2
+
+    completed = run_video(video_flags, folder, tmp_path / 'limited', '--max_pixels', '500000')
+    assert completed.returncode == 1
+    for name, first in (('joined.ts', 0.08), ('segments.ts', 1)):
+        assert (f'{folder / name}: frame 5 ({first + 0.16:.2f} s) is 960x720, 0.7 megapixels, more than --max_pixels '
+                '500000; nothing written; raise --max_pixels if this machine has the memory (skipped)'
+                ) in completed.stderr
+    assert 'Traceback' not in completed.stderr
+    assert os.listdir(tmp_path / 'limited') == ['later.mp4']  # nothing else, no temporary file
+
+
+def test_frames_of_another_shape_are_scaled_to_fit_with_black_bars():
+    framed = fit_to(np.full((40, 200, 3), 200, np.uint8), 100, 60)  # halved to 100x20, centred
+    assert framed.shape == (60, 100, 3)
+    assert (framed[:20] == 0).all() and (framed[40:] == 0).all() and (framed[20:40] == 200).all()
+    np.testing.assert_array_equal(fit_to(np.full((30, 40, 3), 7, np.uint8), 80, 60), np.full((60, 80, 3), 7))
 
 
 def test_without_an_h264_encoder_the_video_is_written_in_mpeg4_with_a_line(tmp_path, monkeypatch, caplog):

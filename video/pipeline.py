@@ -3,8 +3,10 @@
 Four stages overlap, each a few frames ahead of the next (`utils.prefetch`): decoding (PyAV), face detection
 with tracking (`video.tracking`), landmark smoothing (`video.smoothing`) and alignment, the network on the faces
 of several frames at once, and pasting plus encoding (a writer thread). Frames without a face pass through,
-enlarged as photos are.
+enlarged as photos are. A `stop` event set (the web page's server stopping) ends the run between frames with
+`Cancelled`; however the run ends, the stages' threads have ended when `run` returns or raises.
 """
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,6 +24,10 @@ from video.tracking import FaceTracker
 
 STAGE_DEPTH = 2  # frames each stage holds ahead of the next
 MAX_PENDING_FRAMES = 8  # frames whose faces wait for a full batch
+
+
+class Cancelled(Exception):
+    """The run was asked to stop (its `stop` event set) before it was done."""
 
 
 @dataclass
@@ -99,17 +105,25 @@ class VideoRestorer:
         yield from pending
 
     def run(self, frames: Iterable[Frame], write: Callable[[Frame, np.ndarray], None],
-            on_frame: Callable[[], None] = lambda: None) -> VideoTotals:
-        """Every frame through the pipeline, handed to `write(frame, image)` in order on a writer thread."""
+            on_frame: Callable[[], None] = lambda: None, stop: threading.Event | None = None) -> VideoTotals:
+        """Every frame through the pipeline, handed to `write(frame, image)` in order on a writer thread; Cancelled
+        at the next frame once `stop` is set."""
         def paste_and_write(item: FrameFaces) -> None:
             write(item.frame, self.paste(item))
             on_frame()
 
-        found = prefetch(self.found(prefetch(frames, STAGE_DEPTH, 'decode')), STAGE_DEPTH, 'detect')
-        with WritePool(1, max_pending=STAGE_DEPTH) as writer:
-            for item in self.batches(found):
-                self.totals.frames += 1
-                self.totals.frames_with_faces += bool(item.faces)
-                self.totals.faces += len(item.faces)
-                writer.submit(paste_and_write, item)
+        decoded = prefetch(frames, STAGE_DEPTH, 'decode')
+        found = prefetch(self.found(decoded), STAGE_DEPTH, 'detect')
+        try:
+            with WritePool(1, max_pending=STAGE_DEPTH) as writer:
+                for item in self.batches(found):
+                    if stop is not None and stop.is_set():
+                        raise Cancelled('stopped before the last frame')
+                    self.totals.frames += 1
+                    self.totals.frames_with_faces += bool(item.faces)
+                    self.totals.faces += len(item.faces)
+                    writer.submit(paste_and_write, item)
+        finally:  # the stages end here, not when the traceback goes: the caller closes the video next
+            found.close()
+            decoded.close()
         return self.totals

@@ -5,6 +5,11 @@ with the pts of the stream; the packets of every audio stream are handed out wit
 writer can copy them in step without holding the whole sound track. A damaged file gives every frame that
 decodes: `lost` counts the ones that did not (packets the decoder refused, and frames the container announced
 but never delivered).
+
+Files joined end to end (MPEG-TS parts concatenated byte for byte) change the frame size and restart the
+timestamps mid-stream: every frame is held to --max_pixels as decoded, then scaled to the video's size (its
+first frames', the output's); timestamps that go back are moved after those before, stream by stream, so the
+parts play one after the other. Each is said in one line.
 """
 import logging
 from collections.abc import Iterator
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
 from utils.cli import UserError
@@ -52,11 +58,27 @@ def stored(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90))) if rotation % 360 else image
 
 
+def fit_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` scaled to fit `width`x`height` with its proportions kept (black bars where they differ): the
+    frames of a video whose size changes mid-stream, made the size of the others."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    size = (max(1, min(width, round(image.shape[1] * scale))), max(1, min(height, round(image.shape[0] * scale))))
+    scaled = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    if size == (width, height):
+        return scaled
+    framed = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - size[1]) // 2, (width - size[0]) // 2
+    framed[top:top + size[1], left:left + size[0]] = scaled
+    return framed
+
+
 class VideoSource:
     """An open video: its first video stream and its audio streams, checked, and `frames()` decoding it.
 
     `start` / `end` (seconds, None for the ends) keep part of it; audio packets outside keep out too.
-    `notes` holds one line per conversion the frames went through (10-bit, HDR, odd rotation).
+    `notes` holds one line per conversion the frames went through (10-bit, HDR, odd rotation, another size,
+    timestamps that go back). `max_pixels` bounds the header's size enlarged `upscale` times, and every frame as
+    decoded (it is then scaled to the header's size, if need be).
     """
 
     def __init__(self, path: str, start: float | None = None, end: float | None = None,
@@ -73,12 +95,15 @@ class VideoSource:
             self.container.close()
             raise
         self.start, self.end = start, end
+        self.max_pixels = max_pixels
         self.decoded = 0
         self.failed_packets = 0
         self.notes: list[str] = []
         self.rotation = 0
         self.colorspace = self.color_range = 0  # the first frame's (0: unspecified)
         self.trailing_audio: list = []  # audio packets after the last frame, once `frames()` is done
+        self._sizes_noted = {self.size}
+        self._timing: dict[int, tuple] = {}  # stream index -> (shift, last dts, its duration, end), in its ticks
 
     def _check(self, start, end, max_pixels, upscale):
         if not self.container.streams.video:
@@ -89,6 +114,7 @@ class VideoSource:
         width, height = self.stream.codec_context.width, self.stream.codec_context.height
         if width <= 0 or height <= 0:
             raise VideoReadError(f'{self.path}: its video stream has no frame size (a damaged header)')
+        self._size = width, height  # the decoder's own changes with the frames
         if max_pixels is not None and width * height * upscale ** 2 > max_pixels:
             enlarged = f' enlarged {upscale}x' if upscale > 1 else ''
             raise VideoReadError(f'{self.path}: its {width}x{height} frames{enlarged} are '
@@ -108,8 +134,8 @@ class VideoSource:
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height) as stored (before rotation)."""
-        return self.stream.codec_context.width, self.stream.codec_context.height
+        """(width, height) as stored (before rotation), from the header: every frame comes out at this size."""
+        return self._size
 
     def expected_frames(self) -> int:
         """About how many frames the part kept holds, for the progress bar (0: unknown)."""
@@ -150,6 +176,46 @@ class VideoSource:
         self.notes.append(line)
         log.warning('%s: %s', self.path, line)
 
+    def _continue_timestamps(self, packet) -> None:
+        """Move `packet` after the packets before it in its stream when its timestamps go back (the parts of files
+        joined end to end each start again): the stream's later packets follow by as much, so the parts play in
+        turn."""
+        index = packet.stream.index
+        shift, last_dts, step, end = self._timing.get(index, (0, None, 0, None))
+        pts = None if packet.pts is None else packet.pts + shift
+        if packet.dts is None:
+            packet.pts = pts
+            return
+        dts = packet.dts + shift
+        if last_dts is not None and dts < last_dts:
+            moved = max(last_dts + step - dts, end - (dts if pts is None else pts))
+            if packet.stream is self.stream:
+                self._note(f'its timestamps go back at {float(end * packet.time_base):.2f} s (files joined end to '
+                           'end?): the frames from there on are placed after those before')
+            shift, dts, pts = shift + moved, dts + moved, None if pts is None else pts + moved
+        packet.dts, packet.pts = dts, pts
+        step = packet.duration or (dts - last_dts if last_dts is not None else 0) or 1
+        end = max(end if end is not None else dts, (dts if pts is None else pts) + step)
+        self._timing[index] = (shift, dts, step, end)
+
+    def _picture(self, frame, seconds: float) -> np.ndarray:
+        """The frame as RGB at the video's size: held to max_pixels as decoded first, then scaled (one line per
+        new size)."""
+        width, height = frame.width, frame.height
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise VideoReadError(f'{self.path}: frame {self.decoded + 1} ({seconds:.2f} s) is {width}x{height}, '
+                                 f'{width * height / 1e6:.1f} megapixels, more than --max_pixels {self.max_pixels}; '
+                                 'nothing written; raise --max_pixels if this machine has the memory')
+        image = frame.to_ndarray(format='rgb24', src_color_range=frame.color_range or None)
+        if (width, height) == self.size:
+            return image
+        if (width, height) not in self._sizes_noted:
+            self._sizes_noted.add((width, height))
+            self._note(f'frames from frame {self.decoded + 1} ({seconds:.2f} s) on are {width}x{height}: scaled to '
+                       f'{self.size[0]}x{self.size[1]}, the video\'s size'
+                       + ('' if width * self.size[1] == height * self.size[0] else ' (black bars keep their shape)'))
+        return fit_to(image, *self.size)
+
     def _in_range(self, seconds: float) -> bool:
         return (self.start is None or seconds >= self.start - 1e-6) and (self.end is None or seconds < self.end - 1e-6)
 
@@ -167,6 +233,7 @@ class VideoSource:
             except av.error.FFmpegError as err:  # a broken container: what came before is kept
                 self._note(f'the file ends in damaged data ({err.__class__.__name__}); frames after it are lost')
                 break
+            self._continue_timestamps(packet)
             if packet.stream.type == 'audio':
                 if packet.pts is not None and packet.size and self._in_range(float(packet.pts * packet.time_base)):
                     audio.append(packet)
@@ -187,7 +254,7 @@ class VideoSource:
                     continue
                 if self.decoded == 0:
                     self._note_format(frame)
-                image = frame.to_ndarray(format='rgb24', src_color_range=frame.color_range or None)
+                image = self._picture(frame, seconds)
                 yield Frame(self.decoded, upright(image, self.rotation), frame.pts, seconds, frame.duration or 0, audio)
                 audio = []
                 self.decoded += 1

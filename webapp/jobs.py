@@ -6,8 +6,9 @@ resolve, download (with the tqdm bar the page shows) and load as for the scripts
 Photos go through `inference.whole_photos.photo_restorer` (detect, align, enhance, paste back), a video
 through `inference.whole_videos.enhance_video` with that pipeline; aligned faces are read by
 `data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last networks used stay
-loaded, keyed by model, precision and device, each running one batch at a time for all jobs. Everything is
-written below the run folder:
+loaded, keyed by model, precision and device, each running one batch at a time for all jobs. When the server
+stops, `cancel_jobs` cancels the running jobs (each stops at its next frame, photo or batch of faces, its
+temporary files removed) and waits for them. Everything is written below the run folder:
 
     photos_NNNN/<name>.<ext>                      the whole photo with its faces enhanced
     photos_NNNN/<name>/LQ_faces/000.<ext>, HQ/... its aligned faces and their enhanced versions
@@ -37,12 +38,13 @@ from models.enhancer import Enhancer, NonFiniteOutput
 from models.face_restorers import SpandrelFaceEnhancer
 from options.app_options import DEFAULT_MAX_PIXELS
 from options.test_options import TestOptions
+from options.video_flags import MAX_SECONDS
 from upsamplers.background import NONE, serves
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.devices import PRECISIONS, check_precision, select_device
 from utils.image_io import ImageReadError, read_rgb_array, save_rgb
-from video.pipeline import VideoTotals
+from video.pipeline import Cancelled, VideoTotals
 from video.reader import VideoReadError, VideoSource
 from webapp.added_models import SPARNET, SPARNETHD
 from weights.other_models import OTHER_MODELS, names_of
@@ -58,6 +60,7 @@ JPEG_QUALITY = 95
 UPSCALES = (1, 2, 3, 4)
 
 MODELS_KEPT = 2  # networks kept loaded; a SPARNetHD takes about 0.7 GB
+STOPPED = 'the server is stopping: the job was cancelled'
 
 
 class JobError(UserError):
@@ -131,10 +134,10 @@ def check_choice(value, choices, what):
 
 
 def span_flags(start, end):
-    """--start / --end of the seconds chosen (None: from the beginning, to the end)."""
+    """--start / --end of the seconds chosen (None: from the beginning, to the end), within the flags' bounds."""
     for value, what in ((start, 'start'), (end, 'end')):
-        if value is not None and not 0 <= value < float('inf'):
-            raise JobError(f'the {what} must be a number of seconds, 0 or more (got {value})')
+        if value is not None and not 0 <= value <= MAX_SECONDS:
+            raise JobError(f'the {what} must be a number of seconds from 0 to {MAX_SECONDS} (got {value:g})')
     if start is not None and end is not None and end <= start:
         raise JobError(f'the end ({end:g} s) must be after the start ({start:g} s)')
     flags = []
@@ -163,6 +166,50 @@ class AppPipeline:
         self._enhancers = OrderedDict()
         self._lock = threading.Lock()
         self._job_numbers = itertools.count(1)
+        self._stopping = threading.Event()
+        self._running = 0  # jobs under way
+        self._jobs_changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def _job(self):
+        """A job's span: refused once the server stops, counted while it runs (`wait_for_jobs` waits for it), one
+        message when it is cancelled."""
+        with self._jobs_changed:
+            if self._stopping.is_set():
+                raise JobError(STOPPED)
+            self._running += 1
+        try:
+            yield
+        except Cancelled as err:
+            raise JobError(STOPPED) from err
+        finally:
+            with self._jobs_changed:
+                self._running -= 1
+                self._jobs_changed.notify_all()
+
+    def _check_stopping(self):
+        if self._stopping.is_set():
+            raise Cancelled(STOPPED)
+
+    def _stoppable(self, enhance):
+        """`enhance` stopping the job before each batch of faces once the server stops: a batch takes seconds on a
+        CPU, a photo or a frame may hold many."""
+        def run(faces):
+            self._check_stopping()
+            return enhance(faces)
+        return run
+
+    def cancel_jobs(self) -> int:
+        """Cancel the jobs: those running stop at their next frame, photo or batch of faces, their temporary files
+        removed; no other starts. Returns how many were running."""
+        with self._jobs_changed:
+            self._stopping.set()
+            return self._running
+
+    def wait_for_jobs(self, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` seconds (None: no limit) until no job runs; False if some still do."""
+        with self._jobs_changed:
+            return self._jobs_changed.wait_for(lambda: self._running == 0, timeout)
 
     def _added_of(self, *kinds):
         return tuple(label for label, model in self.added.items() if model.kind in kinds)
@@ -259,13 +306,18 @@ class AppPipeline:
         """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py), the
         photo enlarged by the `background` upsampler when `upscale` is over 1."""
         check_choice(ext, OUTPUT_FORMATS, 'output format')
+        with self._job():
+            return self._enhance_photos(paths, model, detector, upscale, precision, ext, background)
+
+    def _enhance_photos(self, paths, model, detector, upscale, precision, ext, background):
         started = time.monotonic()
         opt = self.photo_options(model, detector, upscale, precision, background)
-        restorer = photo_restorer(opt, self.enhancer(opt))
+        restorer = photo_restorer(opt, self._stoppable(self.enhancer(opt)))
         folder = self.job_folder('photos')
         items, problems = [], []
         with restorer.find_faces:
             for path, name in zip(tqdm(paths, desc='photos', unit='photo'), unique_names(paths)):
+                self._check_stopping()
                 try:
                     restored = restorer(self.read(read_rgb_array, path, name, upscale))
                 except NoFaceFound:
@@ -292,35 +344,45 @@ class AppPipeline:
         name = unique_names([path])[0]
         span = span_flags(start, end)
         self.check_video(path, name, upscale)
+        with self._job():
+            return self._enhance_video(path, name, model, detector, upscale, precision, background, span)
+
+    def _enhance_video(self, path, name, model, detector, upscale, precision, background, span):
         started = time.monotonic()
         opt = self.photo_options(model, detector, upscale, precision, background, '--max_pixels',
                                  str(self.max_pixels), *span)
-        restorer = photo_restorer(opt, self.enhancer(opt))
+        restorer = photo_restorer(opt, self._stoppable(self.enhancer(opt)))
         folder = self.job_folder('videos')
         out_path = output_path(path, folder)
         totals, problems = None, []
-        with restorer.find_faces:
-            try:
-                totals = enhance_video(restorer, path, out_path, opt)
-            except (VideoFailed, VideoReadError) as err:
-                message = str(err).replace(path, name).replace(out_path, os.path.basename(out_path))
-                if not os.path.isfile(out_path):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(folder)  # nothing was written: no empty job folder
-                    raise JobError(message) from err
-                problems.append(message)
+        try:
+            with restorer.find_faces:
+                totals = enhance_video(restorer, path, out_path, opt, stop=self._stopping)
+        except (VideoFailed, VideoReadError) as err:
+            message = str(err).replace(path, name).replace(out_path, os.path.basename(out_path))
+            if not os.path.isfile(out_path):
+                raise JobError(message) from err
+            problems.append(message)
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only when nothing was written (or kept): no empty job folder, however it failed
         return VideoResult(folder, [Item(name, path, out_path)], problems, None, time.monotonic() - started, totals)
 
     def enhance_faces(self, paths, model, precision='fp32', ext='png'):
         """Aligned faces enhanced one by one, read and resized to the network's size as test.py does."""
         check_choice(model, self.face_models, 'model')
         self._check_output(precision, ext)
+        with self._job():
+            return self._enhance_faces(paths, model, precision, ext)
+
+    def _enhance_faces(self, paths, model, precision, ext):
         started = time.monotonic()
         opt = self.options(model, precision)
         enhancer = self.enhancer(opt)
         folder = self.job_folder('faces')
         items, problems = [], []
         for path, name in zip(tqdm(paths, desc='faces', unit='face'), unique_names(paths)):
+            self._check_stopping()
             try:
                 face = self.read(lambda image_path: read_face(image_path, opt.load_size), path, name)
             except InputProblem as err:

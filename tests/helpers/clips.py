@@ -56,6 +56,22 @@ def write_clip(path, frames: list[np.ndarray], times_ms: list[int] | None = None
             container.mux(audio.encode(None))
 
 
+def write_joined_ts(path, parts: list[list[np.ndarray]], continuous: bool = False, fps: int = 25) -> None:
+    """MPEG-TS files joined end to end, as `cat a.ts b.ts > path` joins them: each part of `parts` encoded alone by
+    `write_clip` at `fps`, so that the frame size may change at each join. Whole files (with their sound) start
+    their timestamps again; `continuous` parts (without sound) continue those of the part before, as the segments
+    of a live stream do, from 1 s (so that no part's decoding times are negative: the muxer would shift them)."""
+    joined, start_ms = b'', 1000
+    for index, frames in enumerate(parts):
+        part = path.with_name(f'{path.stem}-{index}.ts')
+        times_ms = [start_ms + round(1000 * i / fps) for i in range(len(frames))] if continuous else None
+        write_clip(part, frames, times_ms, fps, audio_seconds=0 if continuous else None)
+        start_ms += round(1000 * len(frames) / fps) if continuous else 0
+        joined += part.read_bytes()
+        part.unlink()
+    path.write_bytes(joined)
+
+
 def read_clip(path) -> dict:
     """What the tests compare: frames (as stored), their times in seconds, rotation, size, audio packet bytes."""
     with av.open(str(path)) as container:
