@@ -4,7 +4,7 @@ import os
 from collections.abc import Sequence
 
 from options.test_options import DEFAULT_MAX_PIXELS
-from utils.cli import UserError
+from utils.cli import UserError, cache_folder, input_path, output_folder
 from weights.download import CACHE_ENV, DEFAULT_CACHE
 from weights.spandrel_file import LICENCE_FLAG
 
@@ -22,16 +22,16 @@ def parse_app_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "can use it")
     parser.add_argument('--gpus', type=int, default=1,
                         help='1: run on the GPU with the most free memory (the CPU when there is none); 0: the CPU')
-    parser.add_argument('--weights_dir', default=None,
+    parser.add_argument('--weights_dir', type=cache_folder, default=None,
                         help=f'folder of downloaded weights; None: ${CACHE_ENV}, else {DEFAULT_CACHE}')
-    parser.add_argument('--results_dir', default=os.path.join('results', 'app'),
+    parser.add_argument('--results_dir', type=output_folder, default=os.path.join('results', 'app'),
                         help='each run writes everything below its own folder here (<date>-<time>)')
     parser.add_argument('--max_upload_mb', type=int, default=50, help='largest file the page accepts, in MB')
     parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='largest photo in pixels, counted after the upscale of the Photos tab')
     parser.add_argument('--concurrency', type=int, default=1,
                         help='jobs run at a time on the device; more wait in a queue')
-    parser.add_argument('--models', nargs='+', action='extend', default=[], metavar='FILE|DIR',
+    parser.add_argument('--models', nargs='+', action='extend', default=[], metavar='FILE|DIR', type=input_path,
                         help="add these to the page's choices: checkpoints of train.py (flags from their weights), "
                              'face restorers (GFPGAN, RestoreFormer, CodeFormer) and super-resolution models '
                              '(Real-ESRGAN...) spandrel loads, by file, by name of the other projects\' table, or '

@@ -20,6 +20,7 @@ import time
 from utils.atomic import part_target
 from utils.cli import UserError
 from utils.devices import set_inference_threads
+from utils.output_plan import OutputPlan
 from utils.progress import show_bars_everywhere
 from webapp.added_models import added_models
 from webapp.jobs import AppPipeline
@@ -99,21 +100,20 @@ def serve_app(args: argparse.Namespace) -> int:
     exits at once with ABANDONED_EXIT (waiting for the job's thread, the interpreter could not end sooner)."""
     if importlib.util.find_spec('gradio') is None:
         raise UserError('the web page needs Gradio: pip install -r requirements-app.txt (make app does it)')
+    plan = OutputPlan()
+    for path in args.models:
+        plan.reads('--models', path)
+    plan.writes_folder('--results_dir', args.results_dir, exclusive=False)  # each run of app.py has its own folder
+    plan.check()
     added = added_models(args.models, args.codeformer_noncommercial)
     run_dir = make_run_dir(args.results_dir)
+    run_plan = OutputPlan()
+    run_plan.writes_folder('--results_dir', run_dir)
     cache_dir = os.path.join(run_dir, CACHE_FOLDER)
     stopped = True
     try:
-        import_gradio(cache_dir)
-        set_inference_threads()
-        logging.getLogger('httpx').setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
-        show_bars_everywhere()  # downloads and face searches as bars on the page, terminal or not
-        pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels, added,
-                               args.codeformer_noncommercial)
-        page = build_page(pipeline, args.concurrency)
-        page.queue(default_concurrency_limit=args.concurrency)
-        stopped = serve(page, args, run_dir, pipeline)
+        with run_plan.claimed():
+            stopped = serve_run(args, added, run_dir, cache_dir)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
         remove_leftovers(run_dir)  # the run folder too when nothing was made
@@ -124,3 +124,17 @@ def serve_app(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(ABANDONED_EXIT)
     return 0
+
+
+def serve_run(args, added, run_dir, cache_dir):
+    """Build the page and serve it from `run_dir` until stopped; False when jobs did not stop in time."""
+    import_gradio(cache_dir)
+    set_inference_threads()
+    logging.getLogger('httpx').setLevel(logging.WARNING)  # Gradio's requests to itself, one line each
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
+    show_bars_everywhere()  # downloads and face searches as bars on the page, terminal or not
+    pipeline = AppPipeline(run_dir, args.gpus, args.weights_dir, args.max_pixels, added,
+                           args.codeformer_noncommercial)
+    page = build_page(pipeline, args.concurrency)
+    page.queue(default_concurrency_limit=args.concurrency)
+    return serve(page, args, run_dir, pipeline)
