@@ -12,9 +12,9 @@ import os
 from utils.cli import UserError
 from weights.download import url_file_name
 from weights.generator import file_spec
-from weights.other_models import find_other, names_of, resolve_other
+from weights.other_models import names_of, other_named, resolve_other
 from weights.released import RELEASED_MODELS, find_released
-from weights.sources import URL_SCHEMES
+from weights.sources import URL_SCHEMES, released_named
 from weights.spandrel_file import FACE, LICENCE_FLAG
 
 
@@ -24,11 +24,13 @@ def face_model_choices() -> str:
 
 
 def _is_sparnet(source):
-    """Whether `source` names SPARNet weights: a released name or file name (a URL's too), or a file they fit."""
-    name = url_file_name(source) if source.lower().startswith(URL_SCHEMES) else os.path.basename(source)
-    if find_released(name) is not None:
-        return True
-    return os.path.isfile(source) and file_spec(source) is not None  # else spandrel may know it
+    """Whether `source` names SPARNet weights: a file that exists by what it holds (whatever its name; else
+    spandrel may know it), a URL by its file name, else a released name or file name (`released_named`)."""
+    if os.path.exists(source):
+        return os.path.isfile(source) and file_spec(source) is not None
+    if source.lower().startswith(URL_SCHEMES):
+        return find_released(url_file_name(source)) is not None
+    return released_named(source) is not None
 
 
 def resolve_face_model(known: argparse.Namespace) -> str:
@@ -38,7 +40,7 @@ def resolve_face_model(known: argparse.Namespace) -> str:
     if known.pretrain_model_path:
         raise UserError(f'--face_model {source} and --pretrain_model_path {known.pretrain_model_path} both name the '
                         'face model; give one of them')
-    other = find_other(source)
+    other = other_named(source)
     if other is None and _is_sparnet(source):
         known.pretrain_model_path = source
         return ''

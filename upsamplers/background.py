@@ -16,7 +16,7 @@ import torch
 from models.enhancer import NonFiniteOutput
 from upsamplers.tiles import upsample_tiled
 from utils.cli import UserError
-from weights.other_models import find_other, resolve_other
+from weights.other_models import other_named, resolve_other
 from weights.spandrel_file import BACKGROUND, describe, load_spandrel, on_device
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def check_scale(scale: int, upscale: int, label: str) -> None:
 
 def check_given(source: str, upscale: int) -> None:
     """The check possible before any download: the scale of a model of the table against `upscale`."""
-    model = find_other(source) if source != NONE else None
+    model = other_named(source) if source != NONE else None
     if model is not None and model.role == BACKGROUND:
         check_scale(model.scale, upscale, source)
 
