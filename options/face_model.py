@@ -10,27 +10,15 @@ import argparse
 import os
 
 from utils.cli import UserError
-from weights.download import url_file_name
-from weights.generator import file_spec
 from weights.other_models import names_of, other_named, resolve_other
-from weights.released import RELEASED_MODELS, find_released
-from weights.sources import URL_SCHEMES, released_named
+from weights.released import RELEASED_MODELS
+from weights.sources import URL_SCHEMES, sparnet_spec
 from weights.spandrel_file import FACE, LICENCE_FLAG
 
 
 def face_model_choices() -> str:
     return (f"a SPARNet ({', '.join(RELEASED_MODELS)}, or a checkpoint of train.py), another project's face restorer "
             f"({', '.join(names_of(FACE))}), a face restorer file spandrel loads, or an http(s) URL")
-
-
-def _is_sparnet(source):
-    """Whether `source` names SPARNet weights: a file that exists by what it holds (whatever its name; else
-    spandrel may know it), a URL by its file name, else a released name or file name (`released_named`)."""
-    if os.path.exists(source):
-        return os.path.isfile(source) and file_spec(source) is not None
-    if source.lower().startswith(URL_SCHEMES):
-        return find_released(url_file_name(source)) is not None
-    return released_named(source) is not None
 
 
 def resolve_face_model(known: argparse.Namespace) -> str:
@@ -41,7 +29,7 @@ def resolve_face_model(known: argparse.Namespace) -> str:
         raise UserError(f'--face_model {source} and --pretrain_model_path {known.pretrain_model_path} both name the '
                         'face model; give one of them')
     other = other_named(source)
-    if other is None and _is_sparnet(source):
+    if other is None and sparnet_spec(source) is not None:  # a file by its tensors, whatever its name
         known.pretrain_model_path = source
         return ''
     if other is not None and other.non_commercial and not known.codeformer_noncommercial:

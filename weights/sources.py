@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from archs.generator_spec import GeneratorSpec
 from weights.download import cache_dir, fetch_url_file, url_file_name
-from weights.generator import check_generator_file
+from weights.generator import check_generator_file, file_spec
 from weights.released import RELEASED_MODELS, ReleasedModel, find_released
 from weights.state_dict import WeightsError
 
@@ -51,6 +52,16 @@ class WeightsFile:
 
     path: str
     released: ReleasedModel | None = None
+
+
+def sparnet_spec(source: str) -> GeneratorSpec | None:
+    """The SPARNet / SPARNetHD network a model flag's `source` names, or None: a file that exists by the tensors it
+    holds (whatever its name), a URL by its file name, else a released name or file name (`released_named`)."""
+    if os.path.exists(source):
+        return file_spec(source) if os.path.isfile(source) else None
+    released = (find_released(url_file_name(source)) if source.lower().startswith(URL_SCHEMES)
+                else released_named(source))
+    return released.spec if released is not None else None
 
 
 def fetch_url(url: str, folder: str | None = None) -> WeightsFile:
