@@ -49,8 +49,9 @@ class _HeaderBomb(ArchiveError):
 
 
 class _BoundedTarInfo(tarfile.TarInfo):
-    """tarfile's member header reader (`_proc_member` is its documented extension point), refusing an extended
-    header whose declared size is over the bounds before tarfile reads it, and GNU sparse members."""
+    """tarfile's member header reader (its comments name `_proc_member` as the method a subclass overrides),
+    refusing an extended header whose declared size is over the bounds before tarfile reads it, and GNU sparse
+    members."""
 
     def _proc_member(self, tar):
         if self.type in EXTENDED_HEADERS:
