@@ -191,10 +191,15 @@ class ByteReader:
     def tensor(self, what='a tensor'):
         """resizable_tensor version 2: its shape, then the values as little-endian float32."""
         self.version_number((2,), what)
+        start = self.pos
         shape = self.tensor_shape(what)
         if min(shape) < 0:
-            self.fail(f'the shape of {what}', shape)
-        count = math.prod(shape)
+            self.fail(f'the shape of {what}', shape, start)
+        count = math.prod(shape)  # more than the rest of the file holds: take() says the file is truncated
+        # An empty tensor's other dimensions are checked too: numpy cannot describe 0 x 2**62 x 2**62 x 1.
+        capacity = len(self.data) // 4
+        if count == 0 and math.prod(dim for dim in shape if dim) > capacity:
+            self.fail(f'the shape of {what}, of at most {capacity:,} values (what the file can hold)', shape, start)
         return np.frombuffer(self.take(4 * count, what), dtype='<f4').astype(np.float32).reshape(shape)
 
     def alias_tensor(self, what):

@@ -10,25 +10,15 @@ import argparse
 import os
 
 from utils.cli import UserError
-from weights.download import url_file_name
-from weights.generator import file_spec
-from weights.other_models import find_other, names_of, resolve_other
-from weights.released import RELEASED_MODELS, find_released
-from weights.sources import URL_SCHEMES
+from weights.other_models import names_of, other_named, resolve_other
+from weights.released import RELEASED_MODELS
+from weights.sources import URL_SCHEMES, sparnet_spec
 from weights.spandrel_file import FACE, LICENCE_FLAG
 
 
 def face_model_choices() -> str:
     return (f"a SPARNet ({', '.join(RELEASED_MODELS)}, or a checkpoint of train.py), another project's face restorer "
             f"({', '.join(names_of(FACE))}), a face restorer file spandrel loads, or an http(s) URL")
-
-
-def _is_sparnet(source):
-    """Whether `source` names SPARNet weights: a released name or file name (a URL's too), or a file they fit."""
-    name = url_file_name(source) if source.lower().startswith(URL_SCHEMES) else os.path.basename(source)
-    if find_released(name) is not None:
-        return True
-    return os.path.isfile(source) and file_spec(source) is not None  # else spandrel may know it
 
 
 def resolve_face_model(known: argparse.Namespace) -> str:
@@ -38,8 +28,8 @@ def resolve_face_model(known: argparse.Namespace) -> str:
     if known.pretrain_model_path:
         raise UserError(f'--face_model {source} and --pretrain_model_path {known.pretrain_model_path} both name the '
                         'face model; give one of them')
-    other = find_other(source)
-    if other is None and _is_sparnet(source):
+    other = other_named(source)
+    if other is None and sparnet_spec(source) is not None:  # a file by its tensors, whatever its name
         known.pretrain_model_path = source
         return ''
     if other is not None and other.non_commercial and not known.codeformer_noncommercial:

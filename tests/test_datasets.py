@@ -105,15 +105,22 @@ def test_ffhq_degradation_flags_reach_the_dataset(faces):
         create_dataset(options(faces, 'ffhq', '--deg_noise_prob', '1.5'))
 
 
-def test_unreadable_file_is_replaced_by_the_next_and_reported(tmp_path):
+@pytest.mark.parametrize('broken', ['png', 'nan_tiff'])
+def test_unreadable_file_is_replaced_by_the_next_and_reported(tmp_path, broken):
+    """A broken PNG, or a float TIFF of NaN (once trained on as a black face)."""
     face_folder(tmp_path, count=3)
-    (tmp_path / 'face_00.png').write_bytes(b'\x89PNG broken')
+    if broken == 'png':
+        (tmp_path / 'face_00.png').write_bytes(b'\x89PNG broken')
+    else:
+        os.unlink(tmp_path / 'face_00.png')
+        Image.fromarray(np.full((64, 64), np.nan, np.float32)).save(tmp_path / 'face_00.tif')
+    name = f"face_00.{'png' if broken == 'png' else 'tif'}"
     dataset = create_dataset(options(tmp_path))
     dataset.check_readable()
     sample = dataset[0]
     assert sample['HR_paths'] == 'face_01.png'
-    assert [path for path, _ in sample['errors']] == ['face_00.png']
-    assert 'face_00.png' in sample['errors'][0][1]
+    assert [path for path, _ in sample['errors']] == [name]
+    assert f'{name}: not a readable image' in sample['errors'][0][1]
     batch = dataset.collate([sample, dataset[1]])
     assert batch['HR'].shape == (2, 3, 64, 64) and len(batch['errors']) == 1
 

@@ -231,14 +231,18 @@ def encode_integer(value):
 
 def forged(content, fields, what, occurrence, new):
     """`content` with the `occurrence`-th value read as `what` replaced by the bytes `new`, or for a tensor, its
-    first value made NaN (`new` None)."""
-    start, end = fields[what][occurrence]
-    if new is None:
-        new, end = np.array([np.nan], '<f4').tobytes() + content[start + 4:end], end
-    return content[:start] + new + content[end:]
+    first value made NaN (`new` None); `occurrence` {occurrence: new bytes} replaces several values of `what`."""
+    replacements = occurrence if isinstance(occurrence, dict) else {occurrence: new}
+    for index in sorted(replacements, reverse=True):  # the last first: the earlier values stay where they were
+        start, end = fields[what][index]
+        value = replacements[index]
+        if value is None:
+            value = np.array([np.nan], '<f4').tobytes() + content[start + 4:end]
+        content = content[:start] + value + content[end:]
+    return content
 
 
-FORGERIES = {  # case: (what, occurrence, new bytes or None, expected)
+FORGERIES = {  # case: (what, occurrence or {occurrence: new bytes}, new bytes or None, expected)
     'exponent overflow': ('avg_red (exponent)', 0, encode_integer(2000), 'avg_red within the range of a double'),
     'stride 0': ('stride_y', 0, encode_integer(0), 'con_ strides from 1 to 8'),
     'padding 2**30': ('padding_x', 2, encode_integer(2 ** 30), 'con_ paddings smaller than the filters'),
@@ -247,6 +251,11 @@ FORGERIES = {  # case: (what, occurrence, new bytes or None, expected)
     'window width 0': ('the detector width', 0, encode_integer(0), 'a detector window of 1 to 1000 pixels'),
     'NaN weight': ('the con_ params', 1, None, 'the con_ params, finite values'),
     'NaN running variance': ('the bn_ running_variances', 0, None, 'the bn_ running_variances, finite values'),
+    # 0 x 2**62 x 2**62 x 1: no value, but a product numpy cannot describe ("array is too big")
+    'empty shape overflowing': ('a dimension of the cached x_grad', {1: encode_integer(2 ** 62),
+                                                                     2: encode_integer(2 ** 62),
+                                                                     3: encode_integer(1)}, None,
+                                'the shape of the cached x_grad, of at most '),
 }
 
 

@@ -1,10 +1,12 @@
 """Downloads keyed and fetched by the whole URL, and bounded: a size over the free space refused before
 writing, a transfer stopped beyond its announced size, archive bombs refused before unpacking, a redirect
 loop in one line."""
+import gzip
 import io
 import logging
 import os
 import tarfile
+import tracemalloc
 
 import pytest
 
@@ -121,6 +123,83 @@ def test_a_compression_bomb_is_refused_before_anything_is_unpacked(tmp_path, mon
             action()
         assert '\n' not in str(err.value)
     assert sorted(os.listdir(tmp_path)) == ['bomb.tgz']
+
+
+def header_bomb(path, kind, size):
+    """A .tgz whose first member's `kind` header declares `size` bytes, written in full from one repeated unit (a
+    few KB of gzip), then a small file: 'pax' (one PAX record), 'long_name' (a GNU long name) or 'sparse' (a GNU
+    sparse 1.0 file, whose map in its data claims a billion entries)."""
+    if kind == 'sparse':
+        info = tarfile.TarInfo('sparse.bin')
+        info.pax_headers = {'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'sparse.bin',
+                            'GNU.sparse.realsize': '1'}
+        start, unit, end, format_ = b'1000000000\n', b'0\n', b'', tarfile.PAX_FORMAT
+    else:
+        info = tarfile.TarInfo('././@PaxHeader' if kind == 'pax' else '././@LongLink')
+        info.type = tarfile.XHDTYPE if kind == 'pax' else tarfile.GNUTYPE_LONGNAME
+        start, end = (f'{size} comment='.encode(), b'\n') if kind == 'pax' else (b'', b'\0')
+        unit, format_ = b'a', tarfile.USTAR_FORMAT
+    info.size = size
+    chunk = unit * ((1 << 20) // len(unit))
+    with gzip.open(path, 'wb') as out:
+        out.write(info.tobuf(format_) + start)
+        left = size - len(start) - len(end)
+        while left > 0:
+            out.write(chunk[:left])
+            left -= len(chunk)
+        out.write(end + bytes(-size % tarfile.BLOCKSIZE))
+        small = tarfile.TarInfo('a.png')
+        small.size = 3
+        out.write(small.tobuf(tarfile.USTAR_FORMAT) + b'png'.ljust(tarfile.BLOCKSIZE, b'\0') + bytes(1024))
+    return str(path)
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('pax', 'a PAX extended header at byte 0 declares 16.8 MB, more than the 1.0 MB the headers of a member may '
+            'take'),
+    ('long_name', 'a GNU long name at byte 0 declares 16.8 MB, more than the 1.0 MB the headers of a member may take'),
+    ('sparse', 'the member at byte 1,024 is a GNU sparse file, whose map tarfile reads without a bound'),
+], ids=['pax', 'long_name', 'sparse'])
+def test_a_header_bomb_is_refused_before_its_header_is_read(tmp_path, kind, message):
+    """tarfile reads a header whole: 16 MB declared in a 20 KB .tgz is refused from its declared size, in one line,
+    with less than 2 MB of Python memory at the peak (the header itself would be 16 MB, three times that parsed)."""
+    bomb = header_bomb(tmp_path / 'bomb.tgz', kind, 16 << 20)
+    assert os.path.getsize(bomb) < 60_000
+    for action in (lambda: check_archive(bomb, 'bomb.tgz'), lambda: extract_archive(bomb, str(tmp_path / 'out'))):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ArchiveError) as err:
+                action()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert str(err.value).startswith(('bomb.tgz: refused: ', f'{bomb}: refused: ')) and message in str(err.value)
+        assert '\n' not in str(err.value) and str(err.value).endswith('; nothing was extracted')
+        assert peak < 2 << 20
+    assert sorted(os.listdir(tmp_path)) == ['bomb.tgz']
+
+
+def test_headers_count_toward_the_bounds_and_ordinary_ones_pass(tmp_path, monkeypatch):
+    """Four members with 600 KB PAX headers each (each within the bound of a member) declare 2.4 MB: over 20 times
+    a 10 KB archive. PAX and GNU long names of ordinary size unpack."""
+    monkeypatch.setattr(archive, 'MIN_EXPANSION_BYTES', 1 << 20)
+    path = tmp_path / 'headers.tgz'
+    with tarfile.open(path, 'w:gz', format=tarfile.PAX_FORMAT) as tar:
+        for index in range(4):
+            info = tarfile.TarInfo(f'{index}.png')
+            info.pax_headers = {'comment': 'a' * 600_000}
+            tar.addfile(info, io.BytesIO(b''))
+    assert os.path.getsize(path) < 20_000
+    with pytest.raises(ArchiveError, match=r'its files and headers would take more than 1 MB, 20 times the archive'):
+        check_archive(str(path), 'headers.tgz')
+    long_name = 'HR/' + 'n' * 150 + '.png'
+    for format_ in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        path = tmp_path / f'long_names_{format_}.tgz'
+        with tarfile.open(path, 'w:gz', format=format_) as tar:
+            info = tarfile.TarInfo(long_name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b'png'))
+        assert files_below(extract_archive(str(path), str(tmp_path / f'out_{format_}'))) == [long_name]
 
 
 def test_an_archive_larger_than_the_free_space_is_refused(tmp_path, monkeypatch):

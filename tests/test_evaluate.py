@@ -235,6 +235,24 @@ def test_a_broken_file_is_reported_and_the_rest_evaluated(tmp_path, caplog):
     assert means['psnr'] == pytest.approx(float(rows['a']['psnr']))
 
 
+def test_a_float_image_of_nan_fails_its_pair_and_the_rest_is_evaluated(tmp_path, caplog):
+    """Once scored silently (PSNR 6.75, as a black image): now one line, the pair listed as failed."""
+    results, gt = folders(tmp_path)
+    for name in ('a', 'b'):
+        save(gt, f'{name}.png', random_image(0))
+    save(results, 'a.png', noisy(random_image(0), 1))
+    Image.fromarray(np.full((32, 32), np.nan, np.float32)).save(os.path.join(results, 'b.tif'))
+    json_path = str(tmp_path / 'means.json')
+    assert evaluate.main(['--results_dir', results, '--gt_dir', gt, '--save_json', json_path]) == 1
+    message = f"{os.path.join(results, 'b.tif')}: not a readable image (a float image holding NaN or infinite values"
+    assert message in caplog.text
+    rows = read_csv(os.path.join(results, 'metrics.csv'))
+    assert rows['b']['note'].startswith(f'error: {message}') and rows['b']['psnr'] == rows['b']['ssim'] == ''
+    means = strict_json(json_path)
+    assert means['pairs'] == 1 and means['failed_pairs'] == 1
+    assert means['psnr'] == pytest.approx(float(rows['a']['psnr']))
+
+
 def test_bad_flags_are_user_errors(tmp_path):
     results, gt = folders(tmp_path)
     save(results, 'a.png', random_image(0))

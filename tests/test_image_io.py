@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
+from data.single_dataset import read_face
 from helpers.faces import face_images
 from scripts import make_lr
 from utils import image_io
@@ -37,6 +38,21 @@ def test_modes_become_rgb(tmp_path):
     out = read_rgb_array(tmp_path / 'rgba.png')
     assert tuple(out[0, 0]) == (200, 100, 0) and tuple(out[0, 1]) == (255, 255, 255)
     assert all(abs(int(v) - 127) <= 1 for v in out[1, 0])
+
+
+def test_a_float_image_holding_nan_or_infinity_is_a_broken_file(tmp_path):
+    """A float TIFF of NaN was read as black (infinity as white) and scored, run or trained on; every reader (test.py's
+    read_face, the datasets' and metrics' read_rgb_array) refuses it in one line now. Finite floats still read."""
+    Image.fromarray(np.array([[0.4, 254.6], [-3, 100]], np.float32)).save(tmp_path / 'finite.tif')
+    np.testing.assert_array_equal(read_rgb_array(tmp_path / 'finite.tif')[..., 0], [[0, 255], [0, 100]])
+    for value in (np.nan, np.inf, -np.inf):
+        path = tmp_path / f'{value}.tif'
+        Image.fromarray(np.full((4, 4), value, np.float32)).save(path)
+        for read in (read_rgb, read_rgb_array, lambda path: read_face(str(path), 16)):
+            with pytest.raises(ImageReadError) as err:
+                read(path)
+            assert str(err.value) == (f'{path}: not a readable image (a float image holding NaN or infinite values: '
+                                      'a broken file)')
 
 
 def test_exif_rotation_applied(tmp_path):

@@ -106,9 +106,29 @@ def test_full_disk_under_torch_s_zip_writer_is_one_line_naming_it(tmp_path, monk
     assert run_training(flags) == 1
     errors = [record.getMessage() for record in caplog.records if record.levelname == 'ERROR']
     assert len(errors) == 1 and '\n' not in errors[0], errors
-    assert 'latest_net_G.pth: could not write the checkpoint (No space left on device); the files of `latest` are ' \
-           'unchanged' in errors[0]
+    assert errors[0].endswith('latest_net_G.pth: could not write the checkpoint (No space left on device); the files '
+                              'of `latest` are unchanged. Stopped at iteration 1; no checkpoint was saved yet, so '
+                              '--continue_train has nothing to resume: free space (or fix the folder), then run the '
+                              'same command again')
     assert not (tmp_path / 'checkpoints' / 'full_g').exists()  # made by the run, removed as it stayed empty
+
+
+@pytest.mark.slow
+def test_a_full_disk_before_any_latest_points_to_the_snapshot_saved(tmp_path, monkeypatch, caplog):
+    """iter_1 was saved, `latest` never: --continue_train would fail, the snapshot's flags start from it."""
+    face_folder(tmp_path / 'faces', count=2)
+    disk_full_for(monkeypatch, lambda name: name == 'latest_net_G')
+    flags = train_flags(tmp_path, 'sparnet', 'full_first', '--total_epochs', '2', '--save_iter_freq', '1',
+                        '--save_latest_freq', '2')
+    assert run_training(flags) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelname == 'ERROR']
+    snapshot = tmp_path / 'checkpoints' / 'full_first' / 'iter_1_net_G.pth'
+    assert len(errors) == 1 and errors[0].endswith(
+        'Stopped at iteration 2; no `latest` was saved yet, so --continue_train has nothing to resume; free space (or '
+        f'fix the folder). The newest usable snapshot is {snapshot} (iteration 1): start a new run from it with '
+        f'--pretrain_model_path {snapshot} --resume_iter 1 --overwrite (the generator only: optimizer states and any '
+        'other network start afresh)'), errors
+    assert sorted(os.listdir(snapshot.parent)) == ['iter_1_net_G.pth']
 
 
 @pytest.mark.parametrize('network_flags', [[], ['--att_name', 'spar', '--Gnorm', 'bn', '--bottleneck_size', '4']])

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+from archs.generator_spec import GeneratorSpec, random_generator
 from helpers.commands import ROOT, run_in_process, run_whole_photos
 from helpers.other_models import realesrgan_shapes
 from models.enhancer import Enhancer
@@ -144,7 +145,20 @@ def not_a_model(folder):
     return str(folder / 'mystery.pth')
 
 
+def my_sparnet(folder):
+    """A checkpoint of train.py (a small SPARNet)."""
+    torch.save(random_generator(GeneratorSpec('sparnet', 0, 'spar', 'none', 64)).state_dict(), folder / 'my_run.pth')
+    return str(folder / 'my_run.pth')
+
+
+SPARNET_REFUSED = ('generator \\(the face network of this project\\), not a super-resolution model of whole photos; '
+                   'give it to --pretrain_model_path or --face_model; --bg_upsampler takes a name \\(realesrgan_x2plus')
+
+
 @pytest.mark.parametrize('flags, message', [
+    (lambda tmp, standin: ['--bg_upsampler', my_sparnet(tmp)], f'my_run.pth: is a SPARNet {SPARNET_REFUSED}'),
+    (lambda tmp, standin: ['--bg_upsampler', 'sparnethd_attn2d'],
+     f'sparnethd_attn2d: is a SPARNetHD {SPARNET_REFUSED}'),
     (lambda tmp, standin: ['--bg_upsampler', not_a_model(tmp)],
      r'mystery.pth: spandrel \S+ recognises no architecture in this file \(keys encoder.weight\); --bg_upsampler '
      'takes a super-resolution model that spandrel supports'),
@@ -156,7 +170,8 @@ def not_a_model(folder):
      'x4.pth: enlarges 4x, which cannot give --test_upscale 3 \\(it serves --test_upscale 1, 2, 4\\)'),
     (lambda tmp, standin: ['--bg_upsampler', str(tmp / 'nowhere.pth')],
      'nowhere.pth: no such model file; --bg_upsampler takes a name \\(realesrgan_x2plus, realesrgan_x4plus\\)'),
-], ids=['unknown_to_spandrel', 'face_model', 'scale_of_a_name', 'scale_of_a_file', 'missing'])
+], ids=['sparnet_file', 'sparnet_name', 'unknown_to_spandrel', 'face_model', 'scale_of_a_name', 'scale_of_a_file',
+        'missing'])
 def test_bad_background_upsampler_is_one_line_before_any_work(tmp_path, released_checkpoint, realesrgan_standin,
                                                               weights_server, flags, message):
     proc = bad_run(tmp_path, released_checkpoint, *flags(tmp_path, realesrgan_standin))

@@ -1,14 +1,21 @@
 """Strict, safe loading of generator weights, and the diagnosis when a file doesn't fit."""
+import io
 import json
 import os
+import tarfile
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from archs.generator_spec import GeneratorSpec, random_generator
+from metrics.fid import read_inception_weights
+from utils.cli import UserError
+from weights.checkpoint import load_train_state
 from weights.generator import WeightsError, infer_spec, load_generator_weights, mismatch_message, read_state_dict
 from weights.released import RELEASED_MODELS
+from weights.spandrel_file import read_model_state
 
 HERE = os.path.dirname(__file__)
 SMALL_2D = GeneratorSpec('sparnet', 1, 'spar', 'bn')
@@ -125,6 +132,30 @@ def test_unusable_files_get_one_line(tmp_path, make, message):
     with pytest.raises(WeightsError, match=message) as err:
         read_state_dict(str(path))
     assert str(path) in str(err.value) and '\n' not in str(err.value)
+
+
+def test_files_torch_will_not_load_safely_are_one_line_without_its_advice_to_run_their_code(tmp_path):
+    """torch's refusals of PyTorch's legacy .tar format and of TorchScript archives end with its advice to retry with
+    weights_only=False (which would run the file's code): every reader of .pth files drops it."""
+    legacy = tmp_path / 'legacy.pth'
+    with tarfile.open(legacy, 'w') as tar:
+        info = tarfile.TarInfo('storages')
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b'0'))
+    script = tmp_path / 'script.pt'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)  # torch.jit is deprecated in PyTorch 2.10+
+        torch.jit.save(torch.jit.trace(torch.nn.Linear(1, 1), torch.zeros(1, 1)), script)
+    for path, reason in [(legacy, 'files saved in the legacy .tar format'), (script, 'TorchScript archives')]:
+        for read in (read_state_dict, lambda path: read_model_state(path, path), load_train_state,
+                     lambda path: read_inception_weights(path, path)):
+            with pytest.raises(UserError) as err:
+                read(str(path))
+            message = str(err.value)
+            assert message.startswith(f'{path}: not a readable PyTorch ') and message.endswith(
+                f'(random bytes, truncated or another format: {reason} cannot be read without running the code '
+                'they hold)'), message
+            assert 'weights_only' not in message and 'trusted source' not in message
 
 
 def test_truncated_file(tmp_path):

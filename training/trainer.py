@@ -300,6 +300,21 @@ class Trainer:
         return f'{kept}. Resume from it with lower learning rates: --continue_train --reset_optimizer {lower}; ' \
                'or check the data'
 
+    def _save_failure_advice(self):
+        """What is on disk after a failed save, and how to go on: --continue_train only when a `latest` of this run
+        (or the published code's one it resumed from, which no save replaced) can resume it."""
+        fix = 'free space (or fix the folder), then'
+        if self.saved_iteration is not None:
+            return f'`latest` keeps iteration {self.saved_iteration}: {fix} resume with --continue_train'
+        if self.opt.continue_train:
+            return f"the published code's `latest` files it resumed from are unchanged: {fix} resume with " \
+                   '--continue_train'
+        if snapshots(self.model.save_dir, 'G', self.loader.batches_per_epoch):
+            return 'no `latest` was saved yet, so --continue_train has nothing to resume; free space (or fix the ' \
+                   f'folder). {self._restart_advice()}'
+        return f'no checkpoint was saved yet, so --continue_train has nothing to resume: {fix} run the same ' \
+               'command again'
+
     def _skip_or_diverge(self, losses):
         """A non-finite loss: Diverged, unless fp16's loss scaler skipped the step (the weights stay those of the
         last step), at most MAX_SKIPPED_STEPS times in a row."""
@@ -379,10 +394,7 @@ class Trainer:
                 log.error('%s: stopped without saving; %s', err, self._recovery_advice())
             return 1
         except SaveError as err:
-            kept = (f'`latest` keeps iteration {self.saved_iteration}' if self.saved_iteration is not None
-                    else 'no `latest` was saved yet')
-            log.error('%s. Stopped at iteration %d; %s: free space (or fix the folder), then resume with '
-                      '--continue_train', err, self.iteration, kept)
+            log.error('%s. Stopped at iteration %d; %s', err, self.iteration, self._save_failure_advice())
             return 1
         finally:
             self.discard_saves()

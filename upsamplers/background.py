@@ -16,7 +16,8 @@ import torch
 from models.enhancer import NonFiniteOutput
 from upsamplers.tiles import upsample_tiled
 from utils.cli import UserError
-from weights.other_models import find_other, resolve_other
+from weights.other_models import choices, other_named, resolve_other
+from weights.sources import sparnet_spec
 from weights.spandrel_file import BACKGROUND, describe, load_spandrel, on_device
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,18 @@ def check_scale(scale: int, upscale: int, label: str) -> None:
 
 
 def check_given(source: str, upscale: int) -> None:
-    """The check possible before any download: the scale of a model of the table against `upscale`."""
-    model = find_other(source) if source != NONE else None
+    """The checks possible before any download: a SPARNet given here is refused saying which flags take it (it
+    restores aligned faces; spandrel knows no such architecture); the scale of a model of the table against
+    `upscale`."""
+    if source == NONE:
+        return
+    spec = sparnet_spec(source)
+    if spec is not None:
+        name = 'SPARNetHD' if spec.model == 'sparnethd' else 'SPARNet'
+        raise UserError(f'--bg_upsampler {source}: is a {name} generator (the face network of this project), not a '
+                        'super-resolution model of whole photos; give it to --pretrain_model_path or --face_model; '
+                        f'--bg_upsampler takes {choices(BACKGROUND)}')
+    model = other_named(source)
     if model is not None and model.role == BACKGROUND:
         check_scale(model.scale, upscale, source)
 

@@ -107,9 +107,12 @@ def find_images(folder: str | None, flag: str, error: type[Exception] = UserErro
 
 
 def _to_rgb(img):
-    """8-bit RGB from any mode: 16-bit and float scaled, alpha composited over white."""
+    """8-bit RGB from any mode: 16-bit and float scaled, alpha composited over white. ValueError for a float image
+    holding NaN or infinity (a broken file: NaN would be cast to black, infinity to white, and scored)."""
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError('a float image holding NaN or infinite values: a broken file')
         if img.mode.startswith('I;16') or arr.max() > 255:
             arr = arr / 257.0
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).convert('RGB')

@@ -7,7 +7,8 @@ a job passes it there, so its flags come from its weights as on the command line
 must be a model spandrel loads: a face restorer (GFPGAN, RestoreFormer; CodeFormer only with
 --codeformer_noncommercial) for the Photos tab, or a super-resolution model (Real-ESRGAN...) for
 the background upsampler. The names of `weights.other_models` are taken too (fetched on first use);
-a folder adds its .pth and .safetensors files, sorted.
+a file that exists is checked as a file whatever its name (a local `RealESRGAN_x2plus.pth` is not
+the table's); a folder adds its .pth and .safetensors files, sorted.
 """
 import os
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from utils.cli import UserError
 from weights.generator import file_spec
-from weights.other_models import find_other, names_of
+from weights.other_models import names_of, other_named
 from weights.spandrel_file import BACKGROUND, FACE, LICENCE_FLAG, load_spandrel, model_role
 from weights.state_dict import WeightsError
 
@@ -72,7 +73,7 @@ def added_models(sources: Sequence[str], noncommercial_ok: bool = False) -> list
     names, then the files in the order given."""
     added, paths = [], []
     for source in sources:
-        other = find_other(source)
+        other = other_named(source)
         if other is None:
             paths += [path for path in _files(source) if os.path.realpath(path) not in map(os.path.realpath, paths)]
         elif other.non_commercial and not noncommercial_ok:

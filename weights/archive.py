@@ -8,6 +8,12 @@ The archive is unpacked into a temporary folder beside the target, renamed into 
 complete: the target folder, when it exists, holds a whole archive. A member's data is bounded by
 the size its header declares; an archive declaring more than `MAX_EXPANSION` times its own size
 (a compression bomb), or more than the target's free space, is refused before anything is written.
+
+Extended headers (PAX records, GNU long names and links) count toward those bounds too, and are
+bounded themselves: tarfile reads each one whole into memory, so a few hundred KB of gzip could
+declare a header of gigabytes. `_BoundedTarInfo` checks the size a header declares before tarfile
+reads it (`MAX_HEADER_BYTES` for one member, `MAX_HEADERS_BYTES` for the archive), and refuses
+GNU sparse members, whose maps tarfile reads without a bound (test sets hold none).
 """
 import contextlib
 import gzip
@@ -26,24 +32,76 @@ from utils.output_plan import free_space
 # Test-set images (PNG, JPEG) barely compress; an archive unpacking to more than this many times its size is a bomb.
 MAX_EXPANSION = 20
 MIN_EXPANSION_BYTES = 64 << 20  # a small archive may unpack to this much whatever its size
+# PAX records hold a few hundred bytes (a path, times), a GNU long name a path: tarfile reads these whole.
+MAX_HEADER_BYTES = 1 << 20  # the extended headers of one member, with the global ones before it
+MAX_HEADERS_BYTES = 32 << 20  # those of all the members (tarfile keeps each member's PAX records)
+EXTENDED_HEADERS = {tarfile.XHDTYPE: 'a PAX extended header', tarfile.SOLARIS_XHDTYPE: 'a PAX extended header',
+                    tarfile.XGLTYPE: 'a PAX global header', tarfile.GNUTYPE_LONGNAME: 'a GNU long name',
+                    tarfile.GNUTYPE_LONGLINK: 'a GNU long link name'}
 
 
 class ArchiveError(UserError):
     """An archive is unsafe or unreadable; nothing of it was written."""
 
 
-def read_members(tar: tarfile.TarFile, path: str, label: str) -> tuple[list[tarfile.TarInfo], int]:
-    """(members, bytes their files declare), read one by one: ArchiveError as soon as the declared bytes exceed
-    `MAX_EXPANSION` times the archive's size, before the rest is decompressed."""
+class _HeaderBomb(ArchiveError):
+    """Raised inside tarfile's header reading; `_open` adds the archive's name."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's member header reader (its comments name `_proc_member` as the method a subclass overrides),
+    refusing an extended header whose declared size is over the bounds before tarfile reads it, and GNU sparse
+    members."""
+
+    def _proc_member(self, tar):
+        if self.type in EXTENDED_HEADERS:
+            tar.member_header_bytes += self.size
+            tar.header_bytes += self.size
+            if self.type == tarfile.XGLTYPE:
+                tar.global_header_bytes += self.size
+            declared = f'{EXTENDED_HEADERS[self.type]} at byte {self.offset:,} declares {self.size / 1e6:,.1f} MB'
+            if tar.member_header_bytes > MAX_HEADER_BYTES:
+                raise _HeaderBomb(f'{declared}, more than the {MAX_HEADER_BYTES / 1e6:.1f} MB the headers of a '
+                                  'member may take (a header bomb?)')
+            if tar.header_bytes > MAX_HEADERS_BYTES:
+                raise _HeaderBomb(f"{declared}, bringing the archive's headers over {MAX_HEADERS_BYTES / 1e6:.1f} MB "
+                                  '(a header bomb?)')
+        elif self.type == tarfile.GNUTYPE_SPARSE:
+            self._refuse_sparse()
+        else:
+            tar.member_header_bytes = tar.global_header_bytes  # the next member's headers start from the global ones
+        return super()._proc_member(tar)
+
+    def _proc_gnusparse_10(self, member, pax_headers, tar):
+        """GNU sparse 1.0 (PAX): tarfile would read its map from the data without a bound."""
+        member._refuse_sparse()
+
+    def _refuse_sparse(self):
+        raise _HeaderBomb(f'the member at byte {self.offset:,} is a GNU sparse file, whose map tarfile reads '
+                          'without a bound (sparse members are not accepted)')
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    """A TarFile reading its members with `_BoundedTarInfo`; counts the extended headers' bytes."""
+
+    tarinfo = _BoundedTarInfo
+    header_bytes = 0  # every extended header's declared bytes so far
+    member_header_bytes = 0  # those of the member being read, with the global ones
+    global_header_bytes = 0
+
+
+def _read_members(tar: _BoundedTarFile, path: str, label: str) -> tuple[list[tarfile.TarInfo], int]:
+    """(members, bytes their files and extended headers declare), read one by one: ArchiveError as soon as the
+    declared bytes exceed `MAX_EXPANSION` times the archive's size, before the rest is decompressed."""
     limit = max(MAX_EXPANSION * os.path.getsize(path), MIN_EXPANSION_BYTES)
-    members, total = [], 0
+    members, files = [], 0
     for member in tar:
         members.append(member)
-        total += member.size if member.isfile() else 0
-        if total > limit:
-            raise ArchiveError(f'{label}: refused: its files would take more than {limit / 1e6:,.0f} MB, '
-                               f'{MAX_EXPANSION} times the archive (a compression bomb?); nothing was extracted')
-    return members, total
+        files += member.size if member.isfile() else 0
+        if files + tar.header_bytes > limit:
+            raise ArchiveError(f'{label}: refused: its files and headers would take more than {limit / 1e6:,.0f} '
+                               f'MB, {MAX_EXPANSION} times the archive (a compression bomb?); nothing was extracted')
+    return members, files + tar.header_bytes
 
 
 def _inside(path):
@@ -101,8 +159,10 @@ def check_members(members: Iterable[tarfile.TarInfo], label: str) -> None:
 def _open(path, label):
     """The archive open for reading, its read errors turned into one-line ArchiveErrors."""
     try:
-        with tarfile.open(path, 'r:*') as tar:
+        with _BoundedTarFile.open(path, 'r:*') as tar:
             yield tar
+    except _HeaderBomb as err:
+        raise ArchiveError(f'{label}: refused: {err}; nothing was extracted') from err
     except tarfile.FilterError as err:
         raise ArchiveError(f'{label}: refused while unpacking: {err}') from err
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
@@ -117,7 +177,7 @@ def check_archive(path: str, label: str | None = None) -> None:
     """Read the whole archive and check its members; ArchiveError in one line when unreadable or unsafe."""
     label = label or path
     with _open(path, label) as tar:
-        check_members(read_members(tar, path, label)[0], label)
+        check_members(_read_members(tar, path, label)[0], label)
 
 
 def extract_archive(path: str, target: str, label: str | None = None) -> str:
@@ -131,7 +191,7 @@ def extract_archive(path: str, target: str, label: str | None = None) -> str:
     tmp = temporary_path(target)
     try:
         with _open(path, label) as tar:
-            members, total = read_members(tar, path, label)
+            members, total = _read_members(tar, path, label)
             check_members(members, label)
             free = free_space(target)
             if total > free:

@@ -7,14 +7,16 @@ official release URLs into the same weights cache, with the same checks, as the 
 architecture code of theirs is copied here; spandrel recognises them from their weights.
 """
 import functools
+import logging
 import os
 from dataclasses import dataclass
 
 from weights.download import RemoteFile, fetch_url_file, url_file_name
-from weights.sources import URL_SCHEMES
+from weights.sources import URL_SCHEMES, table_entry
 from weights.spandrel_file import BACKGROUND, FACE, ROLE_FLAGS, ROLE_WHAT, check_spandrel_file
 from weights.state_dict import WeightsError
 
+log = logging.getLogger(__name__)
 NON_COMMERCIAL = 'S-Lab License 1.0 (non-commercial use only)'
 
 
@@ -68,6 +70,13 @@ def find_other(name: str) -> OtherModel | None:
     return None
 
 
+def other_named(source: str) -> OtherModel | None:
+    """The table's model a source names that is not an existing path (`weights.sources.table_entry`: a file that
+    exists is the user's, whatever its name), or None."""
+    return table_entry(source, find_other,
+                       lambda model: (model.file_name, model.file_name.rsplit('.', 1)[0]))
+
+
 def names_of(role: str) -> tuple[str, ...]:
     """The short names of the table's models of `role`."""
     return tuple(name for name, model in OTHER_MODELS.items() if model.role == role)
@@ -76,12 +85,13 @@ def names_of(role: str) -> tuple[str, ...]:
 def resolve_other(source: str, role: str, folder: str | None = None) -> tuple[str, OtherModel | None]:
     """(local file, table entry or None) of a model of `role` given as a name of the table, a file or an http(s) URL.
 
-    Names and URLs are downloaded once into the cache (or `folder`) and kept only when spandrel
-    loads them as a model of `role`. WeightsError in one line for a name of the other role and
-    for a path that is not there.
+    A path that exists is the file, whatever its name. Names (and missing paths whose file name is
+    a table's file) and URLs are downloaded once into the cache (or `folder`) and kept only when
+    spandrel loads them as a model of `role`. WeightsError in one line for a name of the other
+    role and for a path that is not there.
     """
-    model = find_other(source)
-    if model is None and source.lower().startswith(URL_SCHEMES):
+    model = other_named(source)
+    if source.lower().startswith(URL_SCHEMES):
         if not url_file_name(source):
             raise WeightsError(f"{source}: the URL names no file; give the address of a model file")
         model = next((other for other in OTHER_MODELS.values() if other.url == source), None)
@@ -91,7 +101,10 @@ def resolve_other(source: str, role: str, folder: str | None = None) -> tuple[st
         if model.role != role:
             raise WeightsError(f"{source}: is {ROLE_WHAT[model.role]}, not {ROLE_WHAT[role]} (give it to "
                                f"{ROLE_FLAGS[model.role]}); {ROLE_FLAGS[role]} takes {choices(role)}")
-        return model.remote.fetch(folder), model
+        path = model.remote.fetch(folder)
+        if os.path.basename(source) != source:
+            log.info('%s is not there: using %s', source, path)
+        return path, model
     if os.path.isdir(source):
         raise WeightsError(f"{source}: is a folder, not a model file; {ROLE_FLAGS[role]} takes {choices(role)}")
     if not os.path.isfile(source):

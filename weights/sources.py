@@ -5,20 +5,45 @@ from there afterwards without any network access. A download is kept only when i
 into the network it should be (the table's for a released model; some SPARNet/SPARNetHD network
 for any other URL). A URL is fetched from where it points, into a cache folder of its own (two URLs
 ending in the same file name are two files); only the release's own URL of a model is that model.
-A missing path whose file name is a released file (the original commands'
-`./pretrain_models/SPARNet-V16-S4-epoch20.pth`) is taken from the cache, downloaded if needed.
+A path that exists is used as the file, always, whatever its name (a local `RestoreFormer.pth` is
+yours, not the release's); only a bare name of a table, or a missing path whose file name is a
+table's file (the original commands' `./pretrain_models/SPARNet-V16-S4-epoch20.pth`), is taken
+from the cache, downloaded if needed. `table_entry` holds that rule for every flag that takes a model.
 """
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from archs.generator_spec import GeneratorSpec
 from weights.download import cache_dir, fetch_url_file, url_file_name
-from weights.generator import check_generator_file
+from weights.generator import check_generator_file, file_spec
 from weights.released import RELEASED_MODELS, ReleasedModel, find_released
 from weights.state_dict import WeightsError
 
 log = logging.getLogger(__name__)
 URL_SCHEMES = ('http://', 'https://')
+Entry = TypeVar('Entry')
+
+
+def table_entry(source: str, find: Callable[[str], Entry | None],
+                file_names: Callable[[Entry], Iterable[str]]) -> Entry | None:
+    """The model table's entry that `source` names, or None: None for a path that exists (it is the file, always)
+    and for a URL; `find(name)` of a bare name; a missing path with a folder only by its file name
+    (`file_names(entry)`), so that `./models/sparnet` is no table name but `./pretrain_models/<released file>` is."""
+    if not source or os.path.exists(source) or source.lower().startswith(URL_SCHEMES):
+        return None
+    name = os.path.basename(source)
+    entry = find(name)
+    if entry is not None and name != source and name not in file_names(entry):
+        return None
+    return entry
+
+
+def released_named(source: str) -> ReleasedModel | None:
+    """The released SPARNet a source names that is not an existing path (`table_entry`'s rule), or None."""
+    return table_entry(source, find_released, lambda model: model.aliases)
 
 
 @dataclass(frozen=True)
@@ -27,6 +52,16 @@ class WeightsFile:
 
     path: str
     released: ReleasedModel | None = None
+
+
+def sparnet_spec(source: str) -> GeneratorSpec | None:
+    """The SPARNet / SPARNetHD network a model flag's `source` names, or None: a file that exists by the tensors it
+    holds (whatever its name), a URL by its file name, else a released name or file name (`released_named`)."""
+    if os.path.exists(source):
+        return file_spec(source) if os.path.isfile(source) else None
+    released = (find_released(url_file_name(source)) if source.lower().startswith(URL_SCHEMES)
+                else released_named(source))
+    return released.spec if released is not None else None
 
 
 def fetch_url(url: str, folder: str | None = None) -> WeightsFile:
@@ -56,10 +91,7 @@ def resolve_weights(source: str, folder: str | None = None) -> WeightsFile | Non
             raise WeightsError(f"{source}: is a folder, not a weights file; give the .pth file inside it "
                                f"or a released model name ({', '.join(RELEASED_MODELS)})")
         return WeightsFile(source)
-    name = os.path.basename(source)
-    released = find_released(name)
-    if released is not None and name != source and name not in released.aliases:
-        released = None  # a path whose file name is no released file
+    released = released_named(source)
     if released is None:
         raise WeightsError(f"{source}: no such weights file; --pretrain_model_path takes a .pth file, a released "
                            f"model name ({', '.join(RELEASED_MODELS)}) or an http(s) URL")

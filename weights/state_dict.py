@@ -16,6 +16,22 @@ class WeightsError(UserError):
     """A weights file is missing, unsafe, unreadable or does not fit the network."""
 
 
+# torch's advice to load with weights_only=False (torch.serialization.UNSAFE_MESSAGE, in several of its errors): it
+# would run whatever code the file holds, so it is never passed on.
+TORCH_ADVICE = re.compile(r'weights_only`? (argument|set to)|trusted source|trust the source')
+NEEDS_UNPICKLING = re.compile(r'Cannot use `*weights_only=True`* with (.+?)(?: passed to `*torch\.load`*)?\.$')
+
+
+def _torch_reason(err: BaseException) -> str:
+    """The first line of torch.load's error `err`, without torch's advice to retry with weights_only=False."""
+    first_line = (str(err).splitlines() or [type(err).__name__])[0]
+    sentences = [sentence for sentence in re.split(r'(?<=\.)\s+', first_line.strip())
+                 if not TORCH_ADVICE.search(sentence)]
+    sentences = [NEEDS_UNPICKLING.sub(r'\1 cannot be read without running the code they hold', sentence)
+                 for sentence in sentences]
+    return ' '.join(sentences) or type(err).__name__
+
+
 def load_tensors(path: str, label: str | None = None, what: str = 'weights file', mmap: bool = False) -> Any:
     """`torch.load(path, weights_only=True)` on the CPU; WeightsError in one line when it cannot.
 
@@ -43,9 +59,8 @@ def load_tensors(path: str, label: str | None = None, what: str = 'weights file'
     except Exception as err:  # torch.load fails in many ways (KeyError, RuntimeError, ...) on foreign bytes
         if mmap and 'mmap can only be used' in str(err):
             return load_tensors(path, label, what)
-        first_line = (str(err).splitlines() or [type(err).__name__])[0]
         raise WeightsError(f"{label}: not a readable PyTorch {what} (random bytes, truncated or another "
-                           f"format: {first_line})") from err
+                           f"format: {_torch_reason(err)})") from err
 
 
 def tensor_shapes(state_dict: dict[str, Any]) -> dict[str, tuple[int, ...]]:
