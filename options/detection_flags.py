@@ -25,7 +25,8 @@ def add_detection_flags(parser: argparse.ArgumentParser, text: Callable[[str], s
     parser.add_argument('--detect_tile_size', type=number_type(int, low=2 * OVERLAP), default=None,
                         help='longest side of one searched image; larger photos are searched in overlapping '
                              'tiles (default: for cnn, which needs about 0.2 GB per megapixel of tile, as large as '
-                             f'{CNN_MEMORY_SHARE:.0%} of the memory of its device holds; {HOG_TILE_SIZE} for hog)')
+                             f'{CNN_MEMORY_SHARE * 100:.0f}%% of the memory of its device holds; {HOG_TILE_SIZE} for '
+                             'hog)')
     parser.add_argument('--detect_workers', type=non_negative_int, default=0,
                         help='hog: tiles searched at once, in threads (default 0: one per CPU core, as many as '
                              'half the memory holds; 1: in the calling thread); the cnn searches one tile at a '

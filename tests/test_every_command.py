@@ -111,7 +111,7 @@ def places(tmp_path, released_checkpoint):
     (tmp_path / 'log' / 'loss_log.txt').write_text('epoch 1/1 iter 1 | Pix 0.5 lr_G 0.0002 | 0.100 s/it | ETA 0\n')
     (tmp_path / 'file.txt').write_text('a file of the user\n')
     return {'{in}': tmp_path / 'in', '{gt}': tmp_path / 'gt', '{w}': tmp_path / 'w.pth', '{log}': tmp_path / 'log',
-            '{out}': tmp_path / 'out', '{file}': tmp_path / 'file.txt', '{dir}': tmp_path / 'in', 'root': tmp_path}
+            '{out}': tmp_path / 'out', '{file}': tmp_path / 'file.txt', '{dir}': tmp_path / 'in'}
 
 
 def filled(values, places):
@@ -175,10 +175,11 @@ def output_cases(command):
 
 @pytest.mark.parametrize('command', sorted(CASES))
 def test_outputs_onto_inputs_or_other_outputs_are_refused_before_any_work(command, places, monkeypatch):
-    monkeypatch.chdir(places['root'])  # default outputs (./results, ./check_points...) land in the test's folder
+    root = places['{file}'].parent
+    monkeypatch.chdir(root)  # default outputs (./results, ./check_points...) land in the test's folder
     base = filled(CASES[command]['base'], places)
     main = command_main(command)
-    before = tree(places['root'])
+    before = tree(root)
     cases = output_cases(command)
     assert cases
     for name, flags in cases:
@@ -186,4 +187,4 @@ def test_outputs_onto_inputs_or_other_outputs_are_refused_before_any_work(comman
         result = run_in_process(main, [*without(base, flags[::2]), *flags], command)
         errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
         assert result.returncode == 2 and len(errors) == 1, f'{command}, {name}: {result.stderr}'
-        assert tree(places['root']) == before, f'{command}, {name}: files changed'
+        assert tree(root) == before, f'{command}, {name}: files changed'
