@@ -24,7 +24,8 @@ OUTPUT_ROLES = ('output file', 'output folder')
 
 # Per command: the flags of a run that would start ({in}: a folder of images, {gt}: their ground truth, {w}: a
 # weights file, {log}: a training log folder, {out}: a new folder), output flags that do not apply to it and
-# pairs of output flags of which only one applies, and outputs of the run itself that a file flag may not take.
+# pairs of output flags of which only one applies, and an output of the run itself that a file flag may not take
+# (with the flags that make it; not for the flag whose default it is).
 CASES = {
     'test.py': dict(base=['--gpus', '0', '--pretrain_model_path', '{w}', '--dataroot', '{in}'],
                     alternatives=[('--results_dir', '--save_as_dir')],
@@ -43,7 +44,7 @@ CASES = {
     'scripts.benchmark_training': dict(base=[]),
     'scripts.download_weights': dict(base=['sparnet']),
     'scripts.evaluate': dict(base=['--results_dir', '{in}', '--gt_dir', '{gt}'],
-                             derived=([], '{in}/metrics.csv')),
+                             derived=([], '{in}/metrics.csv'), derived_default_of='--save_csv'),
     'scripts.export_onnx': dict(base=['--pretrain_model_path', '{w}', '--check_batch', '0']),
     'scripts.make_lr': dict(base=['--input_dir', '{in}', '--output_dir', '{out}']),
     'scripts.make_sample_photo': dict(base=[]),
@@ -169,7 +170,8 @@ def output_cases(command):
                 cases.append((f'{flag} and {other} onto one path', [flag, '{out}/same', other, '{out}/same']))
     if 'derived' in case:
         flags, path = case['derived']
-        cases += [(f'{flag} onto the output {path}', [*flags, flag, path]) for flag in files if flag not in flags]
+        cases += [(f'{flag} onto the output {path}', [*flags, flag, path]) for flag in files
+                  if flag not in flags and flag != case.get('derived_default_of')]
     return cases
 
 

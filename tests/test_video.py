@@ -184,7 +184,7 @@ def test_the_input_is_never_the_output(tmp_path, enhancer, video_flags):
     before = clip.read_bytes()
     completed = run_video(video_flags, clip, tmp_path)
     assert completed.returncode == 2
-    assert 'would be overwritten by its own output' in completed.stderr
+    assert f'the output of {clip} is --test_img_path {clip}: the input would be overwritten' in completed.stderr
     assert clip.read_bytes() == before
 
 

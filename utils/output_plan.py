@@ -252,6 +252,7 @@ class OutputPlan:
         found = {real: what for what, _, real in self.folders}
         owners = [(os.path.dirname(real), what) for real, (what, _) in self.files.items()]
         owners += [(family.folder, family.what) for family in self.families.values()]
+        owners += [(os.path.dirname(real), what) for what, _, real in self.folders]
         for folder, what in owners:
             while folder not in found and not os.path.isdir(folder):
                 found[folder] = what
