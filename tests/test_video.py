@@ -111,9 +111,10 @@ def test_a_stopped_run_leaves_nothing_under_the_final_name(tmp_path, monkeypatch
     out = tmp_path / 'out'
     with pytest.raises(KeyboardInterrupt):
         run_whole_photos([*video_flags, '--test_img_path', str(clip), '--results_dir', str(out)])
-    assert os.listdir(out) == []  # the temporary file removed, nothing under the final name
+    assert not out.exists()  # the temporary file removed, nothing under the final name, the empty folder it made too
     # a kill -9 leaves the temporary file: the next run removes it and writes the video
     left = out / 'clip.mp4.12345-0123abcd.part'
+    out.mkdir()
     left.write_bytes(b'half a video')
     monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: InvertingEnhancer()))
     assert run_video(video_flags, clip, out).returncode == 0

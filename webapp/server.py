@@ -101,8 +101,9 @@ def serve_app(args: argparse.Namespace) -> int:
     if importlib.util.find_spec('gradio') is None:
         raise UserError('the web page needs Gradio: pip install -r requirements-app.txt (make app does it)')
     plan = OutputPlan()
-    for path in args.models:
-        plan.reads('--models', path)
+    for path in args.models:  # files; a folder's .pth and .safetensors files are never among the outputs
+        if os.path.isfile(path):
+            plan.reads_file('--models', path)
     plan.writes_folder('--results_dir', args.results_dir, exclusive=False)  # each run of app.py has its own folder
     plan.check()
     added = added_models(args.models, args.codeformer_noncommercial)
