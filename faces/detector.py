@@ -203,7 +203,8 @@ class FaceDetector:
     at most `tile_size` pixels a side (default: `default_tile_size`); `max_search_size`
     (the deprecated --detect_max_size) further caps the first search's longer side. The CNN
     searches one image at a time on PyTorch's threads, on `device`; HOG searches tiles in
-    `workers` threads (1: in the caller's thread). Use as a context manager, or `close()`, to stop them.
+    `workers` threads (1: in the caller's thread; 0: `default_workers`). Use as a context manager, or
+    `close()`, to stop them.
     """
 
     def __init__(self, kind: str = 'cnn', min_face_size: int = DEFAULT_MIN_FACE_SIZE, min_score: float | None = None,
@@ -215,8 +216,9 @@ class FaceDetector:
         check_search(min_face_size, self.tile_size)
         if max_search_size is not None and max_search_size < 1:
             raise ValueError(f'the search size limit must be a positive number of pixels, got {max_search_size}')
-        if workers < 1:
-            raise ValueError(f'the number of detection workers must be at least 1, got {workers}')
+        if workers < 0:
+            raise ValueError(f'the number of detection workers must be 0 (one per core) or more, got {workers}')
+        workers = workers or default_workers(kind, self.tile_size)
         self.kind = kind
         self.min_face_size = min_face_size
         self.min_score = MIN_SCORES[kind] if min_score is None else min_score
@@ -307,13 +309,16 @@ class FaceDetector:
 def detector_from_flags(args: argparse.Namespace, device: torch.device | str = 'cpu') -> FaceDetector:
     """The `FaceDetector` the flags of options/detection_flags.py ask for (their values checked by argparse), its
     CNN on `device`; --detect_max_size warns."""
-    tile_size = default_tile_size(args.detector, device) if args.detect_tile_size is None else args.detect_tile_size
+    warn_max_size(args)
+    return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, args.detect_tile_size,
+                        args.detect_workers, args.detect_max_size, progress=True, device=device)
+
+
+def warn_max_size(args: argparse.Namespace) -> None:
+    """One warning line when the deprecated --detect_max_size is given, saying what it does."""
     if args.detect_max_size is not None:
         log.warning('--detect_max_size is deprecated (use --min_face_size): it still caps the first search image '
                     'at %d px a side, so in a photo longer than %d px the smallest face found is %d x (longer side) '
                     '/ %d px, more than --min_face_size %d', args.detect_max_size,
                     args.detect_max_size * args.min_face_size // DETECTION_WINDOW, DETECTION_WINDOW,
                     args.detect_max_size, args.min_face_size)
-    workers = args.detect_workers or default_workers(args.detector, tile_size)
-    return FaceDetector(args.detector, args.min_face_size, args.detect_min_score, tile_size, workers,
-                        args.detect_max_size, progress=True, device=device)

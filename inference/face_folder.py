@@ -14,8 +14,8 @@ import time
 from data import create_dataset, create_test_dataloader
 from inference import sharding
 from inference.report import check_report_file
-from models import create_model
 from models.enhancer import NON_FINITE_OUTPUT
+from options.pipelines import face_enhancer
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
 from utils.image_io import is_image_file, output_name, save_rgb
@@ -57,7 +57,7 @@ class OutputWriter:
         self.run_log.record(input_path, 'done', output_path, seconds=seconds + time.perf_counter() - start)
 
 
-def super_resolve_inputs(opt, shard, dataset, model, run):
+def super_resolve_inputs(opt, shard, dataset, enhancer, run):
     """Super-resolve this process's inputs, the network running while other processes load and threads write."""
     save_dir = output_dir(opt)
     jobs = run.pending([(os.path.join(opt.dataroot, rel_path), os.path.join(save_dir, output_name(rel_path)), rel_path)
@@ -75,11 +75,10 @@ def super_resolve_inputs(opt, shard, dataset, model, run):
             if batch['LR'] is None:
                 continue
             start = time.perf_counter()
-            model.set_input(batch)
-            outputs = tensor_to_uint8(model.test(), opt.round_output)
+            output, finites = enhancer.run(batch['LR'])
+            outputs = tensor_to_uint8(output, opt.round_output)
             network_share = (time.perf_counter() - start) / len(outputs)
-            for rel_path, image, finite, load_seconds in zip(batch['LR_paths'], outputs, model.finite,
-                                                             batch['seconds']):
+            for rel_path, image, finite, load_seconds in zip(batch['LR_paths'], outputs, finites, batch['seconds']):
                 if finite:
                     pool.submit(writer, image, rel_path, load_seconds + network_share)
                 else:
@@ -110,13 +109,13 @@ def test_share(opt, shard):
     plan.check()
     check_report_file(opt.report)
     with plan.claimed(lock=shard.is_main):
-        model = create_model(opt).setup_inference()  # before any output: wrong weights write nothing
+        enhancer = face_enhancer(opt)  # before any output: wrong weights write nothing
         run = sharding.ShardedRun(shard, dataset.paths, f'--dataroot {opt.dataroot}', opt.report, opt.skip_existing)
         with logging_redirect():
             if shard.is_main:
                 for rel_path in dataset.non_images:
                     log.warning('skipped %s: not an image file', os.path.join(opt.dataroot, rel_path))
-            super_resolve_inputs(opt, shard, dataset, model, run)
+            super_resolve_inputs(opt, shard, dataset, enhancer, run)
     totals = run.finish(None, opt.dist_timeout)
     if totals is None:
         return 1

@@ -2,43 +2,39 @@
 
 Without --pretrain_model_path (and no checkpoint of --name), the released `sparnethd_attn2d` is
 used, downloaded into the weights cache on first use. Faces are found with dlib, aligned to the
-FFHQ template at 512x512, enhanced in batches and blended back; `inference.photo_results` says
-where the results go. In a folder, the next photo is read and searched for faces while the faces
-of the current one are enhanced. Under torchrun each process takes its share of the photos of a
-folder (`inference.sharding`).
+FFHQ template at 512x512, enhanced in batches and blended back, by the Python API's `api.PhotoRestorer`
+built from the flags (`options.pipelines`); `inference.photo_results` says where the results go. In a
+folder, the next photo is read and searched for faces while the faces of the current one are enhanced. Under
+torchrun each process takes its share of the photos of a folder (`inference.sharding`).
 """
 import argparse
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import numpy as np
 
-from faces.detector import FaceDetector, FaceSearch, detector_from_flags
-from faces.restorer import FaceRestorer
+from api import PhotoRestorer
+from faces.detector import FaceSearch
 from inference import sharding
 from inference.photo_results import final_path, plan_results, save_results
 from inference.report import check_report_file
-from inference.whole_videos import enhance_video, output_ext, output_path
-from models.enhancer import Enhancer, NonFiniteOutput
-from models.face_restorers import SpandrelFaceEnhancer
-from upsamplers.background import BackgroundUpsampler
+from models.enhancer import NonFiniteOutput
+from options.pipelines import photo_restorer
 from utils.cli import UserError, print_path_lists
 from utils.devices import set_inference_threads
 from utils.image_io import (
     ImageReadError,
     find_images,
-    image_size,
     is_image_file,
     list_files,
     list_images,
-    read_rgb_array,
 )
 from utils.one_ahead import one_ahead
 from utils.output_plan import OutputPlan
 from utils.progress import logging_redirect, progress
+from video.enhance import output_ext, output_path
 from video.reader import is_video_file
 
 log = logging.getLogger('test_enhance_single_unalign')
@@ -52,51 +48,11 @@ class PhotoError(UserError):
         self.no_face = no_face
 
 
-def photo_restorer(opt: argparse.Namespace,
-                   enhancer: Callable[[np.ndarray], np.ndarray] | None = None) -> FaceRestorer:
-    """The whole-photo pipeline of the flags in `opt`: dlib detector, FFHQ alignment, `enhancer`, paste back.
-
-    `enhancer` defaults to the network of `opt` (its weights loaded strictly), or another project's face restorer
-    (`--face_model`, `models.face_restorers`); `--bg_upsampler` enlarges the
-    background (`upsamplers.background`). test_enhance_single_unalign.py
-    and the web page (app.py) both build their pipeline here; close its detector (`restorer.find_faces`,
-    a context manager) to stop the detection threads. The CNN detector runs on the network's device.
-    """
-    background = BackgroundUpsampler.from_options(opt)
-    detector = detector_from_flags(opt, opt.device)
-    try:
-        if enhancer is None:
-            enhancer = (SpandrelFaceEnhancer.from_options(opt) if opt.other_face_model
-                        else Enhancer.from_options(opt))
-    except BaseException:
-        detector.close()
-        raise
-    return FaceRestorer(detector, enhancer, batch_size=opt.face_batch_size, upscale=opt.test_upscale,
-                        background=background)
-
-
-def check_photo_pixels(photo_path: str, max_pixels: int, upscale: int = 1) -> None:
-    """ImageReadError (a PhotoError once handled) when the photo, enlarged `upscale` times, is over `max_pixels`:
-    checked from its header, before any of it is read."""
-    size = image_size(photo_path)
-    if size is None:
-        return  # unreadable: reading it says why
-    width, height = size
-    if width * height * upscale ** 2 > max_pixels:
-        enlarged = f' enlarged {upscale}x' if upscale > 1 else ''
-        raise ImageReadError(f'{photo_path}: {width}x{height}{enlarged} is {width * height * upscale ** 2 / 1e6:.1f} '
-                             f'megapixels, more than --max_pixels {max_pixels}; raise --max_pixels if this machine '
-                             'has the memory' + (', or lower --test_upscale' if upscale > 1 else ''))
-
-
-def read_and_search(detector: FaceDetector, photo_path: str, max_pixels: int | None = None,
-                    upscale: int = 1) -> tuple[np.ndarray, FaceSearch]:
+def read_and_search(restorer: PhotoRestorer, photo_path: str) -> tuple[np.ndarray, FaceSearch]:
     """(photo, its `FaceSearch`): the part of a photo's work that runs ahead in folder runs; the photo is refused
-    first when, enlarged `upscale` times, it is over `max_pixels`."""
-    if max_pixels is not None:
-        check_photo_pixels(photo_path, max_pixels, upscale)
-    photo = read_rgb_array(photo_path)
-    return photo, detector.search(photo)
+    first when, enlarged --test_upscale times, it is over --max_pixels."""
+    photo = restorer.read(photo_path)
+    return photo, restorer.search(photo)
 
 
 def enhance_photo(restorer, searched, photo_path, out_dir, opt):
@@ -174,9 +130,8 @@ def output_plan(opt: argparse.Namespace, photos: list, videos: list) -> OutputPl
 def enhance_photos(restorer, run, jobs, opt, single, show_progress):
     """Enhance this process's photos (the next one read and searched while the current one is enhanced);
     returns the number of faces restored."""
-    detector = restorer.find_faces
     restored_faces = 0
-    searches = one_ahead(lambda job: read_and_search(detector, job[0], opt.max_pixels, opt.test_upscale), jobs)
+    searches = one_ahead(lambda job: read_and_search(restorer, job[0]), jobs)
     for (photo_path, _, out_dir), searched in progress(searches, total=len(jobs), desc='photos', unit='photo',
                                                        disable=single or not show_progress):
         start = time.perf_counter()
@@ -202,7 +157,8 @@ def enhance_videos(restorer, run, jobs, opt, single, show_progress):
     for video_path, out_path in jobs:
         start = time.perf_counter()
         try:
-            totals = enhance_video(restorer, video_path, out_path, opt, show_progress)
+            totals = restorer.restore_video(video_path, out_path, start=opt.start, end=opt.end, crf=opt.crf,
+                                            temporal_smoothing=not opt.no_temporal_smoothing)
         except UserError as err:
             if single:
                 raise
@@ -226,7 +182,7 @@ def enhance_share(opt, shard):
     single = os.path.isfile(opt.test_img_path)
     with plan.claimed(lock=shard.is_main):
         restorer = photo_restorer(opt)  # before any output: wrong weights write nothing
-        with restorer.find_faces, logging_redirect():  # the detection threads stop whatever happens below
+        with restorer, logging_redirect():  # the detection threads stop whatever happens below
             run = sharding.ShardedRun(shard, [path for path, _ in photos + videos],
                                       f'--test_img_path {opt.test_img_path}', opt.report, opt.skip_existing)
             pending = run.pending([(photo_path, final_path(out_dir, opt.ext), out_dir)

@@ -1,21 +1,19 @@
-"""What every model shares: building the generator, checkpoint paths, loading weights, inference, training."""
+"""What every model shares: building the generator, checkpoint paths, loading weights, training (inference runs
+in `models.enhancer`, built by the Python API)."""
 import contextlib
 import os
 
 import torch
 
-from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import GeneratorSpec
 from archs.initial_weights import init_weights
 from models.fast_training import channels_last, fused_adam, prepare_training_net
 from models.lr_policy import create_scheduler
-from models.onnx_generator import OnnxGenerator
 from models.precision import MixedPrecision
 from utils import distributed
 from utils.cli import UserError
-from weights.checkpoint import describe, load_tag, net_path
+from weights.checkpoint import describe
 from weights.generator import check_generator_state, load_generator_weights, read_state_dict
-from weights.released import RELEASED_MODELS
 from weights.state_dict import WeightsError, load_tensors, shape_differences, tensor_shapes
 
 
@@ -26,7 +24,7 @@ class BaseModel:
     # SPARNet, 16 for SPARNetHD) whose smallest feature map the attention's reflection padding accepts (measured).
     min_load_size = 40
     default_train_dataset = 'celeba'
-    inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir
+    inference_net_name = 'G'  # whose weights test.py uses when loading from checkpoints_dir (options.pipelines)
     ignored_train_flags = ()  # training flags of the other model, accepted without effect
     lr_flags = {'G': 'lr'}  # {optimizer name: the flag of its learning rate}
 
@@ -40,76 +38,16 @@ class BaseModel:
         self.spec = GeneratorSpec.from_options(opt)
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.netG = self.spec.build()
-        self.inference_net = None
         self.channels_last_inputs = False
 
-    def inference_weights_path(self):
-        """--pretrain_model_path, else the checkpoint of --epoch / --load_iter (`20_net_G.pth` of the published
-        code too, when `epoch_20_net_G.pth` is absent)."""
-        if self.opt.pretrain_model_path:
-            return self.opt.pretrain_model_path
-        path = net_path(self.save_dir, load_tag(self.opt.epoch, self.opt.load_iter), self.inference_net_name)
-        published = net_path(self.save_dir, self.opt.epoch, self.inference_net_name)
-        by_epoch_number = str(self.opt.epoch).isdigit() and self.opt.load_iter <= 0
-        if by_epoch_number and not os.path.isfile(path) and os.path.isfile(published):
-            return published
-        return path
-
-    def setup_inference(self):
-        """Load the weights strictly and prepare the network that `test()` runs.
-
-        Default: the fast path (norms folded into the convs, same function; the plain module is
-        dropped once folded); `--reference_impl` runs the plain module, `--onnx_model` an exported
-        model with ONNX Runtime.
-        """
-        opt = self.opt
-        if opt.onnx_model:
-            self.inference_net = OnnxGenerator(opt.onnx_model, self.device)
-            onnx_size = list(self.inference_net.input_shape[2:])
-            if onnx_size != [opt.load_size, opt.load_size]:
-                raise UserError(f"{opt.onnx_model}: exported for {onnx_size[0]}x{onnx_size[1]} inputs, but "
-                                f"--load_size is {opt.load_size}; pass --load_size {onnx_size[0]} (and the --model "
-                                f"it was exported from), or export again with --in_size {opt.load_size}")
-            return self
-        path = self.inference_weights_path()
-        if not opt.pretrain_model_path and not os.path.isfile(path):
-            raise WeightsError(f"{path}: no such checkpoint (--checkpoints_dir {opt.checkpoints_dir} --name {opt.name} "
-                               f"--epoch {opt.epoch}); pass the weights with --pretrain_model_path: a .pth file, "
-                               f"a released model name ({', '.join(RELEASED_MODELS)}) or an http(s) URL")
-        load_generator_weights(self.netG, path, self.spec)
-        self.netG.to(self.device).eval()
-        if getattr(opt, 'verbose', False) and getattr(opt, 'rank', 0) == 0:
-            self.print_networks({'G': self.netG})
-        if opt.reference_impl:
-            self.inference_net = self.netG
-            return self
-        try:
-            self.inference_net = prepare_inference_net(self.netG, self.device, opt.precision)
-        except ValueError as err:
-            raise UserError(f'--precision {opt.precision}: {err}') from err
-        self.netG = None  # the folded copy is all that runs: free the plain module (340 MB for SPARNetHD)
-        return self
-
     def set_input(self, batch):
-        """LR batch for `test()`; training batches also carry the HR targets."""
+        """A training batch: LR inputs and HR targets, on the device."""
         self.LR = batch['LR'].to(self.device)
         self.HR = batch['HR'].to(self.device) if 'HR' in batch else None
         if self.channels_last_inputs:
             self.LR = channels_last(self.LR)
             self.HR = channels_last(self.HR) if self.HR is not None else None
         self.image_paths = batch['LR_paths'] if 'LR_paths' in batch else batch['HR_paths']
-
-    def test(self):
-        """Super-resolve `self.LR` into `self.SR`, clamped to [-1, 1] like the published code.
-
-        `self.finite[i]`: whether output i held no NaN or infinity before the clamp (an fp16 overflow or
-        a broken ONNX file gives them; they would be saved as black or saturated pixels).
-        """
-        with torch.inference_mode():
-            output = self.inference_net(self.LR).float()
-            self.finite = torch.isfinite(output).flatten(1).all(1).tolist()
-            self.SR = output.clamp_(-1, 1)
-        return self.SR
 
     def setup_training(self, iters_per_epoch):
         """Generator on the device in train mode, optimizers, schedulers, the --precision of the steps.

@@ -8,7 +8,6 @@ fixed noise of its file (its script draws new noise each run; fixed, a run is re
 CodeFormer with its fidelity weight (0: the most restored, 1: the most faithful to the input).
 Outputs are rounded to 8 bits, as those projects write them.
 """
-import argparse
 import logging
 import threading
 from collections.abc import Callable
@@ -46,12 +45,13 @@ class SpandrelFaceEnhancer:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_options(cls, opt: argparse.Namespace) -> Self:
-        """The face restorer of `opt.other_face_model` (a local file; `options.face_model` fetched it)."""
-        descriptor = load_spandrel(opt.other_face_model, opt.other_face_model, FACE, opt.codeformer_noncommercial)
-        log.info('face model: %s, %s', opt.face_model, describe(descriptor))
-        return cls(descriptor, opt.batch_size, opt.device, opt.precision, opt.codeformer_fidelity,
-                   opt.face_model)
+    def from_file(cls, path: str, label: str, batch_size: int = 1, device: torch.device | str = 'cpu',
+                  precision: str = 'fp32', fidelity: float = 0.5, noncommercial_ok: bool = False) -> Self:
+        """The face restorer of the local file `path` (`label`: what the user named it), loaded by spandrel;
+        UserError in one line for a file that is no face restorer, or CodeFormer without `noncommercial_ok`."""
+        descriptor = load_spandrel(path, path, FACE, noncommercial_ok)
+        log.info('face model: %s, %s', label, describe(descriptor))
+        return cls(descriptor, batch_size, device, precision, fidelity, label)
 
     @torch.inference_mode()
     def restore(self, faces: torch.Tensor) -> torch.Tensor:

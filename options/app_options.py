@@ -3,7 +3,7 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from options.test_options import DEFAULT_MAX_PIXELS
+from api.choices import DEFAULT_MAX_PIXELS
 from utils.cli import UserError, cache_folder, input_path, output_folder
 from weights.download import CACHE_ENV, DEFAULT_CACHE
 from weights.spandrel_file import LICENCE_FLAG

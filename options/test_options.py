@@ -5,9 +5,11 @@ from collections.abc import Sequence
 
 import torch
 
+from api.choices import DEFAULT_MAX_PIXELS, KINDS, default_batch_size
+from api.face_enhancer import face_model_choices
 from options.base_options import BaseOptions
 from options.detection_flags import add_detection_flags
-from options.face_model import face_model_choices, resolve_face_model
+from options.face_model import resolve_face_model
 from options.video_flags import add_video_flags
 from upsamplers.background import DEFAULT_TILE, NONE
 from upsamplers.background import check_given as check_background
@@ -20,7 +22,6 @@ from utils.cli import (
     output_file,
     output_folder,
     positive_float,
-    positive_int,
     unquoted,
     unquoted_lower,
 )
@@ -28,17 +29,10 @@ from utils.devices import PRECISIONS
 from weights.other_models import names_of
 from weights.spandrel_file import BACKGROUND, LICENCE_FLAG
 
-# Images per batch when --batch_size is not given: on the CPU what measured fastest per image
-# for SPARNet (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.
-DEFAULT_BATCH_SIZE = {('cpu', 'fp32'): 4, ('cpu', 'bf16'): 8, 'cuda': 16}
 # Loader processes and writer threads when not given: on the CPU every extra thread takes cores
 # from the network (one of each measured fastest); a GPU leaves the cores to them.
 DEFAULT_LOADERS = {'cpu': 1, 'cuda': 8}
 DEFAULT_WRITERS = {'cpu': 1, 'cuda': 2}
-# The largest image a run takes (test.py: --load_size squared; whole photos: the photo after --test_upscale), as
-# the web page's limit: beyond it memory, not the flag, would stop the run. --max_pixels raises it.
-DEFAULT_MAX_PIXELS = 50_000_000
-MAX_TEST_UPSCALE = 8
 
 
 class TestOptions(BaseOptions):
@@ -64,16 +58,16 @@ class TestOptions(BaseOptions):
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
         parser.add_argument('--test_img_path', type=input_path, default='',
                             help='photo or video, or folder of them, for test_enhance_single_unalign.py')
-        parser.add_argument('--test_upscale', type=number_type(int, low=1, high=MAX_TEST_UPSCALE), default=1,
+        parser.add_argument('--test_upscale', type=KINDS['test_upscale'], default=1,
                             help='enlarge the whole photo by this factor (1 to 8) before pasting the faces back')
-        parser.add_argument('--max_pixels', type=positive_int, default=DEFAULT_MAX_PIXELS,
+        parser.add_argument('--max_pixels', type=KINDS['max_pixels'], default=DEFAULT_MAX_PIXELS,
                             help='largest image in pixels: --load_size squared for test.py; a whole photo after '
                                  '--test_upscale (a larger photo fails with one line, the others go on)')
         parser.add_argument('--bg_upsampler', type=input_path, default=NONE,
                             help=f"enlarge the photo's background to --test_upscale with this super-resolution model: "
                                  f"{NONE} (bicubic), {', '.join(names_of(BACKGROUND))} (downloaded once into "
                                  '--weights_dir), a model file spandrel loads, or an http(s) URL')
-        parser.add_argument('--bg_tile', type=non_negative_int, default=DEFAULT_TILE,
+        parser.add_argument('--bg_tile', type=KINDS['bg_tile'], default=DEFAULT_TILE,
                             help='the background upsampler runs on tiles of this many pixels a side (memory grows '
                                  'with its square); 0: the whole photo at once')
         parser.add_argument('--face_model', type=input_path, default='',
@@ -82,13 +76,14 @@ class TestOptions(BaseOptions):
         parser.add_argument(LICENCE_FLAG, action='store_true',
                             help='accept the licence of CodeFormer (S-Lab License 1.0: non-commercial use only); '
                                  'without it --face_model codeformer is refused')
-        parser.add_argument('--codeformer_fidelity', type=number_type(float, low=0, high=1), default=0.5,
+        parser.add_argument('--codeformer_fidelity', type=KINDS['codeformer_fidelity'], default=0.5,
                             help="CodeFormer's fidelity weight: 0 restores the most, 1 keeps closest to the input")
         parser.add_argument('--ext', type=unquoted_lower, default='jpg', choices=('jpg', 'png'),
                             help='image format of the whole-photo outputs')
         add_detection_flags(parser, text=unquoted_lower)
         add_video_flags(parser)
-        parser.add_argument('--face_batch_size', type=positive_int, default=4, help='aligned faces enhanced per batch')
+        parser.add_argument('--face_batch_size', type=KINDS['face_batch_size'], default=4,
+                            help='aligned faces enhanced per batch')
         parser.add_argument('--phase', type=unquoted, default='test',
                             help='default --save_as_dir is <results_dir>/<name>/<phase>_<epoch>')
         self.original_flags.add_argument('--eval', action='store_true')
@@ -121,8 +116,7 @@ class TestOptions(BaseOptions):
         opt.other_face_model = self.other_face_model
         on_gpu = opt.device.type == 'cuda' or (opt.gpus > 0 and torch.cuda.is_available())  # torchrun: not chosen yet
         if opt.batch_size is None:
-            opt.batch_size = DEFAULT_BATCH_SIZE['cuda'] if on_gpu else DEFAULT_BATCH_SIZE.get(
-                ('cpu', opt.precision), DEFAULT_BATCH_SIZE['cpu', 'fp32'])
+            opt.batch_size = default_batch_size(torch.device('cuda' if on_gpu else 'cpu'), opt.precision)
         if opt.num_threads is None:
             opt.num_threads = min(DEFAULT_LOADERS['cuda' if on_gpu else 'cpu'], os.cpu_count() or 1)
         if opt.write_threads is None:

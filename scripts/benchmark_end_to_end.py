@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from api.choices import DEFAULT_BATCH_SIZE
 from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import random_generator
 from baselines.environment import check_baseline_environment, describe_environment, environment_line
@@ -49,7 +50,7 @@ from data.base_dataset import resize_square
 from inference.face_folder import test_folder
 from inference.whole_photos import enhance_whole_photos
 from metrics import psnr_ssim
-from options.test_options import DEFAULT_BATCH_SIZE, TestOptions
+from options.test_options import TestOptions
 from utils.cli import ArgumentParser, UserError, positive_int, run
 from utils.devices import set_inference_threads
 from utils.image_io import list_images, read_rgb

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from api import face_enhancer
 from archs.generator_spec import random_generator
 from archs.sparnet import SIZE_SETTINGS
 from helpers.other_models import codeformer_file, gfpgan_file, realesrgan_file, restoreformer_file
@@ -126,6 +127,23 @@ def inception_file(made_once):
             net(torch.rand(2, 3, 299, 299) * 2 - 1)
         torch.save(net.state_dict(), path)
     return made_once(f'torch_home/hub/checkpoints/{FID_WEIGHTS_NAME}', write)
+
+
+@pytest.fixture
+def network_stand_in(monkeypatch):
+    """network_stand_in(make) -> the list of stand-ins built: every SPARNet network the Python API builds (for the
+    scripts, the web page and programs alike) is `make()` instead, a callable of uint8 faces; its weights are found
+    and checked as usual, not loaded."""
+    def use(make):
+        built = []
+
+        def enhancer(net, device, batch_size, round_output=False):
+            built.append(make())
+            return built[-1]
+        monkeypatch.setattr(face_enhancer, 'inference_net', lambda *args, **kwargs: None)
+        monkeypatch.setattr(face_enhancer, 'Enhancer', enhancer)
+        return built
+    return use
 
 
 @pytest.fixture

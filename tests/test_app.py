@@ -49,15 +49,9 @@ class InvertingEnhancer:
 
 
 @pytest.fixture
-def built(monkeypatch):
+def built(network_stand_in):
     """The networks built, as the stand-in each one is."""
-    networks = []
-
-    def build(cls, opt):
-        networks.append(InvertingEnhancer())
-        return networks[-1]
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(build))
-    return networks
+    return network_stand_in(InvertingEnhancer)
 
 
 @pytest.fixture
@@ -247,7 +241,7 @@ def test_a_start_or_end_past_any_video_is_one_message(tmp_path, gradio, built, h
 
 
 @pytest.mark.slow
-def test_a_video_job_that_fails_leaves_no_job_folder(tmp_path, gradio, monkeypatch, hd_weights_dir):
+def test_a_video_job_that_fails_leaves_no_job_folder(tmp_path, gradio, network_stand_in, hd_weights_dir):
     """A failure the job does not expect (the network out of memory at the second frame): one message, and neither
     the video's temporary file nor an empty job folder stays."""
     class OutOfMemory:
@@ -258,7 +252,7 @@ def test_a_video_job_that_fails_leaves_no_job_folder(tmp_path, gradio, monkeypat
             if self.calls == 2:
                 raise RuntimeError('out of memory')
             return 255 - faces
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: OutOfMemory()))
+    network_stand_in(lambda: OutOfMemory())
     clip = tmp_path / 'clip.mp4'
     write_clip(clip, astronaut_frames(4))
     pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
@@ -270,7 +264,7 @@ def test_a_video_job_that_fails_leaves_no_job_folder(tmp_path, gradio, monkeypat
 
 
 @pytest.mark.slow
-def test_cancelled_jobs_stop_at_their_next_photo_and_no_other_starts(tmp_path, monkeypatch, hd_weights_dir):
+def test_cancelled_jobs_stop_at_their_next_photo_and_no_other_starts(tmp_path, network_stand_in, hd_weights_dir):
     """The server stopping: a photo job stops before its next photo (the photo done is kept), the wait says when a
     job still runs, and no job starts after."""
     entered, release = threading.Event(), threading.Event()
@@ -279,7 +273,7 @@ def test_cancelled_jobs_stop_at_their_next_photo_and_no_other_starts(tmp_path, m
         entered.set()
         assert release.wait(60)
         return 255 - faces
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: slow_network))
+    network_stand_in(lambda: slow_network)
     Image.fromarray(data.astronaut()).save(tmp_path / 'astronaut.png')
     pipeline = AppPipeline(str(tmp_path / 'run'), gpus=0, weights_dir=hd_weights_dir)
     outcome = []
@@ -364,16 +358,10 @@ def test_precisions_offered_and_names():
 
 def test_an_enhancer_shared_by_threads_gives_each_its_own_faces():
     """Jobs run in threads and share a loaded network: a batch must not meet another job's input."""
-    class SlowModel:
-        finite = [True]  # every output finite, as the model reports it
-
-        def set_input(self, batch):
-            self.LR = batch['LR']
-
-        def test(self):
-            time.sleep(0.01)
-            return self.LR
-    enhancer = Enhancer(SlowModel(), batch_size=1)
+    def slow_identity(batch):
+        time.sleep(0.01)
+        return batch
+    enhancer = Enhancer(slow_identity, 'cpu', batch_size=1)
     faces = [np.full((3, 4, 4, 3), value, np.uint8) for value in (0, 100, 200)]
     outputs = [None] * 3
 

@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from api import photo_restorer
 from helpers.commands import HD_FLAGS, run_in_process, run_script, run_whole_photos
 from inference import whole_photos
 from inference.whole_photos import input_jobs, read_and_search
 from metrics.psnr_ssim import psnr
-from models.enhancer import Enhancer
+from options import pipelines
 from utils.cli import UserError
 from weights.released import RELEASED_MODELS
 
@@ -34,7 +35,7 @@ class IdentityEnhancer:
 @pytest.fixture
 def enhancer(monkeypatch):
     identity = IdentityEnhancer()
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: identity))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: identity)
     return identity
 
 
@@ -103,8 +104,8 @@ def test_photos_over_max_pixels_fail_alone_before_being_read(tmp_path, enhancer,
     Image.fromarray(data.astronaut()).resize((1024, 1024)).save(photos / 'big.png')
     Image.fromarray(data.astronaut()).save(photos / 'small.png')  # 512x512: 1.05 megapixels at 2x
     decoded = []
-    real_read = whole_photos.read_rgb_array
-    monkeypatch.setattr(whole_photos, 'read_rgb_array', lambda path: decoded.append(os.path.basename(path))
+    real_read = photo_restorer.read_rgb_array
+    monkeypatch.setattr(photo_restorer, 'read_rgb_array', lambda path: decoded.append(os.path.basename(path))
                         or real_read(path))
     assert run_main(photos, tmp_path / 'out', '--test_upscale', '2', '--max_pixels', '1500000') == 1
     printed = capsys.readouterr()
@@ -133,7 +134,7 @@ def test_the_next_photo_is_searched_while_the_current_one_is_enhanced(tmp_path, 
         return faces.copy()
     overlapped = []
     monkeypatch.setattr(whole_photos, 'read_and_search', recording_search)
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: enhance))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: enhance)
     assert run_main(photos, tmp_path / 'out') == 0
     assert overlapped == [True, True]  # b.png was searched while a.png's face was enhanced
 

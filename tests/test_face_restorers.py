@@ -11,6 +11,7 @@ from skimage import data
 
 from helpers.commands import run_in_process, run_whole_photos
 from models.face_restorers import SpandrelFaceEnhancer
+from options.pipelines import face_enhancer
 from options.test_options import TestOptions
 from weights.other_models import OTHER_MODELS
 from weights.spandrel_file import FACE, load_spandrel
@@ -83,7 +84,7 @@ def test_codeformer_file_loads_only_with_the_licence_flag(face_restorer_standin)
         load_spandrel(path, path, FACE)
     opt = TestOptions().parse(['--gpus', '0', '--face_model', path, '--codeformer_noncommercial',
                                '--codeformer_fidelity', '0.7'])
-    enhancer = SpandrelFaceEnhancer.from_options(opt)
+    enhancer = face_enhancer(opt).enhancer
     assert enhancer.descriptor.architecture.id == 'CodeFormer' and enhancer.fidelity == 0.7
     assert opt.other_face_model == path and opt.pretrain_model_path == ''
 

@@ -8,8 +8,8 @@ import pytest
 from helpers.commands import ROOT
 
 # Lowest first: a package may import only the packages before it.
-LAYERS = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'video', 'metrics', 'options',
-          'training', 'inference', 'baselines', 'webapp')
+LAYERS = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'video', 'metrics', 'api',
+          'options', 'training', 'inference', 'baselines', 'webapp')
 ENTRY_POINTS = ('train', 'test', 'test_enhance_single_unalign', 'app', 'psnr_ssim', 'hubconf')
 
 

@@ -73,7 +73,7 @@ def test_bg_upsampler_uses_a_local_file_named_as_a_table_model(here, realesrgan_
     """An x4 network saved as RealESRGAN_x2plus.pth: its own scale counts (x2plus could not give 4)."""
     name = here.put(OTHER_MODELS['realesrgan_x2plus'].file_name, realesrgan_standin(4))
     opt = TestOptions().parse(['--gpus', '0', '--bg_upsampler', name, '--test_upscale', '4'])
-    upsampler = BackgroundUpsampler.from_options(opt)
+    upsampler = BackgroundUpsampler.named(opt.bg_upsampler, opt.test_upscale)
     assert (upsampler.descriptor.scale, upsampler.label) == (4, name)
     assert here.requests == []
 
@@ -102,8 +102,8 @@ def test_a_missing_path_maps_to_a_table_only_by_its_file_name(here, realesrgan_s
     model = OTHER_MODELS['realesrgan_x2plus']
     here.add(realesrgan_standin(2), model.file_name)
     missing = os.path.join('pretrain_models', model.file_name)
-    upsampler = BackgroundUpsampler.from_options(TestOptions().parse(['--gpus', '0', '--bg_upsampler', missing,
-                                                                      '--test_upscale', '2']))
+    opt = TestOptions().parse(['--gpus', '0', '--bg_upsampler', missing, '--test_upscale', '2'])
+    upsampler = BackgroundUpsampler.named(opt.bg_upsampler, opt.test_upscale)
     assert (upsampler.descriptor.scale, upsampler.label) == (2, model.name)
     assert here.requests == [f'/{model.file_name}']
     given = os.path.join('pretrain_models', 'sparnet')

@@ -11,7 +11,7 @@ from PIL import Image
 
 from helpers.clips import faceless_frame, write_clip
 from helpers.commands import HD_FLAGS, command_main, project_env, run_in_process, run_test_py, run_whole_photos
-from models.enhancer import Enhancer
+from options import pipelines
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_two_images_with_one_output_name_are_refused(faces, released_checkpoint)
 @pytest.fixture
 def no_network(monkeypatch):
     """The whole-photo pipeline with a stand-in for SPARNetHD that returns the faces as they are."""
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: lambda faces: faces))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: lambda faces: faces)
 
 
 @pytest.mark.slow

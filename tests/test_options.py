@@ -211,7 +211,8 @@ def test_train_sh_commands_parse_and_train_the_published_epoch_counts():
 
 
 def test_inference_defaults_follow_the_device_and_bad_values_are_refused(monkeypatch):
-    from options.test_options import DEFAULT_BATCH_SIZE, DEFAULT_LOADERS, DEFAULT_WRITERS
+    from api.choices import DEFAULT_BATCH_SIZE
+    from options.test_options import DEFAULT_LOADERS, DEFAULT_WRITERS
     cpu = parse()
     assert (cpu.batch_size, cpu.write_threads) == (DEFAULT_BATCH_SIZE['cpu', 'fp32'], DEFAULT_WRITERS['cpu'])
     assert cpu.num_threads == min(DEFAULT_LOADERS['cpu'], os.cpu_count())

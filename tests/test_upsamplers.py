@@ -14,7 +14,7 @@ from skimage import data
 from archs.generator_spec import GeneratorSpec, random_generator
 from helpers.commands import ROOT, run_in_process, run_whole_photos
 from helpers.other_models import realesrgan_shapes
-from models.enhancer import Enhancer
+from options import pipelines
 from upsamplers.background import TILE_OVERLAP, BackgroundUpsampler
 from upsamplers.tiles import tile_spans
 from weights.download import DownloadError, url_cache_path
@@ -56,7 +56,7 @@ def test_download_checks_and_loads_through_spandrel(weights_server, realesrgan_s
     assert found is model and path == f'{weights_server.cache}/{model.file_name}'
     assert weights_server.requests == [f'/{model.file_name}']
     assert resolve_other(model.url, BACKGROUND)[0] == path and len(weights_server.requests) == 1  # cached
-    upsampler = BackgroundUpsampler.from_options(options(name, scale))
+    upsampler = named_upsampler(name, scale)
     assert (upsampler.descriptor.architecture.id, upsampler.descriptor.scale) == ('ESRGAN', scale)
 
 
@@ -81,19 +81,18 @@ def test_download_that_spandrel_cannot_load_is_refused(weights_server, tmp_path)
     assert not (tmp_path / 'cache' / 'RealESRGAN_x4plus.pth').exists()
 
 
-def options(source, upscale, tile=0, precision='fp32'):
-    return type('Options', (), dict(bg_upsampler=source, test_upscale=upscale, bg_tile=tile, device='cpu',
-                                    precision=precision, weights_dir=None))()
+def named_upsampler(source, upscale, tile=0, precision='fp32'):
+    return BackgroundUpsampler.named(source, upscale, tile, 'cpu', precision)
 
 
 @pytest.mark.parametrize('scale, upscale', [(2, 2), (4, 4), (4, 2), (4, 1)])
 def test_tiles_equal_the_whole_photo_and_the_reference(realesrgan_standin, scale, upscale, one_torch_thread):
     path = realesrgan_standin(scale)
     photo = PHOTO[180:230, 150:211]  # 50 x 61: tiles of uneven sizes, edges that are no multiple of 4
-    whole = BackgroundUpsampler.from_options(options(path, upscale))(photo)
+    whole = named_upsampler(path, upscale)(photo)
     assert whole.shape == (50 * upscale, 61 * upscale, 3)
     assert level_difference(whole, reference(path, photo, upscale)) <= 1
-    tiled = BackgroundUpsampler.from_options(options(path, upscale, tile=28))(photo)
+    tiled = named_upsampler(path, upscale, tile=28)(photo)
     assert level_difference(tiled, whole) <= 1
     assert np.abs(whole.astype(int) - cv2.resize(photo, whole.shape[1::-1], interpolation=cv2.INTER_CUBIC)).mean() > 5
 
@@ -110,7 +109,7 @@ def test_tile_spans_cover_each_pixel_once_on_the_size_step():
 def test_photo_at_2x_with_the_background_from_the_model_and_the_faces_pasted(
         tmp_path, weights_server, realesrgan_standin, released_checkpoint, monkeypatch, one_torch_thread):
     weights_server.add(realesrgan_standin(2), 'RealESRGAN_x2plus.pth')
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: lambda faces: faces.copy()))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: lambda faces: faces.copy())
     photo = PHOTO[:320, 96:416]  # the astronaut's face and shoulders
     Image.fromarray(photo).save(tmp_path / 'photo.png')
     out = tmp_path / 'out'

@@ -9,7 +9,7 @@ import pytest
 from helpers.clips import astronaut_frames, faceless_frame, read_clip, write_clip, write_joined_ts
 from helpers.commands import HD_FLAGS, run_in_process, run_whole_photos
 from metrics.psnr_ssim import psnr
-from models.enhancer import Enhancer
+from options import pipelines
 from video import writer
 from video.reader import VideoSource, fit_to
 from video.writer import VideoSink
@@ -32,7 +32,7 @@ class InvertingEnhancer:
 @pytest.fixture
 def enhancer(monkeypatch):
     inverting = InvertingEnhancer()
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: inverting))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: inverting)
     return inverting
 
 
@@ -105,7 +105,7 @@ def test_start_and_end_keep_part_of_the_video(tmp_path, enhancer, video_flags):
 @pytest.mark.slow
 def test_a_stopped_run_leaves_nothing_under_the_final_name(tmp_path, monkeypatch, video_flags):
     stopping = InvertingEnhancer(fail_at_call=2)  # the second batch of faces
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: stopping))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: stopping)
     clip = tmp_path / 'clip.mp4'
     write_clip(clip, astronaut_frames(6))
     out = tmp_path / 'out'
@@ -116,7 +116,7 @@ def test_a_stopped_run_leaves_nothing_under_the_final_name(tmp_path, monkeypatch
     left = out / 'clip.mp4.12345-0123abcd.part'
     out.mkdir()
     left.write_bytes(b'half a video')
-    monkeypatch.setattr(Enhancer, 'from_options', classmethod(lambda cls, opt: InvertingEnhancer()))
+    monkeypatch.setattr(pipelines, 'face_enhancer', lambda opt: InvertingEnhancer())
     assert run_video(video_flags, clip, out).returncode == 0
     assert os.listdir(out) == ['clip.mp4']
     assert len(read_clip(out / 'clip.mp4')['images']) == 6

@@ -6,7 +6,6 @@ enlarges the photo in tiles (`--bg_tile`, memory bounded by the tile; `upsampler
 run's precision; a network that enlarges more than asked (x4 for 2x) is run, then brought down by
 the mean of whole blocks of pixels; one that cannot reach `--test_upscale` stops the run.
 """
-import argparse
 import logging
 from typing import Self
 
@@ -75,17 +74,18 @@ class BackgroundUpsampler:
                      descriptor.scale // upscale, descriptor.scale // upscale)
 
     @classmethod
-    def from_options(cls, opt: argparse.Namespace) -> Self | None:
-        """The upsampler of `--bg_upsampler` (None for `none`), fetched and checked before any photo is read."""
-        if opt.bg_upsampler == NONE:
+    def named(cls, source: str, upscale: int, tile: int = DEFAULT_TILE, device: torch.device | str = 'cpu',
+              precision: str = 'fp32', weights_dir: str | None = None) -> Self | None:
+        """The upsampler `source` names (`--bg_upsampler`: a model of the table, a file or a URL; None for `none`),
+        fetched into `weights_dir` (default: the cache) and checked before any photo is read."""
+        if source == NONE:
             return None
-        check_given(opt.bg_upsampler, opt.test_upscale)
-        path, model = resolve_other(opt.bg_upsampler, BACKGROUND, opt.weights_dir)
+        check_given(source, upscale)
+        path, model = resolve_other(source, BACKGROUND, weights_dir)
         descriptor = load_spandrel(path, path, BACKGROUND)
-        log.info('background upsampler: %s, %s, tiles of %s', opt.bg_upsampler, describe(descriptor),
-                 f'{opt.bg_tile} px' if opt.bg_tile else 'the whole photo')
-        return cls(descriptor, opt.test_upscale, opt.bg_tile, opt.device, opt.precision,
-                   model.name if model is not None else opt.bg_upsampler)
+        log.info('background upsampler: %s, %s, tiles of %s', source, describe(descriptor),
+                 f'{tile} px' if tile else 'the whole photo')
+        return cls(descriptor, upscale, tile, device, precision, model.name if model is not None else source)
 
     @torch.inference_mode()
     def __call__(self, photo: np.ndarray) -> np.ndarray:

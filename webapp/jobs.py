@@ -1,14 +1,13 @@
 """What the web page (app.py) runs, without Gradio: its choices -> the scripts' pipeline, job folders, zips.
 
-The choices become the flags of test_enhance_single_unalign.py / test.py, parsed by TestOptions, so weights
-resolve, download (with the tqdm bar the page shows) and load as for the scripts; the models of
-`app.py --models` (`webapp.added_models`) join the released ones there, a face restorer as --face_model.
-Photos go through `inference.whole_photos.photo_restorer` (detect, align, enhance, paste back), a video
-through `inference.whole_videos.enhance_video` with that pipeline; aligned faces are read by
-`data.single_dataset.read_face` and enhanced by the Enhancer, as in test.py. The last networks used stay
-loaded, keyed by model, precision and device, each running one batch at a time for all jobs. When the server
-stops, `cancel_jobs` cancels the running jobs (each stops at its next frame, photo or batch of faces, its
-temporary files removed) and waits for them. Everything is written below the run folder:
+The choices become the arguments of the Python API (`api.FaceEnhancer`, `api.PhotoRestorer`), the objects the
+scripts run too, so weights resolve, download (with the tqdm bar the page shows) and load as for the scripts;
+the models of `app.py --models` (`webapp.added_models`) join the released ones there. Photos go through
+`PhotoRestorer.restore` (detect, align, enhance, paste back), a video through `PhotoRestorer.restore_video`;
+aligned faces are read by `data.single_dataset.read_face` and enhanced by the FaceEnhancer, as in test.py. The
+last networks used stay loaded, keyed by model and precision, each running one batch at a time for all jobs.
+When the server stops, `cancel_jobs` cancels the running jobs (each stops at its next frame, photo or batch of
+faces, its temporary files removed) and waits for them. Everything is written below the run folder:
 
     photos_NNNN/<name>.<ext>                      the whole photo with its faces enhanced
     photos_NNNN/<name>/LQ_faces/000.<ext>, HQ/... its aligned faces and their enhanced versions
@@ -29,27 +28,24 @@ from dataclasses import dataclass, field
 from PIL import Image
 from tqdm import tqdm
 
+from api import FaceEnhancer, PhotoRestorer
+from api.choices import DEFAULT_MAX_PIXELS, MAX_SECONDS
 from data.single_dataset import read_face
 from faces.detector import DETECTORS
 from faces.restorer import NoFaceFound
-from inference.whole_photos import photo_restorer
-from inference.whole_videos import VideoFailed, enhance_video, output_path
-from models.enhancer import Enhancer, NonFiniteOutput
-from models.face_restorers import SpandrelFaceEnhancer
-from options.app_options import DEFAULT_MAX_PIXELS
-from options.test_options import TestOptions
-from options.video_flags import MAX_SECONDS
+from models.enhancer import NonFiniteOutput
 from upsamplers.background import NONE, serves
 from utils.atomic import atomic_write
 from utils.cli import UserError
 from utils.devices import PRECISIONS, check_precision, select_device
 from utils.image_io import ImageReadError, read_rgb_array, save_rgb
+from video.enhance import VideoFailed, output_path
 from video.pipeline import Cancelled, VideoTotals
 from video.reader import VideoReadError, VideoSource
 from webapp.added_models import SPARNET, SPARNETHD
 from weights.other_models import OTHER_MODELS, names_of
 from weights.released import RELEASED_MODELS
-from weights.spandrel_file import BACKGROUND, FACE, LICENCE_FLAG
+from weights.spandrel_file import BACKGROUND, FACE
 
 # SPARNet (x8) enlarges 16x16 faces: faces cut out of a photo are far larger, so only SPARNetHD runs on photos.
 PHOTO_MODELS = tuple(name for name, model in RELEASED_MODELS.items() if model.spec.model == 'sparnethd')
@@ -133,18 +129,13 @@ def check_choice(value, choices, what):
         raise JobError(f"{value!r} is not a {what} offered here ({', '.join(map(str, choices))})")
 
 
-def span_flags(start, end):
-    """--start / --end of the seconds chosen (None: from the beginning, to the end), within the flags' bounds."""
+def check_span(start, end):
+    """JobError unless the seconds chosen (None: from the beginning, to the end) are within the flags' bounds."""
     for value, what in ((start, 'start'), (end, 'end')):
         if value is not None and not 0 <= value <= MAX_SECONDS:
             raise JobError(f'the {what} must be a number of seconds from 0 to {MAX_SECONDS} (got {value:g})')
     if start is not None and end is not None and end <= start:
         raise JobError(f'the end ({end:g} s) must be after the start ({start:g} s)')
-    flags = []
-    for flag, value in (('--start', start), ('--end', end)):
-        if value is not None:
-            flags += [flag, repr(float(value))]
-    return flags
 
 
 class AppPipeline:
@@ -158,8 +149,7 @@ class AppPipeline:
         self.photo_models = PHOTO_MODELS + self._added_of(SPARNETHD, FACE)
         self.face_models = FACE_MODELS + self._added_of(SPARNET, SPARNETHD)
         self.backgrounds = tuple(dict.fromkeys(BACKGROUNDS + self._added_of(BACKGROUND)))
-        self.device, gpu_ids = select_device(min(gpus, 1))  # warns once when there is no GPU
-        self.gpus = 1 if gpu_ids else 0
+        self.device = select_device(min(gpus, 1))[0]  # warns once when there is no GPU
         self.weights_dir = weights_dir
         self.max_pixels = max_pixels
         self.precisions = supported_precisions(self.device)
@@ -214,25 +204,17 @@ class AppPipeline:
     def _added_of(self, *kinds):
         return tuple(label for label, model in self.added.items() if model.kind in kinds)
 
-    def options(self, model, precision, *flags):
-        """The scripts' options for these choices; released weights are downloaded on first use."""
+    def enhancer(self, model, precision):
+        """The FaceEnhancer of a model of the page (a released name, or one of --models), loaded once and kept for
+        the next jobs; released weights are downloaded on first use."""
         added = self.added.get(model)
-        if added is not None and added.kind == FACE:
-            weights = ['--face_model', added.source] + ([LICENCE_FLAG] if self.noncommercial_ok else [])
-        else:  # a released name, or a checkpoint of train.py: its flags from its weights
-            weights = ['--pretrain_model_path', added.source if added is not None else model]
-        args = ['--gpus', str(self.gpus), *weights, '--precision', precision, *flags]
-        if self.weights_dir:
-            args += ['--weights_dir', self.weights_dir]
-        return TestOptions().parse(args)
-
-    def enhancer(self, opt):
-        """The Enhancer (or another project's face restorer) of `opt`, loaded once and kept for the next jobs."""
-        key = (opt.pretrain_model_path, opt.other_face_model, opt.precision, str(opt.device))
+        source = added.source if added is not None else model
+        key = (source, precision)
         with self._lock:
             if key not in self._enhancers:
-                build = SpandrelFaceEnhancer if opt.other_face_model else Enhancer
-                self._enhancers[key] = build.from_options(opt)
+                self._enhancers[key] = FaceEnhancer(source, device=self.device, precision=precision,
+                                                    weights_dir=self.weights_dir,
+                                                    codeformer_noncommercial=self.noncommercial_ok)
                 while len(self._enhancers) > MODELS_KEPT:
                     self._enhancers.popitem(last=False)
             self._enhancers.move_to_end(key)
@@ -278,11 +260,12 @@ class AppPipeline:
         except ImageReadError as err:
             raise InputProblem(str(err).replace(path, name)) from err
 
-    def background_flags(self, background, upscale):
-        """The --bg_upsampler of the choice (none at upscale 1); JobError when its scale cannot give `upscale`."""
+    def background_source(self, background, upscale):
+        """The background upsampler of the choice (none at upscale 1); JobError when its scale cannot give
+        `upscale`."""
         check_choice(background, self.backgrounds, 'background upsampler')
         if upscale == 1 or background == NONE:
-            return []
+            return NONE
         added = self.added.get(background)
         scale = added.scale if added is not None else OTHER_MODELS[background].scale
         if not serves(scale, upscale):
@@ -290,17 +273,21 @@ class AppPipeline:
             raise JobError(f'the background upsampler {background} enlarges {scale}x, which cannot give an upscale '
                            f'of {upscale} (upscales it gives: {served}); choose another upscale or background '
                            'upsampler')
-        return ['--bg_upsampler', added.source if added is not None else background]
+        return added.source if added is not None else background
 
-    def photo_options(self, model, detector, upscale, precision, background, *flags):
-        """The whole-photo script's options of the choices of the Photos and Video tabs, checked first."""
+    def photo_restorer(self, model, detector, upscale, precision, background):
+        """The whole-photo pipeline of the choices of the Photos and Video tabs (checked first), its network the
+        kept one of the model, stopping the job before each batch of faces once the server stops."""
         check_choice(model, self.photo_models, 'model for whole photos')
         check_choice(detector, DETECTORS, 'face detector')
         check_choice(upscale, UPSCALES, 'upscale factor')
         check_choice(precision, self.precisions, f'precision of this {self.device.type}')
         face_batch = 1 if self.device.type == 'cpu' else 4  # on a CPU a face takes seconds: progress per face
-        return self.options(model, precision, '--detector', detector, '--test_upscale', str(upscale),
-                            '--face_batch_size', str(face_batch), *self.background_flags(background, upscale), *flags)
+        source = self.background_source(background, upscale)
+        enhancer = self._stoppable(self.enhancer(model, precision))
+        return PhotoRestorer(enhancer=enhancer, detector=detector, upscale=upscale, bg_upsampler=source,
+                             face_batch_size=face_batch, device=self.device, precision=precision,
+                             weights_dir=self.weights_dir, max_pixels=self.max_pixels, progress=True)
 
     def enhance_photos(self, paths, model, detector='cnn', upscale=1, precision='fp32', ext='png', background=NONE):
         """Every face of each photo enhanced and pasted back (the pipeline of test_enhance_single_unalign.py), the
@@ -311,18 +298,18 @@ class AppPipeline:
 
     def _enhance_photos(self, paths, model, detector, upscale, precision, ext, background):
         started = time.monotonic()
-        opt = self.photo_options(model, detector, upscale, precision, background)
-        restorer = photo_restorer(opt, self._stoppable(self.enhancer(opt)))
+        restorer = self.photo_restorer(model, detector, upscale, precision, background)
         folder = self.job_folder('photos')
         items, problems = [], []
-        with restorer.find_faces:
+        with restorer:
             for path, name in zip(tqdm(paths, desc='photos', unit='photo'), unique_names(paths)):
                 self._check_stopping()
                 try:
-                    restored = restorer(self.read(read_rgb_array, path, name, upscale))
+                    restored = restorer.restore(self.read(read_rgb_array, path, name, upscale))
                 except NoFaceFound:
-                    problems.append(f'{name}: no face found of at least {opt.min_face_size} px (detector {detector}); '
-                                    f'try the other detector, or a photo where the faces are larger')
+                    problems.append(f'{name}: no face found of at least {restorer.detector.min_face_size} px '
+                                    f'(detector {detector}); try the other detector, or a photo where the faces are '
+                                    'larger')
                     continue
                 except InputProblem as err:
                     problems.append(str(err))
@@ -338,26 +325,24 @@ class AppPipeline:
     def enhance_video(self, path, model, detector='cnn', upscale=1, precision='fp32', background=NONE, start=None,
                       end=None):
         """Every face of every frame of a video (from `start` to `end` seconds) enhanced by the command line's run
-        (`inference.whole_videos.enhance_video`), the frames enlarged as photos are. JobError when the video
+        (`api.PhotoRestorer.restore_video`), the frames enlarged as photos are. JobError when the video
         cannot be read, is too large or gives no frame; a damaged one gives the frames that decoded, and a problem.
         """
         name = unique_names([path])[0]
-        span = span_flags(start, end)
+        check_span(start, end)
         self.check_video(path, name, upscale)
         with self._job():
-            return self._enhance_video(path, name, model, detector, upscale, precision, background, span)
+            return self._enhance_video(path, name, model, detector, upscale, precision, background, start, end)
 
-    def _enhance_video(self, path, name, model, detector, upscale, precision, background, span):
+    def _enhance_video(self, path, name, model, detector, upscale, precision, background, start, end):
         started = time.monotonic()
-        opt = self.photo_options(model, detector, upscale, precision, background, '--max_pixels',
-                                 str(self.max_pixels), *span)
-        restorer = photo_restorer(opt, self._stoppable(self.enhancer(opt)))
+        restorer = self.photo_restorer(model, detector, upscale, precision, background)
         folder = self.job_folder('videos')
         out_path = output_path(path, folder)
         totals, problems = None, []
         try:
-            with restorer.find_faces:
-                totals = enhance_video(restorer, path, out_path, opt, stop=self._stopping)
+            with restorer:
+                totals = restorer.restore_video(path, out_path, start=start, end=end, stop=self._stopping)
         except (VideoFailed, VideoReadError) as err:
             message = str(err).replace(path, name).replace(out_path, os.path.basename(out_path))
             if not os.path.isfile(out_path):
@@ -377,14 +362,13 @@ class AppPipeline:
 
     def _enhance_faces(self, paths, model, precision, ext):
         started = time.monotonic()
-        opt = self.options(model, precision)
-        enhancer = self.enhancer(opt)
+        enhancer = self.enhancer(model, precision)
         folder = self.job_folder('faces')
         items, problems = [], []
         for path, name in zip(tqdm(paths, desc='faces', unit='face'), unique_names(paths)):
             self._check_stopping()
             try:
-                face = self.read(lambda image_path: read_face(image_path, opt.load_size), path, name)
+                face = self.read(lambda image_path: read_face(image_path, enhancer.load_size), path, name)
             except InputProblem as err:
                 problems.append(str(err))
                 continue

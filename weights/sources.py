@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from archs.generator_spec import GeneratorSpec
 from weights.download import cache_dir, fetch_url_file, url_file_name
-from weights.generator import check_generator_file, file_spec
+from weights.generator import check_generator_file, file_spec, infer_spec, mismatch_message, read_state_dict
 from weights.released import RELEASED_MODELS, ReleasedModel, find_released
-from weights.state_dict import WeightsError
+from weights.state_dict import WeightsError, shape_differences
 
 log = logging.getLogger(__name__)
 URL_SCHEMES = ('http://', 'https://')
@@ -98,3 +98,40 @@ def resolve_weights(source: str, folder: str | None = None) -> WeightsFile | Non
     if source != released.name:
         log.info('%s is not there: using the released %s from %s', source, released.name, cache_dir(folder))
     return WeightsFile(released.remote.fetch(folder), released)
+
+
+@dataclass(frozen=True)
+class GeneratorWeights:
+    """A SPARNet / SPARNetHD weights file, the network it holds, and the load size of its table entry (None for a
+    file of no released model: the model's default)."""
+
+    path: str
+    spec: GeneratorSpec
+    load_size: int | None = None
+    released: ReleasedModel | None = None
+
+
+def resolve_generator(source: str, folder: str | None = None, spec: GeneratorSpec | None = None) -> GeneratorWeights:
+    """The weights `source` names (a file, a released name or alias, an http(s) URL; `resolve_weights`) and the
+    network they hold: the released model's, else read from the file's tensors (`infer_spec`). A given `spec`
+    (flags the weights cannot tell, such as a group norm) must fit the tensors: WeightsError naming the flags that
+    would fit otherwise."""
+    weights = resolve_weights(source, folder)
+    if weights is None:
+        raise WeightsError('no weights given: a .pth file, a released model name '
+                           f"({', '.join(RELEASED_MODELS)}) or an http(s) URL")
+    if weights.released is not None:
+        found, load_size, state_dict = weights.released.spec, weights.released.load_size, None
+    else:
+        state_dict = read_state_dict(weights.path, mmap=True)
+        found, load_size = infer_spec(state_dict), None
+    if spec is not None and spec != found:
+        state_dict = state_dict if state_dict is not None else read_state_dict(weights.path, mmap=True)
+        expected = spec.shapes()
+        if shape_differences(state_dict, expected):
+            raise WeightsError(mismatch_message(weights.path, spec, state_dict, expected))
+        found = spec
+    if found is None:
+        raise WeightsError(f'{weights.path}: not SPARNet/SPARNetHD generator weights (its tensors fit none of the '
+                           'flag combinations)')
+    return GeneratorWeights(weights.path, found, load_size, weights.released)

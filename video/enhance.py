@@ -1,14 +1,14 @@
-"""Enhancing every face of every frame of videos (test_enhance_single_unalign.py with a video, or a folder with
-some): one output video per input, `<results_dir>/<name>.mp4` (`.mkv` when an audio codec of the input does not
-fit MP4), with the input's frames, timing, rotation and sound.
+"""One video through the whole-photo pipeline: every face of every frame enhanced, into one output video
+(`<name>.mp4`, `.mkv` when an audio codec of the input does not fit MP4) with the input's frames, timing, rotation
+and sound. The whole-photo script, the Python API and the web page run videos here.
 
-A video that cannot be read fails alone with one line; a damaged one keeps every frame that decoded, says how
-many were lost and counts as failed. The output is written under a temporary name and renamed when complete.
+A video that cannot be read fails with one line; a damaged one keeps every frame that decoded, says how many were
+lost and fails. The output is written under a temporary name and renamed when complete.
 """
-import argparse
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import av
 
@@ -19,9 +19,9 @@ from utils.output_plan import real_path
 from utils.progress import progress
 from video.pipeline import VideoRestorer, VideoTotals
 from video.reader import VideoReadError, VideoSource
-from video.writer import VideoSink, output_format
+from video.writer import DEFAULT_CRF, VideoSink, output_format
 
-log = logging.getLogger('test_enhance_single_unalign')
+log = logging.getLogger('video')
 
 
 class VideoFailed(UserError):
@@ -56,21 +56,36 @@ def check_not_input(video_path: str, out_path: str) -> None:
         raise UserError(f'{video_path} would be overwritten by its own output; choose another --results_dir')
 
 
-def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, opt: argparse.Namespace,
-                  show_progress: bool = True, stop: threading.Event | None = None) -> VideoTotals:
-    """Enhance one video into `out_path` (VideoFailed, with the output kept, when frames were lost; Cancelled,
-    with nothing written, once `stop` is set: the web page's server stopping)."""
+def enhance_video(restorer: FaceRestorer, video_path: str, out_path: str, *, start: float | None = None,
+                  end: float | None = None, max_pixels: int | None = None, crf: int = DEFAULT_CRF,
+                  smooth: bool = True, show_progress: bool = True,
+                  on_frame: Callable[[int, int | None], None] | None = None,
+                  stop: threading.Event | None = None) -> VideoTotals:
+    """Enhance one video from `start` to `end` seconds into `out_path`, its frames enlarged `restorer.upscale` times
+    (each frame held to `max_pixels`), H.264 at `crf`, the landmarks smoothed in time (`smooth`).
+
+    `on_frame(frames done, frames expected or None)` after each frame. VideoFailed, with the output kept, when
+    frames were lost; Cancelled, with nothing written, once `stop` is set (the web page's server stopping).
+    """
     check_not_input(video_path, out_path)
     try:
-        with VideoSource(video_path, opt.start, opt.end, opt.max_pixels, opt.test_upscale) as source:
-            expected = source.expected_frames()
-            with VideoSink(out_path, source, opt.test_upscale, opt.crf) as sink, \
-                    progress(total=expected or None, desc=os.path.basename(video_path), unit='frame',
+        with VideoSource(video_path, start, end, max_pixels, restorer.upscale) as source:
+            expected = source.expected_frames() or None
+            with VideoSink(out_path, source, restorer.upscale, crf) as sink, \
+                    progress(total=expected, desc=os.path.basename(video_path), unit='frame',
                              disable=not show_progress) as bar:
-                video = VideoRestorer(restorer, smooth=not opt.no_temporal_smoothing)
-                totals = video.run(source.frames(), sink.write, lambda: bar.update(1), stop)
+                done = 0
+
+                def frame_done():
+                    nonlocal done
+                    done += 1
+                    bar.update(1)
+                    if on_frame is not None:
+                        on_frame(done, expected)
+                video = VideoRestorer(restorer, smooth=smooth)
+                totals = video.run(source.frames(), sink.write, frame_done, stop)
                 if totals.frames == 0:
-                    raise VideoReadError(f'{video_path}: no frame decoded{kept_part(opt.start, opt.end)}')
+                    raise VideoReadError(f'{video_path}: no frame decoded{kept_part(start, end)}')
             lost, decoded = source.lost, source.decoded
     except NonFiniteOutput as err:
         raise VideoFailed(f'{video_path}: {err}; nothing written') from err

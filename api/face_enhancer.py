@@ -1,0 +1,145 @@
+"""Aligned faces in, enhanced faces out: a SPARNet / SPARNetHD (a released name, a file of train.py, a URL), an
+exported ONNX model, or another project's face restorer (GFPGAN, RestoreFormer, CodeFormer), loaded once."""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from api.choices import DEFAULT_MAX_PIXELS, check_device_precision, checked, default_batch_size, device_of
+from archs.generator_spec import GeneratorSpec
+from faces.align import FACE_SIZE
+from models import get_model_class
+from models.enhancer import Enhancer, inference_net
+from models.face_restorers import SpandrelFaceEnhancer
+from models.onnx_generator import OnnxGenerator
+from utils.cli import UserError
+from weights.other_models import names_of, other_named, resolve_other
+from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
+from weights.sources import URL_SCHEMES, resolve_generator, sparnet_spec
+from weights.spandrel_file import FACE, LICENCE_FLAG
+
+
+def face_model_choices() -> str:
+    return (f"a SPARNet ({', '.join(RELEASED_MODELS)}, or a checkpoint of train.py), another project's face restorer "
+            f"({', '.join(names_of(FACE))}), a face restorer file spandrel loads, or an http(s) URL")
+
+
+def other_face_model(source: str, weights_dir: str | None = None, noncommercial_ok: bool = False) -> str:
+    """The local file of another project's face restorer `source` names, fetched into `weights_dir` (default: the
+    cache); '' when `source` is a SPARNet (a released name, or a file by the tensors it holds, whatever its name).
+    UserError in one line for a model that does not fit, before any download."""
+    other = other_named(source)
+    if other is None and sparnet_spec(source) is not None:
+        return ''
+    if other is not None and other.non_commercial and not noncommercial_ok:
+        raise UserError(f'--face_model {source}: {other.description.split(":")[0]} is under the {other.licence}; '
+                        f'pass {LICENCE_FLAG} to accept it, or choose another face model')
+    if other is None and not source.lower().startswith(URL_SCHEMES) and not os.path.exists(source):
+        raise UserError(f'--face_model {source}: no such file or model name; --face_model takes {face_model_choices()}')
+    path, _ = resolve_other(source, FACE, weights_dir)
+    return path
+
+
+def resized(face: np.ndarray, size: int) -> np.ndarray:
+    """`face` at `size` x `size`, with PIL's bicubic filter as test.py resizes its inputs."""
+    if face.shape[:2] == (size, size):
+        return face
+    return np.asarray(Image.fromarray(face).resize((size, size), Image.BICUBIC))
+
+
+class FaceEnhancer:
+    """Callable: uint8 RGB faces, (N, H, W, 3) or one (H, W, 3), as a NumPy array or a torch tensor -> the enhanced
+    faces, `load_size` a side, as the same type (a tensor on the input's device).
+
+    Faces of another size are first resized to the network's (PIL bicubic, as test.py does). `model` is a released
+    name (sparnet, sparnet_light_attn3d, sparnethd_attn2d, sparnethd_attn3d), a file of train.py (its network read
+    from its tensors; `network` gives what they cannot tell, such as a group norm), an http(s) URL (downloaded once
+    into `weights_dir`, default the cache), or another project's face restorer (gfpgan_v1.3, gfpgan_v1.4,
+    restoreformer, codeformer with `codeformer_noncommercial`, or a file spandrel loads); `onnx_model` runs an
+    exported model with ONNX Runtime instead. The arguments are test.py's flags, with its defaults and its one-line
+    errors (`utils.cli.UserError`). Safe to call from several threads: one batch at a time runs.
+    """
+
+    def __init__(self, model: str = DEFAULT_PHOTO_MODEL, *, device: torch.device | str | None = None,
+                 precision: str = 'fp32', batch_size: int | None = None, load_size: int | None = None,
+                 network: GeneratorSpec | None = None, onnx_model: str = '', reference_impl: bool = False,
+                 round_output: bool = False, weights_dir: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 codeformer_noncommercial: bool = False, codeformer_fidelity: float = 0.5) -> None:
+        self.device = device_of(device)
+        self.precision = precision
+        check_device_precision(self.device, precision)
+        self.batch_size = checked('batch_size', batch_size) or default_batch_size(self.device, precision)
+        checked('load_size', load_size)
+        checked('max_pixels', max_pixels)
+        checked('codeformer_fidelity', codeformer_fidelity)
+        self.model = model
+        if onnx_model:
+            self._check_onnx(onnx_model, precision, reference_impl)
+            net = OnnxGenerator(onnx_model, self.device)
+            self.load_size = self._onnx_size(net, onnx_model, load_size)
+            self.enhancer = Enhancer(net, self.device, self.batch_size, round_output)
+            self.description = f'{onnx_model} (ONNX Runtime, fp32)'
+            return
+        path = other_face_model(model, weights_dir, codeformer_noncommercial)
+        if path:
+            self.enhancer = SpandrelFaceEnhancer.from_file(path, model, self.batch_size, self.device, precision,
+                                                            codeformer_fidelity, codeformer_noncommercial)
+            self.load_size = FACE_SIZE
+            self.description = f'{model} ({precision})'
+            return
+        weights = resolve_generator(model, weights_dir, network)
+        model_class = get_model_class(weights.spec.model)
+        self.load_size = load_size or weights.load_size or model_class.default_load_size
+        self._check_size(weights.spec.model, model_class.min_load_size, max_pixels)
+        net = inference_net(weights.spec.build(), weights.spec, weights.path, self.device, precision, reference_impl)
+        self.enhancer = Enhancer(net, self.device, self.batch_size, round_output)
+        self.spec = weights.spec
+        self.weights_path = weights.path
+        self.description = f'{model} ({weights.spec.flags()}, {precision})'
+
+    @staticmethod
+    def _check_onnx(onnx_model, precision, reference_impl):
+        contradicting = [flag for flag, given in (
+            ('--reference_impl (runs the PyTorch module)', reference_impl),
+            (f'--precision {precision} (the ONNX model runs in fp32, as exported)', precision != 'fp32'),
+        ) if given]
+        if contradicting:
+            raise UserError(f"--onnx_model runs {onnx_model} with ONNX Runtime; drop {', '.join(contradicting)}")
+
+    @staticmethod
+    def _onnx_size(net, onnx_model, load_size):
+        size = list(net.input_shape[2:])
+        if load_size is not None and size != [load_size, load_size]:
+            raise UserError(f"{onnx_model}: exported for {size[0]}x{size[1]} inputs, but --load_size is "
+                            f"{load_size}; pass --load_size {size[0]} (and the --model it was exported from), or "
+                            f"export again with --in_size {load_size}")
+        return size[0]
+
+    def _check_size(self, model, min_load_size, max_pixels):
+        if self.load_size < min_load_size:
+            raise UserError(f'--load_size {self.load_size}: {model} runs on images of at least '
+                            f'{min_load_size}x{min_load_size}; give a larger --load_size')
+        if self.load_size ** 2 > max_pixels:
+            raise UserError(f'--load_size {self.load_size}: {self.load_size ** 2 / 1e6:.1f} megapixels per image, '
+                            f'more than --max_pixels {max_pixels}; raise --max_pixels if this machine has the memory')
+
+    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, list[bool]]:
+        """(N, 3, load_size, load_size) inputs in [-1, 1] (test.py's batches) -> (outputs clamped to [-1, 1], whether
+        each was finite before the clamp). For a SPARNet or an ONNX model."""
+        if not hasattr(self.enhancer, 'run'):
+            raise UserError(f'{self.model}: test.py runs SPARNet networks; run other projects\' face restorers on '
+                            'whole photos with test_enhance_single_unalign.py')
+        return self.enhancer.run(batch)
+
+    def __call__(self, faces: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        array = faces.detach().cpu().numpy() if isinstance(faces, torch.Tensor) else np.asarray(faces)
+        if array.dtype != np.uint8 or array.ndim not in (3, 4) or array.shape[-1] != 3:
+            raise UserError(f'faces: expected uint8 RGB images, (N, H, W, 3) or (H, W, 3), got {array.dtype} '
+                            f'{tuple(array.shape)}')
+        batch = array[None] if array.ndim == 3 else array
+        batch = np.stack([resized(face, self.load_size) for face in batch]) if len(batch) else \
+            np.zeros((0, self.load_size, self.load_size, 3), np.uint8)
+        enhanced = self.enhancer(batch)
+        enhanced = enhanced[0] if array.ndim == 3 else enhanced
+        return torch.from_numpy(enhanced).to(faces.device) if isinstance(faces, torch.Tensor) else enhanced
