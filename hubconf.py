@@ -6,11 +6,49 @@
 Each returns the plain network (a torch.nn.Module in eval mode) with its released weights, taken
 from the weights cache ($SPARNET_HOME, else ~/.cache/sparnet; downloaded and checked on first use)
 and loaded strictly. `torch.hub.help(repo, name)` prints what it takes and gives.
+
+Loading works beside the caller's own packages named as this project's (`utils`, `models`, `data`, `options`, ...):
+the project's are imported apart from them (`_isolated_imports`), and nothing of the project imports a module by name
+once loaded (tests/test_layers.py checks it), so the returned networks keep using the project's modules.
 """
-# Underscored: torch.hub.list takes every public callable of this module for an entry.
-from weights.generator import load_generator_weights as _load_weights
-from weights.released import RELEASED_MODELS as _RELEASED_MODELS
-from weights.released import ReleasedModel as _ReleasedModel
+# Underscored, or modules: torch.hub.list takes every public callable of this module for an entry.
+import collections.abc
+import contextlib
+import os
+import sys
+
+
+def _project_packages() -> set[str]:
+    """The top-level packages of this checkout: the folders beside this file holding an __init__.py."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return {name for name in os.listdir(here) if os.path.isfile(os.path.join(here, name, '__init__.py'))}
+
+
+@contextlib.contextmanager
+def _isolated_imports(packages: set[str]) -> collections.abc.Iterator[None]:
+    """Imports of `packages` (and their submodules) in the block get this checkout's modules (torch.hub puts it first
+    on sys.path while it loads this file) whatever the caller imported under those names; afterwards sys.modules
+    holds the caller's modules again, the same objects, and none of the checkout's, so that the caller's later
+    `import utils` gives its own. What the block imported keeps its references to the checkout's modules.
+    It lives here, not in a package of the project: it must run before any of them is imported."""
+    def ours(name: str) -> bool:
+        return name.partition('.')[0] in packages
+
+    callers = {name: module for name, module in list(sys.modules.items()) if ours(name)}
+    for name in callers:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(callers)
+
+
+with _isolated_imports(_project_packages()):
+    from weights.generator import load_generator_weights as _load_weights
+    from weights.released import RELEASED_MODELS as _RELEASED_MODELS
+    from weights.released import ReleasedModel as _ReleasedModel
 
 dependencies = ['torch', 'numpy']
 

@@ -1,5 +1,8 @@
-"""Datasets by `--dataset_name`, CycleGAN style: `data/<name>_dataset.py` holds `DATASET_CLASS`."""
-import importlib
+"""Datasets by `--dataset_name`, CycleGAN style: `data/<name>_dataset.py` holds `DATASET_CLASS`.
+
+The dataset modules are imported with this package, not by name when a dataset is asked for: after a torch.hub load
+(hubconf.py), the name `data` may be the caller's own package."""
+import argparse
 import itertools
 import random
 import signal
@@ -7,18 +10,21 @@ import signal
 import numpy as np
 import torch.utils.data
 
+from data import celeba_dataset, ffhq_dataset, single_dataset
 from utils.cli import UserError
 
-DATASET_NAMES = ('single', 'celeba', 'ffhq')
+_DATASET_CLASSES = {module.__name__.removeprefix('data.').removesuffix('_dataset'): module.DATASET_CLASS
+                    for module in (single_dataset, celeba_dataset, ffhq_dataset)}
+DATASET_NAMES = tuple(_DATASET_CLASSES)
 
 
-def get_dataset_class(name):
+def get_dataset_class(name: str) -> type[torch.utils.data.Dataset]:
     if name not in DATASET_NAMES:
         raise ValueError(f"--dataset_name must be one of {DATASET_NAMES}, got {name!r}")
-    return importlib.import_module(f'data.{name}_dataset').DATASET_CLASS
+    return _DATASET_CLASSES[name]
 
 
-def create_dataset(opt):
+def create_dataset(opt: argparse.Namespace) -> torch.utils.data.Dataset:
     return get_dataset_class(opt.dataset_name)(opt)
 
 

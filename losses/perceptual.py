@@ -4,7 +4,6 @@ import os
 from typing import Self
 
 import torch
-import torchvision
 from torch import nn
 from torch.nn import functional as F
 
@@ -26,6 +25,7 @@ VGG_MIN_SIZE = 224
 
 def load_vgg19_features(path: str, label: str | None = None) -> nn.Sequential:
     """torchvision's `vgg19().features[:35]` with the ImageNet weights of `path` (torchvision format)."""
+    import torchvision  # here: every command imports this module (models/ does), torchvision takes a second more
     label = label or f'--vgg_weights {path}'
     if not os.path.isfile(path):
         raise UserError(f"{label}: no such file. It is torchvision's ImageNet VGG19 "

@@ -1,5 +1,5 @@
 """The tree's rules, read from the source: lower layers never import upper ones, nothing imports an entry point or
-a script, and nothing edits sys.path to find the packages."""
+a script, nothing edits sys.path to find the packages, and nothing imports a project module by name at call time."""
 import ast
 import os
 
@@ -69,3 +69,55 @@ def test_nothing_edits_sys_path():
     for folder in (*LAYERS, 'scripts', 'tests'):
         files += python_files(folder)
     assert [os.path.relpath(path, ROOT) for path in files if edits_sys_path(path)] == []
+
+
+def top_level_packages():
+    """The folders of the root holding an __init__.py, as hubconf.py finds the packages to load."""
+    return {name for name in os.listdir(ROOT) if os.path.isfile(os.path.join(ROOT, name, '__init__.py'))}
+
+
+# Packages whose functions may import project modules: nothing of theirs runs after a torch.hub load.
+LATE_IMPORTS_ALLOWED = {
+    'scripts': 'run as `python -m scripts.NAME`, never imported by a package or hubconf.py '
+               '(test_no_module_imports_an_entry_point_or_a_script); some defer heavy imports past -h',
+}
+# Calls importing a module whose name the source does not spell out: (file, call) -> what it imports.
+IMPORTS_BY_VARIABLE_ALLOWED = {
+    ('weights/spandrel_file.py', 'importlib.import_module(name)'): 'spandrel and spandrel_extra_arches (third-party)',
+}
+
+
+def late_imports(path, packages):
+    """The imports of project modules that `path` makes when called rather than when imported: import statements
+    in functions, and importlib.import_module / __import__ of a project module or of a name the source does not
+    spell out. Once hubconf.py has loaded the project, sys.modules holds the caller's modules of those names."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    relative = os.path.relpath(path, ROOT).replace(os.sep, '/')
+    in_functions = {node for function in ast.walk(tree) if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    for node in sorted(in_functions, key=lambda node: node.lineno):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or '']
+        if any(name.split('.')[0] in packages for name in names):
+            yield f'{relative}:{node.lineno}: {ast.unparse(node)}'
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and ast.unparse(node.func).split('.')[-1] in ('import_module', '__import__')
+                and node.args):
+            continue
+        name = node.args[0]
+        if isinstance(name, ast.JoinedStr) and name.values and isinstance(name.values[0], ast.Constant):
+            name = name.values[0]  # f'models.{name}_model': its literal start
+        if isinstance(name, ast.Constant):
+            if str(name.value).split('.')[0] in packages:
+                yield f'{relative}:{node.lineno}: {ast.unparse(node)}'
+        elif (relative, ast.unparse(node)) not in IMPORTS_BY_VARIABLE_ALLOWED:
+            yield f'{relative}:{node.lineno}: {ast.unparse(node)} (a name the source does not spell out)'
+
+
+def test_nothing_imports_a_project_module_by_name_at_call_time():
+    """What torch.hub loads (hubconf.py and every package) binds the modules it uses when imported: issue 36."""
+    packages = top_level_packages()
+    files = [os.path.join(ROOT, 'hubconf.py')]
+    for folder in sorted(packages - set(LATE_IMPORTS_ALLOWED)):
+        files += python_files(folder)
+    assert [line for path in files for line in late_imports(path, packages)] == []
