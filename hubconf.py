@@ -1,11 +1,14 @@
-"""torch.hub entries: one per released model of `weights/released.py`, named as there.
+"""torch.hub entries: one per released model of `weights/released.py`, named as there, and the Python API's
+pipelines (`face_enhancer`, `photo_restorer`).
 
     net = torch.hub.load('path/to/this/checkout', 'sparnethd_attn2d', source='local', pretrained=True)
     net = torch.hub.load('OWNER/REPO:BRANCH', 'sparnethd_attn2d')   # from GitHub, once this file is pushed there
+    restorer = torch.hub.load('path/to/this/checkout', 'photo_restorer', source='local', upscale=2)
 
-Each returns the plain network (a torch.nn.Module in eval mode) with its released weights, taken
+A network entry returns the plain network (a torch.nn.Module in eval mode) with its released weights, taken
 from the weights cache ($SPARNET_HOME, else ~/.cache/sparnet; downloaded and checked on first use)
-and loaded strictly. `torch.hub.help(repo, name)` prints what it takes and gives.
+and loaded strictly; the pipeline entries return `api.FaceEnhancer` and `api.PhotoRestorer`.
+`torch.hub.help(repo, name)` prints what each takes and gives.
 
 Loading works beside the caller's own packages named as this project's (`utils`, `models`, `data`, `options`, ...):
 the project's are imported apart from them (`_isolated_imports`), and nothing of the project imports a module by name
@@ -46,6 +49,8 @@ def _isolated_imports(packages: set[str]) -> collections.abc.Iterator[None]:
 
 
 with _isolated_imports(_project_packages()):
+    from api import FaceEnhancer as _FaceEnhancer
+    from api import PhotoRestorer as _PhotoRestorer
     from weights.generator import load_generator_weights as _load_weights
     from weights.released import RELEASED_MODELS as _RELEASED_MODELS
     from weights.released import ReleasedModel as _ReleasedModel
@@ -79,3 +84,23 @@ def _entry(model: _ReleasedModel):
 
 
 globals().update({name: _entry(model) for name, model in _RELEASED_MODELS.items()})
+
+
+def face_enhancer(weights: str = 'sparnethd_attn2d', **choices) -> _FaceEnhancer:
+    """The Python API's `FaceEnhancer` (docs/python-api.md): uint8 aligned faces in, enhanced faces out.
+
+    weights: the API's `model` (torch.hub.load's own `model` is the entry's name): a released name, a .pth file or
+    URL, or another project's face restorer (gfpgan_v1.4, restoreformer, codeformer...); choices: its keyword
+    arguments (device, precision, batch_size, weights_dir, ...), test.py's flags.
+    """
+    return _FaceEnhancer(weights, **choices)
+
+
+def photo_restorer(weights: str = 'sparnethd_attn2d', **choices) -> _PhotoRestorer:
+    """The Python API's `PhotoRestorer` (docs/python-api.md): whole photos (`restore`) and videos (`restore_video`)
+    with every face found, enhanced and pasted back.
+
+    weights: as `face_enhancer`'s; choices: its keyword arguments (detector, upscale, bg_upsampler, device,
+    precision, ...), test_enhance_single_unalign.py's flags.
+    """
+    return _PhotoRestorer(weights, **choices)

@@ -132,6 +132,10 @@ class FaceEnhancer:
                             'whole photos with test_enhance_single_unalign.py')
         return self.enhancer.run(batch)
 
+    def enhance(self, faces: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 faces run as they are (the whole-photo pipeline's 512x512 aligned faces)."""
+        return self.enhancer(faces)
+
     def __call__(self, faces: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         array = faces.detach().cpu().numpy() if isinstance(faces, torch.Tensor) else np.asarray(faces)
         if array.dtype != np.uint8 or array.ndim not in (3, 4) or array.shape[-1] != 3:

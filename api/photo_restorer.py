@@ -68,12 +68,13 @@ class PhotoRestorer:
                                     codeformer_noncommercial=codeformer_noncommercial,
                                     codeformer_fidelity=codeformer_fidelity)
         self.enhancer = enhancer
+        enhance = enhancer.enhance if isinstance(enhancer, FaceEnhancer) else enhancer
         try:
             self.detector = FaceDetector(detector, min_face_size, detect_min_score, detect_tile_size, detect_workers,
                                          detect_max_size, progress=progress, device=self.device)
         except ValueError as err:
             raise UserError(str(err)) from err
-        self.pipeline = FaceRestorer(self.detector, enhancer, batch_size=face_batch_size, upscale=upscale,
+        self.pipeline = FaceRestorer(self.detector, enhance, batch_size=face_batch_size, upscale=upscale,
                                      progress=progress, background=background)
         self._detecting, self._pasting = threading.Lock(), threading.Lock()
 

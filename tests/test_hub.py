@@ -11,7 +11,7 @@ import torch
 
 from archs.generator_spec import random_generator
 from helpers.commands import ROOT, run_script
-from helpers.hub_caller import CALLER_MODULES, SIZE, top_level_packages, write_caller
+from helpers.hub_caller import CALLER_MODULES, PIPELINES, SIZE, top_level_packages, write_caller
 from weights.released import RELEASED_MODELS
 
 
@@ -23,10 +23,11 @@ def hubconf():
     return module
 
 
-def test_one_entry_per_released_model_with_its_input_and_output_documented():
+def test_one_entry_per_released_model_and_per_pipeline_with_what_they_take_and_give_documented():
     module = hubconf()
     entries = [name for name in dir(module) if callable(getattr(module, name)) and not name.startswith('_')]
-    assert sorted(entries) == sorted(RELEASED_MODELS)  # torch.hub.list's rule
+    assert sorted(entries) == sorted([*RELEASED_MODELS, *PIPELINES])  # torch.hub.list's rule
+    assert "The Python API's `PhotoRestorer`" in module.photo_restorer.__doc__
     doc = module.sparnethd_attn2d.__doc__
     assert '(N, 3, 512, 512)' in doc and 'RGB in [-1, 1]' in doc and 'Output:' in doc
     assert '(N, 3, 128, 128)' in module.sparnet.__doc__
@@ -59,13 +60,18 @@ def test_every_entry_loads_beside_the_callers_own_utils_models_data_and_options(
         copy = shutil.copytree if name != 'hubconf.py' else shutil.copyfile
         copy(os.path.join(ROOT, name), hub_dir / 'owner_sparnet_main' / name)
     caller = write_caller(str(tmp_path / 'caller'))
-    done = run_script(caller, ROOT, str(hub_dir), repo, pretrained, str(tmp_path), cwd=tmp_path / 'caller', timeout=300)
+    hd_weights = released_checkpoint('sparnethd_attn2d')
+    done = run_script(caller, ROOT, str(hub_dir), repo, pretrained, hd_weights, str(tmp_path), cwd=tmp_path / 'caller',
+                      timeout=300)
     assert done.returncode == 0, done.stderr
     with open(tmp_path / 'results.json') as f:
         results = json.load(f)
-    assert results['entries'] == sorted(RELEASED_MODELS)
-    assert results['runs'] == {f'{where}: {name}': [[1, 3, SIZE, SIZE], True, False]
-                               for where in ('checkout', 'hub cache') for name in RELEASED_MODELS}
+    assert results['entries'] == sorted([*RELEASED_MODELS, *PIPELINES])
+    assert results['runs'] == {
+        **{f'{where}: {name}': [[1, 3, SIZE, SIZE], True, False]
+           for where in ('checkout', 'hub cache') for name in RELEASED_MODELS},
+        **{f'{where}: face_enhancer': [[2, 128, 128, 3], 'uint8', None] for where in ('checkout', 'hub cache')},
+        **{f'{where}: photo_restorer': [[512, 512, 3], 'uint8', 1] for where in ('checkout', 'hub cache')}}
     assert set(results['before']) == {*CALLER_MODULES, *(name.split('.')[0] for name in CALLER_MODULES)}
     assert results['replaced'] == [] and results['left'] == []  # the caller's modules back, the project's gone
     assert results['works'] == {name: f'caller {name}' for name in CALLER_MODULES}

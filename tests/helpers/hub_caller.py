@@ -2,11 +2,13 @@
 project (issue 36: most programs have a `utils`). `write_caller` puts it and its packages into a folder, where
 tests/test_hub.py runs it as a script, in a process of its own:
 
-    python caller.py CHECKOUT HUB_DIR REPO PRETRAINED OUT_DIR
+    python caller.py CHECKOUT HUB_DIR REPO PRETRAINED HD_WEIGHTS OUT_DIR
 
 It lists the entries of REPO ('owner/name:branch', a copy of the checkout already in the torch.hub cache HUB_DIR),
-loads each with source='local' from CHECKOUT, then from that copy (PRETRAINED with its weights, the others without),
-runs it, and writes what it saw to OUT_DIR/results.json and PRETRAINED's outputs to OUT_DIR/outputs.pt.
+loads each with source='local' from CHECKOUT, then from that copy (the networks: PRETRAINED with its weights, the
+others without; the pipelines, `face_enhancer` and `photo_restorer`, with PRETRAINED's weights and the SPARNetHD
+file HD_WEIGHTS), runs it, and writes what it saw to OUT_DIR/results.json and PRETRAINED's outputs to
+OUT_DIR/outputs.pt.
 """
 import importlib
 import json
@@ -14,6 +16,8 @@ import os
 import shutil
 import sys
 
+import numpy as np
+import skimage.data
 import torch
 
 # The caller's own modules, named as modules of the project; each has a function whose() saying whose it is.
@@ -36,7 +40,21 @@ def top_level_packages(folder: str) -> set[str]:
     return {name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name, '__init__.py'))}
 
 
-def main(checkout: str, hub_dir: str, repo: str, pretrained: str, out_dir: str) -> None:
+PIPELINES = ('face_enhancer', 'photo_restorer')
+
+
+def run_pipeline(folder: str, entry: str, pretrained: str, hd_weights: str) -> list:
+    """Load a pipeline entry from `folder` and run it: [shape of its output, dtype, faces found]."""
+    if entry == 'face_enhancer':
+        enhancer = torch.hub.load(folder, entry, source='local', weights=pretrained, device='cpu')
+        enhanced = enhancer(np.zeros((2, SIZE, SIZE, 3), np.uint8))
+        return [list(enhanced.shape), str(enhanced.dtype), None]
+    with torch.hub.load(folder, entry, hd_weights, source='local', detector='hog', device='cpu') as restorer:
+        restored = restorer.restore(skimage.data.astronaut())
+    return [list(restored.final.shape), str(restored.final.dtype), len(restored.faces)]
+
+
+def main(checkout: str, hub_dir: str, repo: str, pretrained: str, hd_weights: str, out_dir: str) -> None:
     callers = {name: importlib.import_module(name) for name in CALLER_MODULES}
     project = top_level_packages(checkout)
     before = {name: module for name, module in sys.modules.items() if name.split('.')[0] in project}
@@ -47,6 +65,9 @@ def main(checkout: str, hub_dir: str, repo: str, pretrained: str, out_dir: str) 
     runs, outputs, replaced, left = {}, {'faces': faces}, set(), set()
     for where, folder in (('checkout', checkout), ('hub cache', copy)):
         for entry in entries:
+            if entry in PIPELINES:
+                runs[f'{where}: {entry}'] = run_pipeline(folder, entry, pretrained, hd_weights)
+                continue
             net = torch.hub.load(folder, entry, source='local', pretrained=entry == pretrained)
             with torch.no_grad():
                 enhanced = net(faces)
