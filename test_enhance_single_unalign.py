@@ -7,7 +7,7 @@ Without --pretrain_model_path (and no checkpoint of --name), the released `sparn
 used, downloaded into the weights cache on first use. Faces are found with dlib, aligned to the
 FFHQ template, enhanced and pasted back (`inference/whole_photos.py`); per photo, --results_dir
 holds `LQ_faces/NNN.<ext>`, `HQ/NNN.<ext>` and `hq_final.<ext>` (`inference/photo_results.py`); per video,
-`<results_dir>/<name>.mp4` with the input's frames, timing, rotation and sound (`inference/whole_videos.py`).
+`<results_dir>/<name>.mp4` with the input's frames, timing, rotation and sound (`video/enhance.py`).
 """
 from inference.whole_photos import enhance_whole_photos
 from options.test_options import TestOptions

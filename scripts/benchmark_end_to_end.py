@@ -24,7 +24,7 @@ photo upsampled once, five landmarks, scikit-image similarity warp order 3, one 
 through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG outputs)
 against the whole-photo script's run (`inference.whole_photos`) over the folder.
 Video: those published steps on every frame of --video (`published_video_loop`: frames extracted as JPEG,
-the results encoded back) against the whole-photo script's run on the video (`inference.whole_videos`).
+the results encoded back) against the whole-photo script's run on the video (`video.enhance`).
 Weights: random ones (the same for every path) unless --weights gives the released file.
 """
 if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only

@@ -25,11 +25,10 @@ import statistics
 import numpy as np
 from skimage import data
 
+from api import FaceEnhancer
 from faces.align import transform_points
 from faces.detector import FaceDetector
 from faces.restorer import FaceRestorer
-from models.enhancer import Enhancer
-from options.test_options import TestOptions
 from utils.cli import ArgumentParser, UserError, positive_int, run
 from utils.image_io import ImageReadError, read_rgb_array
 from video.pipeline import VideoRestorer
@@ -98,9 +97,8 @@ def measure(restorer, photo, photo_landmarks, args, seed):
 def build_restorer(args):
     detector = FaceDetector('cnn', min_face_size=args.min_face_size, progress=False)
     if args.pretrain_model_path:
-        opt = TestOptions().parse(['--gpus', '0', '--model', 'sparnethd', '--pretrain_model_path',
-                                   args.pretrain_model_path, '--precision', args.precision])
-        enhance, name = Enhancer.from_options(opt), f'SPARNetHD ({args.pretrain_model_path}, {args.precision})'
+        enhance = FaceEnhancer(args.pretrain_model_path, device='cpu', precision=args.precision).enhance
+        name = f'SPARNetHD ({args.pretrain_model_path}, {args.precision})'
     else:
         enhance = texture_stand_in
         name = f'stand-in (the face plus a texture of period {STAND_IN_PERIOD} px, {STAND_IN_LEVELS} levels)'
