@@ -1,5 +1,6 @@
 # Newcomer commands: `make demo` (set up + enhance the faces of a sample photo), `make test` (set up + tests).
-# Also: `make test-fast` (the tests not marked slow, about a minute), `make lint` (ruff), `make docs` (serve the
+# Also: `make test-fast` (the tests not marked slow, about a minute), `make lint` (ruff), `make typecheck` (mypy
+# over the public surface), `make docs` (serve the
 # documentation; `make docs-build` builds it with --strict as CI does),
 # `make test-gpu` (set up + the tests marked gpu: run on a machine with CUDA GPUs, skipped elsewhere),
 # `make app` (set up + the web page), `make reproduce` (set up + the paper's tables from the released
@@ -17,7 +18,7 @@ APP_ARGS ?=
 # and while one waits on a subprocess, a browser or a server, the others compute (5.6 min against 6.1 with two).
 PYTEST := $(PY) -m pytest -q -n 3
 
-.PHONY: setup test test-fast test-gpu lint docs docs-build demo app reproduce clean
+.PHONY: setup test test-fast test-gpu lint typecheck docs docs-build demo app reproduce clean
 DEMO_PHOTO := samples/astronaut.jpg
 
 setup: $(STAMP)
@@ -48,6 +49,10 @@ test-gpu: $(DEV_STAMP)
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
+
+# mypy over the public surface: the Python API and what builds networks (pyproject.toml's [tool.mypy])
+typecheck: $(DEV_STAMP)
+	$(PY) -m mypy
 
 docs: $(DEV_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve

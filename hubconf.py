@@ -19,6 +19,9 @@ import collections.abc
 import contextlib
 import os
 import sys
+import typing
+
+import torch
 
 
 def _project_packages() -> set[str]:
@@ -63,8 +66,8 @@ INPUTS = {
 }
 
 
-def _entry(model: _ReleasedModel):
-    def load(pretrained: bool = True, weights_dir: str | None = None):
+def _entry(model: _ReleasedModel) -> collections.abc.Callable[..., torch.nn.Module]:
+    def load(pretrained: bool = True, weights_dir: str | None = None) -> torch.nn.Module:
         net = model.spec.build()
         if pretrained:
             path = model.remote.fetch(weights_dir)
@@ -86,7 +89,7 @@ def _entry(model: _ReleasedModel):
 globals().update({name: _entry(model) for name, model in _RELEASED_MODELS.items()})
 
 
-def face_enhancer(weights: str = 'sparnethd_attn2d', **choices) -> _FaceEnhancer:
+def face_enhancer(weights: str = 'sparnethd_attn2d', **choices: typing.Any) -> _FaceEnhancer:
     """The Python API's `FaceEnhancer` (docs/python-api.md): uint8 aligned faces in, enhanced faces out.
 
     weights: the API's `model` (torch.hub.load's own `model` is the entry's name): a released name, a .pth file or
@@ -96,7 +99,7 @@ def face_enhancer(weights: str = 'sparnethd_attn2d', **choices) -> _FaceEnhancer
     return _FaceEnhancer(weights, **choices)
 
 
-def photo_restorer(weights: str = 'sparnethd_attn2d', **choices) -> _PhotoRestorer:
+def photo_restorer(weights: str = 'sparnethd_attn2d', **choices: typing.Any) -> _PhotoRestorer:
     """The Python API's `PhotoRestorer` (docs/python-api.md): whole photos (`restore`) and videos (`restore_video`)
     with every face found, enhanced and pasted back.
 

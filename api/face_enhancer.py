@@ -45,7 +45,7 @@ def resized(face: np.ndarray, size: int) -> np.ndarray:
     """`face` at `size` x `size`, with PIL's bicubic filter as test.py resizes its inputs."""
     if face.shape[:2] == (size, size):
         return face
-    return np.asarray(Image.fromarray(face).resize((size, size), Image.BICUBIC))
+    return np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.BICUBIC))
 
 
 class FaceEnhancer:
@@ -74,11 +74,12 @@ class FaceEnhancer:
         checked('max_pixels', max_pixels)
         checked('codeformer_fidelity', codeformer_fidelity)
         self.model = model
+        self.enhancer: Enhancer | SpandrelFaceEnhancer
         if onnx_model:
             self._check_onnx(onnx_model, precision, reference_impl)
-            net = OnnxGenerator(onnx_model, self.device)
-            self.load_size = self._onnx_size(net, onnx_model, load_size)
-            self.enhancer = Enhancer(net, self.device, self.batch_size, round_output)
+            onnx = OnnxGenerator(onnx_model, self.device)
+            self.load_size = self._onnx_size(onnx, onnx_model, load_size)
+            self.enhancer = Enhancer(onnx, self.device, self.batch_size, round_output)
             self.description = f'{onnx_model} (ONNX Runtime, fp32)'
             return
         path = other_face_model(model, weights_dir, codeformer_noncommercial)
@@ -99,7 +100,7 @@ class FaceEnhancer:
         self.description = f'{model} ({weights.spec.flags()}, {precision})'
 
     @staticmethod
-    def _check_onnx(onnx_model, precision, reference_impl):
+    def _check_onnx(onnx_model: str, precision: str, reference_impl: bool) -> None:
         contradicting = [flag for flag, given in (
             ('--reference_impl (runs the PyTorch module)', reference_impl),
             (f'--precision {precision} (the ONNX model runs in fp32, as exported)', precision != 'fp32'),
@@ -108,7 +109,7 @@ class FaceEnhancer:
             raise UserError(f"--onnx_model runs {onnx_model} with ONNX Runtime; drop {', '.join(contradicting)}")
 
     @staticmethod
-    def _onnx_size(net, onnx_model, load_size):
+    def _onnx_size(net: OnnxGenerator, onnx_model: str, load_size: int | None) -> int:
         size = list(net.input_shape[2:])
         if load_size is not None and size != [load_size, load_size]:
             raise UserError(f"{onnx_model}: exported for {size[0]}x{size[1]} inputs, but --load_size is "
@@ -116,7 +117,7 @@ class FaceEnhancer:
                             f"export again with --in_size {load_size}")
         return size[0]
 
-    def _check_size(self, model, min_load_size, max_pixels):
+    def _check_size(self, model: str, min_load_size: int, max_pixels: int) -> None:
         if self.load_size < min_load_size:
             raise UserError(f'--load_size {self.load_size}: {model} runs on images of at least '
                             f'{min_load_size}x{min_load_size}; give a larger --load_size')

@@ -44,7 +44,8 @@ class PhotoRestorer:
     call at a time); `close()` (or a `with` block) stops the detector's threads.
     """
 
-    def __init__(self, model: str = DEFAULT_PHOTO_MODEL, *, enhancer: Callable[[np.ndarray], np.ndarray] | None = None,
+    def __init__(self, model: str = DEFAULT_PHOTO_MODEL, *,
+                 enhancer: FaceEnhancer | Callable[[np.ndarray], np.ndarray] | None = None,
                  detector: str = 'cnn', min_face_size: int = DEFAULT_MIN_FACE_SIZE,
                  detect_min_score: float | None = None, detect_tile_size: int | None = None, detect_workers: int = 0,
                  detect_max_size: int | None = None, upscale: int = 1, bg_upsampler: str = NONE,
@@ -68,7 +69,8 @@ class PhotoRestorer:
                                     codeformer_noncommercial=codeformer_noncommercial,
                                     codeformer_fidelity=codeformer_fidelity)
         self.enhancer = enhancer
-        enhance = enhancer.enhance if isinstance(enhancer, FaceEnhancer) else enhancer
+        enhance: Callable[[np.ndarray], np.ndarray] = enhancer.enhance if isinstance(enhancer, FaceEnhancer) \
+            else enhancer
         try:
             self.detector = FaceDetector(detector, min_face_size, detect_min_score, detect_tile_size, detect_workers,
                                          detect_max_size, progress=progress, device=self.device)

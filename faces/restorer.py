@@ -73,6 +73,8 @@ class FaceRestorer:
         return np.concatenate(enhanced)
 
     def __call__(self, photo: np.ndarray) -> RestoredPhoto:
+        if self.find_faces is None:
+            raise ValueError('no face finder given: call restore(photo, faces) with faces found elsewhere')
         return self.restore(photo, self.find_faces(photo))
 
     def restore(self, photo: np.ndarray, faces: Sequence[Landmarked]) -> RestoredPhoto:
@@ -85,4 +87,4 @@ class FaceRestorer:
         matrices = [matrix for _, matrix in aligned]
         background = self.background(photo) if self.background is not None else None
         final = paste_faces(photo, hq_faces, matrices, self.upscale, background)
-        return RestoredPhoto(faces, matrices, lq_faces, hq_faces, final)
+        return RestoredPhoto(list(faces), matrices, lq_faces, hq_faces, final)

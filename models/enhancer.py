@@ -7,6 +7,7 @@ import torch
 
 from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import GeneratorSpec
+from archs.sparnet import SPARNet
 from utils.cli import UserError
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
 from weights.generator import load_generator_weights
@@ -19,7 +20,7 @@ class NonFiniteOutput(ValueError):
     """The network gave NaN or infinity for a face: it is not pasted (it would be a black square)."""
 
 
-def inference_net(net: torch.nn.Module, spec: GeneratorSpec, weights_path: str, device: torch.device | str = 'cpu',
+def inference_net(net: SPARNet, spec: GeneratorSpec, weights_path: str, device: torch.device | str = 'cpu',
                   precision: str = 'fp32', reference_impl: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
     """`net` (built from `spec`) with the weights of `weights_path` (loaded strictly) on `device`, ready to run: the
     fast path (norms folded into the convs, same function) at `precision`, or the plain module (`reference_impl`).

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from helpers.commands import ROOT
 
-LIBRARY = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'video', 'metrics',
+LIBRARY = ('utils', 'archs', 'weights', 'losses', 'models', 'upsamplers', 'data', 'faces', 'video', 'metrics', 'api',
            'options', 'training', 'inference', 'baselines', 'webapp')
 
 
