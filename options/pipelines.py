@@ -3,10 +3,13 @@ gets from `api.FaceEnhancer` / `api.PhotoRestorer` with the same choices (the fl
 import argparse
 import os
 
+import torch
+
 from api import FaceEnhancer, PhotoRestorer
 from archs.generator_spec import GeneratorSpec
 from faces.detector import warn_max_size
 from models import get_model_class
+from models.base_model import BaseModel
 from weights.checkpoint import load_tag, net_path
 from weights.released import RELEASED_MODELS
 from weights.state_dict import WeightsError
@@ -38,9 +41,12 @@ def face_enhancer(opt: argparse.Namespace) -> FaceEnhancer:
     if opt.other_face_model:
         return FaceEnhancer(opt.face_model, codeformer_noncommercial=opt.codeformer_noncommercial,
                             codeformer_fidelity=opt.codeformer_fidelity, **common)
-    return FaceEnhancer(weights_of(opt, get_model_class(opt.model).inference_net_name),
-                        network=GeneratorSpec.from_options(opt), load_size=opt.load_size,
-                        reference_impl=opt.reference_impl, **common)
+    spec = GeneratorSpec.from_options(opt)
+    if opt.verbose and getattr(opt, 'rank', 0) == 0:
+        with torch.device('meta'):  # the module and its parameter counts, no memory
+            BaseModel.print_networks({'G': spec.build()})
+    return FaceEnhancer(weights_of(opt, get_model_class(opt.model).inference_net_name), network=spec,
+                        load_size=opt.load_size, reference_impl=opt.reference_impl, **common)
 
 
 def photo_restorer(opt: argparse.Namespace, progress: bool = True) -> PhotoRestorer:
