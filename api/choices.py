@@ -11,7 +11,7 @@ import torch
 from faces.detector import DETECTORS
 from faces.search_plan import OVERLAP
 from utils.cli import UserError, non_negative_int, number_type, positive_int
-from utils.devices import PRECISIONS, check_precision, select_device
+from utils.devices import PRECISIONS, check_precision, native_bf16_cpu, select_device
 
 MAX_UPSCALE = 8
 MAX_CRF = 51  # x264's range: 0 lossless, 51 worst
@@ -23,7 +23,10 @@ MAX_SECONDS = 10 ** 9
 DEFAULT_MAX_PIXELS = 50_000_000
 # Faces per batch of the network when not given: on the CPU what measured fastest per image for SPARNet
 # (batches 2-16 measured; larger ones fall out of the caches), on GPUs larger.
-DEFAULT_BATCH_SIZE = {('cpu', 'fp32'): 4, ('cpu', 'bf16'): 8, 'cuda': 16}
+DEFAULT_BATCH_SIZE = {('cpu', 'fp32'): 4, ('cpu', 'bf16'): 8, ('cpu', 'int8'): 8, 'cuda': 16}
+# Inference precisions: the float ones, int8 (SPARNets on the CPU, models.int8) and auto (the fastest this device runs
+# natively within the quality bounds: `auto_precision`).
+INFERENCE_PRECISIONS = (*PRECISIONS, 'int8', 'auto')
 
 # The kinds of the values, as argparse types (their messages name the accepted range).
 KINDS: dict[str, Callable[[str], Any]] = {
@@ -42,7 +45,7 @@ KINDS: dict[str, Callable[[str], Any]] = {
     'start': number_type(float, low=0, high=MAX_SECONDS),
     'end': number_type(float, low=0, high=MAX_SECONDS),
 }
-CHOICES: dict[str, Sequence[str]] = {'precision': tuple(PRECISIONS), 'detector': DETECTORS}
+CHOICES: dict[str, Sequence[str]] = {'precision': INFERENCE_PRECISIONS, 'detector': DETECTORS}
 
 
 def checked(flag: str, value: Any) -> Any:
@@ -76,14 +79,50 @@ def device_of(device: torch.device | str | None) -> torch.device:
 def check_device_precision(device: torch.device, precision: str) -> None:
     """UserError unless `device` runs `precision` natively (the command line's --precision line)."""
     checked('precision', precision)
+    if precision == 'auto':
+        return
+    if precision == 'int8':
+        if device.type != 'cpu':
+            raise UserError(f'--precision int8 runs on the CPU (ONNX Runtime), not on {device}: use --precision '
+                            'fp16 or bf16 there, or auto')
+        return
     try:
         check_precision(device, precision)
     except ValueError as err:
         raise UserError(f'--precision {precision}: {err}') from err
 
 
+def auto_precision(device: torch.device, int8: bool = True) -> tuple[str, str]:
+    """(precision, why) of --precision auto on `device`: the fastest it runs natively that holds the quality bounds
+    (docs/speed.md): bf16 on GPUs that have it, else fp16; on CPUs bf16 where it is native (AVX512-BF16, AMX), else
+    int8 (`int8`: for a network that can be quantized, a SPARNet), else fp32."""
+    if device.type == 'cuda':
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return 'bf16', 'this GPU has bf16'
+        return 'fp16', 'this GPU has no bf16'
+    if device.type != 'cpu':
+        return 'fp32', f'reduced precisions run on CPUs and CUDA GPUs, not {device.type}'
+    if native_bf16_cpu():
+        return 'bf16', 'this CPU has AVX512-BF16 or AMX'
+    if int8:
+        return 'int8', 'this CPU has no native bf16'
+    return 'fp32', 'this CPU has no native bf16, and this network is not quantized to int8'
+
+
+def float_precision(device: torch.device, precision: str) -> str:
+    """The precision of a network that runs in floating point only (the background upsampler, other projects'
+    models) for the run's `precision`: int8 -> fp32, auto -> what auto picks without int8."""
+    if precision == 'int8':
+        return 'fp32'
+    if precision == 'auto':
+        return auto_precision(device, int8=False)[0]
+    return precision
+
+
 def default_batch_size(device: torch.device, precision: str) -> int:
-    """Faces per batch of the network when not given (DEFAULT_BATCH_SIZE)."""
+    """Faces per batch of the network when not given (DEFAULT_BATCH_SIZE; auto: of what it picks for a SPARNet)."""
     if device.type == 'cuda':
         return DEFAULT_BATCH_SIZE['cuda']
+    if precision == 'auto':
+        precision = auto_precision(device)[0]
     return DEFAULT_BATCH_SIZE.get(('cpu', precision), DEFAULT_BATCH_SIZE['cpu', 'fp32'])

@@ -1,23 +1,38 @@
 """Aligned faces in, enhanced faces out: a SPARNet / SPARNetHD (a released name, a file of train.py, a URL), an
 exported ONNX model, or another project's face restorer (GFPGAN, RestoreFormer, CodeFormer), loaded once."""
+import logging
 import os
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from api.choices import DEFAULT_MAX_PIXELS, check_device_precision, checked, default_batch_size, device_of
+from api.choices import (
+    DEFAULT_MAX_PIXELS,
+    auto_precision,
+    check_device_precision,
+    checked,
+    default_batch_size,
+    device_of,
+)
 from archs.generator_spec import GeneratorSpec
 from faces.align import FACE_SIZE
+from faces.calibration import CalibrationFaces
 from models import get_model_class
 from models.enhancer import Enhancer, inference_net
 from models.face_restorers import SpandrelFaceEnhancer
+from models.int8 import Int8Generator
 from models.onnx_generator import OnnxGenerator
 from utils.cli import UserError
+from utils.progress import progress
+from weights.generator import load_generator_weights
 from weights.other_models import names_of, other_named, resolve_other
 from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
 from weights.sources import URL_SCHEMES, resolve_generator, sparnet_spec
 from weights.spandrel_file import FACE, LICENCE_FLAG
+
+log = logging.getLogger(__name__)
 
 
 def face_model_choices() -> str:
@@ -57,19 +72,22 @@ class FaceEnhancer:
     from its tensors; `network` gives what they cannot tell, such as a group norm), an http(s) URL (downloaded once
     into `weights_dir`, default the cache), or another project's face restorer (gfpgan_v1.3, gfpgan_v1.4,
     restoreformer, codeformer with `codeformer_noncommercial`, or a file spandrel loads); `onnx_model` runs an
-    exported model with ONNX Runtime instead. The arguments are test.py's flags, with its defaults and its one-line
-    errors (`utils.cli.UserError`). Safe to call from several threads: one batch at a time runs.
+    exported model with ONNX Runtime instead. `precision` int8 quantizes a SPARNet once (cached beside its weights),
+    its activations calibrated on the images of the folder `calibration` (default: the bundled faces); auto picks the
+    fastest precision this device runs natively (`api.choices.auto_precision`). The arguments are test.py's flags,
+    with its defaults and its one-line errors (`utils.cli.UserError`). Safe to call from several threads: one batch
+    at a time runs.
     """
 
     def __init__(self, model: str = DEFAULT_PHOTO_MODEL, *, device: torch.device | str | None = None,
                  precision: str = 'fp32', batch_size: int | None = None, load_size: int | None = None,
                  network: GeneratorSpec | None = None, onnx_model: str = '', reference_impl: bool = False,
                  round_output: bool = False, weights_dir: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 codeformer_noncommercial: bool = False, codeformer_fidelity: float = 0.5) -> None:
+                 codeformer_noncommercial: bool = False, codeformer_fidelity: float = 0.5,
+                 calibration: str | None = None) -> None:
         self.device = device_of(device)
-        self.precision = precision
         check_device_precision(self.device, precision)
-        self.batch_size = checked('batch_size', batch_size) or default_batch_size(self.device, precision)
+        checked('batch_size', batch_size)
         checked('load_size', load_size)
         checked('max_pixels', max_pixels)
         checked('codeformer_fidelity', codeformer_fidelity)
@@ -77,6 +95,8 @@ class FaceEnhancer:
         self.enhancer: Enhancer | SpandrelFaceEnhancer
         if onnx_model:
             self._check_onnx(onnx_model, precision, reference_impl)
+            self.precision = 'fp32'
+            self.batch_size = batch_size or default_batch_size(self.device, self.precision)
             onnx = OnnxGenerator(onnx_model, self.device)
             self.load_size = self._onnx_size(onnx, onnx_model, load_size)
             self.enhancer = Enhancer(onnx, self.device, self.batch_size, round_output)
@@ -84,26 +104,63 @@ class FaceEnhancer:
             return
         path = other_face_model(model, weights_dir, codeformer_noncommercial)
         if path:
-            self.enhancer = SpandrelFaceEnhancer.from_file(path, model, self.batch_size, self.device, precision,
+            if precision == 'int8':
+                raise UserError(f'--precision int8 quantizes SPARNet and SPARNetHD; {model} runs in fp32, bf16 or '
+                                'fp16 (or auto)')
+            self.precision = self._chosen(precision, int8=False)
+            self.batch_size = batch_size or default_batch_size(self.device, self.precision)
+            self.enhancer = SpandrelFaceEnhancer.from_file(path, model, self.batch_size, self.device, self.precision,
                                                             codeformer_fidelity, codeformer_noncommercial)
             self.load_size = FACE_SIZE
-            self.description = f'{model} ({precision})'
+            self.description = f'{model} ({self.precision})'
             return
+        self.precision = self._chosen(precision, int8=not reference_impl)
+        if self.precision == 'int8' and reference_impl:
+            raise UserError('--precision int8 runs the quantized fast path; drop --reference_impl (the PyTorch module '
+                            'in fp32)')
+        calibration_faces = CalibrationFaces(calibration) if self.precision == 'int8' else None
+        self.batch_size = batch_size or default_batch_size(self.device, self.precision)
         weights = resolve_generator(model, weights_dir, network)
         model_class = get_model_class(weights.spec.model)
         self.load_size = load_size or weights.load_size or model_class.default_load_size
         self._check_size(weights.spec.model, model_class.min_load_size, max_pixels)
-        net = inference_net(weights.spec.build(), weights.spec, weights.path, self.device, precision, reference_impl)
+        net: Callable[[torch.Tensor], torch.Tensor]
+        if calibration_faces is not None:
+            net = self._int8_net(weights.spec, weights.path, calibration_faces)
+        else:
+            net = inference_net(weights.spec.build(), weights.spec, weights.path, self.device, self.precision,
+                                reference_impl)
         self.enhancer = Enhancer(net, self.device, self.batch_size, round_output)
         self.spec = weights.spec
         self.weights_path = weights.path
-        self.description = f'{model} ({weights.spec.flags()}, {precision})'
+        engine = ' (ONNX Runtime)' if self.precision == 'int8' else ''
+        self.description = f'{model} ({weights.spec.flags()}, {self.precision}{engine})'
+
+    def _chosen(self, precision: str, int8: bool) -> str:
+        """`precision`, or what auto picks on this device (said in one line)."""
+        if precision != 'auto':
+            return precision
+        chosen, why = auto_precision(self.device, int8)
+        log.info('--precision auto: %s (%s)', chosen, why)
+        return chosen
+
+    def _int8_net(self, spec: GeneratorSpec, weights_path: str, calibration: CalibrationFaces) -> Int8Generator:
+        """The quantized network, ready for `load_size` inputs (other sizes are quantized at their first use)."""
+        net = spec.build()
+        load_generator_weights(net, weights_path, spec)
+
+        def inputs(size: int) -> Iterable[np.ndarray]:
+            return progress(calibration.inputs(spec.model, size), total=calibration.count, desc='int8 calibration',
+                            unit='face')
+        int8 = Int8Generator(net.eval(), weights_path, calibration.identity, inputs, torch.get_num_threads())
+        int8.prepare(self.load_size)
+        return int8
 
     @staticmethod
     def _check_onnx(onnx_model: str, precision: str, reference_impl: bool) -> None:
         contradicting = [flag for flag, given in (
             ('--reference_impl (runs the PyTorch module)', reference_impl),
-            (f'--precision {precision} (the ONNX model runs in fp32, as exported)', precision != 'fp32'),
+            (f'--precision {precision} (the ONNX model runs in fp32, as exported)', precision not in ('fp32', 'auto')),
         ) if given]
         if contradicting:
             raise UserError(f"--onnx_model runs {onnx_model} with ONNX Runtime; drop {', '.join(contradicting)}")

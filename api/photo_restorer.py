@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from api.choices import DEFAULT_MAX_PIXELS, checked, device_of
+from api.choices import DEFAULT_MAX_PIXELS, checked, device_of, float_precision
 from api.face_enhancer import FaceEnhancer
 from archs.generator_spec import GeneratorSpec
+from faces.align import FACE_SIZE
 from faces.detector import DEFAULT_MIN_FACE_SIZE, FaceDetector, FaceSearch
 from faces.restorer import FaceRestorer, Landmarked, RestoredPhoto
 from upsamplers.background import DEFAULT_TILE, NONE, BackgroundUpsampler
@@ -53,7 +54,7 @@ class PhotoRestorer:
                  precision: str = 'fp32', batch_size: int | None = None, network: GeneratorSpec | None = None,
                  reference_impl: bool = False, round_output: bool = False, weights_dir: str | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, codeformer_noncommercial: bool = False,
-                 codeformer_fidelity: float = 0.5, progress: bool = False) -> None:
+                 codeformer_fidelity: float = 0.5, calibration: str | None = None, progress: bool = False) -> None:
         for flag, value in (('detector', detector), ('min_face_size', min_face_size),
                             ('detect_min_score', detect_min_score), ('detect_tile_size', detect_tile_size),
                             ('detect_workers', detect_workers), ('test_upscale', upscale), ('bg_tile', bg_tile),
@@ -61,13 +62,14 @@ class PhotoRestorer:
             checked(flag, value)
         self.device = device_of(device)
         self.upscale, self.max_pixels = upscale, max_pixels
-        background = BackgroundUpsampler.named(bg_upsampler, upscale, bg_tile, self.device, precision, weights_dir)
+        background = BackgroundUpsampler.named(bg_upsampler, upscale, bg_tile, self.device,
+                                               float_precision(self.device, precision), weights_dir)
         if enhancer is None:
             enhancer = FaceEnhancer(model, device=self.device, precision=precision, batch_size=batch_size,
-                                    network=network, reference_impl=reference_impl, round_output=round_output,
-                                    weights_dir=weights_dir, max_pixels=max_pixels,
+                                    load_size=FACE_SIZE, network=network, reference_impl=reference_impl,
+                                    round_output=round_output, weights_dir=weights_dir, max_pixels=max_pixels,
                                     codeformer_noncommercial=codeformer_noncommercial,
-                                    codeformer_fidelity=codeformer_fidelity)
+                                    codeformer_fidelity=codeformer_fidelity, calibration=calibration)
         self.enhancer = enhancer
         enhance: Callable[[np.ndarray], np.ndarray] = enhancer.enhance if isinstance(enhancer, FaceEnhancer) \
             else enhancer

@@ -321,6 +321,6 @@ def degrade_pair(hr, rng, config=DegradationConfig()):
     return apply_plan(hr, sample_plan(rng, config), rng)
 
 
-def degrade(hr, rng, config=DegradationConfig()):
+def degrade(hr: np.ndarray, rng: np.random.Generator, config: DegradationConfig = DegradationConfig()) -> np.ndarray:
     """The low-quality version of `hr`, same size and dtype (gray with probability gray_prob)."""
     return degrade_pair(hr, rng, config)[1]

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import torch
 
-from api.choices import DEFAULT_MAX_PIXELS, KINDS, default_batch_size
+from api.choices import CHOICES, DEFAULT_MAX_PIXELS, KINDS, default_batch_size
 from api.face_enhancer import face_model_choices
 from options.base_options import BaseOptions
 from options.detection_flags import add_detection_flags
@@ -25,7 +25,6 @@ from utils.cli import (
     unquoted,
     unquoted_lower,
 )
-from utils.devices import PRECISIONS
 from weights.other_models import names_of
 from weights.spandrel_file import BACKGROUND, LICENCE_FLAG
 
@@ -52,8 +51,13 @@ class TestOptions(BaseOptions):
                                  'truncates)')
         parser.add_argument('--reference_impl', action='store_true',
                             help='run the plain module instead of the fast inference path')
-        parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=tuple(PRECISIONS),
-                            help='inference precision (bf16 on CPUs/GPUs that have it, fp16 on GPUs)')
+        parser.add_argument('--precision', type=unquoted_lower, default='fp32', choices=CHOICES['precision'],
+                            help='inference precision: bf16 on CPUs/GPUs that have it, fp16 on GPUs, int8 on CPUs '
+                                 '(SPARNets, quantized once and cached beside the weights), auto: the fastest this '
+                                 'device runs natively')
+        parser.add_argument('--calibration', type=input_path, default=None,
+                            help='--precision int8: calibrate on the face images of this folder, like the inputs '
+                                 'to enhance (default: the bundled faces)')
         parser.add_argument('--onnx_model', type=input_path, default='',
                             help='run this exported ONNX model with ONNX Runtime instead of PyTorch')
         parser.add_argument('--test_img_path', type=input_path, default='',
@@ -141,7 +145,8 @@ class TestOptions(BaseOptions):
             return
         contradicting = [flag for flag, given in (
             ('--reference_impl (runs the PyTorch module)', known.reference_impl),
-            (f'--precision {known.precision} (the ONNX model runs in fp32, as exported)', known.precision != 'fp32'),
+            (f'--precision {known.precision} (the ONNX model runs in fp32, as exported)',
+             known.precision not in ('fp32', 'auto')),
             ('--pretrain_model_path (the ONNX file holds the weights)', known.pretrain_model_path),
         ) if given]
         if contradicting:

@@ -25,7 +25,8 @@ through the plain module, scikit-image warp back with the 5x5-blurred mask, JPEG
 against the whole-photo script's run (`inference.whole_photos`) over the folder.
 Video: those published steps on every frame of --video (`published_video_loop`: frames extracted as JPEG,
 the results encoded back) against the whole-photo script's run on the video (`video.enhance`).
-Weights: random ones (the same for every path) unless --weights gives the released file.
+Weights: random ones (the same for every path) unless --weights gives the released file. int8 is quantized before
+the timed runs (once, cached beside the weights), as a user's first run does once.
 """
 if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
     raise SystemExit('error: run it from the repository root as: python -m scripts.'
@@ -41,12 +42,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from api import FaceEnhancer
 from api.choices import DEFAULT_BATCH_SIZE
 from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import random_generator
 from baselines.environment import check_baseline_environment, describe_environment, environment_line
 from baselines.published import published_face_loop, published_photo_loop, published_video_loop
 from data.base_dataset import resize_square
+from faces.align import FACE_SIZE
 from inference.face_folder import test_folder
 from inference.whole_photos import enhance_whole_photos
 from metrics import psnr_ssim
@@ -129,8 +132,8 @@ def faces_benchmark(args, net, weights_path, folder):
     """{variant: [seconds per run]} over the LR faces, and the output differences from the published loop."""
     lr_dir, hr_dir = os.path.join(folder, 'lr'), os.path.join(folder, 'hr')
     names = make_lr_faces(args.face_folders, args.count, lr_dir, hr_dir)
-    fast = {p: prepare_inference_net(net, 'cpu', p) for p in args.precision_list}
-    flags = ['--gpus', '0', '--dataroot', lr_dir, '--pretrain_model_path', weights_path]
+    fast = {p: fast_path(net, weights_path, p, 128, args.calibration) for p in args.precision_list}
+    flags = ['--gpus', '0', '--dataroot', lr_dir, '--pretrain_model_path', weights_path, *calibration_flags(args)]
     variants = {'published': lambda out: published_face_loop(net, lr_dir, names, out)}
     for precision in args.precision_list:
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE['cpu', precision]
@@ -141,6 +144,19 @@ def faces_benchmark(args, net, weights_path, folder):
     times = run_in_turns(variants, args.repeats, folder, names)
     print('\n'.join(quality_report(folder, hr_dir, names, args.precision_list)))
     return times
+
+
+def fast_path(net, weights_path, precision, size, calibration):
+    """The network the runs use at `precision`: the fast path, or int8's quantized model (quantized now, before any
+    timing, and cached beside the weights for the runs)."""
+    if precision == 'int8':
+        return FaceEnhancer(weights_path, device='cpu', precision='int8', load_size=size,
+                            calibration=calibration).enhancer.net
+    return prepare_inference_net(net, 'cpu', precision)
+
+
+def calibration_flags(args):
+    return ['--calibration', args.calibration] if args.calibration else []
 
 
 def run_in_turns(variants, repeats, folder, names, unit='images'):
@@ -164,8 +180,10 @@ def photos_benchmark(args, net, weights_path, folder):
     os.makedirs(photo_dir)
     for path in photos:  # a flat folder of the chosen photos, for the whole-photo script
         os.symlink(os.path.abspath(path), os.path.join(photo_dir, os.path.basename(path)))
-    flags = ['--gpus', '0', '--test_img_path', photo_dir,
-             '--pretrain_model_path', weights_path]
+    flags = ['--gpus', '0', '--test_img_path', photo_dir, '--pretrain_model_path', weights_path,
+             *calibration_flags(args)]
+    if 'int8' in args.precision_list:
+        fast_path(net, weights_path, 'int8', FACE_SIZE, args.calibration)
     variants = {'published photos': lambda out: published_photo_loop(net, photos, out)}
     for precision in args.precision_list:
         variants[f'photo script {precision}'] = lambda out, p=precision: enhance_whole_photos(TestOptions().parse(
@@ -177,7 +195,10 @@ def videos_benchmark(args, net, weights_path, folder):
     """{variant: [seconds per run]} over the frames of --video, and their number."""
     with av.open(args.video) as container:
         frames = sum(1 for _ in container.decode(video=0))
-    flags = ['--gpus', '0', '--test_img_path', args.video, '--pretrain_model_path', weights_path]
+    flags = ['--gpus', '0', '--test_img_path', args.video, '--pretrain_model_path', weights_path,
+             *calibration_flags(args)]
+    if 'int8' in args.precision_list:
+        fast_path(net, weights_path, 'int8', FACE_SIZE, args.calibration)
     variants = {'published frames': lambda out: published_video_loop(net, args.video, os.path.join(out, 'out.mp4'),
                                                                       out)}
     for precision in args.precision_list:
@@ -206,7 +227,9 @@ def build_parser():
     parser.add_argument('--photo_count', type=positive_int, default=6, help='photos to run (default: the first 6)')
     parser.add_argument('--video', default='',
                         help='a video with faces (e.g. from scripts.make_sample_video), for the video pipeline')
-    parser.add_argument('--precisions', default='fp32', help='comma-separated among fp32,bf16 (default: fp32)')
+    parser.add_argument('--precisions', default='fp32', help='comma-separated among fp32,bf16,int8 (default: fp32)')
+    parser.add_argument('--calibration', default='', help='int8: calibrate on the faces of this folder (default: the '
+                        'bundled faces)')
     parser.add_argument('--batch_size', type=positive_int, default=None,
                         help="network-only batch (default: test.py's for the precision)")
     parser.add_argument('--repeats', type=positive_int, default=1, help='runs of each variant, in turns (default: 1)')

@@ -352,7 +352,7 @@ def test_leftovers_of_a_stopped_run_are_removed(tmp_path):
 
 def test_precisions_offered_and_names():
     cpu = supported_precisions(torch.device('cpu'))
-    assert cpu == (['fp32', 'bf16'] if native_bf16_cpu() else ['fp32'])
+    assert cpu == (['fp32', 'bf16', 'int8', 'auto'] if native_bf16_cpu() else ['fp32', 'int8', 'auto'])
     assert unique_names(['a/x.jpg', 'b/x.png', 'x_2.jpg', 'c/x.jpg']) == ['x', 'x_2', 'x_2_2', 'x_3']
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from api import FaceEnhancer, PhotoRestorer
-from api.choices import DEFAULT_MAX_PIXELS, MAX_SECONDS
+from api.choices import CHOICES, DEFAULT_MAX_PIXELS, MAX_SECONDS, check_device_precision
 from data.single_dataset import read_face
 from faces.detector import DETECTORS
 from faces.restorer import NoFaceFound
@@ -37,7 +37,7 @@ from models.enhancer import NonFiniteOutput
 from upsamplers.background import NONE, serves
 from utils.atomic import atomic_write
 from utils.cli import UserError
-from utils.devices import PRECISIONS, check_precision, select_device
+from utils.devices import select_device
 from utils.image_io import ImageReadError, read_rgb_array, save_rgb
 from video.enhance import VideoFailed, output_path
 from video.pipeline import Cancelled, VideoTotals
@@ -92,12 +92,12 @@ class VideoResult(JobResult):
 
 
 def supported_precisions(device):
-    """The precisions `device` runs natively (utils.devices.check_precision), fp32 first."""
+    """The precisions `device` runs natively (api.choices.check_device_precision), fp32 first, then auto."""
     supported = []
-    for precision in PRECISIONS:
+    for precision in CHOICES['precision']:
         try:
-            check_precision(device, precision)
-        except ValueError:
+            check_device_precision(device, precision)
+        except UserError:
             continue
         supported.append(precision)
     return supported

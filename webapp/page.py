@@ -131,7 +131,8 @@ def video_outputs(result):
 def precision_choice(pipeline):
     return gr.Radio(pipeline.precisions, value='fp32', label='Precision',
                     info=f'offered where this {pipeline.device.type} runs it natively; bf16 / fp16 outputs '
-                         'differ from fp32 by about 1 %')
+                         'differ from fp32 by about 1 %; int8 (SPARNets on the CPU) is quantized at its first use; '
+                         'auto: the fastest this device runs')
 
 
 def output_choices(pipeline):

@@ -1,0 +1,159 @@
+"""int8 inference on the CPU: the generator's fast graph, quantized once after training and cached beside its weights.
+
+ONNX Runtime's static quantization (`onnxruntime.quantization.quantize_static`) of the exported fast path: QDQ
+format, per-channel int8 weights, uint8 activations whose ranges are calibrated on faces (min and max over the
+calibration inputs). Layers whose quantization costs quality stay in fp32 (`FP32_NODES`, measured: docs/speed.md).
+On CPUs without VNNI, weights are quantized to 7 bits (`reduce_range`): their 8-bit products would saturate the
+16-bit sums of AVX2's int8 instructions. The quantized file is named by everything it depends on (the weights'
+bytes, ONNX Runtime's version, the recipe, the input size, the calibration faces), so a change of any of them makes
+a new one and a stale one is never used.
+"""
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Self
+
+import numpy as np
+import torch
+
+from archs.sparnet import SPARNet
+from models.onnx_generator import OnnxError, OnnxGenerator, export_onnx
+from utils.atomic import atomic_write
+from utils.cli import UserError
+from weights.download import cache_dir
+
+log = logging.getLogger(__name__)
+
+# Nodes of the exported graph kept in fp32 (regular expressions over ONNX node names): the first conv, which reads
+# the image, and the last, which writes it (measured: docs/speed.md, "int8").
+FP32_NODES = (r'^/in_conv/', r'^/out_conv/')
+RECIPE = 'qdq-s8-weights-per-channel-u8-activations-minmax-v1'
+
+
+def needs_reduced_range() -> bool:
+    """Whether this CPU lacks VNNI (AVX512-VNNI, AVX-VNNI or AMX-INT8): its int8 products saturate at 8 bits."""
+    flags = torch.cpu.get_capabilities() if hasattr(torch.cpu, 'get_capabilities') else {}
+    return not any(flags.get(flag) for flag in ('avx512_vnni', 'avx_vnni', 'amx_int8'))
+
+
+def onnxruntime_version() -> str:
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise UserError(f"--precision int8 needs onnxruntime: pip install 'onnxruntime>=1.17' ({err})") from err
+    return onnxruntime.__version__
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def int8_model_path(weights_path: str, in_size: int, calibration_id: str, reduce_range: bool) -> str:
+    """Where the int8 model of these weights is kept: beside them (`<name>.int8-<key>.onnx`), or in the weights
+    cache's `int8/` folder when their folder is not writable. The key digests all the quantized file depends on."""
+    key = hashlib.sha256('\n'.join((file_digest(weights_path), onnxruntime_version(), RECIPE, *FP32_NODES,
+                                    str(in_size), calibration_id, f'reduce_range={reduce_range}')).encode())
+    stem = os.path.splitext(os.path.basename(weights_path))[0]
+    name = f'{stem}.int8-{key.hexdigest()[:16]}.onnx'
+    folder = os.path.dirname(os.path.abspath(weights_path))
+    if not os.access(folder, os.W_OK):
+        folder = os.path.join(cache_dir(), 'int8')
+    return os.path.join(folder, name)
+
+
+class _Reader:
+    """ONNX Runtime's calibration data reader over (1, 3, S, S) float32 inputs."""
+
+    def __init__(self, inputs: Iterable[np.ndarray]) -> None:
+        self.inputs: Iterator[np.ndarray] = iter(inputs)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        array = next(self.inputs, None)
+        return None if array is None else {'input': array}
+
+
+def fp32_nodes(onnx_path: str) -> list[str]:
+    """The names of the nodes of the exported graph that stay in fp32 (FP32_NODES)."""
+    import onnx
+    names = [node.name for node in onnx.load(onnx_path, load_external_data=False).graph.node]
+    return [name for name in names if any(re.search(pattern, name) for pattern in FP32_NODES)]
+
+
+def quantize_generator(net: SPARNet, path: str, in_size: int, inputs: Iterable[np.ndarray],
+                       reduce_range: bool) -> str:
+    """Write the int8 model of `net` (eval semantics, fast path) for `in_size` inputs to `path`, its activation
+    ranges calibrated on `inputs`; returns `path`. Nothing is left at `path` if it fails."""
+    quantizer_log = logging.getLogger('onnxruntime')
+    level = quantizer_log.level
+    quantizer_log.setLevel(logging.WARNING)  # its steps' INFO lines
+    try:
+        _quantize(net, path, in_size, inputs, reduce_range)
+    finally:
+        quantizer_log.setLevel(level)
+    return path
+
+
+def _quantize(net: SPARNet, path: str, in_size: int, inputs: Iterable[np.ndarray], reduce_range: bool) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory(prefix='sparnet-int8-') as work:
+        exported = export_onnx(net, os.path.join(work, 'fp32.onnx'), in_size)
+        prepared = os.path.join(work, 'prepared.onnx')
+        quant_pre_process(exported, prepared)
+        quantized = os.path.join(work, 'int8.onnx')
+        quantize_static(prepared, quantized, _Reader(inputs), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=fp32_nodes(prepared))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(quantized, 'rb') as source, atomic_write(path) as handle:
+            handle.write(source.read())
+
+
+class Int8Generator:
+    """Callable like the torch generator (NCHW float32 in [-1, 1] -> NCHW float32) for square inputs of any size: the
+    int8 model of `net` (whose weights are the file `weights_path`) for each size, from the cache or quantized at its
+    first use (once; `inputs(size)` gives the calibration inputs that `calibration_id` names), run by ONNX Runtime.
+    The ranges are calibrated at the size the network runs at: SPARNet's on whole photos (512) are not test.py's."""
+
+    def __init__(self, net: SPARNet, weights_path: str, calibration_id: str,
+                 inputs: Callable[[int], Iterable[np.ndarray]], num_threads: int | None = None) -> None:
+        self.net, self.weights_path, self.calibration_id = net, weights_path, calibration_id
+        self.inputs, self.num_threads = inputs, num_threads
+        self.reduce_range = needs_reduced_range()
+        self.models: dict[int, OnnxGenerator] = {}
+
+    def prepare(self, size: int) -> OnnxGenerator:
+        """The int8 model for `size` x `size` inputs (quantized now if not cached)."""
+        if size not in self.models:
+            path = int8_model_path(self.weights_path, size, self.calibration_id, self.reduce_range)
+            self.models[size] = self._cached(path) or self._quantized(path, size)
+        return self.models[size]
+
+    def _cached(self, path: str) -> OnnxGenerator | None:
+        if not os.path.isfile(path):
+            return None
+        try:
+            return OnnxGenerator(path, 'cpu', self.num_threads)
+        except OnnxError as err:
+            log.warning('%s; quantizing again', err)
+            return None
+
+    def _quantized(self, path: str, size: int) -> OnnxGenerator:
+        log.info('quantizing %s to int8 for %dx%d inputs (once: kept as %s)', self.weights_path, size, size, path)
+        quantize_generator(self.net, path, size, self.inputs(size), self.reduce_range)
+        return OnnxGenerator(path, 'cpu', self.num_threads)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            raise ValueError(f'the int8 network takes square inputs, got {tuple(x.shape)}')
+        return self.prepare(x.shape[-1])(x)
+
+    def eval(self) -> Self:
+        return self
