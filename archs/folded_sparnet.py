@@ -30,6 +30,24 @@ from utils.devices import PRECISIONS, check_precision
 _UP_TAPS = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0., 0.]], dtype=torch.float64)
 
 
+# Sub-pixel form of that transposed conv: for output phase p (row 2a+p), the transposed-conv kernel row feeding each
+# row u = 0, 1, 2 of a 3x3 conv over the padded input at row a (None: no tap).
+_PHASE_TAPS = ((3, 1, None), (None, 2, 0))
+
+
+def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(in, out, 4, 4) stride-2 transposed-conv kernel -> (4 out, in, 3, 3) conv kernel whose channel o*4 + p*2 + q is
+    output phase (p, q) of channel o: the same map as a 3x3 conv then a pixel shuffle (depth-to-space) by 2."""
+    phases = weight.new_zeros(weight.shape[1], 2, 2, weight.shape[0], 3, 3)
+    for p, rows in enumerate(_PHASE_TAPS):
+        for q, cols in enumerate(_PHASE_TAPS):
+            for u, row in enumerate(rows):
+                for v, col in enumerate(cols):
+                    if row is not None and col is not None:
+                        phases[:, p, q, :, u, v] = weight[:, :, row, col].t()
+    return phases.flatten(0, 2).contiguous()
+
+
 def eval_conv_weight(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) the conv uses in eval mode, float64; spectral norm with the stored u, v.
 
@@ -239,9 +257,20 @@ class FastConv(nn.Module):
         self.register_buffer('weight', weight.to(dtype).contiguous(memory_format=torch.channels_last))
         self.register_buffer('bias', bias.to(dtype) if has_bias else None)
         self.act = Activation(layer.relu)
+        self.subpixel = False
+
+    def use_subpixel_upsampling(self) -> None:
+        """Upsample as a 3x3 conv to four phases then a pixel shuffle (`subpixel_weight`): 2.25x the multiply-adds,
+        but a plain conv, which int8 engines run (ONNX Runtime has no int8 transposed conv)."""
+        if self.upsample and not self.subpixel:
+            self.weight = subpixel_weight(self.weight).contiguous(memory_format=torch.channels_last)
+            self.bias = None if self.bias is None else self.bias.repeat_interleave(4)
+            self.subpixel = True
 
     def forward(self, x_padded, out_pad=None):
-        if self.upsample:
+        if self.subpixel:
+            y = F.pixel_shuffle(F.conv2d(x_padded, self.weight, self.bias), 2)
+        elif self.upsample:
             y = F.conv_transpose2d(x_padded, self.weight, self.bias, stride=2, padding=3)
         else:
             y = F.conv2d(x_padded, self.weight, self.bias, self.stride)
@@ -354,6 +383,13 @@ class FastSPARNet(nn.Module):
         for block, out_pad in zip(self.blocks, self.pads):
             x = block(x, out_pad)
         return self.out_conv(x.float()).contiguous()
+
+    def use_subpixel_upsampling(self) -> 'FastSPARNet':
+        """Every upsampling conv in sub-pixel form (`FastConv.use_subpixel_upsampling`), for int8; returns self."""
+        for module in self.modules():
+            if isinstance(module, FastConv):
+                module.use_subpixel_upsampling()
+        return self
 
 
 def prepare_inference_net(net: SPARNet, device: torch.device | str, precision: str = 'fp32') -> FastSPARNet:

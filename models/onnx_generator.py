@@ -24,13 +24,16 @@ class OnnxError(UserError):
 
 
 def export_onnx(net: SPARNet, path: str, in_size: int, opset: int = DEFAULT_OPSET,
-                check: Callable[[str], object] | None = None) -> str:
-    """Write `net` (a SPARNet, eval semantics) to `path` as ONNX with a dynamic batch axis; returns path.
+                check: Callable[[str], object] | None = None, subpixel: bool = False) -> str:
+    """Write `net` (a SPARNet, eval semantics) to `path` as ONNX with a dynamic batch axis; returns path. `subpixel`:
+    the upsampling convs as conv + depth-to-space (`FastSPARNet.use_subpixel_upsampling`, for int8).
 
     The file is written under a temporary name; `check(temporary path)` may refuse it by raising, and
     `path` then keeps what it held: a refused or interrupted export leaves no file behind.
     """
     fast = FastSPARNet(net).cpu().eval()
+    if subpixel:
+        fast.use_subpixel_upsampling()
     example = torch.zeros(1, 3, in_size, in_size)
     with torch.no_grad(), warnings.catch_warnings(), atomic_write(path, check=check) as handle:
         warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice

@@ -26,6 +26,7 @@ import numpy as np
 from skimage import data
 
 from api import FaceEnhancer
+from api.choices import CHOICES
 from faces.align import transform_points
 from faces.detector import FaceDetector
 from faces.restorer import FaceRestorer
@@ -115,7 +116,8 @@ def main(argv=None):
     parser.add_argument('--min_face_size', type=positive_int, default=120,
                         help='smallest face the detector looks for (default: 120; the followed face is larger)')
     parser.add_argument('--pretrain_model_path', default='', help='SPARNetHD weights (default: the stand-in)')
-    parser.add_argument('--precision', default='fp32', help='of the network: fp32 or bf16 (default: fp32)')
+    parser.add_argument('--precision', default='fp32', choices=CHOICES['precision'],
+                        help='of the network (default: fp32)')
     args = parser.parse_args(argv)
     try:
         photo = read_rgb_array(args.photo) if args.photo else data.astronaut()

@@ -14,11 +14,13 @@ from PIL import Image
 import models.int8 as int8
 from api import FaceEnhancer, UserError
 from api.choices import auto_precision, default_batch_size, float_precision
+from archs.folded_sparnet import FastSPARNet
 from archs.generator_spec import GeneratorSpec, random_generator
 from faces.calibration import BUNDLED_COUNT, BUNDLED_ID, CalibrationFaces
 from helpers.commands import run_test_py
 from helpers.faces import face_images
-from helpers.small_nets import build
+from helpers.small_nets import CONFIGS, build, max_rel_diff, random_input
+from models.onnx_generator import OnnxGenerator
 from utils.image_io import read_rgb_array
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -207,3 +209,34 @@ def test_the_int8_network_takes_each_size_it_is_given(tiny_weights):
     assert sorted(net.models) == [48, 64]
     with pytest.raises(ValueError, match='square inputs'):
         net(torch.zeros(1, 3, 48, 64))
+
+
+@pytest.mark.parametrize('name', ['bn_3d_up', 'in_3d_sn_hd_like', 'gn_prelu'])
+def test_subpixel_upsampling_computes_the_same_function(name):
+    net = build(name).eval()
+    x = random_input(CONFIGS[name][0], batch=2)
+    with torch.no_grad():
+        reference = net(x)
+        subpixel = FastSPARNet(net).use_subpixel_upsampling()
+        assert sum(module.subpixel for module in subpixel.modules() if hasattr(module, 'subpixel')) >= 2
+        assert max_rel_diff(subpixel(x), reference) <= 1e-5
+
+
+@pytest.mark.slow
+def test_pads_run_on_the_uint8_maps_with_the_same_result(tmp_path, monkeypatch):
+    """Each DequantizeLinear -> reflection Pad -> QuantizeLinear becomes the Pad alone: the same outputs."""
+    net = build('bn_3d_up').eval()
+    folded = int8.quantize_generator(net, str(tmp_path / 'folded.onnx'), 32, CalibrationFaces().inputs('sparnet', 32),
+                                     reduce_range=False)
+    monkeypatch.setattr(int8, 'pads_on_uint8', lambda model: 0)
+    unfolded = int8.quantize_generator(net, str(tmp_path / 'unfolded.onnx'), 32,
+                                       CalibrationFaces().inputs('sparnet', 32), reduce_range=False)
+
+    def pads_after_dequantize(path):
+        graph = onnx.load(path).graph
+        producer = {output: node.op_type for node in graph.node for output in node.output}
+        return sum(1 for node in graph.node if node.op_type == 'Pad' and producer.get(node.input[0]) ==
+                   'DequantizeLinear')
+    assert pads_after_dequantize(unfolded) > 10 and pads_after_dequantize(folded) == 0
+    x = random_input(CONFIGS['bn_3d_up'][0], batch=2)
+    assert torch.allclose(OnnxGenerator(folded)(x), OnnxGenerator(unfolded)(x), atol=1e-6, rtol=0)
