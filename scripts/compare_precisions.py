@@ -5,10 +5,10 @@ and the seconds per face of each.
     python -m scripts.compare_precisions --weights sparnet --faces lr_faces --min_psnr 45
 
 --faces holds face images as the network is given them (test.py's LR faces; aligned 512x512 crops of photos for
-SPARNetHD, as `scripts.crop_faces` writes them), each resized to the network's size as test.py does. Each precision
-runs through the Python API (`api.FaceEnhancer`), int8 quantized first (once, cached beside the weights; calibrated
-on --calibration, or the bundled faces). PSNR over RGB, 8-bit outputs. With --min_psnr the command fails (exit 1)
-when a precision's lowest PSNR is below it.
+SPARNetHD, as `scripts.align_and_crop_dir` writes them), each resized to the network's size as test.py does. Each
+precision runs through the Python API (`api.FaceEnhancer`), int8 quantized first (once, cached beside the weights;
+calibrated on --calibration, or the bundled faces). PSNR over RGB, 8-bit outputs. With --min_psnr the command fails
+(exit 1) when a precision's lowest PSNR is below it.
 """
 if not __package__:  # run as `python scripts/NAME.py`: the project's packages import from the repository root only
     raise SystemExit('error: run it from the repository root as: python -m scripts.'

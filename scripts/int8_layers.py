@@ -27,7 +27,7 @@ from data.base_dataset import resize_square
 from faces.calibration import CalibrationFaces
 from metrics import psnr_ssim
 from models.onnx_generator import OnnxGenerator
-from utils.cli import ArgumentParser, input_path, positive_int, run
+from utils.cli import ArgumentParser, input_path, name_list, positive_int, run
 from utils.devices import set_inference_threads
 from utils.image_io import find_images, read_rgb
 from utils.tensor_image import tensor_to_uint8, uint8_to_tensor
@@ -40,7 +40,8 @@ VARIANTS = {
     'first and last convs fp32': (r'^/in_conv/', r'^/out_conv/'),
     'and the attention masks fp32': (r'^/in_conv/', r'^/out_conv/', r'/attention/out_conv/', r'/attention/Sigmoid',
                                      r'^/blocks\.\d+/Mul'),
-    'and the upsampling convs fp32': (r'^/in_conv/', r'^/out_conv/', r'ConvTranspose'),
+    'and the residual sums fp32 (the recipe)': int8.FP32_NODES,
+    'and the attention up-branches fp32': (r'^/in_conv/', r'^/out_conv/', r'/attention/b3\.'),
 }
 BATCH = 8
 
@@ -52,6 +53,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--count', type=positive_int, default=100, help='faces (default: the first 100)')
     parser.add_argument('--calibration', type=input_path, default=None,
                         help='calibrate on the faces of this folder (default: the bundled faces)')
+    parser.add_argument('--method', default=int8.CALIBRATION_METHOD, choices=('MinMax', 'Percentile', 'Entropy'),
+                        help='how activation ranges are calibrated (default: the recipe\'s)')
+    parser.add_argument('--variants', default=','.join(VARIANTS), help='comma-separated, among the variants')
     parser.add_argument('--seven_bit', action='store_true',
                         help="7-bit weights, as on CPUs without VNNI (default: this CPU's choice)")
     return parser
@@ -94,16 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     def scores(outputs):
         return (statistics.fmean(psnr_ssim.psnr(o, h) for o, h in zip(outputs, hr)),
                 statistics.fmean(psnr_ssim.ssim(o, h) for o, h in zip(outputs, hr)))
-    print(f'{len(lr)} faces of {args.faces}, weights {weights.path}, calibration {calibration.identity}, '
+    print(f'{len(lr)} faces of {args.faces}, weights {weights.path}, calibration {calibration.identity} '
+          f'({args.method}), '
           f'{7 if args.seven_bit or int8.needs_reduced_range() else 8}-bit weights')
     print('| variant | PSNR vs fp32 (dB) | PSNR vs HR (dB) | SSIM vs HR | s / face (batch 8) |')
     print('|---|---:|---:|---:|---:|')
     psnr, ssim = scores(fp32)
     print(f'| fp32 (fast path) | - | {psnr:.4f} | {ssim:.5f} | {fp32_seconds:.4f} |')
     with tempfile.TemporaryDirectory() as folder:
-        for variant, kept in VARIANTS.items():
-            int8.FP32_NODES = kept
-            path = int8.quantize_generator(net, os.path.join(folder, f'{len(kept)}.onnx'), 128,
+        int8.CALIBRATION_METHOD = args.method
+        for variant in name_list(args.variants, VARIANTS, '--variants'):
+            int8.FP32_NODES = VARIANTS[variant]
+            path = int8.quantize_generator(net, os.path.join(folder, f'{variant}.onnx'), 128,
                                            calibration.inputs('sparnet', 128),
                                            args.seven_bit or int8.needs_reduced_range())
             outputs, seconds = outputs_of(OnnxGenerator(path), lr)

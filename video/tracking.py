@@ -5,7 +5,6 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from faces.detector import Face
 
@@ -31,6 +30,7 @@ def match_boxes(previous: np.ndarray, current: np.ndarray, threshold: float = IO
     on IoU), each pair's IoU at least `threshold`."""
     if len(previous) == 0 or len(current) == 0:
         return {}
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize takes most of a second to import: videos only
     iou = box_iou(current, previous)
     rows, columns = linear_sum_assignment(iou, maximize=True)
     return {int(row): int(column) for row, column in zip(rows, columns) if iou[row, column] >= threshold}
