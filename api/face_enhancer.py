@@ -25,7 +25,6 @@ from models.face_restorers import SpandrelFaceEnhancer
 from models.int8 import Int8Generator
 from models.onnx_generator import OnnxGenerator
 from utils.cli import UserError
-from utils.progress import progress
 from weights.generator import load_generator_weights
 from weights.other_models import names_of, other_named, resolve_other
 from weights.released import DEFAULT_PHOTO_MODEL, RELEASED_MODELS
@@ -150,8 +149,7 @@ class FaceEnhancer:
         load_generator_weights(net, weights_path, spec)
 
         def inputs(size: int) -> Iterable[np.ndarray]:
-            return progress(calibration.inputs(spec.model, size), total=calibration.count, desc='int8 calibration',
-                            unit='face')
+            return calibration.inputs(spec.model, size)
         int8 = Int8Generator(net.eval(), weights_path, calibration.identity, inputs, torch.get_num_threads())
         int8.prepare(self.load_size)
         return int8

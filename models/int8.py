@@ -25,6 +25,7 @@ from archs.sparnet import SPARNet
 from models.onnx_generator import OnnxError, OnnxGenerator, export_onnx
 from utils.atomic import atomic_write
 from utils.cli import UserError
+from utils.progress import progress
 from weights.download import cache_dir
 
 if TYPE_CHECKING:
@@ -36,9 +37,22 @@ log = logging.getLogger(__name__)
 # the image, the last, which writes it, and each block's `shortcut + out * mask`, so that the residual stream is not
 # rounded to 8 bits at every block (measured: docs/speed.md, "Which layers stay in fp32").
 FP32_NODES = (r'^/in_conv/', r'^/out_conv/', r'^/blocks\.\d+/(Add|Mul)(_\d+)?$')
-# How activation ranges are calibrated (onnxruntime.quantization.CalibrationMethod): the 99.999th percentile of the
-# absolute values kept 0.0005 more SSIM than min / max on real faces (docs/speed.md).
+# How activation ranges are calibrated (onnxruntime.quantization.CalibrationMethod): a percentile of each tensor's
+# values kept more SSIM than min / max on real faces (docs/speed.md). The faces go through one at a time
+# (`CalibStridedMinMax`, which applies to every method): ONNX Runtime's histograms are merged face by face, and only one
+# face's maps are held (all faces' at once: 1.5 GB more for 8 faces of 128x128, 16 times that at 512x512).
+# Operators left in fp32 with their inputs: ONNX Runtime has no int8 instance norm (it would run in fp32 between a
+# dequantize and a quantize, its per-channel scale rounded for nothing).
+FP32_OPS = {'InstanceNormalization'}
 CALIBRATION_METHOD = 'Percentile'
+PERCENTILE = 99.99
+
+
+def calibration_recipe() -> str:
+    """The calibration, with its percentile where it has one (part of the cache key)."""
+    return f'{CALIBRATION_METHOD} {PERCENTILE}' if CALIBRATION_METHOD == 'Percentile' else CALIBRATION_METHOD
+
+
 RECIPE = 'qdq-s8-weights-per-channel-u8-activations-subpixel-uint8-pads-v2'
 
 
@@ -67,8 +81,9 @@ def file_digest(path: str) -> str:
 def int8_model_path(weights_path: str, in_size: int, calibration_id: str, reduce_range: bool) -> str:
     """Where the int8 model of these weights is kept: beside them (`<name>.int8-<key>.onnx`), or in the weights
     cache's `int8/` folder when their folder is not writable. The key digests all the quantized file depends on."""
-    key = hashlib.sha256('\n'.join((file_digest(weights_path), onnxruntime_version(), RECIPE, CALIBRATION_METHOD,
-                                    *FP32_NODES,
+    key = hashlib.sha256('\n'.join((file_digest(weights_path), onnxruntime_version(), RECIPE,
+                                    calibration_recipe(),
+                                    *FP32_NODES, *sorted(FP32_OPS),
                                     str(in_size), calibration_id, f'reduce_range={reduce_range}')).encode())
     stem = os.path.splitext(os.path.basename(weights_path))[0]
     name = f'{stem}.int8-{key.hexdigest()[:16]}.onnx'
@@ -79,14 +94,26 @@ def int8_model_path(weights_path: str, in_size: int, calibration_id: str, reduce
 
 
 class _Reader:
-    """ONNX Runtime's calibration data reader over (1, 3, S, S) float32 inputs."""
+    """ONNX Runtime's calibration data reader over (1, 3, S, S) float32 inputs, a range of them at a time, with a
+    progress bar of the faces calibrated."""
 
     def __init__(self, inputs: Iterable[np.ndarray]) -> None:
-        self.inputs: Iterator[np.ndarray] = iter(inputs)
+        self.inputs = list(inputs)
+        self.bar = progress(total=len(self.inputs), desc='int8 calibration', unit='face')
+        self.set_range(0, len(self.inputs))
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.pending: Iterator[np.ndarray] = iter(self.inputs[start_index:end_index])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        array = next(self.inputs, None)
-        return None if array is None else {'input': array}
+        array = next(self.pending, None)
+        if array is None:
+            return None
+        self.bar.update(1)
+        return {'input': array}
 
 
 def fp32_nodes(onnx_path: str) -> list[str]:
@@ -100,29 +127,35 @@ def quantize_generator(net: SPARNet, path: str, in_size: int, inputs: Iterable[n
                        reduce_range: bool) -> str:
     """Write the int8 model of `net` (eval semantics, fast path) for `in_size` inputs to `path`, its activation
     ranges calibrated on `inputs`; returns `path`. Nothing is left at `path` if it fails."""
-    quantizer_log = logging.getLogger('onnxruntime')
-    level = quantizer_log.level
-    quantizer_log.setLevel(logging.WARNING)  # its steps' INFO lines
+    loggers = [logging.getLogger('onnxruntime'), logging.getLogger()]  # the quantizer logs its steps on both
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         _quantize(net, path, in_size, inputs, reduce_range)
     finally:
-        quantizer_log.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     return path
 
 
 def _quantize(net: SPARNet, path: str, in_size: int, inputs: Iterable[np.ndarray], reduce_range: bool) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
     with tempfile.TemporaryDirectory(prefix='sparnet-int8-') as work:
         exported = export_onnx(net, os.path.join(work, 'fp32.onnx'), in_size, subpixel=True)
         prepared = os.path.join(work, 'prepared.onnx')
         quant_pre_process(exported, prepared)
         quantized = os.path.join(work, 'int8.onnx')
-        with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its steps
-            quantize_static(prepared, quantized, _Reader(inputs), quant_format=QuantFormat.QDQ, per_channel=True,
+        reader = _Reader(inputs)
+        with reader.bar, contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its steps
+            quantize_static(prepared, quantized, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod[CALIBRATION_METHOD],
-                            nodes_to_exclude=fp32_nodes(prepared))
+                            nodes_to_exclude=fp32_nodes(prepared),
+                            op_types_to_quantize=sorted({*QDQRegistry, *QLinearOpsRegistry} - FP32_OPS),
+                            extra_options={'CalibPercentile': PERCENTILE, 'CalibStridedMinMax': 1})
         import onnx
         model = onnx.load(quantized)
         pads_on_uint8(model)

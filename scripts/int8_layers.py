@@ -55,6 +55,7 @@ def build_parser() -> ArgumentParser:
                         help='calibrate on the faces of this folder (default: the bundled faces)')
     parser.add_argument('--method', default=int8.CALIBRATION_METHOD, choices=('MinMax', 'Percentile', 'Entropy'),
                         help='how activation ranges are calibrated (default: the recipe\'s)')
+    parser.add_argument('--percentile', type=float, default=int8.PERCENTILE, help='of the percentile calibration')
     parser.add_argument('--variants', default=','.join(VARIANTS), help='comma-separated, among the variants')
     parser.add_argument('--seven_bit', action='store_true',
                         help="7-bit weights, as on CPUs without VNNI (default: this CPU's choice)")
@@ -99,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return (statistics.fmean(psnr_ssim.psnr(o, h) for o, h in zip(outputs, hr)),
                 statistics.fmean(psnr_ssim.ssim(o, h) for o, h in zip(outputs, hr)))
     print(f'{len(lr)} faces of {args.faces}, weights {weights.path}, calibration {calibration.identity} '
-          f'({args.method}), '
+          f'({args.method}{f" {args.percentile}" if args.method == "Percentile" else ""}), '
           f'{7 if args.seven_bit or int8.needs_reduced_range() else 8}-bit weights')
     print('| variant | PSNR vs fp32 (dB) | PSNR vs HR (dB) | SSIM vs HR | s / face (batch 8) |')
     print('|---|---:|---:|---:|---:|')
     psnr, ssim = scores(fp32)
     print(f'| fp32 (fast path) | - | {psnr:.4f} | {ssim:.5f} | {fp32_seconds:.4f} |')
     with tempfile.TemporaryDirectory() as folder:
-        int8.CALIBRATION_METHOD = args.method
+        int8.CALIBRATION_METHOD, int8.PERCENTILE = args.method, args.percentile
         for variant in name_list(args.variants, VARIANTS, '--variants'):
             int8.FP32_NODES = VARIANTS[variant]
             path = int8.quantize_generator(net, os.path.join(folder, f'{variant}.onnx'), 128,

@@ -240,3 +240,14 @@ def test_pads_run_on_the_uint8_maps_with_the_same_result(tmp_path, monkeypatch):
     assert pads_after_dequantize(unfolded) > 10 and pads_after_dequantize(folded) == 0
     x = random_input(CONFIGS['bn_3d_up'][0], batch=2)
     assert torch.allclose(OnnxGenerator(folded)(x), OnnxGenerator(unfolded)(x), atol=1e-6, rtol=0)
+
+
+def test_the_calibration_is_in_the_cache_key(tmp_path, monkeypatch):
+    weights = tmp_path / 'w.pth'
+    weights.write_bytes(b'weights')
+    keys = set()
+    for method, percentile in (('Percentile', 99.999), ('Percentile', 99.99), ('MinMax', 99.999)):
+        monkeypatch.setattr(int8, 'CALIBRATION_METHOD', method)
+        monkeypatch.setattr(int8, 'PERCENTILE', percentile)
+        keys.add(int8.int8_model_path(str(weights), 128, BUNDLED_ID, False))
+    assert len(keys) == 3
