@@ -10,6 +10,7 @@ from PIL import Image
 
 from api.choices import (
     DEFAULT_MAX_PIXELS,
+    INT8_AUTO_MODELS,
     auto_precision,
     check_device_precision,
     checked,
@@ -17,6 +18,7 @@ from api.choices import (
     device_of,
 )
 from archs.generator_spec import GeneratorSpec
+from archs.sparnet import SPARNet
 from faces.align import FACE_SIZE
 from faces.calibration import CalibrationFaces
 from models import get_model_class
@@ -113,18 +115,18 @@ class FaceEnhancer:
             self.load_size = FACE_SIZE
             self.description = f'{model} ({self.precision})'
             return
-        self.precision = self._chosen(precision, int8=not reference_impl)
-        if self.precision == 'int8' and reference_impl:
+        if precision == 'int8' and reference_impl:
             raise UserError('--precision int8 runs the quantized fast path; drop --reference_impl (the PyTorch module '
                             'in fp32)')
-        calibration_faces = CalibrationFaces(calibration) if self.precision == 'int8' else None
-        self.batch_size = batch_size or default_batch_size(self.device, self.precision)
+        calibration_faces = CalibrationFaces(calibration) if precision in ('int8', 'auto') else None  # before downloads
         weights = resolve_generator(model, weights_dir, network)
+        self.precision = self._chosen(precision, int8=not reference_impl and weights.spec.model in INT8_AUTO_MODELS)
+        self.batch_size = batch_size or default_batch_size(self.device, self.precision)
         model_class = get_model_class(weights.spec.model)
         self.load_size = load_size or weights.load_size or model_class.default_load_size
         self._check_size(weights.spec.model, model_class.min_load_size, max_pixels)
         net: Callable[[torch.Tensor], torch.Tensor]
-        if calibration_faces is not None:
+        if self.precision == 'int8' and calibration_faces is not None:
             net = self._int8_net(weights.spec, weights.path, calibration_faces)
         else:
             net = inference_net(weights.spec.build(), weights.spec, weights.path, self.device, self.precision,
@@ -145,12 +147,12 @@ class FaceEnhancer:
 
     def _int8_net(self, spec: GeneratorSpec, weights_path: str, calibration: CalibrationFaces) -> Int8Generator:
         """The quantized network, ready for `load_size` inputs (other sizes are quantized at their first use)."""
-        net = spec.build()
-        load_generator_weights(net, weights_path, spec)
+        def build() -> SPARNet:
+            return load_generator_weights(spec.build(), weights_path, spec).eval()
 
         def inputs(size: int) -> Iterable[np.ndarray]:
             return calibration.inputs(spec.model, size)
-        int8 = Int8Generator(net.eval(), weights_path, calibration.identity, inputs, torch.get_num_threads())
+        int8 = Int8Generator(build, weights_path, spec.flags(), calibration.identity, inputs, torch.get_num_threads())
         int8.prepare(self.load_size)
         return int8
 

@@ -78,10 +78,12 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def int8_model_path(weights_path: str, in_size: int, calibration_id: str, reduce_range: bool) -> str:
+def int8_model_path(weights_path: str, in_size: int, calibration_id: str, reduce_range: bool,
+                    network: str = '') -> str:
     """Where the int8 model of these weights is kept: beside them (`<name>.int8-<key>.onnx`), or in the weights
-    cache's `int8/` folder when their folder is not writable. The key digests all the quantized file depends on."""
-    key = hashlib.sha256('\n'.join((file_digest(weights_path), onnxruntime_version(), RECIPE,
+    cache's `int8/` folder when their folder is not writable. The key digests all the quantized file depends on
+    (`network`: the flags of the network the weights were loaded into)."""
+    key = hashlib.sha256('\n'.join((file_digest(weights_path), network, onnxruntime_version(), RECIPE,
                                     calibration_recipe(),
                                     *FP32_NODES, *sorted(FP32_OPS),
                                     str(in_size), calibration_id, f'reduce_range={reduce_range}')).encode())
@@ -204,13 +206,15 @@ def pads_on_uint8(model: 'onnx.ModelProto') -> int:
 
 class Int8Generator:
     """Callable like the torch generator (NCHW float32 in [-1, 1] -> NCHW float32) for square inputs of any size: the
-    int8 model of `net` (whose weights are the file `weights_path`) for each size, from the cache or quantized at its
-    first use (once; `inputs(size)` gives the calibration inputs that `calibration_id` names), run by ONNX Runtime.
-    The ranges are calibrated at the size the network runs at: SPARNet's on whole photos (512) are not test.py's."""
+    int8 model of the network `build()` returns (eval mode, the weights of the file `weights_path` loaded into the
+    network the flags `network` describe) for each size, from the cache or quantized at its first use (once;
+    `inputs(size)` gives the calibration inputs that `calibration_id` names), run by ONNX Runtime. The network is
+    built only to quantize. The ranges are calibrated at the size the network runs at: SPARNet's on whole photos
+    (512) are not test.py's."""
 
-    def __init__(self, net: SPARNet, weights_path: str, calibration_id: str,
+    def __init__(self, build: Callable[[], SPARNet], weights_path: str, network: str, calibration_id: str,
                  inputs: Callable[[int], Iterable[np.ndarray]], num_threads: int | None = None) -> None:
-        self.net, self.weights_path, self.calibration_id = net, weights_path, calibration_id
+        self.build, self.weights_path, self.network, self.calibration_id = build, weights_path, network, calibration_id
         self.inputs, self.num_threads = inputs, num_threads
         self.reduce_range = needs_reduced_range()
         self.models: dict[int, OnnxGenerator] = {}
@@ -218,7 +222,7 @@ class Int8Generator:
     def prepare(self, size: int) -> OnnxGenerator:
         """The int8 model for `size` x `size` inputs (quantized now if not cached)."""
         if size not in self.models:
-            path = int8_model_path(self.weights_path, size, self.calibration_id, self.reduce_range)
+            path = int8_model_path(self.weights_path, size, self.calibration_id, self.reduce_range, self.network)
             self.models[size] = self._cached(path) or self._quantized(path, size)
         return self.models[size]
 
@@ -233,7 +237,7 @@ class Int8Generator:
 
     def _quantized(self, path: str, size: int) -> OnnxGenerator:
         log.info('quantizing %s to int8 for %dx%d inputs (once: kept as %s)', self.weights_path, size, size, path)
-        quantize_generator(self.net, path, size, self.inputs(size), self.reduce_range)
+        quantize_generator(self.build(), path, size, self.inputs(size), self.reduce_range)
         return OnnxGenerator(path, 'cpu', self.num_threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

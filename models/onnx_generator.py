@@ -53,6 +53,9 @@ def _session(path, device, num_threads):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = num_threads or torch.get_num_threads()
+    # Its threads spin between runs by default, taking the cores from test.py's loader and writers (measured:
+    # docs/speed.md, "Where test.py's time goes").
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     providers = ['CPUExecutionProvider']
     if torch.device(device).type == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers():
         providers.insert(0, ('CUDAExecutionProvider', {'device_id': torch.device(device).index or 0}))

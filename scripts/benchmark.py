@@ -4,7 +4,8 @@
     python -m scripts.benchmark --models sparnethd_attn2d --paths reference,fast,bf16 --repeats 1
 
 Paths: `reference` (the plain module), `fast` (the default fp32 path), `bf16` / `fp16` (reduced
-precision, where the device has it natively), `onnx` (ONNX Runtime on the exported graph). For each
+precision, where the device has it natively), `onnx` (ONNX Runtime on the exported graph), `int8` (ONNX Runtime on
+the quantized graph, `--precision int8`, bundled calibration; its share is of the int8 GEMM peak). For each
 model, batch size and path: seconds per batch (median of --repeats runs, the paths interleaved so that
 load from other processes hits them alike), images/s, GFLOP/s counted on the reference network's
 convolutions (the same count for every path), its share of the peak, the speed-up over the published
@@ -38,7 +39,9 @@ from archs.folded_sparnet import prepare_inference_net
 from archs.generator_spec import random_generator
 from baselines.environment import check_baseline_environment, describe_environment, environment_line
 from baselines.published import published_face_loop
+from faces.calibration import CalibrationFaces
 from models.fast_training import channels_last, fused_adam, prepare_training_net
+from models.int8 import needs_reduced_range, quantize_generator
 from models.onnx_generator import OnnxGenerator, export_onnx
 from utils.atomic import atomic_write
 from utils.cli import (
@@ -60,7 +63,7 @@ from weights.released import RELEASED_MODELS
 
 DEFAULT_MODELS = ('sparnet', 'sparnet_light_attn3d', 'sparnethd_attn2d')  # of RELEASED_MODELS
 DEFAULT_BATCHES = {'sparnet': (1, 16), 'sparnethd': (1, 2)}  # by network
-PATHS = ('reference', 'fast', 'bf16', 'fp16', 'onnx')
+PATHS = ('reference', 'fast', 'bf16', 'fp16', 'onnx', 'int8')
 TRAIN_BATCH = 8
 
 
@@ -111,6 +114,31 @@ def gemm_peak_gflops(device, dtype):
     return 2 * 4096 ** 3 / best / 1e9
 
 
+def int8_gemm_peak_gops(threads):
+    """Throughput of a 4096^2 uint8 x int8 matrix product in ONNX Runtime (MatMulInteger, int32 sums): the int8
+    counterpart of `gemm_peak_gflops`, in the engine that runs --precision int8."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    size = 4096
+    rng = np.random.default_rng(0)
+    weight = helper.make_tensor('b', TensorProto.INT8, (size, size),
+                                rng.integers(-64, 64, (size, size), np.int8).tobytes(), raw=True)
+    graph = helper.make_graph([helper.make_node('MatMulInteger', ['a', 'b'], ['c'])], 'gemm',
+                              [helper.make_tensor_value_info('a', TensorProto.UINT8, (size, size))],
+                              [helper.make_tensor_value_info('c', TensorProto.INT32, (size, size))], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=['CPUExecutionProvider'])
+    a = rng.integers(0, 255, (size, size), np.uint8)
+    best = float('inf')
+    for _ in range(4):
+        start = time.perf_counter()
+        session.run(None, {'a': a})
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
 def runs(device, precision):
     try:
         check_precision(device, precision)
@@ -158,7 +186,7 @@ def psnr(output, reference):
     return float('inf') if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
 
-def build_paths(names, net, device, size, folder):
+def build_paths(names, net, device, size, folder, model):
     """{path name: callable} for the paths this device can run; prints why the others are skipped."""
     paths = {}
     for name in names:
@@ -169,6 +197,15 @@ def build_paths(names, net, device, size, folder):
                 paths[name] = prepare_inference_net(net, device)
             elif name in ('bf16', 'fp16'):
                 paths[name] = prepare_inference_net(net, device, name)
+            elif name == 'int8' and device.type != 'cpu':
+                print(f'  {name}: skipped (int8 runs on the CPU)')
+            elif name == 'int8':
+                start = time.perf_counter()
+                path = quantize_generator(net.cpu(), os.path.join(folder, 'int8.onnx'), size,
+                                          CalibrationFaces().inputs(model, size), needs_reduced_range())
+                net.to(device)
+                print(f'  quantized to int8 in {time.perf_counter() - start:.1f} s (bundled calibration faces)')
+                paths[name] = OnnxGenerator(path, 'cpu', torch.get_num_threads())
             elif name == 'onnx':
                 start = time.perf_counter()
                 path = export_onnx(net.cpu(), os.path.join(folder, 'model.onnx'), size)
@@ -206,7 +243,7 @@ def benchmark_model(name, args, device, weights, peaks):
     print(f'{name}: {flops / 1e9:.1f} GFLOP per image, {weight_kind} weights')
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        paths = build_paths(args.path_list, net, device, size, folder)
+        paths = build_paths(args.path_list, net, device, size, folder, spec.model)
         for batch in batches:
             x = single.expand(batch, -1, -1, -1).contiguous().to(device)
             results = {path: {'times': []} for path in paths}
@@ -233,7 +270,7 @@ def summarize(name, batch, flops, weight_kind, results, peaks):
     for path, result in results.items():
         seconds = statistics.median(result['times']) if result['times'] else float('nan')
         gflops = flops * batch / seconds / 1e9
-        peak = peaks['bf16' if path == 'bf16' else 'fp16' if path == 'fp16' else 'fp32']
+        peak = peaks[path if path in ('bf16', 'fp16', 'int8') else 'fp32']
         row = {'model': name, 'batch': batch, 'path': path, 'weights': weight_kind,
                'seconds_per_batch': seconds, 'times': result['times'], 'images_per_second': batch / seconds,
                'gflop_per_image': flops / 1e9, 'gflops': gflops, 'peak_share': gflops / peak if peak else None,
@@ -333,8 +370,9 @@ def main(argv=None):
     peaks = {'fp32': args.peak_gflops or gemm_peak_gflops(device, torch.float32)}
     for name, dtype in (('bf16', torch.bfloat16), ('fp16', torch.float16)):
         peaks[name] = gemm_peak_gflops(device, dtype) if name in args.path_list and runs(device, name) else None
+    peaks['int8'] = int8_gemm_peak_gops(threads) if 'int8' in args.path_list and device.type == 'cpu' else None
     print(f"device {device}, {threads} threads, torch {torch.__version__}, load average {load_start[0]:.2f}; "
-          f"peak GFLOP/s: {', '.join(f'{k} {v:.0f}' for k, v in peaks.items() if v)}")
+          f"peak GFLOP/s (int8: GOP/s): {', '.join(f'{k} {v:.0f}' for k, v in peaks.items() if v)}")
     rows = []
     for name in model_names:
         rows += benchmark_model(name, args, device, weights, peaks)

@@ -251,3 +251,16 @@ def test_the_calibration_is_in_the_cache_key(tmp_path, monkeypatch):
         monkeypatch.setattr(int8, 'PERCENTILE', percentile)
         keys.add(int8.int8_model_path(str(weights), 128, BUNDLED_ID, False))
     assert len(keys) == 3
+
+
+@pytest.mark.usefixtures('narrow_sparnethd')
+def test_auto_keeps_sparnethd_in_fp32_without_bf16(tmp_path, monkeypatch, caplog):
+    """SPARNetHD's int8 is below the quality bound: auto does not pick it (int8 stays available when asked for)."""
+    monkeypatch.setattr('api.choices.native_bf16_cpu', lambda: False)
+    path = tmp_path / 'hd.pth'
+    torch.save(random_generator(GeneratorSpec('sparnethd', 1, 'spar', 'in')).state_dict(), path)
+    caplog.set_level(logging.INFO)
+    enhancer = FaceEnhancer(str(path), device='cpu', precision='auto', load_size=64)
+    assert enhancer.precision == 'fp32' and not isinstance(enhancer.enhancer.net, int8.Int8Generator)
+    assert '--precision auto: fp32 (this CPU has no native bf16, and int8 holds the quality bounds for SPARNet only)' \
+        in caplog.text
