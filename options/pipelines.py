@@ -7,7 +7,6 @@ import torch
 
 from api import FaceEnhancer, PhotoRestorer
 from archs.generator_spec import GeneratorSpec
-from faces.align import FACE_SIZE
 from faces.detector import warn_max_size
 from models import get_model_class
 from models.base_model import BaseModel
@@ -33,9 +32,8 @@ def weights_of(opt: argparse.Namespace, net_name: str = 'G') -> str:
     return path
 
 
-def face_enhancer(opt: argparse.Namespace, face_size: int | None = None) -> FaceEnhancer:
-    """test.py's network (or the whole-photo script's face model, for aligned faces of `face_size`) as the API builds
-    it."""
+def face_enhancer(opt: argparse.Namespace) -> FaceEnhancer:
+    """test.py's network (or the whole-photo script's face model) as the API builds it."""
     common = dict(device=opt.device, precision=opt.precision, batch_size=opt.batch_size,
                   round_output=opt.round_output, weights_dir=opt.weights_dir, max_pixels=opt.max_pixels)
     if opt.onnx_model:
@@ -54,7 +52,7 @@ def face_enhancer(opt: argparse.Namespace, face_size: int | None = None) -> Face
 def photo_restorer(opt: argparse.Namespace, progress: bool = True) -> PhotoRestorer:
     """The whole-photo script's pipeline as the API builds it (`progress`: bars, on the first process only)."""
     warn_max_size(opt)
-    return PhotoRestorer(enhancer=face_enhancer(opt, FACE_SIZE), detector=opt.detector, min_face_size=opt.min_face_size,
+    return PhotoRestorer(enhancer=face_enhancer(opt), detector=opt.detector, min_face_size=opt.min_face_size,
                          detect_min_score=opt.detect_min_score, detect_tile_size=opt.detect_tile_size,
                          detect_workers=opt.detect_workers, detect_max_size=opt.detect_max_size,
                          upscale=opt.test_upscale, bg_upsampler=opt.bg_upsampler, bg_tile=opt.bg_tile,
