@@ -1,8 +1,10 @@
 """int8 inference on the CPU: the generator's fast graph, quantized once after training and cached beside its weights.
 
 ONNX Runtime's static quantization (`onnxruntime.quantization.quantize_static`) of the exported fast path: QDQ
-format, per-channel int8 weights, uint8 activations whose ranges are calibrated on faces (min and max over the
-calibration inputs). Layers whose quantization costs quality stay in fp32 (`FP32_NODES`, measured: docs/speed.md).
+format, per-channel int8 weights, uint8 activations whose ranges are calibrated on faces (a percentile of each
+tensor's values over the calibration inputs). The upsampling convs are exported in sub-pixel form and the pads run on
+the uint8 maps, so that ONNX Runtime runs them in int8. Layers whose quantization costs quality stay in fp32
+(`FP32_NODES`, measured: docs/speed.md).
 On CPUs without VNNI, weights are quantized to 7 bits (`reduce_range`): their 8-bit products would saturate the
 16-bit sums of AVX2's int8 instructions. The quantized file is named by everything it depends on (the weights'
 bytes, ONNX Runtime's version, the recipe, the input size, the calibration faces), so a change of any of them makes
@@ -37,13 +39,13 @@ log = logging.getLogger(__name__)
 # the image, the last, which writes it, and each block's `shortcut + out * mask`, so that the residual stream is not
 # rounded to 8 bits at every block (measured: docs/speed.md, "Which layers stay in fp32").
 FP32_NODES = (r'^/in_conv/', r'^/out_conv/', r'^/blocks\.\d+/(Add|Mul)(_\d+)?$')
+# Operators left in fp32 with their inputs: ONNX Runtime has no int8 instance norm (it would run in fp32 between a
+# dequantize and a quantize, its per-channel scale rounded for nothing).
+FP32_OPS = {'InstanceNormalization'}
 # How activation ranges are calibrated (onnxruntime.quantization.CalibrationMethod): a percentile of each tensor's
 # values kept more SSIM than min / max on real faces (docs/speed.md). The faces go through one at a time
 # (`CalibStridedMinMax`, which applies to every method): ONNX Runtime's histograms are merged face by face, and only one
 # face's maps are held (all faces' at once: 1.5 GB more for 8 faces of 128x128, 16 times that at 512x512).
-# Operators left in fp32 with their inputs: ONNX Runtime has no int8 instance norm (it would run in fp32 between a
-# dequantize and a quantize, its per-channel scale rounded for nothing).
-FP32_OPS = {'InstanceNormalization'}
 CALIBRATION_METHOD = 'Percentile'
 PERCENTILE = 99.99
 
