@@ -46,7 +46,8 @@ def face_enhancer(opt: argparse.Namespace) -> FaceEnhancer:
         with torch.device('meta'):  # the module and its parameter counts, no memory
             BaseModel.print_networks({'G': spec.build()})
     return FaceEnhancer(weights_of(opt, get_model_class(opt.model).inference_net_name), network=spec,
-                        load_size=opt.load_size, reference_impl=opt.reference_impl, **common)
+                        load_size=opt.load_size, reference_impl=opt.reference_impl, calibration=opt.calibration,
+                        **common)
 
 
 def photo_restorer(opt: argparse.Namespace, progress: bool = True) -> PhotoRestorer:

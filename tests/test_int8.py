@@ -86,6 +86,23 @@ def test_test_py_int8_is_near_fp32_and_quantized_once(tiny_weights, lr_faces, tm
 
 
 @pytest.mark.slow
+def test_test_py_calibrates_on_its_calibration_folder(tiny_weights, lr_faces, tmp_path):
+    """--calibration reaches the quantizer: its faces make another model than the bundled ones; a broken image in it
+    stops the run in one line naming the file, before any output."""
+    flags = [*TINY_FLAGS, '--pretrain_model_path', tiny_weights, '--dataroot', str(lr_faces), '--precision', 'int8']
+    before = {name for name in os.listdir(os.path.dirname(tiny_weights)) if name.endswith('.onnx')}
+    assert run_test_py([*flags, '--save_as_dir', str(tmp_path / 'mine'), '--calibration', str(lr_faces)]) == 0
+    after = {name for name in os.listdir(os.path.dirname(tiny_weights)) if name.endswith('.onnx')}
+    assert len(after - before) == 1
+    broken = tmp_path / 'broken_calibration'
+    broken.mkdir()
+    (broken / 'cut.png').write_bytes(b'\x89PNG cut')
+    with pytest.raises(UserError, match=r'^--calibration: .*cut.png: not a readable image'):
+        run_test_py([*flags, '--save_as_dir', str(tmp_path / 'none'), '--calibration', str(broken)])
+    assert not (tmp_path / 'none').exists() or not os.listdir(tmp_path / 'none')
+
+
+@pytest.mark.slow
 def test_first_and_last_convs_stay_fp32_and_the_others_are_int8(tmp_path):
     net = build('bn_2d').eval()
     path = int8.quantize_generator(net, str(tmp_path / 'q.onnx'), 32, CalibrationFaces().inputs('sparnet', 32),
