@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from api.choices import (
     DEFAULT_MAX_PIXELS,
@@ -19,6 +18,7 @@ from api.choices import (
 )
 from archs.generator_spec import GeneratorSpec
 from archs.sparnet import SPARNet
+from data.single_dataset import resized
 from faces.align import FACE_SIZE
 from faces.calibration import CalibrationFaces
 from models import get_model_class
@@ -55,13 +55,6 @@ def other_face_model(source: str, weights_dir: str | None = None, noncommercial_
         raise UserError(f'--face_model {source}: no such file or model name; --face_model takes {face_model_choices()}')
     path, _ = resolve_other(source, FACE, weights_dir)
     return path
-
-
-def resized(face: np.ndarray, size: int) -> np.ndarray:
-    """`face` at `size` x `size`, with PIL's bicubic filter as test.py resizes its inputs."""
-    if face.shape[:2] == (size, size):
-        return face
-    return np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.BICUBIC))
 
 
 class FaceEnhancer:

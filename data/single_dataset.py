@@ -23,6 +23,13 @@ def read_face(path: str, load_size: int) -> np.ndarray:
     return np.asarray(img)
 
 
+def resized(face: np.ndarray, size: int) -> np.ndarray:
+    """An HxWx3 uint8 face at `size` x `size`, PIL-bicubic as `read_face` resizes test.py's inputs."""
+    if face.shape[:2] == (size, size):
+        return face
+    return np.asarray(Image.fromarray(face).resize((size, size), Image.BICUBIC))
+
+
 class SingleDataset(torch.utils.data.Dataset):
     """LR images only: RGB, PIL bicubic resize to load_size x load_size, scaled to [-1, 1]."""
 

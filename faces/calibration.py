@@ -13,12 +13,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import skimage.data
-from PIL import Image
 
 from data.degradations import degrade
+from data.single_dataset import read_face, resized
 from faces.align import align_face
 from utils.cli import UserError
-from utils.image_io import ImageReadError, find_images, read_rgb_array
+from utils.image_io import ImageReadError, find_images
 from utils.tensor_image import uint8_to_tensor
 
 # dlib's five landmarks of the astronaut's face in skimage.data.astronaut() (HOG detector, 5-point predictor)
@@ -61,16 +61,9 @@ class CalibrationFaces:
     def _folder_faces(self, size: int) -> Iterator[np.ndarray]:
         for path in self.paths:
             try:
-                yield resized(read_rgb_array(path), size)
+                yield read_face(path, size)
             except ImageReadError as err:
                 raise UserError(f'--calibration: {err}; remove it from the folder') from None
-
-
-def resized(face: np.ndarray, size: int) -> np.ndarray:
-    """`face` at `size` x `size`, PIL bicubic (test.py's resize of its inputs)."""
-    if face.shape[:2] == (size, size):
-        return face
-    return np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def astronaut_variants(size: int) -> list[np.ndarray]:

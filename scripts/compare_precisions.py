@@ -23,10 +23,11 @@ import torch
 
 from api import FaceEnhancer
 from api.choices import CHOICES
-from api.face_enhancer import resized
+from data.single_dataset import read_face
+from metrics.psnr_ssim import psnr
 from utils.cli import ArgumentParser, UserError, input_path, name_list, number_type, positive_int, run
 from utils.devices import describe_device, set_inference_threads
-from utils.image_io import find_images, read_rgb_array
+from utils.image_io import find_images
 
 
 def build_parser() -> ArgumentParser:
@@ -45,11 +46,6 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float('inf') if mse == 0 else 10 * np.log10(255 ** 2 / mse)
-
-
 def enhanced(enhancer: FaceEnhancer, faces: np.ndarray) -> tuple[np.ndarray, float]:
     """(the enhanced faces, seconds per face), after one face to warm up."""
     enhancer(faces[:1])
@@ -66,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     names = find_images(args.faces, '--faces')[:args.count]
     choices = dict(device='cpu', load_size=args.load_size, batch_size=args.batch_size)
     reference = FaceEnhancer(args.weights, precision='fp32', **choices)
-    faces = np.stack([resized(read_rgb_array(os.path.join(args.faces, name)), reference.load_size) for name in names])
+    faces = np.stack([read_face(os.path.join(args.faces, name), reference.load_size) for name in names])
     fp32, fp32_seconds = enhanced(reference, faces)
     print(f'{reference.description} on {describe_device(torch.device("cpu"))}, {len(faces)} faces of '
           f'{reference.load_size}x{reference.load_size}')
@@ -77,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for precision in precisions:
         enhancer = FaceEnhancer(args.weights, precision=precision, calibration=args.calibration, **choices)
         outputs, seconds = enhanced(enhancer, faces)
-        scores = [psnr(a, b) for a, b in zip(outputs, fp32)]
+        scores = [psnr(a, b, channels='rgb') for a, b in zip(outputs, fp32)]
         largest = int(np.abs(outputs.astype(np.int16) - fp32).max())
         print(f'| {precision} | {seconds:.3f} | {fp32_seconds / seconds:.2f}x | {statistics.fmean(scores):.2f} | '
               f'{min(scores):.2f} | {largest} |')

@@ -81,10 +81,6 @@ def outputs_of(net, lr: np.ndarray) -> tuple[np.ndarray, float]:
     return np.concatenate(outputs), (time.perf_counter() - start) / len(lr)
 
 
-def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_inference_threads()
@@ -115,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                            args.seven_bit or int8.needs_reduced_range())
             outputs, seconds = outputs_of(OnnxGenerator(path), lr)
             psnr, ssim = scores(outputs)
-            print(f'| {variant} | {statistics.fmean(rgb_psnr(o, f) for o, f in zip(outputs, fp32)):.2f} | '
-                  f'{psnr:.4f} | {ssim:.5f} | {seconds:.4f} |', flush=True)
+            against_fp32 = statistics.fmean(psnr_ssim.psnr(o, f, channels='rgb') for o, f in zip(outputs, fp32))
+            print(f'| {variant} | {against_fp32:.2f} | {psnr:.4f} | {ssim:.5f} | {seconds:.4f} |', flush=True)
     return 0
 
 

@@ -20,17 +20,13 @@ from faces.calibration import BUNDLED_COUNT, BUNDLED_ID, CalibrationFaces
 from helpers.commands import run_test_py
 from helpers.faces import face_images
 from helpers.small_nets import CONFIGS, build, max_rel_diff, random_input
+from metrics.psnr_ssim import psnr
 from models.onnx_generator import OnnxGenerator
 from utils.image_io import read_rgb_array
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 TINY = GeneratorSpec('sparnet', 1, 'spar', 'bn')
 TINY_FLAGS = ['--gpus', '0', '--model', 'sparnet', '--res_depth', '1', '--load_size', '64', '--num_threads', '0']
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255 ** 2 / mse)
 
 
 def int8_weights(path):
@@ -75,7 +71,7 @@ def test_test_py_int8_is_near_fp32_and_quantized_once(tiny_weights, lr_faces, tm
     assert 'quantizing' in caplog.text
     for name in sorted(os.listdir(tmp_path / 'fp32')):
         fp32, quantized_output = (read_rgb_array(tmp_path / kind / name) for kind in ('fp32', 'int8'))
-        assert 30 < psnr(fp32, quantized_output) < 80, name
+        assert 30 < psnr(fp32, quantized_output, channels='rgb') < 80, name
     path = os.path.join(os.path.dirname(tiny_weights), quantized[0])
     mtime = os.path.getmtime(path)
     caplog.clear()
